@@ -1,0 +1,79 @@
+//! `kd-cli env`: what this binary runs on: the libtorch it loaded (found in
+//! `/proc/self/maps`, its version read from the `version.py` beside it), the device it
+//! would use, CUDA and cuDNN availability, and libtorch's thread count.
+
+use std::path::PathBuf;
+
+use tch::Device;
+
+/// The directory of the `libtorch_cpu.so` mapped into this process, if any.
+fn loaded_libtorch_dir() -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with("/libtorch_cpu.so"))
+        .and_then(|p| PathBuf::from(p).parent().map(PathBuf::from))
+}
+
+/// The PyTorch version string from `torch/version.py` next to the loaded `torch/lib`.
+fn torch_version(lib: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(lib.parent()?.join("version.py")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("__version__"))
+        .map(|v| {
+            v.trim_start_matches([' ', '='])
+                .trim_matches(['\'', '"', ' '])
+                .to_string()
+        })
+}
+
+/// The device `auto` resolves to.
+pub fn default_device() -> Device {
+    Device::cuda_if_available()
+}
+
+/// Human-readable name of a device.
+pub fn device_name(d: Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// Prints the environment report.
+pub fn print_env() {
+    let lib = loaded_libtorch_dir();
+    let version = lib.as_deref().and_then(torch_version);
+    println!("kd-cli        {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "torch         {}",
+        version.unwrap_or_else(|| "unknown (version.py not found)".into())
+    );
+    println!(
+        "libtorch      {}",
+        lib.map(|p| p.display().to_string())
+            .unwrap_or_else(|| "not found in /proc/self/maps".into())
+    );
+    println!("device        {}", device_name(default_device()));
+    println!(
+        "cuda          {} ({} device(s))",
+        tch::Cuda::is_available(),
+        tch::Cuda::device_count()
+    );
+    let cudnn = tch::Cuda::cudnn_is_available();
+    if cudnn {
+        println!(
+            "cudnn         true (version {})",
+            tch::utils::version_cudnn()
+        );
+    } else {
+        println!("cudnn         false");
+    }
+    println!("threads       {}", tch::get_num_threads());
+    println!(
+        "mkldnn        {}   openmp {}",
+        tch::utils::has_mkldnn(),
+        tch::utils::has_openmp()
+    );
+}

@@ -1,0 +1,92 @@
+//! The run report: `report.json` (one entry per model: test accuracy and loss, parameter
+//! count, file size, training wall time) and the comparison table printed at the end, like
+//! the seed notebook's final "Comparison" cell.
+
+use serde::Serialize;
+
+/// What was measured for one model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    /// `teacher`, `distilled` or `scratch`.
+    pub role: String,
+    pub test_accuracy: f64,
+    pub test_loss: f64,
+    pub parameters: usize,
+    /// Size of the saved `.safetensors` file.
+    pub file_bytes: u64,
+    /// Wall time of training (0 for a teacher loaded from a checkpoint).
+    pub train_seconds: f64,
+    pub epochs_run: usize,
+    pub stopped_epoch: Option<usize>,
+    /// Median training throughput over the epochs.
+    pub train_images_per_s: f64,
+    pub eval_images_per_s: f64,
+    /// File name of the weights inside the run directory.
+    pub weights: String,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub name: String,
+    pub seed: u64,
+    pub device: String,
+    pub torch_threads: i32,
+    pub train_images: usize,
+    pub validation_images: usize,
+    pub test_images: usize,
+    pub models: Vec<ModelReport>,
+    /// Distilled minus scratch test accuracy, in percentage points.
+    pub distillation_gain_points: f64,
+    pub total_seconds: f64,
+}
+
+impl Report {
+    /// The comparison table, one row per model.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<10} {:>9} {:>9} {:>10} {:>10} {:>9} {:>7}\n",
+            "model", "test acc", "test loss", "params", "file", "train s", "epochs"
+        );
+        for m in &self.models {
+            out += &format!(
+                "{:<10} {:>8.2}% {:>9.4} {:>10} {:>8.2}MB {:>9.1} {:>7}\n",
+                m.role,
+                100.0 * m.test_accuracy,
+                m.test_loss,
+                m.parameters,
+                m.file_bytes as f64 / (1024.0 * 1024.0),
+                m.train_seconds,
+                m.epochs_run
+            );
+        }
+        out += &format!(
+            "distilled - scratch: {:+.2} points (seed {}, {} test images)\n",
+            self.distillation_gain_points, self.seed, self.test_images
+        );
+        out
+    }
+}
+
+/// Median of a non-empty list (0 for an empty one).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_lists() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+    }
+}

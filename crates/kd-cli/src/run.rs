@@ -1,0 +1,268 @@
+//! `kd-cli run CONFIG`: the whole experiment of the seed notebook from one config: train (or
+//! load) the teacher, distill the student from the teacher's cached logits, train the same
+//! student from the same initial weights without the teacher as the baseline, evaluate all
+//! three on the test set, save them, and write the run directory:
+//!
+//! ```text
+//! <out>/config.toml        the resolved config (defaults filled in, CLI overrides applied)
+//! <out>/metrics.jsonl      one line per epoch: {"phase": .., "epoch": .., "loss": .., ...}
+//! <out>/report.json        the comparison (see `report.rs`)
+//! <out>/teacher.safetensors, distilled.safetensors, scratch.safetensors
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use kd_data::{holdout_split, load_mnist_family, BatchLoader, ImageDataset};
+use kd_models::Model;
+use kd_train::{evaluate, fit, predict_logits, FitOutcome, Objective, Split};
+use tch::Device;
+
+use crate::atomic::write_atomic;
+use crate::config::{DeviceChoice, RunConfig};
+use crate::env::{default_device, device_name};
+use crate::report::{median, ModelReport, Report};
+
+/// Overrides given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOverrides {
+    pub out: Option<PathBuf>,
+    pub seed: Option<u64>,
+}
+
+/// The three splits used by a run.
+struct RunData {
+    train: ImageDataset,
+    val: ImageDataset,
+    test: ImageDataset,
+}
+
+fn load_data(cfg: &RunConfig) -> Result<RunData> {
+    let d = &cfg.data;
+    let splits = load_mnist_family(&d.dir)?;
+    let limit = |ds: ImageDataset, n: usize| {
+        if n == 0 || n >= ds.len() {
+            ds
+        } else {
+            ds.select(&(0..n).collect::<Vec<_>>())
+        }
+    };
+    let train_all = limit(splits.train, d.train_limit);
+    let test = limit(splits.test, d.test_limit);
+    let (train, val) = if d.validation_holdout == 0 {
+        (train_all, test.clone())
+    } else {
+        holdout_split(&train_all, d.validation_holdout, cfg.seed)?
+    };
+    d.transform
+        .validate("data.transform", train.image_shape())?;
+    Ok(RunData { train, val, test })
+}
+
+fn pick_device(choice: DeviceChoice) -> Result<Device> {
+    Ok(match choice {
+        DeviceChoice::Auto => default_device(),
+        DeviceChoice::Cpu => Device::Cpu,
+        DeviceChoice::Cuda if tch::Cuda::is_available() => Device::Cuda(0),
+        DeviceChoice::Cuda => {
+            bail!("device: expected a CUDA device (device = \"cuda\"), but none is available")
+        }
+    })
+}
+
+/// Trains or loads a model, saves it, evaluates it on the test set.
+struct Phase<'a> {
+    out: &'a Path,
+    test: &'a BatchLoader<'a>,
+    metrics: &'a mut String,
+}
+
+impl Phase<'_> {
+    fn finish(
+        &mut self,
+        role: &str,
+        model: &Model,
+        outcome: Option<&FitOutcome>,
+    ) -> Result<ModelReport> {
+        let weights = format!("{role}.safetensors");
+        let file_bytes = model.save(&self.out.join(&weights))?;
+        let eval = evaluate(
+            model,
+            self.test,
+            &Objective::CrossEntropy,
+            Split::Validation,
+        );
+        let history = outcome.map(|o| o.history.epochs.as_slice()).unwrap_or(&[]);
+        for m in history {
+            let mut line = serde_json::to_value(m)?;
+            line["phase"] = role.into();
+            self.metrics.push_str(&line.to_string());
+            self.metrics.push('\n');
+        }
+        let throughputs: Vec<f64> = history.iter().map(|m| m.train_images_per_s).collect();
+        tracing::info!(
+            "{role}: test accuracy {:.2}% (loss {:.4}), {} parameters, {:.2} MB",
+            100.0 * eval.accuracy,
+            eval.loss,
+            model.trainable_parameters(),
+            file_bytes as f64 / 1048576.0
+        );
+        Ok(ModelReport {
+            role: role.into(),
+            test_accuracy: eval.accuracy,
+            test_loss: eval.loss,
+            parameters: model.trainable_parameters(),
+            file_bytes,
+            train_seconds: outcome.map_or(0.0, |o| o.seconds),
+            epochs_run: history.len(),
+            stopped_epoch: outcome.and_then(|o| o.stopped_epoch),
+            train_images_per_s: median(&throughputs),
+            eval_images_per_s: eval.images_per_s,
+            weights,
+        })
+    }
+}
+
+/// Runs the experiment described by `config_path`; returns the report.
+pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
+    let start = Instant::now();
+    let mut cfg = RunConfig::load(config_path)?;
+    if let Some(seed) = overrides.seed {
+        cfg.seed = seed;
+    }
+    cfg.validate()
+        .with_context(|| format!("{}: invalid config", config_path.display()))?;
+    let out = overrides.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs")
+            .join(&cfg.name)
+            .join(format!("seed-{}", cfg.seed))
+    });
+
+    let data = load_data(&cfg)?;
+    let [c, h, _] = cfg.data.transform.output_shape(data.train.image_shape());
+    let classes = data.train.classes();
+    for (key, model) in [
+        ("teacher.model", &cfg.teacher.model),
+        ("student.model", &cfg.student.model),
+    ] {
+        model
+            .validate(key, h)
+            .with_context(|| format!("{}: invalid config", config_path.display()))?;
+    }
+    let device = pick_device(cfg.device)?;
+    if cfg.threads > 0 {
+        tch::set_num_threads(cfg.threads as i32);
+    }
+    let kd_loss = cfg.distill.build("distill")?;
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("{}: cannot create the run directory", out.display()))?;
+    write_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    tracing::info!(
+        "run {} (seed {}) on {}: {} train / {} validation / {} test images of {c}x{h}x{h}, writing to {}",
+        cfg.name,
+        cfg.seed,
+        device_name(device),
+        data.train.len(),
+        data.val.len(),
+        data.test.len(),
+        out.display()
+    );
+
+    let seed = cfg.seed;
+    let tf = &cfg.data.transform;
+    let test_loader = BatchLoader::new(&data.test, 1000, tf.clone(), device);
+    let mut metrics = String::new();
+    let mut phase = Phase {
+        out: &out,
+        test: &test_loader,
+        metrics: &mut metrics,
+    };
+
+    // Teacher: load or train.
+    tch::manual_seed(seed as i64);
+    let mut teacher = Model::new(&cfg.teacher.model, c, h, classes, device)?;
+    let teacher_outcome = match &cfg.teacher.checkpoint {
+        Some(path) => {
+            teacher.load(path)?;
+            tracing::info!("teacher loaded from {}", path.display());
+            None
+        }
+        None => {
+            let t = &cfg.teacher.train;
+            let train =
+                BatchLoader::new(&data.train, t.batch_size, tf.clone(), device).shuffled(seed);
+            let val = BatchLoader::new(&data.val, t.batch_size, tf.clone(), device);
+            Some(fit(
+                &teacher,
+                &train,
+                &val,
+                &Objective::CrossEntropy,
+                t,
+                "teacher",
+            )?)
+        }
+    };
+    teacher.freeze();
+    let teacher_report = phase.finish("teacher", &teacher, teacher_outcome.as_ref())?;
+
+    // Teacher logits, once per split, in inference mode.
+    let s = &cfg.student.train;
+    let teacher_train = predict_logits(
+        &teacher,
+        &BatchLoader::new(&data.train, 1000, tf.clone(), device),
+    );
+    let teacher_val = predict_logits(
+        &teacher,
+        &BatchLoader::new(&data.val, 1000, tf.clone(), device),
+    );
+    drop(teacher);
+
+    let train = BatchLoader::new(&data.train, s.batch_size, tf.clone(), device)
+        .shuffled(seed.wrapping_add(1));
+    let val = BatchLoader::new(&data.val, s.batch_size, tf.clone(), device);
+
+    // Distilled and scratch students start from the same weights and see the same batches.
+    tch::manual_seed(seed.wrapping_add(1) as i64);
+    let distilled = Model::new(&cfg.student.model, c, h, classes, device)?;
+    let objective = Objective::Distill {
+        loss: &kd_loss,
+        teacher_train: &teacher_train,
+        teacher_val: &teacher_val,
+    };
+    let outcome = fit(&distilled, &train, &val, &objective, s, "distilled")?;
+    let distilled_report = phase.finish("distilled", &distilled, Some(&outcome))?;
+    drop(distilled);
+
+    tch::manual_seed(seed.wrapping_add(1) as i64);
+    let scratch = Model::new(&cfg.student.model, c, h, classes, device)?;
+    let outcome = fit(
+        &scratch,
+        &train,
+        &val,
+        &Objective::CrossEntropy,
+        s,
+        "scratch",
+    )?;
+    let scratch_report = phase.finish("scratch", &scratch, Some(&outcome))?;
+
+    write_atomic(&out.join("metrics.jsonl"), metrics.as_bytes())?;
+    let report = Report {
+        name: cfg.name.clone(),
+        seed,
+        device: device_name(device),
+        torch_threads: tch::get_num_threads(),
+        train_images: data.train.len(),
+        validation_images: data.val.len(),
+        test_images: data.test.len(),
+        distillation_gain_points: 100.0
+            * (distilled_report.test_accuracy - scratch_report.test_accuracy),
+        models: vec![teacher_report, distilled_report, scratch_report],
+        total_seconds: start.elapsed().as_secs_f64(),
+    };
+    write_atomic(
+        &out.join("report.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    Ok(report)
+}

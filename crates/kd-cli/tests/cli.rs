@@ -1,0 +1,252 @@
+//! `kd-cli` as a user runs it: a tiny end-to-end experiment on IDX files the test writes
+//! (a learnable 4-class pattern task), and one-line errors for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kd_cli(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kd-cli"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 8, dims.len() as u8];
+    for &d in dims {
+        out.extend_from_slice(&(d as u32).to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+/// Writes an MNIST-style dataset of 12x12 images: class `k` (of 4) lights the `k`-th
+/// quadrant, plus deterministic noise.
+fn write_dataset(dir: &Path, train: usize, test: usize) {
+    let make = |n: usize, salt: usize| {
+        let (mut px, mut labels) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let k = (i * 7 + salt) % 4;
+            labels.push(k as u8);
+            for y in 0..12 {
+                for x in 0..12 {
+                    let quadrant = (y / 6) * 2 + x / 6;
+                    let noise = ((i * 31 + y * 17 + x * 13 + salt) % 80) as u8;
+                    px.push(if quadrant == k { 160 + noise } else { noise });
+                }
+            }
+        }
+        (idx(&[n, 12, 12], &px), idx(&[n], &labels))
+    };
+    let (x, y) = make(train, 0);
+    std::fs::write(dir.join("train-images-idx3-ubyte"), x).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), y).unwrap();
+    let (x, y) = make(test, 1);
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), x).unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), y).unwrap();
+}
+
+const TINY_CONFIG: &str = r#"
+name = "tiny"
+seed = 3
+threads = 1
+[data]
+dir = "data"
+validation_holdout = 40
+[teacher.model]
+kind = "cnn"
+channels = [8, 16]
+convs_per_stage = 1
+hidden = 16
+dropout = 0.0
+[teacher.train]
+epochs = 3
+batch_size = 32
+lr = 0.01
+[student.model]
+kind = "student"
+blocks = 2
+convs_per_block = 1
+width = 4
+[student.train]
+epochs = 2
+batch_size = 32
+lr = 0.01
+[distill]
+alpha = 0.5
+temperature = 2.0
+"#;
+
+fn workspace_with(config: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    write_dataset(&dir.path().join("data"), 240, 80);
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(&cfg, config).unwrap();
+    (dir, cfg)
+}
+
+#[test]
+fn tiny_end_to_end_run_writes_a_complete_run_directory() {
+    let (dir, _) = workspace_with(TINY_CONFIG);
+    let out = kd_cli(&["run", "run.toml", "--out", "out"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "kd-cli failed: {stderr}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    for role in ["teacher", "distilled", "scratch"] {
+        assert!(table.contains(role), "table lacks {role}: {table}");
+    }
+    let run = dir.path().join("out");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    let models = report["models"].as_array().unwrap();
+    assert_eq!(models.len(), 3);
+    for m in models {
+        let file = run.join(m["weights"].as_str().unwrap());
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            m["file_bytes"].as_u64().unwrap()
+        );
+        let acc = m["test_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+    }
+    // The quadrant task is easy: a trained teacher is far above chance (25%).
+    assert!(
+        models[0]["test_accuracy"].as_f64().unwrap() > 0.6,
+        "teacher did not learn: {report}"
+    );
+    assert_eq!(report["train_images"], 200);
+    assert_eq!(report["validation_images"], 40);
+    // One metrics line per epoch run: 3 teacher + 2 distilled + 2 scratch at most.
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let phases: Vec<String> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["phase"].to_string())
+        .collect();
+    assert_eq!(phases.iter().filter(|p| p.contains("teacher")).count(), 3);
+    assert_eq!(phases.len(), 7);
+    // The resolved config round-trips and carries the defaults that were filled in.
+    let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        resolved.contains("restore_best_weights = true"),
+        "{resolved}"
+    );
+}
+
+#[test]
+fn a_loaded_teacher_is_not_retrained() {
+    let (dir, _) = workspace_with(TINY_CONFIG);
+    assert!(kd_cli(&["run", "run.toml", "--out", "first"], dir.path())
+        .status
+        .success());
+    let config = TINY_CONFIG.replace(
+        "[teacher.model]",
+        "[teacher]\ncheckpoint = \"first/teacher.safetensors\"\n[teacher.model]",
+    );
+    std::fs::write(dir.path().join("load.toml"), config).unwrap();
+    let out = kd_cli(&["run", "load.toml", "--out", "second"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |p: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.path().join(p)).unwrap()).unwrap()
+    };
+    let (first, second) = (read("first/report.json"), read("second/report.json"));
+    assert_eq!(second["models"][0]["epochs_run"], 0);
+    assert_eq!(
+        first["models"][0]["test_accuracy"],
+        second["models"][0]["test_accuracy"]
+    );
+}
+
+/// Runs `kd-cli run` on `config` and returns its stderr, asserting a clean failure.
+fn run_fails(config: &str) -> String {
+    let (dir, _) = workspace_with(config);
+    let out = kd_cli(&["run", "run.toml", "--out", "out"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "expected exit 1: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !dir.path().join("out").join("report.json").exists(),
+        "a failed run must not write a report"
+    );
+    stderr
+}
+
+#[test]
+fn bad_configs_are_one_line_errors_naming_the_key() {
+    let cases = [
+        (
+            TINY_CONFIG.replace("alpha = 0.5", "alpha = 1.5"),
+            "distill.alpha",
+        ),
+        (
+            TINY_CONFIG.replace("temperature = 2.0", "temperature = 0.0"),
+            "distill.temperature",
+        ),
+        (
+            TINY_CONFIG.replace("lr = 0.01\n[student", "lr = -1.0\n[student"),
+            "teacher.train.lr",
+        ),
+        (
+            TINY_CONFIG.replace(
+                "batch_size = 32\nlr = 0.01\n[distill",
+                "batch_size = 0\nlr = 0.01\n[distill",
+            ),
+            "student.train.batch_size",
+        ),
+        (
+            TINY_CONFIG.replace("seed = 3", "seed = 3\nsede = 4"),
+            "unknown field `sede`",
+        ),
+        (
+            TINY_CONFIG.replace("width = 4", "width = 4\nwdth = 4"),
+            "unknown field `wdth`",
+        ),
+        (
+            TINY_CONFIG.replace("blocks = 2", "blocks = 5"),
+            "student.model.blocks",
+        ),
+    ];
+    for (config, key) in cases {
+        let stderr = run_fails(&config);
+        assert!(stderr.contains(key), "expected {key:?} in: {stderr}");
+        assert!(
+            stderr.contains("run.toml"),
+            "expected the file name in: {stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "not one line: {stderr}");
+    }
+}
+
+#[test]
+fn missing_data_names_the_directory() {
+    let (dir, _) = workspace_with(TINY_CONFIG);
+    std::fs::remove_file(dir.path().join("data/t10k-labels-idx1-ubyte")).unwrap();
+    let out = kd_cli(&["run", "run.toml", "--out", "out"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("t10k-labels-idx1-ubyte"), "{stderr}");
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kd_cli(&["run", "nope.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
+}
+
+#[test]
+fn env_reports_torch_version_and_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kd_cli(&["env"], dir.path());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("torch         2.11.0"), "{text}");
+    assert!(text.contains("threads"), "{text}");
+}

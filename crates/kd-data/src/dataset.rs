@@ -1,0 +1,153 @@
+//! In-memory image classification datasets that keep pixels as `u8` (4x smaller than f32;
+//! conversion to float happens per batch in [`crate::loader`]).
+
+use std::path::Path;
+
+use ndarray::{Array4, Axis};
+
+use crate::error::{DataError, Result};
+use crate::idx::read_idx;
+
+/// Images `[n, channels, height, width]` as `u8` and one label per image.
+#[derive(Debug, Clone)]
+pub struct ImageDataset {
+    images: Array4<u8>,
+    labels: Vec<u8>,
+    classes: usize,
+}
+
+impl ImageDataset {
+    /// Builds a dataset, checking that there is one label per image and that every label is
+    /// below `classes`; `source` names the origin of the labels in error messages.
+    pub fn new(images: Array4<u8>, labels: Vec<u8>, classes: usize, source: &Path) -> Result<Self> {
+        if images.len_of(Axis(0)) != labels.len() {
+            return Err(DataError::Shape {
+                path: source.to_path_buf(),
+                expected: format!("{} labels (one per image)", images.len_of(Axis(0))),
+                found: format!("{} labels", labels.len()),
+            });
+        }
+        if let Some((index, &label)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l as usize >= classes)
+        {
+            return Err(DataError::LabelOutOfRange {
+                path: source.to_path_buf(),
+                index,
+                label,
+                classes,
+            });
+        }
+        Ok(Self {
+            images,
+            labels,
+            classes,
+        })
+    }
+
+    /// Reads an IDX image file (`[n, h, w]`, one channel) and its IDX label file (`[n]`).
+    pub fn from_idx(images_path: &Path, labels_path: &Path, classes: usize) -> Result<Self> {
+        let images = read_idx(images_path)?;
+        if images.dims.len() != 3 {
+            return Err(DataError::Shape {
+                path: images_path.to_path_buf(),
+                expected: "3 dimensions [n, height, width]".into(),
+                found: format!("{} dimensions {:?}", images.dims.len(), images.dims),
+            });
+        }
+        let labels = read_idx(labels_path)?;
+        if labels.dims.len() != 1 {
+            return Err(DataError::Shape {
+                path: labels_path.to_path_buf(),
+                expected: "1 dimension [n]".into(),
+                found: format!("{} dimensions {:?}", labels.dims.len(), labels.dims),
+            });
+        }
+        let (n, h, w) = (images.dims[0], images.dims[1], images.dims[2]);
+        let images = Array4::from_shape_vec((n, 1, h, w), images.data)
+            .expect("IDX reader checked the element count");
+        Self::new(images, labels.data, classes, labels_path)
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the dataset holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Number of classes (labels lie in `0..classes`).
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// `[channels, height, width]` of one image.
+    pub fn image_shape(&self) -> [usize; 3] {
+        let (_, c, h, w) = self.images.dim();
+        [c, h, w]
+    }
+
+    /// The pixels, `[n, c, h, w]`.
+    pub fn images(&self) -> &Array4<u8> {
+        &self.images
+    }
+
+    /// The labels, one per image.
+    pub fn labels(&self) -> &[u8] {
+        &self.labels
+    }
+
+    /// A new dataset holding the images at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Self {
+        Self {
+            images: self.images.select(Axis(0), indices),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            classes: self.classes,
+        }
+    }
+}
+
+/// A dataset's training and test splits.
+#[derive(Debug, Clone)]
+pub struct Splits {
+    pub train: ImageDataset,
+    pub test: ImageDataset,
+}
+
+/// File names of the MNIST-family datasets (MNIST and Fashion-MNIST use the same ones).
+pub const IDX_FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// Loads an MNIST-family dataset (10 classes) from `dir`, taking each file gzipped
+/// (`name.gz`) or not (`name`).
+pub fn load_mnist_family(dir: &Path) -> Result<Splits> {
+    let find = |name: &str| {
+        let gz = dir.join(format!("{name}.gz"));
+        let plain = dir.join(name);
+        if gz.exists() {
+            Ok(gz)
+        } else if plain.exists() {
+            Ok(plain)
+        } else {
+            Err(DataError::MissingDataset {
+                dir: dir.to_path_buf(),
+                detail: format!(
+                    "neither {name}.gz nor {name} exists (run `cargo xtask fetch-data --dataset fashion-mnist`)"
+                ),
+            })
+        }
+    };
+    let [tr_x, tr_y, te_x, te_y] = IDX_FILES;
+    Ok(Splits {
+        train: ImageDataset::from_idx(&find(tr_x)?, &find(tr_y)?, 10)?,
+        test: ImageDataset::from_idx(&find(te_x)?, &find(te_y)?, 10)?,
+    })
+}

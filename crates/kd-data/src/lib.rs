@@ -1,0 +1,20 @@
+//! Data layer of kd: real dataset formats read into `u8` storage, and seeded batch loading.
+//!
+//! - [`idx`]: the IDX format of MNIST / Fashion-MNIST (gzipped or not);
+//! - [`dataset`]: [`ImageDataset`], images `[n, c, h, w]` as `u8` with labels;
+//! - [`split`]: a seeded hold-out validation split;
+//! - [`transform`]: scaling, padding, normalization of a batch;
+//! - [`loader`]: shuffled, seeded mini-batches as tch tensors.
+
+pub mod dataset;
+pub mod error;
+pub mod idx;
+pub mod loader;
+pub mod split;
+pub mod transform;
+
+pub use dataset::{load_mnist_family, ImageDataset, Splits};
+pub use error::{DataError, Result};
+pub use loader::{Batch, BatchLoader};
+pub use split::holdout_split;
+pub use transform::TransformConfig;

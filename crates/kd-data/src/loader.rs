@@ -1,0 +1,115 @@
+//! Seeded mini-batch loading: a permutation per epoch drawn from ChaCha8 seeded with
+//! `(seed, epoch)` (so a run is reproducible and independent of libtorch's global RNG),
+//! batches gathered from the `u8` store and transformed to float on the fly.
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::{Device, Kind, Tensor};
+
+use crate::dataset::ImageDataset;
+use crate::transform::TransformConfig;
+
+/// One mini-batch: float images `[b, c, h, w]`, labels `[b]` (i64) and the dataset indices
+/// of its images `[b]` (i64), which let a trainer look up per-example targets such as cached
+/// teacher logits.
+#[derive(Debug)]
+pub struct Batch {
+    pub images: Tensor,
+    pub labels: Tensor,
+    pub indices: Tensor,
+}
+
+/// Iterates a dataset in mini-batches.
+#[derive(Debug, Clone)]
+pub struct BatchLoader<'a> {
+    data: &'a ImageDataset,
+    batch_size: usize,
+    shuffle: bool,
+    seed: u64,
+    transform: TransformConfig,
+    device: Device,
+}
+
+impl<'a> BatchLoader<'a> {
+    /// A loader over `data`; `batch_size` must be at least 1 (configs check it first).
+    pub fn new(
+        data: &'a ImageDataset,
+        batch_size: usize,
+        transform: TransformConfig,
+        device: Device,
+    ) -> Self {
+        assert!(batch_size > 0, "batch size must be at least 1");
+        Self {
+            data,
+            batch_size,
+            shuffle: false,
+            seed: 0,
+            transform,
+            device,
+        }
+    }
+
+    /// Shuffles each epoch with a permutation derived from `seed` and the epoch number.
+    pub fn shuffled(mut self, seed: u64) -> Self {
+        self.shuffle = true;
+        self.seed = seed;
+        self
+    }
+
+    /// The dataset behind this loader.
+    pub fn dataset(&self) -> &ImageDataset {
+        self.data
+    }
+
+    /// Number of batches per epoch (the last one may be smaller).
+    pub fn num_batches(&self) -> usize {
+        self.data.len().div_ceil(self.batch_size)
+    }
+
+    /// The order in which `epoch` visits the dataset.
+    pub fn order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.data.len()).collect();
+        if self.shuffle {
+            let stream = self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(stream));
+        }
+        order
+    }
+
+    /// The batches of one epoch.
+    pub fn epoch(&self, epoch: usize) -> impl Iterator<Item = Batch> + '_ {
+        let order = self.order(epoch);
+        let chunks: Vec<Vec<usize>> = order.chunks(self.batch_size).map(|c| c.to_vec()).collect();
+        chunks.into_iter().map(move |idx| self.gather(&idx))
+    }
+
+    /// Assembles the batch made of the images at `indices`.
+    pub fn gather(&self, indices: &[usize]) -> Batch {
+        let [c, h, w] = self.data.image_shape();
+        let per_image = c * h * w;
+        let pixels = self
+            .data
+            .images()
+            .as_slice()
+            .expect("dataset images are stored contiguously");
+        let mut buf = Vec::with_capacity(indices.len() * per_image);
+        for &i in indices {
+            buf.extend_from_slice(&pixels[i * per_image..(i + 1) * per_image]);
+        }
+        let b = indices.len() as i64;
+        let raw = Tensor::from_slice(&buf).view([b, c as i64, h as i64, w as i64]);
+        let labels: Vec<i64> = indices
+            .iter()
+            .map(|&i| i64::from(self.data.labels()[i]))
+            .collect();
+        let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+        Batch {
+            images: self.transform.apply(&raw.to_device(self.device)),
+            labels: Tensor::from_slice(&labels).to_device(self.device),
+            indices: Tensor::from_slice(&idx)
+                .to_kind(Kind::Int64)
+                .to_device(self.device),
+        }
+    }
+}

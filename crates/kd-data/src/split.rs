@@ -1,0 +1,31 @@
+//! A seeded hold-out split of a training set into training and validation parts, so that
+//! early stopping and learning-rate decisions never look at the test set.
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::dataset::ImageDataset;
+use crate::error::{DataError, Result};
+
+/// Moves `validation` randomly chosen images (seeded) out of `data` into a validation set.
+/// Returns `(train, validation)`; both keep the original relative order of their images.
+pub fn holdout_split(
+    data: &ImageDataset,
+    validation: usize,
+    seed: u64,
+) -> Result<(ImageDataset, ImageDataset)> {
+    if validation == 0 || validation >= data.len() {
+        return Err(DataError::InvalidConfig {
+            key: "data.validation_holdout".into(),
+            expected: format!("between 1 and {} images", data.len().saturating_sub(1)),
+            got: validation.to_string(),
+        });
+    }
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let (val, train) = order.split_at_mut(validation);
+    val.sort_unstable();
+    train.sort_unstable();
+    Ok((data.select(train), data.select(val)))
+}

@@ -1,0 +1,38 @@
+//! Errors of the model layer.
+
+use std::path::PathBuf;
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, ModelError>;
+
+/// What can go wrong while configuring, loading or saving a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{key}: expected {expected}, got {got}")]
+    InvalidConfig {
+        key: String,
+        expected: String,
+        got: String,
+    },
+    #[error("{}: {source}", path.display())]
+    Weights {
+        path: PathBuf,
+        #[source]
+        source: tch::TchError,
+    },
+    #[error("{}: cannot write: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Shorthand for an [`ModelError::InvalidConfig`].
+pub(crate) fn invalid(key: &str, expected: &str, got: impl ToString) -> ModelError {
+    ModelError::InvalidConfig {
+        key: key.to_string(),
+        expected: expected.to_string(),
+        got: got.to_string(),
+    }
+}

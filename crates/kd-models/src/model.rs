@@ -1,0 +1,112 @@
+//! A built model: its architecture config, its parameters (a tch `VarStore`) and its layers,
+//! with safetensors save/load. Saving writes a temporary file beside the target and renames
+//! it, so an interrupted save never leaves a half-written model where a good one was.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Tensor};
+
+use crate::cnn::{cnn, CnnConfig};
+use crate::error::{ModelError, Result};
+use crate::student::{student, StudentConfig};
+
+/// Which architecture to build, tagged by `kind` in TOML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// The seed's student family ([`StudentConfig`]).
+    Student(StudentConfig),
+    /// A compact batch-normalized CNN ([`CnnConfig`]).
+    Cnn(CnnConfig),
+}
+
+impl ModelConfig {
+    /// Checks the config for `[c, hw, hw]` inputs; `key` prefixes error messages.
+    pub fn validate(&self, key: &str, input_hw: usize) -> Result<()> {
+        match self {
+            Self::Student(c) => c.validate(key, input_hw),
+            Self::Cnn(c) => c.validate(key, input_hw),
+        }
+    }
+}
+
+/// A model ready to train or evaluate.
+#[derive(Debug)]
+pub struct Model {
+    vs: nn::VarStore,
+    net: nn::SequentialT,
+}
+
+impl Model {
+    /// Builds `config` for square inputs `[in_channels, input_hw, input_hw]` on `device`,
+    /// with libtorch's default (Kaiming-uniform) initialization.
+    pub fn new(
+        config: &ModelConfig,
+        in_channels: usize,
+        input_hw: usize,
+        classes: usize,
+        device: Device,
+    ) -> Result<Self> {
+        config.validate("model", input_hw)?;
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let net = match config {
+            ModelConfig::Student(c) => student(&root, c, in_channels, classes),
+            ModelConfig::Cnn(c) => cnn(&root, c, in_channels, input_hw, classes),
+        };
+        Ok(Self { vs, net })
+    }
+
+    /// Logits `[b, classes]` for images `[b, c, h, w]`; `train` selects training behaviour
+    /// of batch norm and dropout.
+    pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
+        nn::ModuleT::forward_t(&self.net, images, train)
+    }
+
+    /// The parameters (and batch-norm statistics).
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// Number of trainable parameters.
+    pub fn trainable_parameters(&self) -> usize {
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel())
+            .sum()
+    }
+
+    /// Stops gradients to every parameter (a frozen teacher).
+    pub fn freeze(&mut self) {
+        self.vs.freeze();
+    }
+
+    /// Saves every variable to `path` in safetensors format, atomically; returns the size
+    /// of the written file in bytes.
+    pub fn save(&self, path: &Path) -> Result<u64> {
+        let io = |source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        // `VarStore::save` picks the format from the extension, so the temporary file keeps
+        // `.safetensors` at the end.
+        let tmp = path.with_extension("partial.safetensors");
+        self.vs.save(&tmp).map_err(|source| ModelError::Weights {
+            path: tmp.clone(),
+            source,
+        })?;
+        std::fs::rename(&tmp, path).map_err(io)?;
+        Ok(std::fs::metadata(path).map_err(io)?.len())
+    }
+
+    /// Loads every variable from a safetensors file written by [`Model::save`]; fails, naming
+    /// the file, on any missing or mis-shaped tensor.
+    pub fn load(&mut self, path: &Path) -> Result<()> {
+        self.vs.load(path).map_err(|source| ModelError::Weights {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}

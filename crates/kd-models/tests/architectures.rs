@@ -1,0 +1,142 @@
+//! Architectures: parameter counts against Keras' and PyTorch's, PyTorch-style parameter
+//! names, output shapes, and safetensors save/load.
+
+use kd_models::{CnnConfig, Model, ModelConfig, StudentConfig};
+use tch::{Device, Kind, Tensor};
+
+#[test]
+fn seed_student_has_the_parameter_count_keras_printed() {
+    // The notebook's `student_model.summary()`: "Total params: 519,434" for 32x32x3 inputs.
+    let m = Model::new(
+        &ModelConfig::Student(StudentConfig::default()),
+        3,
+        32,
+        10,
+        Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(m.trainable_parameters(), 519_434);
+    let logits = m.forward_t(
+        &Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu)),
+        false,
+    );
+    assert_eq!(logits.size(), vec![2, 10]);
+}
+
+#[test]
+fn student_parameter_names_follow_pytorch_sequential_numbering() {
+    let cfg = StudentConfig {
+        blocks: 2,
+        convs_per_block: 2,
+        width: 8,
+    };
+    let m = Model::new(&ModelConfig::Student(cfg), 1, 28, 10, Device::Cpu).unwrap();
+    let mut names: Vec<String> = m.var_store().variables().into_keys().collect();
+    names.sort();
+    // nn.Sequential(conv, relu, conv, relu, pool, conv, relu, conv, relu, pool): convs at 0, 2, 5, 7.
+    assert_eq!(
+        names,
+        [
+            "classifier.bias",
+            "classifier.weight",
+            "features.0.bias",
+            "features.0.weight",
+            "features.2.bias",
+            "features.2.weight",
+            "features.5.bias",
+            "features.5.weight",
+            "features.7.bias",
+            "features.7.weight",
+        ]
+    );
+}
+
+#[test]
+fn cnn_matches_the_pytorch_parameter_count() {
+    // PyTorch 2.11, the same layers (see cnn.rs), for 1x28x28 inputs:
+    //   def cnn(chs=(32,64,128), k=2, hidden=256, cin=1, hw=28, classes=10):
+    //       L=[]; c=cin
+    //       for co in chs:
+    //           for _ in range(k):
+    //               L += [nn.Conv2d(c, co, 3, padding=1, bias=False), nn.BatchNorm2d(co), nn.ReLU()]; c=co
+    //           L.append(nn.MaxPool2d(2)); hw//=2
+    //       m = nn.Sequential(); m.features = nn.Sequential(*L)
+    //       m.classifier = nn.Sequential(nn.Linear(c*hw*hw, hidden), nn.ReLU(), nn.Dropout(0.3), nn.Linear(hidden, classes))
+    //       return m
+    //   sum(p.numel() for p in cnn().parameters())        -> 584618
+    //   sum(p.numel() for p in cnn(k=1).parameters())     -> 390634
+    let count = |cfg: CnnConfig| {
+        Model::new(&ModelConfig::Cnn(cfg), 1, 28, 10, Device::Cpu)
+            .unwrap()
+            .trainable_parameters()
+    };
+    assert_eq!(count(CnnConfig::default()), 584_618);
+    assert_eq!(
+        count(CnnConfig {
+            convs_per_stage: 1,
+            ..Default::default()
+        }),
+        390_634
+    );
+}
+
+#[test]
+fn too_many_blocks_for_the_input_is_a_config_error() {
+    let cfg = ModelConfig::Student(StudentConfig {
+        blocks: 6,
+        ..Default::default()
+    });
+    let err = Model::new(&cfg, 1, 28, 10, Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.blocks") && err.contains("at most 4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn save_then_load_restores_outputs_and_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let cfg = ModelConfig::Cnn(CnnConfig {
+        channels: vec![4, 8],
+        convs_per_stage: 1,
+        hidden: 16,
+        dropout: 0.0,
+    });
+    tch::manual_seed(1);
+    let a = Model::new(&cfg, 1, 8, 3, Device::Cpu).unwrap();
+    let bytes = a.save(&path).unwrap();
+    assert_eq!(bytes, std::fs::metadata(&path).unwrap().len());
+    tch::manual_seed(2);
+    let mut b = Model::new(&cfg, 1, 8, 3, Device::Cpu).unwrap();
+    let x = Tensor::rand([2, 1, 8, 8], (Kind::Float, Device::Cpu));
+    let before = b.forward_t(&x, false);
+    b.load(&path).unwrap();
+    let (ya, yb) = (a.forward_t(&x, false), b.forward_t(&x, false));
+    assert!(ya.allclose(&yb, 1e-6, 1e-6, false));
+    assert!(!before.allclose(&yb, 1e-6, 1e-6, false));
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(files.len(), 1);
+}
+
+#[test]
+fn loading_weights_of_another_shape_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w8.safetensors");
+    let small = |width| {
+        ModelConfig::Student(StudentConfig {
+            blocks: 1,
+            convs_per_block: 1,
+            width,
+        })
+    };
+    Model::new(&small(8), 1, 8, 3, Device::Cpu)
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    let mut other = Model::new(&small(4), 1, 8, 3, Device::Cpu).unwrap();
+    let err = other.load(&path).unwrap_err().to_string();
+    assert!(err.contains("w8.safetensors"), "{err}");
+}

@@ -1,0 +1,223 @@
+//! Early stopping with Keras 2.4 semantics (`tf.keras.callbacks.EarlyStopping`, the version
+//! the seed notebook ran):
+//!
+//! ```python
+//! if monitor_op(current - min_delta, best):          # improvement
+//!     best = current; wait = 0
+//!     if restore_best_weights: best_weights = model.get_weights()
+//! else:
+//!     wait += 1
+//!     if wait >= patience:
+//!         stopped_epoch = epoch; model.stop_training = True
+//!         if restore_best_weights: model.set_weights(best_weights)
+//! ```
+//!
+//! Weights are restored only when training is stopped early, as in Keras 2.4; set
+//! `restore_at_end` to also restore them when the epoch budget runs out first.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Action, Callback, Monitor};
+use crate::error::{Result, TrainError};
+use crate::metrics::History;
+
+/// Settings of [`EarlyStopping`]; defaults are the seed's
+/// `EarlyStopping(patience=5, min_delta=1e-4, restore_best_weights=True)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EarlyStoppingConfig {
+    pub enabled: bool,
+    pub monitor: Monitor,
+    /// Epochs without improvement before stopping.
+    pub patience: usize,
+    /// Smallest change that counts as an improvement.
+    pub min_delta: f64,
+    pub restore_best_weights: bool,
+    /// Also restore the best weights when training ends without stopping early.
+    pub restore_at_end: bool,
+}
+
+impl Default for EarlyStoppingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            monitor: Monitor::ValLoss,
+            patience: 5,
+            min_delta: 1e-4,
+            restore_best_weights: true,
+            restore_at_end: false,
+        }
+    }
+}
+
+impl EarlyStoppingConfig {
+    /// Checks ranges and builds the callback; `key` prefixes error messages.
+    pub fn build(&self, key: &str) -> Result<EarlyStopping> {
+        if !(self.min_delta >= 0.0 && self.min_delta.is_finite()) {
+            return Err(TrainError::InvalidConfig {
+                key: format!("{key}.min_delta"),
+                expected: "a finite value >= 0".into(),
+                got: self.min_delta.to_string(),
+            });
+        }
+        Ok(EarlyStopping {
+            config: self.clone(),
+            best: self.monitor.worst(),
+            best_epoch: 0,
+            wait: 0,
+            stopped_epoch: None,
+        })
+    }
+}
+
+/// Stops training when the monitored metric stops improving (see module docs).
+#[derive(Debug, Clone)]
+pub struct EarlyStopping {
+    config: EarlyStoppingConfig,
+    best: f64,
+    best_epoch: usize,
+    wait: usize,
+    stopped_epoch: Option<usize>,
+}
+
+impl EarlyStopping {
+    /// The 1-based epoch at which training was stopped, if it was.
+    pub fn stopped_epoch(&self) -> Option<usize> {
+        self.stopped_epoch
+    }
+
+    /// The 1-based epoch with the best monitored value so far (0 before any epoch).
+    pub fn best_epoch(&self) -> usize {
+        self.best_epoch
+    }
+
+    /// Actions for the end of training: restore the best weights if `restore_at_end` asks
+    /// for it and training was not already stopped (and restored) early.
+    pub fn on_train_end(&self) -> Vec<Action> {
+        let c = &self.config;
+        if c.restore_best_weights && c.restore_at_end && self.stopped_epoch.is_none() {
+            tracing::info!(
+                "Restoring model weights from the end of the best epoch ({}).",
+                self.best_epoch
+            );
+            vec![Action::RestoreBest]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+impl Callback for EarlyStopping {
+    fn on_epoch_end(&mut self, history: &History, _lr: f64) -> Vec<Action> {
+        let Some(m) = history.last() else {
+            return Vec::new();
+        };
+        let c = &self.config;
+        let current = c.monitor.value(m);
+        if c.monitor.improves(current, self.best, c.min_delta) {
+            self.best = current;
+            self.best_epoch = m.epoch;
+            self.wait = 0;
+            return if c.restore_best_weights {
+                vec![Action::SnapshotBest]
+            } else {
+                Vec::new()
+            };
+        }
+        self.wait += 1;
+        if self.wait < c.patience {
+            return Vec::new();
+        }
+        self.stopped_epoch = Some(m.epoch);
+        let mut actions = vec![Action::Stop];
+        if c.restore_best_weights {
+            tracing::info!("Restoring model weights from the end of the best epoch.");
+            actions.push(Action::RestoreBest);
+        }
+        tracing::info!("Epoch {:05}: early stopping", m.epoch);
+        actions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::callback::test_support::history_of;
+
+    /// Runs the callback over `val_losses` and returns the actions of each epoch.
+    fn decisions(config: EarlyStoppingConfig, val_losses: &[f64]) -> Vec<Vec<Action>> {
+        let mut es = config.build("early_stopping").unwrap();
+        (1..=val_losses.len())
+            .map(|n| es.on_epoch_end(&history_of(&val_losses[..n]), 1e-3))
+            .collect()
+    }
+
+    #[test]
+    fn stops_after_patience_epochs_without_improvement_and_restores() {
+        // Keras 2.4, patience 2: epoch 1 and 2 improve (snapshot), 3 and 4 do not
+        // (wait 1, wait 2 >= patience -> stop and restore at epoch 4).
+        let cfg = EarlyStoppingConfig {
+            patience: 2,
+            ..Default::default()
+        };
+        let got = decisions(cfg, &[1.0, 0.9, 0.95, 0.91, 0.5]);
+        assert_eq!(got[0], vec![Action::SnapshotBest]);
+        assert_eq!(got[1], vec![Action::SnapshotBest]);
+        assert_eq!(got[2], vec![]);
+        assert_eq!(got[3], vec![Action::Stop, Action::RestoreBest]);
+    }
+
+    #[test]
+    fn improvements_smaller_than_min_delta_do_not_count() {
+        // best 1.0; 0.99995 is not below 1.0 - 1e-4, so it is a non-improvement even though
+        // it is lower; 0.9 then improves and resets the wait.
+        let cfg = EarlyStoppingConfig {
+            patience: 2,
+            ..Default::default()
+        };
+        let got = decisions(cfg, &[1.0, 0.99995, 0.9, 0.9, 0.9]);
+        assert_eq!(got[1], vec![]);
+        assert_eq!(got[2], vec![Action::SnapshotBest]);
+        assert_eq!(got[3], vec![]);
+        assert_eq!(got[4], vec![Action::Stop, Action::RestoreBest]);
+    }
+
+    #[test]
+    fn without_restore_only_stops() {
+        let cfg = EarlyStoppingConfig {
+            patience: 1,
+            restore_best_weights: false,
+            ..Default::default()
+        };
+        let got = decisions(cfg, &[1.0, 1.0]);
+        assert_eq!(got, vec![vec![], vec![Action::Stop]]);
+    }
+
+    #[test]
+    fn restore_at_end_only_when_not_stopped() {
+        let cfg = EarlyStoppingConfig {
+            patience: 3,
+            restore_at_end: true,
+            ..Default::default()
+        };
+        let mut es = cfg.build("es").unwrap();
+        let losses = [1.0, 0.8, 0.85];
+        for n in 1..=losses.len() {
+            es.on_epoch_end(&history_of(&losses[..n]), 1e-3);
+        }
+        assert_eq!(es.best_epoch(), 2);
+        assert_eq!(es.on_train_end(), vec![Action::RestoreBest]);
+    }
+
+    #[test]
+    fn negative_min_delta_is_rejected() {
+        let cfg = EarlyStoppingConfig {
+            min_delta: -1.0,
+            ..Default::default()
+        };
+        let err = cfg.build("teacher.train.early_stopping").unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("teacher.train.early_stopping.min_delta"));
+    }
+}

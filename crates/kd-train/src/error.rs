@@ -1,0 +1,31 @@
+//! Errors of the training layer.
+
+use std::path::PathBuf;
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, TrainError>;
+
+/// What can go wrong while configuring or running training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{key}: expected {expected}, got {got}")]
+    InvalidConfig {
+        key: String,
+        expected: String,
+        got: String,
+    },
+    #[error("{}: cannot write: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("training diverged in {phase}, epoch {epoch}: the loss is {loss}")]
+    Diverged {
+        phase: String,
+        epoch: usize,
+        loss: f64,
+    },
+    #[error(transparent)]
+    Tch(#[from] tch::TchError),
+}

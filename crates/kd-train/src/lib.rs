@@ -1,0 +1,23 @@
+//! Training layer of kd: the loop, the optimizer, metrics and Keras-style callbacks.
+//!
+//! - [`trainer`]: [`fit`] and its [`TrainConfig`];
+//! - [`objective`]: cross-entropy or distillation against cached teacher logits;
+//! - [`evaluate`]: loss/accuracy passes and logit prediction;
+//! - [`schedule`]: per-step learning-rate schedules (constant, cosine);
+//! - [`callback`]: `EarlyStopping` and `ReduceLROnPlateau` with Keras 2.4 semantics;
+//! - [`metrics`]: per-epoch metrics and history.
+
+pub mod callback;
+pub mod error;
+pub mod evaluate;
+pub mod metrics;
+pub mod objective;
+pub mod schedule;
+pub mod trainer;
+
+pub use error::{Result, TrainError};
+pub use evaluate::{evaluate, predict_logits, Evaluation};
+pub use metrics::{EpochMetrics, History};
+pub use objective::{Objective, Split};
+pub use schedule::LrSchedule;
+pub use trainer::{fit, FitOutcome, TrainConfig};

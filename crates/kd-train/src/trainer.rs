@@ -1,0 +1,245 @@
+//! The training loop: Adam (Kingma & Ba 2015) over seeded mini-batches, validation after
+//! every epoch, then the Keras-style callbacks decide (stop, change the learning rate, keep
+//! or restore the best weights), in the order Keras runs them: early stopping, then
+//! learning-rate reduction.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use kd_data::BatchLoader;
+use kd_models::Model;
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, OptimizerConfig};
+use tch::Tensor;
+
+use crate::callback::{Action, Callback, EarlyStoppingConfig, ReduceLrConfig};
+use crate::error::{Result, TrainError};
+use crate::evaluate::{correct, evaluate};
+use crate::metrics::{EpochMetrics, History, RunningMean};
+use crate::objective::{Objective, Split};
+use crate::schedule::LrSchedule;
+
+/// Hyperparameters of one training run; defaults are the seed's student settings
+/// (20 epochs, batch 512, Adam 1e-3, EarlyStopping and ReduceLROnPlateau on `val_loss`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Adam's (L2) weight decay.
+    pub weight_decay: f64,
+    /// Per-step schedule on top of the base rate (`constant` or `cosine`).
+    pub lr_schedule: LrSchedule,
+    pub early_stopping: EarlyStoppingConfig,
+    pub reduce_lr: ReduceLrConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 20,
+            batch_size: 512,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            lr_schedule: LrSchedule::Constant,
+            early_stopping: EarlyStoppingConfig::default(),
+            reduce_lr: ReduceLrConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every range (epochs >= 1, batch_size >= 1, lr > 0, weight_decay >= 0, and the
+    /// callbacks'); `key` prefixes error messages, e.g. `student.train`.
+    pub fn validate(&self, key: &str) -> Result<()> {
+        let invalid = |field: &str, expected: &str, got: String| TrainError::InvalidConfig {
+            key: format!("{key}.{field}"),
+            expected: expected.into(),
+            got,
+        };
+        if self.epochs == 0 {
+            return Err(invalid("epochs", "at least 1", "0".into()));
+        }
+        if self.batch_size == 0 {
+            return Err(invalid("batch_size", "at least 1", "0".into()));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(invalid("lr", "a finite value > 0", self.lr.to_string()));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(invalid(
+                "weight_decay",
+                "a finite value >= 0",
+                self.weight_decay.to_string(),
+            ));
+        }
+        self.early_stopping
+            .build(&format!("{key}.early_stopping"))?;
+        self.reduce_lr.build(&format!("{key}.reduce_lr"))?;
+        Ok(())
+    }
+}
+
+/// What a training run produced besides the trained weights.
+#[derive(Debug, Clone, Serialize)]
+pub struct FitOutcome {
+    pub history: History,
+    /// The epoch early stopping ended training at, if it did.
+    pub stopped_epoch: Option<usize>,
+    /// Wall time of the whole run.
+    pub seconds: f64,
+}
+
+/// Deep copies of every variable, to keep the best weights.
+type Snapshot = HashMap<String, Tensor>;
+
+fn snapshot(model: &Model) -> Snapshot {
+    tch::no_grad(|| {
+        model
+            .var_store()
+            .variables()
+            .into_iter()
+            .map(|(name, t)| (name, t.detach().copy()))
+            .collect()
+    })
+}
+
+fn restore(model: &Model, snap: &Snapshot) {
+    tch::no_grad(|| {
+        for (name, mut t) in model.var_store().variables() {
+            t.copy_(&snap[&name]);
+        }
+    });
+}
+
+/// Trains `model` on `train`, validating on `val` after each epoch; `phase` names the run in
+/// log lines (`teacher`, `distilled`, ...).
+pub fn fit(
+    model: &Model,
+    train: &BatchLoader,
+    val: &BatchLoader,
+    objective: &Objective,
+    config: &TrainConfig,
+    phase: &str,
+) -> Result<FitOutcome> {
+    config.validate(phase)?;
+    let start = Instant::now();
+    let mut opt = nn::Adam {
+        wd: config.weight_decay,
+        ..Default::default()
+    }
+    .build(model.var_store(), config.lr)?;
+    let mut lr = config.lr;
+    let mut early = config
+        .early_stopping
+        .enabled
+        .then(|| config.early_stopping.build("early_stopping"))
+        .transpose()?;
+    let mut reduce = config
+        .reduce_lr
+        .enabled
+        .then(|| config.reduce_lr.build("reduce_lr"))
+        .transpose()?;
+    let mut history = History::default();
+    let mut best: Option<Snapshot> = None;
+    let total_steps = config.epochs * train.num_batches();
+    let mut step = 0;
+
+    for epoch in 1..=config.epochs {
+        let epoch_start = Instant::now();
+        let (mut loss, mut hits, mut n) = (RunningMean::default(), 0i64, 0usize);
+        let mut parts: Vec<(String, RunningMean)> = Vec::new();
+        for batch in train.epoch(epoch) {
+            if config.lr_schedule != LrSchedule::Constant {
+                opt.set_lr(lr * config.lr_schedule.factor(step, total_steps));
+            }
+            step += 1;
+            let logits = model.forward_t(&batch.images, true);
+            let out = objective.loss(&logits, &batch, Split::Train);
+            opt.backward_step(&out.total);
+            let b = batch.labels.size()[0] as usize;
+            loss.add(out.total.double_value(&[]), b);
+            for (i, (name, value)) in out.parts.iter().enumerate() {
+                if parts.len() <= i {
+                    parts.push((name.to_string(), RunningMean::default()));
+                }
+                parts[i].1.add(value.double_value(&[]), b);
+            }
+            hits += tch::no_grad(|| correct(&logits, &batch.labels));
+            n += b;
+        }
+        let train_seconds = epoch_start.elapsed().as_secs_f64();
+        if !loss.mean().is_finite() {
+            return Err(TrainError::Diverged {
+                phase: phase.into(),
+                epoch,
+                loss: loss.mean(),
+            });
+        }
+        let v = evaluate(model, val, objective, Split::Validation);
+        let m = EpochMetrics {
+            epoch,
+            loss: loss.mean(),
+            accuracy: hits as f64 / n.max(1) as f64,
+            val_loss: v.loss,
+            val_accuracy: v.accuracy,
+            lr,
+            parts: parts.iter().map(|(k, r)| (k.clone(), r.mean())).collect(),
+            seconds: epoch_start.elapsed().as_secs_f64(),
+            train_images_per_s: n as f64 / train_seconds,
+        };
+        tracing::info!(
+            "{phase} epoch {epoch}/{}: loss {:.4} - accuracy {:.4} - val_loss {:.4} - val_accuracy {:.4} - lr {:.2e} - {:.1}s ({:.0} img/s)",
+            config.epochs,
+            m.loss,
+            m.accuracy,
+            m.val_loss,
+            m.val_accuracy,
+            m.lr,
+            m.seconds,
+            m.train_images_per_s
+        );
+        history.epochs.push(m);
+
+        let mut actions = Vec::new();
+        if let Some(cb) = early.as_mut() {
+            actions.extend(cb.on_epoch_end(&history, lr));
+        }
+        if let Some(cb) = reduce.as_mut() {
+            actions.extend(cb.on_epoch_end(&history, lr));
+        }
+        let mut stop = false;
+        for action in actions {
+            match action {
+                Action::Stop => stop = true,
+                Action::SetLr(new) => {
+                    lr = new;
+                    opt.set_lr(lr);
+                }
+                Action::SnapshotBest => best = Some(snapshot(model)),
+                Action::RestoreBest => {
+                    if let Some(snap) = &best {
+                        restore(model, snap);
+                    }
+                }
+            }
+        }
+        if stop {
+            break;
+        }
+    }
+    if let Some(cb) = &early {
+        if cb.on_train_end().contains(&Action::RestoreBest) {
+            if let Some(snap) = &best {
+                restore(model, snap);
+            }
+        }
+    }
+    Ok(FitOutcome {
+        stopped_epoch: early.as_ref().and_then(|e| e.stopped_epoch()),
+        history,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}

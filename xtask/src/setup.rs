@@ -1,0 +1,104 @@
+//! `cargo xtask setup`: installs PyTorch 2.11.0 (the libtorch that `tch 0.24` is built for)
+//! from PyPI into a virtual environment and points `<root>/.libtorch` at its `torch`
+//! package, which `.cargo/config.toml` hands to torch-sys as `LIBTORCH`.
+//!
+//! Idempotent and version-checked: an existing venv with torch 2.11.0 is reused; one with
+//! another version is upgraded. The venv lives in `<root>/.venv`, or wherever `KD_VENV`
+//! says; `KD_PYTHON` picks the interpreter that creates it (default `python3`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{root, run_cmd};
+
+/// The PyTorch release matching `tch = "=0.24.0"`.
+pub const TORCH_VERSION: &str = "2.11.0";
+
+fn venv_dir() -> PathBuf {
+    std::env::var_os("KD_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv"))
+}
+
+/// `torch.__version__` and the package directory as the venv's Python sees them.
+fn installed_torch(python: &Path) -> Option<(String, PathBuf)> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import os, torch; print(torch.__version__); print(os.path.dirname(torch.__file__))",
+        ])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut lines = text.lines();
+    Some((lines.next()?.to_string(), PathBuf::from(lines.next()?)))
+}
+
+/// Makes sure libtorch is installed and linked; returns the `torch` package directory.
+pub fn setup() -> Result<PathBuf> {
+    let venv = venv_dir();
+    let python = venv.join("bin").join("python");
+    let current = installed_torch(&python);
+    let torch_dir = match current {
+        Some((version, dir)) if version.split('+').next() == Some(TORCH_VERSION) => {
+            eprintln!("xtask: torch {version} already in {}", venv.display());
+            dir
+        }
+        other => {
+            if let Some((version, _)) = other {
+                eprintln!(
+                    "xtask: {} has torch {version}; installing {TORCH_VERSION}",
+                    venv.display()
+                );
+            }
+            if !python.exists() {
+                let base = std::env::var("KD_PYTHON").unwrap_or_else(|_| "python3".into());
+                run_cmd(Command::new(&base).arg("-m").arg("venv").arg(&venv))?;
+            }
+            run_cmd(Command::new(&python).args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                &format!("torch=={TORCH_VERSION}"),
+                "setuptools",
+            ]))?;
+            match installed_torch(&python) {
+                Some((v, dir)) if v.split('+').next() == Some(TORCH_VERSION) => dir,
+                Some((v, _)) => bail!(
+                    "{}: expected torch {TORCH_VERSION} after install, found {v}",
+                    venv.display()
+                ),
+                None => bail!("{}: torch does not import after install", venv.display()),
+            }
+        }
+    };
+    link_libtorch(&torch_dir)?;
+    Ok(torch_dir)
+}
+
+/// Points `<root>/.libtorch` at `torch_dir` (replacing an older link atomically).
+fn link_libtorch(torch_dir: &Path) -> Result<()> {
+    if !torch_dir.join("lib").join("libtorch_cpu.so").exists() {
+        bail!(
+            "{}: expected libtorch's lib/libtorch_cpu.so inside",
+            torch_dir.display()
+        );
+    }
+    let link = root().join(".libtorch");
+    if std::fs::read_link(&link).ok().as_deref() == Some(torch_dir) {
+        return Ok(());
+    }
+    let tmp = root().join(".libtorch.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(torch_dir, &tmp)
+        .with_context(|| format!("{}: cannot create symlink", tmp.display()))?;
+    std::fs::rename(&tmp, &link).with_context(|| format!("{}: cannot replace", link.display()))?;
+    eprintln!("xtask: {} -> {}", link.display(), torch_dir.display());
+    Ok(())
+}
