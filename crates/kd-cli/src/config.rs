@@ -124,6 +124,9 @@ impl Default for TeacherConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct StudentSection {
     pub model: ModelConfig,
+    /// Train the students on a seeded random subset of this many training images (0: all
+    /// of them); the teacher always trains on the whole training split.
+    pub train_images: usize,
     pub train: TrainConfig,
 }
 
@@ -131,6 +134,7 @@ impl Default for StudentSection {
     fn default() -> Self {
         Self {
             model: ModelConfig::Student(StudentConfig::default()),
+            train_images: 0,
             train: TrainConfig::default(),
         }
     }

@@ -2,6 +2,7 @@
 //! and reports; the work happens in `kd-data`, `kd-models`, `kd-core` and `kd-train`.
 
 mod atomic;
+mod compare;
 mod config;
 mod env;
 mod report;
@@ -34,6 +35,11 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Compare runs (e.g. one per seed): per-run and mean test accuracies.
+    Compare {
+        /// `report.json` files or run directories.
+        reports: Vec<PathBuf>,
+    },
     /// Print the torch version, the device that will be used, CUDA/cuDNN availability and
     /// the thread count.
     Env,
@@ -55,6 +61,7 @@ fn main() -> ExitCode {
             env::print_env();
             Ok(())
         }
+        Command::Compare { reports } => compare::compare(&reports).map(|t| print!("{t}")),
         Command::Run { config, out, seed } => {
             run::run(&config, &run::RunOverrides { out, seed }).map(|r| print!("{}", r.table()))
         }

@@ -32,7 +32,10 @@ pub struct Report {
     pub seed: u64,
     pub device: String,
     pub torch_threads: i32,
+    /// Training images of the teacher.
     pub train_images: usize,
+    /// Training images of the students (a subset when `student.train_images` is set).
+    pub student_train_images: usize,
     pub validation_images: usize,
     pub test_images: usize,
     pub models: Vec<ModelReport>,

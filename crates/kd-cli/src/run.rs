@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use kd_data::{holdout_split, load_mnist_family, BatchLoader, ImageDataset};
+use kd_data::{holdout_split, load_mnist_family, random_subset, BatchLoader, ImageDataset};
 use kd_models::Model;
 use kd_train::{evaluate, fit, predict_logits, FitOutcome, Objective, Split};
 use tch::Device;
@@ -158,6 +158,14 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     std::fs::create_dir_all(&out)
         .with_context(|| format!("{}: cannot create the run directory", out.display()))?;
     write_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    if cfg.student.train_images > data.train.len() {
+        bail!(
+            "{}: student.train_images: expected at most {} (the training split), got {}",
+            config_path.display(),
+            data.train.len(),
+            cfg.student.train_images
+        );
+    }
     tracing::info!(
         "run {} (seed {}) on {}: {} train / {} validation / {} test images of {c}x{h}x{h}, writing to {}",
         cfg.name,
@@ -206,11 +214,16 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     teacher.freeze();
     let teacher_report = phase.finish("teacher", &teacher, teacher_outcome.as_ref())?;
 
+    // The students' training images: all of the training split, or a seeded subset.
+    let student_train = match cfg.student.train_images {
+        0 => data.train.clone(),
+        n => random_subset(&data.train, n, seed.wrapping_add(2))?,
+    };
     // Teacher logits, once per split, in inference mode.
     let s = &cfg.student.train;
     let teacher_train = predict_logits(
         &teacher,
-        &BatchLoader::new(&data.train, 1000, tf.clone(), device),
+        &BatchLoader::new(&student_train, 1000, tf.clone(), device),
     );
     let teacher_val = predict_logits(
         &teacher,
@@ -218,7 +231,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     );
     drop(teacher);
 
-    let train = BatchLoader::new(&data.train, s.batch_size, tf.clone(), device)
+    let train = BatchLoader::new(&student_train, s.batch_size, tf.clone(), device)
         .shuffled(seed.wrapping_add(1));
     let val = BatchLoader::new(&data.val, s.batch_size, tf.clone(), device);
 
@@ -253,6 +266,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         device: device_name(device),
         torch_threads: tch::get_num_threads(),
         train_images: data.train.len(),
+        student_train_images: student_train.len(),
         validation_images: data.val.len(),
         test_images: data.test.len(),
         distillation_gain_points: 100.0

@@ -16,5 +16,5 @@ pub mod transform;
 pub use dataset::{load_mnist_family, ImageDataset, Splits};
 pub use error::{DataError, Result};
 pub use loader::{Batch, BatchLoader};
-pub use split::holdout_split;
+pub use split::{holdout_split, random_subset};
 pub use transform::TransformConfig;

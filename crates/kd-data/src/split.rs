@@ -29,3 +29,20 @@ pub fn holdout_split(
     train.sort_unstable();
     Ok((data.select(train), data.select(val)))
 }
+
+/// A seeded random subset of `size` images of `data` (kept in their original order), e.g. a
+/// small labelled set for a student.
+pub fn random_subset(data: &ImageDataset, size: usize, seed: u64) -> Result<ImageDataset> {
+    if size == 0 || size > data.len() {
+        return Err(DataError::InvalidConfig {
+            key: "student.train_images".into(),
+            expected: format!("between 1 and {} images", data.len()),
+            got: size.to_string(),
+        });
+    }
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let chosen = &mut order[..size];
+    chosen.sort_unstable();
+    Ok(data.select(chosen))
+}

@@ -131,3 +131,27 @@ fn holdout_split_is_disjoint_complete_and_seeded() {
     let err = holdout_split(&data, 50, 3).unwrap_err().to_string();
     assert!(err.contains("data.validation_holdout"), "{err}");
 }
+
+#[test]
+fn random_subset_is_seeded_and_bounded() {
+    let data = tiny(50);
+    let ids = |d: &ImageDataset| {
+        d.images()
+            .iter()
+            .step_by(4)
+            .map(|&p| p as usize)
+            .collect::<Vec<_>>()
+    };
+    let a = kd_data::random_subset(&data, 20, 9).unwrap();
+    let b = kd_data::random_subset(&data, 20, 9).unwrap();
+    assert_eq!(a.len(), 20);
+    assert_eq!(ids(&a), ids(&b));
+    let mut sorted = ids(&a);
+    sorted.dedup();
+    assert_eq!(sorted.len(), 20, "images must be distinct");
+    assert_ne!(
+        ids(&a),
+        ids(&kd_data::random_subset(&data, 20, 10).unwrap())
+    );
+    assert!(kd_data::random_subset(&data, 51, 9).is_err());
+}
