@@ -171,6 +171,11 @@ impl RunConfig {
         self.teacher.train.validate("teacher.train")?;
         self.student.train.validate("student.train")?;
         self.distill.build("distill")?;
+        if self.student.train.augment.is_enabled() {
+            bail!(
+                "student.train.augment: expected no augmentation: the teacher's logits are cached once per un-augmented image"
+            );
+        }
         if let Some(ckpt) = &self.teacher.checkpoint {
             if !ckpt.is_file() {
                 bail!(

@@ -34,6 +34,9 @@ enum Command {
         /// Overrides the config's seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// Overrides the config's CPU thread count.
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Compare runs (e.g. one per seed): per-run and mean test accuracies.
     Compare {
@@ -62,9 +65,13 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Compare { reports } => compare::compare(&reports).map(|t| print!("{t}")),
-        Command::Run { config, out, seed } => {
-            run::run(&config, &run::RunOverrides { out, seed }).map(|r| print!("{}", r.table()))
-        }
+        Command::Run {
+            config,
+            out,
+            seed,
+            threads,
+        } => run::run(&config, &run::RunOverrides { out, seed, threads })
+            .map(|r| print!("{}", r.table())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

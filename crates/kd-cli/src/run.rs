@@ -29,6 +29,7 @@ use crate::report::{median, ModelReport, Report};
 pub struct RunOverrides {
     pub out: Option<PathBuf>,
     pub seed: Option<u64>,
+    pub threads: Option<usize>,
 }
 
 /// The three splits used by a run.
@@ -124,12 +125,21 @@ impl Phase<'_> {
     }
 }
 
+/// The labels of `data` as an i64 tensor on `device`.
+fn student_labels(data: &ImageDataset, device: Device) -> tch::Tensor {
+    let labels: Vec<i64> = data.labels().iter().map(|&l| i64::from(l)).collect();
+    tch::Tensor::from_slice(&labels).to_device(device)
+}
+
 /// Runs the experiment described by `config_path`; returns the report.
 pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     let start = Instant::now();
     let mut cfg = RunConfig::load(config_path)?;
     if let Some(seed) = overrides.seed {
         cfg.seed = seed;
+    }
+    if let Some(threads) = overrides.threads {
+        cfg.threads = threads;
     }
     cfg.validate()
         .with_context(|| format!("{}: invalid config", config_path.display()))?;
@@ -198,8 +208,9 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         }
         None => {
             let t = &cfg.teacher.train;
-            let train =
-                BatchLoader::new(&data.train, t.batch_size, tf.clone(), device).shuffled(seed);
+            let train = BatchLoader::new(&data.train, t.batch_size, tf.clone(), device)
+                .shuffled(seed)
+                .augmented(t.augment.clone());
             let val = BatchLoader::new(&data.val, t.batch_size, tf.clone(), device);
             Some(fit(
                 &teacher,
@@ -224,6 +235,17 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     let teacher_train = predict_logits(
         &teacher,
         &BatchLoader::new(&student_train, 1000, tf.clone(), device),
+    );
+    let cached_accuracy = teacher_train
+        .argmax(-1, false)
+        .eq_tensor(&student_labels(&student_train, device))
+        .to_kind(tch::Kind::Float)
+        .mean(tch::Kind::Float)
+        .double_value(&[]);
+    tracing::info!(
+        "teacher logits cached for {} student training images (teacher accuracy on them {:.2}%)",
+        student_train.len(),
+        100.0 * cached_accuracy
     );
     let teacher_val = predict_logits(
         &teacher,

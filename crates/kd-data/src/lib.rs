@@ -4,8 +4,10 @@
 //! - [`dataset`]: [`ImageDataset`], images `[n, c, h, w]` as `u8` with labels;
 //! - [`split`]: a seeded hold-out validation split;
 //! - [`transform`]: scaling, padding, normalization of a batch;
+//! - [`augment`]: random flips and crops of training images;
 //! - [`loader`]: shuffled, seeded mini-batches as tch tensors.
 
+pub mod augment;
 pub mod dataset;
 pub mod error;
 pub mod idx;
@@ -13,6 +15,7 @@ pub mod loader;
 pub mod split;
 pub mod transform;
 
+pub use augment::AugmentConfig;
 pub use dataset::{load_mnist_family, ImageDataset, Splits};
 pub use error::{DataError, Result};
 pub use loader::{Batch, BatchLoader};

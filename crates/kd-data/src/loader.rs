@@ -7,6 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
+use crate::augment::AugmentConfig;
 use crate::dataset::ImageDataset;
 use crate::transform::TransformConfig;
 
@@ -28,6 +29,7 @@ pub struct BatchLoader<'a> {
     shuffle: bool,
     seed: u64,
     transform: TransformConfig,
+    augment: AugmentConfig,
     device: Device,
 }
 
@@ -46,8 +48,15 @@ impl<'a> BatchLoader<'a> {
             shuffle: false,
             seed: 0,
             transform,
+            augment: AugmentConfig::default(),
             device,
         }
+    }
+
+    /// Augments every training image as it is gathered (see [`AugmentConfig`]).
+    pub fn augmented(mut self, augment: AugmentConfig) -> Self {
+        self.augment = augment;
+        self
     }
 
     /// Shuffles each epoch with a permutation derived from `seed` and the epoch number.
@@ -71,21 +80,35 @@ impl<'a> BatchLoader<'a> {
     pub fn order(&self, epoch: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.data.len()).collect();
         if self.shuffle {
-            let stream = self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            order.shuffle(&mut ChaCha8Rng::seed_from_u64(stream));
+            order.shuffle(&mut self.epoch_rng(epoch, 0));
         }
         order
+    }
+
+    /// The random stream of `epoch` for `purpose` (0: order, 1: augmentation).
+    fn epoch_rng(&self, epoch: usize, purpose: u64) -> ChaCha8Rng {
+        let stream = self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut rng = ChaCha8Rng::seed_from_u64(stream);
+        rng.set_stream(purpose);
+        rng
     }
 
     /// The batches of one epoch.
     pub fn epoch(&self, epoch: usize) -> impl Iterator<Item = Batch> + '_ {
         let order = self.order(epoch);
         let chunks: Vec<Vec<usize>> = order.chunks(self.batch_size).map(|c| c.to_vec()).collect();
-        chunks.into_iter().map(move |idx| self.gather(&idx))
+        let mut rng = self.epoch_rng(epoch, 1);
+        chunks
+            .into_iter()
+            .map(move |idx| self.gather_with(&idx, &mut rng))
     }
 
-    /// Assembles the batch made of the images at `indices`.
+    /// Assembles the batch made of the images at `indices` (augmented if the loader is).
     pub fn gather(&self, indices: &[usize]) -> Batch {
+        self.gather_with(indices, &mut self.epoch_rng(0, 1))
+    }
+
+    fn gather_with(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> Batch {
         let [c, h, w] = self.data.image_shape();
         let per_image = c * h * w;
         let pixels = self
@@ -95,7 +118,12 @@ impl<'a> BatchLoader<'a> {
             .expect("dataset images are stored contiguously");
         let mut buf = Vec::with_capacity(indices.len() * per_image);
         for &i in indices {
-            buf.extend_from_slice(&pixels[i * per_image..(i + 1) * per_image]);
+            let image = &pixels[i * per_image..(i + 1) * per_image];
+            if self.augment.is_enabled() {
+                self.augment.push_image(image, [c, h, w], rng, &mut buf);
+            } else {
+                buf.extend_from_slice(image);
+            }
         }
         let b = indices.len() as i64;
         let raw = Tensor::from_slice(&buf).view([b, c as i64, h as i64, w as i64]);

@@ -15,6 +15,12 @@ fn tiny(n: usize) -> ImageDataset {
     ImageDataset::new(images, labels, 3, Path::new("tiny")).unwrap()
 }
 
+/// The original indices of the images of a subset of [`tiny`] (every pixel of image `i`
+/// is `i`).
+fn ids(d: &ImageDataset) -> Vec<usize> {
+    d.images().iter().step_by(4).map(|&p| p as usize).collect()
+}
+
 fn to_vec_i64(t: &Tensor) -> Vec<i64> {
     Vec::try_from(t.to_kind(Kind::Int64)).unwrap()
 }
@@ -114,13 +120,6 @@ fn holdout_split_is_disjoint_complete_and_seeded() {
     let (train, val) = holdout_split(&data, 10, 3).unwrap();
     assert_eq!((train.len(), val.len()), (40, 10));
     // Pixel value = original index, so the union must be 0..50 exactly once.
-    let ids = |d: &ImageDataset| {
-        d.images()
-            .iter()
-            .step_by(4)
-            .map(|&p| p as usize)
-            .collect::<Vec<_>>()
-    };
     let mut all = [ids(&train), ids(&val)].concat();
     all.sort_unstable();
     assert_eq!(all, (0..50).collect::<Vec<_>>());
@@ -135,13 +134,6 @@ fn holdout_split_is_disjoint_complete_and_seeded() {
 #[test]
 fn random_subset_is_seeded_and_bounded() {
     let data = tiny(50);
-    let ids = |d: &ImageDataset| {
-        d.images()
-            .iter()
-            .step_by(4)
-            .map(|&p| p as usize)
-            .collect::<Vec<_>>()
-    };
     let a = kd_data::random_subset(&data, 20, 9).unwrap();
     let b = kd_data::random_subset(&data, 20, 9).unwrap();
     assert_eq!(a.len(), 20);

@@ -11,7 +11,7 @@ pub struct EpochMetrics {
     pub accuracy: f64,
     pub val_loss: f64,
     pub val_accuracy: f64,
-    /// Learning rate used during this epoch.
+    /// Learning rate of the epoch's last step (schedules move it within an epoch).
     pub lr: f64,
     /// Named loss terms (e.g. `student_loss`, `distillation_loss`), training means.
     pub parts: Vec<(String, f64)>,

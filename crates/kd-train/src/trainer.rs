@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use kd_data::BatchLoader;
+use kd_data::{AugmentConfig, BatchLoader};
 use kd_models::Model;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, OptimizerConfig};
@@ -32,6 +32,8 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Per-step schedule on top of the base rate (`constant` or `cosine`).
     pub lr_schedule: LrSchedule,
+    /// Augmentation of the training images (off by default, as in the seed).
+    pub augment: AugmentConfig,
     pub early_stopping: EarlyStoppingConfig,
     pub reduce_lr: ReduceLrConfig,
 }
@@ -44,6 +46,7 @@ impl Default for TrainConfig {
             lr: 1e-3,
             weight_decay: 0.0,
             lr_schedule: LrSchedule::Constant,
+            augment: AugmentConfig::default(),
             early_stopping: EarlyStoppingConfig::default(),
             reduce_lr: ReduceLrConfig::default(),
         }
@@ -185,7 +188,10 @@ pub fn fit(
             accuracy: hits as f64 / n.max(1) as f64,
             val_loss: v.loss,
             val_accuracy: v.accuracy,
-            lr,
+            lr: lr
+                * config
+                    .lr_schedule
+                    .factor(step.saturating_sub(1), total_steps),
             parts: parts.iter().map(|(k, r)| (k.clone(), r.mean())).collect(),
             seconds: epoch_start.elapsed().as_secs_f64(),
             train_images_per_s: n as f64 / train_seconds,
