@@ -27,6 +27,11 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The cargo that runs this task (`$CARGO`, set by `cargo run`), or `cargo` from `PATH`.
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
 /// Runs `cmd` in the workspace root, failing if it does.
 fn run_cmd(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: $ {cmd:?}");
@@ -81,7 +86,7 @@ fn dispatch(args: &[String]) -> Result<()> {
                 args = rest.to_vec();
             }
             run_cmd(
-                Command::new(env!("CARGO"))
+                cargo()
                     .args(["run", "--release", "--package", "kd-cli", "--", "run"])
                     .args(args),
             )
@@ -91,11 +96,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             if let Err(e) = fetch::fetch_dataset("fashion-mnist", None, &root().join("data")) {
                 eprintln!("xtask: Fashion-MNIST unavailable, tests that need it will skip: {e:#}");
             }
-            run_cmd(
-                Command::new(env!("CARGO"))
-                    .args(["test", "--workspace"])
-                    .args(rest),
-            )
+            run_cmd(cargo().args(["test", "--workspace"]).args(rest))
         }
         other => bail!("unknown task {other:?}\n{USAGE}"),
     }

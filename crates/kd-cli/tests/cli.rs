@@ -250,3 +250,42 @@ fn env_reports_torch_version_and_device() {
     assert!(text.contains("torch         2.11.0"), "{text}");
     assert!(text.contains("threads"), "{text}");
 }
+
+#[test]
+fn real_fashion_mnist_tiny_run_learns() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/fashion-mnist");
+    if !data.join("train-images-idx3-ubyte.gz").exists() {
+        eprintln!(
+            "SKIPPED: {} has no Fashion-MNIST (run `cargo xtask fetch-data`)",
+            data.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = TINY_CONFIG
+        .replace(
+            "dir = \"data\"",
+            &format!(
+                "dir = {:?}\ntrain_limit = 1200\ntest_limit = 500",
+                data.canonicalize().unwrap()
+            ),
+        )
+        .replace("validation_holdout = 40", "validation_holdout = 200");
+    std::fs::write(dir.path().join("real.toml"), config).unwrap();
+    let out = kd_cli(&["run", "real.toml", "--out", "out"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["test_images"], 500);
+    // Ten balanced classes: chance is 10%; three epochs on 1,000 real images reach far more.
+    let teacher = report["models"][0]["test_accuracy"].as_f64().unwrap();
+    assert!(
+        teacher > 0.5,
+        "teacher accuracy {teacher} on real Fashion-MNIST"
+    );
+}
