@@ -13,6 +13,11 @@ fn kd_cli(args: &[&str], cwd: &Path) -> Output {
         .unwrap()
 }
 
+/// Parses a JSON file the run wrote (`report.json`).
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
     let mut out = vec![0, 0, 8, dims.len() as u8];
     for &d in dims {
@@ -99,8 +104,7 @@ fn tiny_end_to_end_run_writes_a_complete_run_directory() {
         assert!(table.contains(role), "table lacks {role}: {table}");
     }
     let run = dir.path().join("out");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    let report = read_json(&run.join("report.json"));
     let models = report["models"].as_array().unwrap();
     assert_eq!(models.len(), 3);
     for m in models {
@@ -152,9 +156,7 @@ fn a_loaded_teacher_is_not_retrained() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let read = |p: &str| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(dir.path().join(p)).unwrap()).unwrap()
-    };
+    let read = |p: &str| read_json(&dir.path().join(p));
     let (first, second) = (read("first/report.json"), read("second/report.json"));
     assert_eq!(second["models"][0]["epochs_run"], 0);
     assert_eq!(
@@ -278,9 +280,7 @@ fn real_fashion_mnist_tiny_run_learns() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out/report.json")).unwrap())
-            .unwrap();
+    let report = read_json(&dir.path().join("out/report.json"));
     assert_eq!(report["test_images"], 500);
     // Ten balanced classes: chance is 10%; three epochs on 1,000 real images reach far more.
     let teacher = report["models"][0]["test_accuracy"].as_f64().unwrap();
