@@ -101,6 +101,27 @@ impl ImageDataset {
         &self.labels
     }
 
+    /// The datasets one after another; `None` when `parts` is empty or their image shapes or
+    /// class counts differ.
+    pub fn concat(parts: &[Self]) -> Option<Self> {
+        let first = parts.first()?;
+        if parts
+            .iter()
+            .any(|p| p.image_shape() != first.image_shape() || p.classes != first.classes)
+        {
+            return None;
+        }
+        let views: Vec<_> = parts.iter().map(|p| p.images.view()).collect();
+        Some(Self {
+            images: ndarray::concatenate(Axis(0), &views).ok()?,
+            labels: parts
+                .iter()
+                .flat_map(|p| p.labels.iter().copied())
+                .collect(),
+            classes: first.classes,
+        })
+    }
+
     /// A new dataset holding the images at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Self {
         Self {

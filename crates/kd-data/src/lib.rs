@@ -1,6 +1,8 @@
 //! Data layer of kd: real dataset formats read into `u8` storage, and seeded batch loading.
 //!
 //! - [`idx`]: the IDX format of MNIST / Fashion-MNIST (gzipped or not);
+//! - [`cifar`]: the binary format of CIFAR-10 and CIFAR-100;
+//! - [`catalog`]: [`DatasetKind`], the datasets known by name;
 //! - [`dataset`]: [`ImageDataset`], images `[n, c, h, w]` as `u8` with labels;
 //! - [`split`]: a seeded hold-out validation split;
 //! - [`transform`]: scaling, padding, normalization of a batch;
@@ -8,6 +10,8 @@
 //! - [`loader`]: shuffled, seeded mini-batches as tch tensors.
 
 pub mod augment;
+pub mod catalog;
+pub mod cifar;
 pub mod dataset;
 pub mod error;
 pub mod idx;
@@ -16,6 +20,8 @@ pub mod split;
 pub mod transform;
 
 pub use augment::AugmentConfig;
+pub use catalog::DatasetKind;
+pub use cifar::{load_cifar10, load_cifar100, CifarLabel};
 pub use dataset::{load_mnist_family, ImageDataset, Splits};
 pub use error::{DataError, Result};
 pub use loader::{Batch, BatchLoader};

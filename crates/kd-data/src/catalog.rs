@@ -1,0 +1,65 @@
+//! The datasets kd knows by name, with their image shape, class count, default directory
+//! and reader — what a config's `[data] dataset = "..."` selects.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cifar::{load_cifar10, load_cifar100, CifarLabel};
+use crate::dataset::{load_mnist_family, Splits};
+use crate::error::Result;
+
+/// A supported dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    /// Fashion-MNIST: 28x28 grayscale, 10 classes, IDX files.
+    FashionMnist,
+    /// MNIST: 28x28 grayscale, 10 classes, IDX files.
+    Mnist,
+    /// CIFAR-10: 32x32 RGB, 10 classes, binary batches.
+    Cifar10,
+    /// CIFAR-100 with its 100 fine labels.
+    Cifar100,
+    /// CIFAR-100 with its 20 coarse (superclass) labels.
+    Cifar100Coarse,
+}
+
+impl DatasetKind {
+    /// `[channels, height, width]` of one image as stored.
+    pub fn image_shape(self) -> [usize; 3] {
+        match self {
+            Self::FashionMnist | Self::Mnist => [1, 28, 28],
+            Self::Cifar10 | Self::Cifar100 | Self::Cifar100Coarse => [3, 32, 32],
+        }
+    }
+
+    /// Number of classes.
+    pub fn classes(self) -> usize {
+        match self {
+            Self::FashionMnist | Self::Mnist | Self::Cifar10 => 10,
+            Self::Cifar100 => 100,
+            Self::Cifar100Coarse => 20,
+        }
+    }
+
+    /// Where `cargo xtask fetch-data` puts the dataset, relative to the workspace root.
+    pub fn default_dir(self) -> PathBuf {
+        PathBuf::from(match self {
+            Self::FashionMnist => "data/fashion-mnist",
+            Self::Mnist => "data/mnist",
+            Self::Cifar10 => "data/cifar-10-batches-bin",
+            Self::Cifar100 | Self::Cifar100Coarse => "data/cifar-100-binary",
+        })
+    }
+
+    /// Reads the training and test splits from `dir`.
+    pub fn load(self, dir: &Path) -> Result<Splits> {
+        match self {
+            Self::FashionMnist | Self::Mnist => load_mnist_family(dir),
+            Self::Cifar10 => load_cifar10(dir),
+            Self::Cifar100 => load_cifar100(dir, CifarLabel::Cifar100Fine),
+            Self::Cifar100Coarse => load_cifar100(dir, CifarLabel::Cifar100Coarse),
+        }
+    }
+}
