@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 
 use crate::error::{invalid, Result};
+use crate::layers::Sequential;
 
 /// Shape of a compact CNN.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,51 +81,67 @@ pub fn cnn(
     in_channels: usize,
     input_hw: usize,
     classes: usize,
-) -> nn::SequentialT {
+) -> Sequential {
     let conv = nn::ConvConfig {
         padding: 1,
         bias: false,
         ..Default::default()
     };
     let features = p / "features";
-    let mut net = nn::seq_t();
+    let mut net = Sequential::new();
     let (mut layer, mut c_in, mut hw) = (0usize, in_channels as i64, input_hw as i64);
     for &c_out in &cfg.channels {
         let c_out = c_out as i64;
         for _ in 0..cfg.convs_per_stage {
             // [b, c_in, hw, hw] -> [b, c_out, hw, hw]
-            net = net
-                .add(nn::conv2d(&features / layer, c_in, c_out, 3, conv))
-                .add(nn::batch_norm2d(
-                    &features / (layer + 1),
-                    c_out,
-                    Default::default(),
-                ))
-                .add_fn(|x| x.relu());
+            net.push(
+                format!("features.{layer}"),
+                "Conv2d",
+                nn::conv2d(&features / layer, c_in, c_out, 3, conv),
+            );
+            net.push(
+                format!("features.{}", layer + 1),
+                "BatchNorm2d",
+                nn::batch_norm2d(&features / (layer + 1), c_out, Default::default()),
+            );
+            net.push_fn(format!("features.{}", layer + 2), "ReLU", |x| x.relu());
             layer += 3;
             c_in = c_out;
         }
         // [b, c_out, hw, hw] -> [b, c_out, hw/2, hw/2]
-        net = net.add_fn(|x| x.max_pool2d_default(2));
+        net.push_fn(format!("features.{layer}"), "MaxPool2d", |x| {
+            x.max_pool2d_default(2)
+        });
         layer += 1;
         hw /= 2;
     }
     let classifier = p / "classifier";
     let dropout = cfg.dropout;
     // [b, c, hw, hw] -> [b, c*hw*hw] -> [b, hidden] -> [b, classes]
-    net.add_fn(|x| x.flatten(1, -1))
-        .add(nn::linear(
+    net.push_fn("flatten", "Flatten", |x| x.flatten(1, -1));
+    net.push(
+        "classifier.0",
+        "Linear",
+        nn::linear(
             &classifier / 0,
             c_in * hw * hw,
             cfg.hidden as i64,
             Default::default(),
-        ))
-        .add_fn(|x| x.relu())
-        .add_fn_t(move |x, train| x.dropout(dropout, train))
-        .add(nn::linear(
+        ),
+    );
+    net.push_fn("classifier.1", "ReLU", |x| x.relu());
+    net.push_fn_t("classifier.2", "Dropout", move |x, train| {
+        x.dropout(dropout, train)
+    });
+    net.push(
+        "classifier.3",
+        "Linear",
+        nn::linear(
             &classifier / 3,
             cfg.hidden as i64,
             classes as i64,
             Default::default(),
-        ))
+        ),
+    );
+    net
 }

@@ -20,6 +20,8 @@ pub enum ModelError {
         #[source]
         source: tch::TchError,
     },
+    #[error("{}: pretrained weights do not fit the model: {detail}", path.display())]
+    Pretrained { path: PathBuf, detail: String },
     #[error("{}: cannot write: {source}", path.display())]
     Io {
         path: PathBuf,

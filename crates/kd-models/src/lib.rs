@@ -2,15 +2,26 @@
 //! state-dict keys.
 //!
 //! - [`student`]: the seed notebook's student family (3x3 conv blocks, max-pool, GAP, dense);
+//! - [`vgg`]: VGG11-19 convolutional bases with a GAP + dense head (the seed's teacher);
 //! - [`cnn`]: a compact batch-normalized CNN teacher;
+//! - [`layers`]: [`Sequential`], named layers in order;
+//! - [`pretrained`]: strict loading of published weights by name;
+//! - [`summary`]: Keras-style per-layer summaries;
 //! - [`model`]: [`Model`], a built architecture with safetensors save/load.
 
 pub mod cnn;
 pub mod error;
+pub mod layers;
 pub mod model;
+pub mod pretrained;
 pub mod student;
+pub mod summary;
+pub mod vgg;
 
 pub use cnn::CnnConfig;
 pub use error::{ModelError, Result};
+pub use layers::Sequential;
 pub use model::{Model, ModelConfig};
 pub use student::StudentConfig;
+pub use summary::Summary;
+pub use vgg::VggConfig;

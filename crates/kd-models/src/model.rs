@@ -9,7 +9,10 @@ use tch::{nn, Device, Tensor};
 
 use crate::cnn::{cnn, CnnConfig};
 use crate::error::{ModelError, Result};
+use crate::layers::Sequential;
+use crate::pretrained::{load_prefix, Loaded};
 use crate::student::{student, StudentConfig};
+use crate::vgg::{vgg, VggConfig};
 
 /// Which architecture to build, tagged by `kind` in TOML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +22,8 @@ pub enum ModelConfig {
     Student(StudentConfig),
     /// A compact batch-normalized CNN ([`CnnConfig`]).
     Cnn(CnnConfig),
+    /// VGG with a global-average-pooling head, optionally ImageNet-pretrained ([`VggConfig`]).
+    Vgg(VggConfig),
 }
 
 impl ModelConfig {
@@ -27,6 +32,16 @@ impl ModelConfig {
         match self {
             Self::Student(c) => c.validate(key, input_hw),
             Self::Cnn(c) => c.validate(key, input_hw),
+            Self::Vgg(c) => c.validate(key, input_hw),
+        }
+    }
+
+    /// A short human-readable name, e.g. `vgg19` or `student 5x3x64`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Student(c) => format!("student {}x{}x{}", c.blocks, c.convs_per_block, c.width),
+            Self::Cnn(c) => format!("cnn {:?}x{}", c.channels, c.convs_per_stage),
+            Self::Vgg(c) => format!("vgg{}", c.depth),
         }
     }
 }
@@ -35,12 +50,14 @@ impl ModelConfig {
 #[derive(Debug)]
 pub struct Model {
     vs: nn::VarStore,
-    net: nn::SequentialT,
+    net: Sequential,
+    pretrained: Option<Loaded>,
 }
 
 impl Model {
     /// Builds `config` for square inputs `[in_channels, input_hw, input_hw]` on `device`,
-    /// with libtorch's default (Kaiming-uniform) initialization.
+    /// with libtorch's default (Kaiming-uniform) initialization, then loads the config's
+    /// pretrained weights if it names any.
     pub fn new(
         config: &ModelConfig,
         in_channels: usize,
@@ -54,14 +71,51 @@ impl Model {
         let net = match config {
             ModelConfig::Student(c) => student(&root, c, in_channels, classes),
             ModelConfig::Cnn(c) => cnn(&root, c, in_channels, input_hw, classes),
+            ModelConfig::Vgg(c) => vgg(&root, c, in_channels, classes),
         };
-        Ok(Self { vs, net })
+        let pretrained = match config {
+            ModelConfig::Vgg(VggConfig {
+                pretrained: Some(path),
+                depth,
+            }) => {
+                let loaded = load_prefix(&vs, path, "features.")?;
+                tracing::info!(
+                    "vgg{depth}: loaded {} pretrained tensors ({} parameters) from {}",
+                    loaded.tensors,
+                    loaded.parameters,
+                    path.display()
+                );
+                Some(loaded)
+            }
+            ModelConfig::Vgg(VggConfig { depth, .. }) => {
+                tracing::warn!(
+                    "vgg{depth}: no pretrained weights configured; starting from random initialization"
+                );
+                None
+            }
+            _ => None,
+        };
+        Ok(Self {
+            vs,
+            net,
+            pretrained,
+        })
+    }
+
+    /// What was loaded from pretrained weights, if anything.
+    pub fn pretrained(&self) -> Option<&Loaded> {
+        self.pretrained.as_ref()
+    }
+
+    /// The layers, in order.
+    pub fn layers(&self) -> &Sequential {
+        &self.net
     }
 
     /// Logits `[b, classes]` for images `[b, c, h, w]`; `train` selects training behaviour
     /// of batch norm and dropout.
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
-        nn::ModuleT::forward_t(&self.net, images, train)
+        self.net.forward_t(images, train)
     }
 
     /// The parameters (and batch-norm statistics).

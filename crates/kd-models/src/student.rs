@@ -7,9 +7,10 @@
 //! `i` counts every layer (conv, ReLU, pool) as PyTorch would, and `classifier` for the dense.
 
 use serde::{Deserialize, Serialize};
-use tch::nn;
+use tch::{nn, Tensor};
 
 use crate::error::{invalid, Result};
+use crate::layers::Sequential;
 
 /// Shape of a student of the seed's family.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,34 +71,44 @@ pub fn student(
     cfg: &StudentConfig,
     in_channels: usize,
     classes: usize,
-) -> nn::SequentialT {
+) -> Sequential {
     let conv = nn::ConvConfig {
         padding: 1,
         ..Default::default()
     };
-    let features = p / "features";
-    let mut net = nn::seq_t();
+    let mut net = Sequential::new();
     let (mut layer, mut c_in) = (0usize, in_channels as i64);
     let width = cfg.width as i64;
     for _ in 0..cfg.blocks {
         for _ in 0..cfg.convs_per_block {
             // [b, c_in, h, w] -> [b, width, h, w]
-            net = net
-                .add(nn::conv2d(&features / layer, c_in, width, 3, conv))
-                .add_fn(|x| x.relu());
+            let name = format!("features.{layer}");
+            net.push(
+                &name,
+                "Conv2d",
+                nn::conv2d(p / "features" / layer, c_in, width, 3, conv),
+            );
+            net.push_fn(format!("features.{}", layer + 1), "ReLU", |x| x.relu());
             layer += 2;
             c_in = width;
         }
         // [b, width, h, w] -> [b, width, h/2, w/2]
-        net = net.add_fn(|x| x.max_pool2d_default(2));
+        net.push_fn(format!("features.{layer}"), "MaxPool2d", |x| {
+            x.max_pool2d_default(2)
+        });
         layer += 1;
     }
     // [b, width, h', w'] -> [b, width] -> [b, classes]
-    net.add_fn(|x| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
-        .add(nn::linear(
-            p / "classifier",
-            width,
-            classes as i64,
-            Default::default(),
-        ))
+    net.push_fn("avgpool", "GlobalAvgPool2d", global_avg_pool);
+    net.push(
+        "classifier",
+        "Linear",
+        nn::linear(p / "classifier", width, classes as i64, Default::default()),
+    );
+    net
+}
+
+/// `[b, c, h, w] -> [b, c]`, the mean over each feature map (Keras' `GlobalAvgPool2D`).
+pub(crate) fn global_avg_pool(x: &Tensor) -> Tensor {
+    x.mean_dim([-2i64, -1].as_slice(), false, x.kind())
 }

@@ -140,3 +140,41 @@ fn loading_weights_of_another_shape_names_the_file() {
     let err = other.load(&path).unwrap_err().to_string();
     assert!(err.contains("w8.safetensors"), "{err}");
 }
+
+#[test]
+fn seed_student_summary_matches_keras_rows() {
+    // Keras: conv2d (None, 32, 32, 64) 1792; conv2d_1 36928; max_pooling2d (None, 16, 16, 64);
+    // ...; dense (None, 10) 650; "Total params: 519,434".
+    let m = Model::new(
+        &ModelConfig::Student(StudentConfig::default()),
+        3,
+        32,
+        10,
+        Device::Cpu,
+    )
+    .unwrap();
+    let s = kd_models::Summary::new("student", &m, [3, 32, 32]);
+    let row = |name: &str| s.rows.iter().find(|r| r.name == name).unwrap();
+    assert_eq!(
+        (
+            row("features.0").parameters,
+            row("features.0").output_shape.clone()
+        ),
+        (1792, vec![64, 32, 32])
+    );
+    assert_eq!(row("features.2").parameters, 36_928);
+    assert_eq!(row("features.6").output_shape, [64, 16, 16]);
+    assert_eq!(row("avgpool").output_shape, [64]);
+    assert_eq!(
+        (
+            row("classifier").parameters,
+            row("classifier").output_shape.clone()
+        ),
+        (650, vec![10])
+    );
+    assert_eq!(s.rows.iter().map(|r| r.parameters).sum::<usize>(), 519_434);
+    assert_eq!(
+        (s.total(), s.trainable, s.non_trainable),
+        (519_434, 519_434, 0)
+    );
+}
