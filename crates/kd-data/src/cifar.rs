@@ -82,7 +82,7 @@ impl CifarLabel {
 /// Parses the records in `bytes` (the content of `path`, named in errors).
 pub fn parse_cifar(bytes: &[u8], label: CifarLabel, path: &Path) -> Result<ImageDataset> {
     let record = label.record_bytes();
-    if bytes.is_empty() || bytes.len() % record != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
         return Err(DataError::Shape {
             path: path.to_path_buf(),
             expected: format!("a non-empty whole number of {record}-byte CIFAR records"),

@@ -14,7 +14,7 @@ pub struct Layer {
     pub name: String,
     /// Layer type for summaries, e.g. `Conv2d`.
     pub kind: &'static str,
-    module: Box<dyn ModuleT + Send>,
+    module: Box<dyn ModuleT>,
 }
 
 impl fmt::Debug for Layer {
@@ -40,7 +40,7 @@ impl Sequential {
         &mut self,
         name: impl Into<String>,
         kind: &'static str,
-        module: impl ModuleT + Send + 'static,
+        module: impl ModuleT + 'static,
     ) {
         self.layers.push(Layer {
             name: name.into(),
