@@ -75,7 +75,9 @@ pub fn fetch_dataset(dataset: &str, mirror: Option<&str>, data_dir: &Path) -> Re
             Some(Path::new(FASHION_MNIST_DEBIAN_DIR)),
             &data_dir.join("fashion-mnist"),
         ),
-        other => bail!("--dataset: expected fashion-mnist, got {other:?}"),
+        "cifar10" => crate::cifar::fetch_cifar(&crate::cifar::CIFAR10, mirror, data_dir),
+        "cifar100" => crate::cifar::fetch_cifar(&crate::cifar::CIFAR100, mirror, data_dir),
+        other => bail!("--dataset: expected fashion-mnist, cifar10 or cifar100, got {other:?}"),
     }
 }
 

@@ -3,21 +3,25 @@
 //!
 //! ```text
 //! cargo xtask setup                         install PyTorch 2.11.0 (libtorch) into a venv
-//! cargo xtask fetch-data [--dataset NAME] [--mirror URL]
+//! cargo xtask fetch-data [--dataset fashion-mnist|cifar10|cifar100] [--mirror URL]
+//! cargo xtask fetch-weights vgg19 [--mirror URL]   ImageNet VGG19 → data/weights/vgg19.safetensors
 //! cargo xtask run [-- kd-cli run args]      setup + fetch-data + kd-cli run configs/quickstart.toml
 //! cargo xtask test                          setup + fetch-data + the whole test suite
 //! ```
 
+mod cifar;
 mod download;
 mod fetch;
 mod setup;
+mod unpack;
+mod weights;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "usage: cargo xtask <setup | fetch-data [--dataset fashion-mnist] [--mirror URL] | run [kd-cli run args] | test [cargo test args]>";
+const USAGE: &str = "usage: cargo xtask <setup | fetch-data [--dataset fashion-mnist|cifar10|cifar100] [--mirror URL] | fetch-weights vgg19 [--mirror URL] | run [kd-cli run args] | test [cargo test args]>";
 
 /// The workspace root (the parent of this crate's directory).
 fn root() -> PathBuf {
@@ -77,6 +81,21 @@ fn dispatch(args: &[String]) -> Result<()> {
             let dataset = flag(rest, "--dataset")?.unwrap_or_else(|| "fashion-mnist".into());
             let mirror = flag(rest, "--mirror")?.or_else(|| std::env::var("KD_MIRROR").ok());
             fetch::fetch_dataset(&dataset, mirror.as_deref(), &root().join("data")).map(|_| ())
+        }
+        "fetch-weights" => {
+            let Some(name) = rest.first().filter(|a| !a.starts_with("--")) else {
+                bail!("fetch-weights: expected a model name (vgg19)\n{USAGE}");
+            };
+            let spec = weights::spec(name)?;
+            let mirror = flag(rest, "--mirror")?.or_else(|| std::env::var("KD_MIRROR").ok());
+            setup::setup()?;
+            weights::fetch_weights(
+                &spec,
+                mirror.as_deref(),
+                &root().join("data").join("weights"),
+                &setup::venv_python(),
+            )
+            .map(|_| ())
         }
         "run" => {
             setup::setup()?;

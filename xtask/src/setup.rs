@@ -22,6 +22,11 @@ fn venv_dir() -> PathBuf {
         .unwrap_or_else(|| root().join(".venv"))
 }
 
+/// The venv's Python interpreter.
+pub fn venv_python() -> PathBuf {
+    venv_dir().join("bin").join("python")
+}
+
 /// `torch.__version__` and the package directory as the venv's Python sees them.
 fn installed_torch(python: &Path) -> Option<(String, PathBuf)> {
     let out = Command::new(python)
@@ -42,7 +47,7 @@ fn installed_torch(python: &Path) -> Option<(String, PathBuf)> {
 /// Makes sure libtorch is installed and linked; returns the `torch` package directory.
 pub fn setup() -> Result<PathBuf> {
     let venv = venv_dir();
-    let python = venv.join("bin").join("python");
+    let python = venv_python();
     let current = installed_torch(&python);
     let torch_dir = match current {
         Some((version, dir)) if version.split('+').next() == Some(TORCH_VERSION) => {
