@@ -6,7 +6,7 @@
 //! download never leaves a file where a good one is expected.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,30 +25,18 @@ pub enum Checksum {
 }
 
 impl Checksum {
-    fn hasher(self) -> Box<dyn FnMut(Option<&[u8]>) -> Option<String>> {
-        fn make<D: Digest + 'static>() -> Box<dyn FnMut(Option<&[u8]>) -> Option<String>> {
-            let mut d = Some(D::new());
-            Box::new(move |chunk| match chunk {
-                Some(bytes) => {
-                    d.as_mut()
-                        .expect("hasher used after finishing")
-                        .update(bytes);
-                    None
-                }
-                None => Some(hex::encode(d.take()?.finalize())),
-            })
-        }
+    fn hasher(self) -> Hasher {
         match self {
-            Self::Md5(_) => make::<Md5>(),
-            Self::Sha256(_) | Self::Sha256Prefix(_) => make::<Sha256>(),
+            Self::Md5(_) => Hasher::Md5(Md5::new()),
+            Self::Sha256(_) | Self::Sha256Prefix(_) => Hasher::Sha256(Sha256::new()),
         }
     }
 
     /// Hex digest of `bytes` with this checksum's algorithm.
     pub fn digest(self, bytes: &[u8]) -> String {
         let mut h = self.hasher();
-        h(Some(bytes));
-        h(None).expect("digest")
+        h.update(bytes);
+        h.finish()
     }
 
     /// Hex digest of the file at `path`, read in 1 MiB chunks.
@@ -63,9 +51,9 @@ impl Checksum {
             if n == 0 {
                 break;
             }
-            h(Some(&buf[..n]));
+            h.update(&buf[..n]);
         }
-        Ok(h(None).expect("digest"))
+        Ok(h.finish())
     }
 
     /// The expected hex digest (or its prefix).
@@ -112,6 +100,28 @@ impl Checksum {
     /// Fails with both digests when the file at `path` does not match.
     pub fn verify_file(self, path: &Path) -> Result<()> {
         self.check(&self.digest_file(path)?, &path.display().to_string())
+    }
+}
+
+/// A running digest of one of the supported algorithms.
+enum Hasher {
+    Md5(Md5),
+    Sha256(Sha256),
+}
+
+impl Hasher {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Md5(h) => h.update(bytes),
+            Self::Sha256(h) => h.update(bytes),
+        }
+    }
+
+    fn finish(self) -> String {
+        match self {
+            Self::Md5(h) => hex::encode(h.finalize()),
+            Self::Sha256(h) => hex::encode(h.finalize()),
+        }
     }
 }
 
@@ -178,7 +188,7 @@ pub fn download_verified(url: &str, dest: &Path, checksum: Checksum) -> Result<(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::io::BufRead;
+    use std::io::{BufRead, Write};
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 
