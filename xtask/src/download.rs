@@ -192,6 +192,9 @@ pub(crate) mod tests {
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 
+    /// The `(path, Range header)` of every request a test server received.
+    pub(crate) type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
     /// One file the test server offers.
     #[derive(Clone)]
     pub(crate) struct Route {
@@ -218,9 +221,7 @@ pub(crate) mod tests {
 
     /// Serves `routes` over HTTP/1.1 on 127.0.0.1 from a background thread; unknown paths
     /// get 404. Returns the base URL and the log of `(path, range header)` requests.
-    pub(crate) fn serve_routes(
-        routes: Vec<Route>,
-    ) -> (String, Arc<Mutex<Vec<(String, Option<String>)>>>) {
+    pub(crate) fn serve_routes(routes: Vec<Route>) -> (String, RequestLog) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let log = Arc::new(Mutex::new(Vec::new()));
