@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use kd_core::KerasKdConfig;
-use kd_data::TransformConfig;
-use kd_models::{ModelConfig, StudentConfig};
+use kd_data::{DatasetKind, TransformConfig};
+use kd_models::{ModelConfig, StudentConfig, VggConfig};
 use kd_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
@@ -59,10 +59,11 @@ pub enum DeviceChoice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
-    /// `fashion-mnist` or `mnist` (IDX files, gzipped or not).
+    /// `fashion-mnist`, `mnist`, `cifar10`, `cifar100` or `cifar100-coarse`.
     pub dataset: DatasetKind,
-    /// Directory holding the dataset's files.
-    pub dir: PathBuf,
+    /// Directory holding the dataset's files (default: where `cargo xtask fetch-data` puts
+    /// them, e.g. `data/cifar-10-batches-bin`).
+    pub dir: Option<PathBuf>,
     /// Training images held out (seeded) for validation; 0 validates on the test set, as the
     /// seed notebook does.
     pub validation_holdout: usize,
@@ -77,7 +78,7 @@ impl Default for DataConfig {
     fn default() -> Self {
         Self {
             dataset: DatasetKind::FashionMnist,
-            dir: PathBuf::from("data/fashion-mnist"),
+            dir: None,
             validation_holdout: 5000,
             train_limit: 0,
             test_limit: 0,
@@ -86,12 +87,18 @@ impl Default for DataConfig {
     }
 }
 
-/// Supported datasets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetKind {
-    FashionMnist,
-    Mnist,
+impl DataConfig {
+    /// The dataset directory: `dir`, or the dataset's default.
+    pub fn dir(&self) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| self.dataset.default_dir())
+    }
+
+    /// `[channels, height, width]` of the model input after the transform.
+    pub fn input_shape(&self) -> [usize; 3] {
+        self.transform.output_shape(self.dataset.image_shape())
+    }
 }
 
 /// The teacher: its architecture, and either a checkpoint to load or how to train it.
@@ -145,7 +152,7 @@ impl RunConfig {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read the config", path.display()))?;
-        toml::from_str(&text).map_err(|e| {
+        let mut cfg: Self = toml::from_str(&text).map_err(|e| {
             // toml's own Display spans several lines (a source snippet); keep one line.
             let line = e
                 .span()
@@ -156,7 +163,9 @@ impl RunConfig {
                 path.display(),
                 e.message().trim()
             )
-        })
+        })?;
+        cfg.data.dir = Some(cfg.data.dir());
+        Ok(cfg)
     }
 
     /// Checks every range that does not depend on the data (the model shapes are checked
@@ -175,6 +184,18 @@ impl RunConfig {
             bail!(
                 "student.train.augment: expected no augmentation: the teacher's logits are cached once per un-augmented image"
             );
+        }
+        if let ModelConfig::Vgg(VggConfig {
+            pretrained: Some(weights),
+            ..
+        }) = &self.teacher.model
+        {
+            if !weights.is_file() && self.teacher.checkpoint.is_none() {
+                bail!(
+                    "teacher.model.pretrained: expected an existing .safetensors file (run `cargo xtask fetch-weights vgg19`, or remove the key to start from random weights), got {}",
+                    weights.display()
+                );
+            }
         }
         if let Some(ckpt) = &self.teacher.checkpoint {
             if !ckpt.is_file() {

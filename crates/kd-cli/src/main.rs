@@ -7,6 +7,7 @@ mod config;
 mod env;
 mod report;
 mod run;
+mod summary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,12 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Print a Keras-style summary (layers, output shapes, parameters) of the config's
+    /// teacher and student.
+    Summary {
+        /// The experiment's TOML config.
+        config: PathBuf,
+    },
     /// Compare runs (e.g. one per seed): per-run and mean test accuracies.
     Compare {
         /// `report.json` files or run directories.
@@ -64,6 +71,7 @@ fn main() -> ExitCode {
             env::print_env();
             Ok(())
         }
+        Command::Summary { config } => summary::summary(&config).map(|t| print!("{t}")),
         Command::Compare { reports } => compare::compare(&reports).map(|t| print!("{t}")),
         Command::Run {
             config,

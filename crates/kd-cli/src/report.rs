@@ -9,6 +9,11 @@ use serde::Serialize;
 pub struct ModelReport {
     /// `teacher`, `distilled` or `scratch`.
     pub role: String,
+    /// Architecture, e.g. `vgg19` or `student 5x3x64`.
+    pub architecture: String,
+    /// Where the starting weights came from (pretrained file or checkpoint); `None` for
+    /// random initialization.
+    pub pretrained: Option<String>,
     pub test_accuracy: f64,
     pub test_loss: f64,
     pub parameters: usize,
@@ -48,20 +53,33 @@ impl Report {
     /// The comparison table, one row per model.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<10} {:>9} {:>9} {:>10} {:>10} {:>9} {:>7}\n",
-            "model", "test acc", "test loss", "params", "file", "train s", "epochs"
+            "{:<10} {:<16} {:>9} {:>9} {:>11} {:>10} {:>12} {:>9} {:>7}\n",
+            "model",
+            "architecture",
+            "test acc",
+            "test loss",
+            "params",
+            "file",
+            "infer img/s",
+            "train s",
+            "epochs"
         );
         for m in &self.models {
             out += &format!(
-                "{:<10} {:>8.2}% {:>9.4} {:>10} {:>8.2}MB {:>9.1} {:>7}\n",
+                "{:<10} {:<16} {:>8.2}% {:>9.4} {:>11} {:>8.2}MB {:>12.0} {:>9.1} {:>7}\n",
                 m.role,
+                m.architecture,
                 100.0 * m.test_accuracy,
                 m.test_loss,
-                m.parameters,
+                kd_models::summary::thousands(m.parameters),
                 m.file_bytes as f64 / (1024.0 * 1024.0),
+                m.eval_images_per_s,
                 m.train_seconds,
                 m.epochs_run
             );
+        }
+        if let Some(from) = self.models.first().and_then(|m| m.pretrained.as_ref()) {
+            out += &format!("teacher weights from {from}\n");
         }
         out += &format!(
             "distilled - scratch: {:+.2} points (seed {}, {} test images)\n",

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use kd_data::{holdout_split, load_mnist_family, random_subset, BatchLoader, ImageDataset};
-use kd_models::Model;
+use kd_data::{holdout_split, random_subset, BatchLoader, ImageDataset};
+use kd_models::{Model, ModelConfig, VggConfig};
 use kd_train::{evaluate, fit, predict_logits, FitOutcome, Objective, Split};
 use tch::Device;
 
@@ -41,7 +41,7 @@ struct RunData {
 
 fn load_data(cfg: &RunConfig) -> Result<RunData> {
     let d = &cfg.data;
-    let splits = load_mnist_family(&d.dir)?;
+    let splits = d.dataset.load(&d.dir())?;
     let limit = |ds: ImageDataset, n: usize| {
         if n == 0 || n >= ds.len() {
             ds
@@ -84,10 +84,12 @@ impl Phase<'_> {
         &mut self,
         role: &str,
         model: &Model,
+        describe: (String, Option<String>),
         outcome: Option<&FitOutcome>,
     ) -> Result<ModelReport> {
         let weights = format!("{role}.safetensors");
         let file_bytes = model.save(&self.out.join(&weights))?;
+        let (architecture, pretrained) = describe;
         let eval = evaluate(
             model,
             self.test,
@@ -111,6 +113,8 @@ impl Phase<'_> {
         );
         Ok(ModelReport {
             role: role.into(),
+            architecture,
+            pretrained,
             test_accuracy: eval.accuracy,
             test_loss: eval.loss,
             parameters: model.trainable_parameters(),
@@ -197,9 +201,40 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         metrics: &mut metrics,
     };
 
-    // Teacher: load or train.
+    // Teacher: load or train (from pretrained feature weights when configured).
     tch::manual_seed(seed as i64);
-    let mut teacher = Model::new(&cfg.teacher.model, c, h, classes, device)?;
+    let teacher_cfg = match (&cfg.teacher.model, &cfg.teacher.checkpoint) {
+        (ModelConfig::Vgg(v), Some(_)) => ModelConfig::Vgg(VggConfig {
+            pretrained: None,
+            ..v.clone()
+        }),
+        (m, _) => m.clone(),
+    };
+    let mut teacher = Model::new(&teacher_cfg, c, h, classes, device)?;
+    let teacher_origin = match (&cfg.teacher.checkpoint, teacher.pretrained()) {
+        (Some(ckpt), _) => Some(format!("checkpoint {}", ckpt.display())),
+        (None, Some(loaded)) => Some(format!(
+            "{} tensors ({} parameters) from {}",
+            loaded.tensors,
+            loaded.parameters,
+            match &cfg.teacher.model {
+                ModelConfig::Vgg(VggConfig {
+                    pretrained: Some(p),
+                    ..
+                }) => p.display().to_string(),
+                _ => String::new(),
+            }
+        )),
+        (None, None) => {
+            tracing::warn!(
+                "teacher {}: no pretrained weights or checkpoint configured; starting from random initialization",
+                cfg.teacher.model.describe()
+            );
+            None
+        }
+    };
+    let teacher_describe = (cfg.teacher.model.describe(), teacher_origin);
+    let student_describe = || (cfg.student.model.describe(), None);
     let teacher_outcome = match &cfg.teacher.checkpoint {
         Some(path) => {
             teacher.load(path)?;
@@ -223,7 +258,12 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         }
     };
     teacher.freeze();
-    let teacher_report = phase.finish("teacher", &teacher, teacher_outcome.as_ref())?;
+    let teacher_report = phase.finish(
+        "teacher",
+        &teacher,
+        teacher_describe,
+        teacher_outcome.as_ref(),
+    )?;
 
     // The students' training images: all of the training split, or a seeded subset.
     let student_train = match cfg.student.train_images {
@@ -266,7 +306,8 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         teacher_val: &teacher_val,
     };
     let outcome = fit(&distilled, &train, &val, &objective, s, "distilled")?;
-    let distilled_report = phase.finish("distilled", &distilled, Some(&outcome))?;
+    let distilled_report =
+        phase.finish("distilled", &distilled, student_describe(), Some(&outcome))?;
     drop(distilled);
 
     tch::manual_seed(seed.wrapping_add(1) as i64);
@@ -279,7 +320,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         s,
         "scratch",
     )?;
-    let scratch_report = phase.finish("scratch", &scratch, Some(&outcome))?;
+    let scratch_report = phase.finish("scratch", &scratch, student_describe(), Some(&outcome))?;
 
     write_atomic(&out.join("metrics.jsonl"), metrics.as_bytes())?;
     let report = Report {

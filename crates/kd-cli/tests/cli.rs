@@ -1,22 +1,11 @@
 //! `kd-cli` as a user runs it: a tiny end-to-end experiment on IDX files the test writes
 //! (a learnable 4-class pattern task), and one-line errors for bad input.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn kd_cli(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kd-cli"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-/// Parses a JSON file the run wrote (`report.json`).
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
+use common::{kd_cli, read_json};
 
 fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
     let mut out = vec![0, 0, 8, dims.len() as u8];

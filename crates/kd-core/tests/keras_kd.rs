@@ -133,7 +133,7 @@ fn values_and_gradients_match_pytorch() {
         let loss = KerasKdConfig {
             alpha: case.alpha,
             temperature: case.temperature,
-            scale_by_t_squared: case.t_squared,
+            temperature_squared: case.t_squared,
         }
         .build("distill")
         .unwrap();

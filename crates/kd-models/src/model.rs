@@ -87,12 +87,6 @@ impl Model {
                 );
                 Some(loaded)
             }
-            ModelConfig::Vgg(VggConfig { depth, .. }) => {
-                tracing::warn!(
-                    "vgg{depth}: no pretrained weights configured; starting from random initialization"
-                );
-                None
-            }
             _ => None,
         };
         Ok(Self {

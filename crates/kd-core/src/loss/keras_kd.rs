@@ -8,7 +8,7 @@
 //!   `sum(p * log(p / q))` over classes, averaged over the batch.
 //! - Hinton et al. (2015, "Distilling the Knowledge in a Neural Network",
 //!   arXiv:1503.02531) multiply the soft term by `T^2` to keep its gradient scale independent
-//!   of `T`; the seed does not, and neither does this loss unless `scale_by_t_squared` is set.
+//!   of `T`; the seed does not, and neither does this loss unless `temperature_squared` is set.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -28,7 +28,8 @@ pub struct KerasKdConfig {
     /// Softmax temperature applied to both models' logits in the soft term.
     pub temperature: f64,
     /// Multiply the soft term by `T^2` (Hinton et al.); off in the seed.
-    pub scale_by_t_squared: bool,
+    #[serde(alias = "scale_by_t_squared")]
+    pub temperature_squared: bool,
 }
 
 impl Default for KerasKdConfig {
@@ -37,7 +38,7 @@ impl Default for KerasKdConfig {
         Self {
             alpha: 0.7,
             temperature: 1.0,
-            scale_by_t_squared: false,
+            temperature_squared: false,
         }
     }
 }
@@ -86,13 +87,13 @@ impl DistillLoss for KerasKd {
         let KerasKdConfig {
             alpha,
             temperature: t,
-            scale_by_t_squared,
+            temperature_squared,
         } = self.config;
         let hard = student.cross_entropy_for_logits(labels);
         let p_teacher = (teacher / t).softmax(-1, Kind::Float);
         let p_student = (student / t).softmax(-1, Kind::Float);
         let mut soft = keras_kl_divergence(&p_teacher, &p_student);
-        if scale_by_t_squared {
+        if temperature_squared {
             soft *= t * t;
         }
         let total = &hard * alpha + &soft * (1.0 - alpha);

@@ -1,0 +1,50 @@
+//! `kd-cli summary CONFIG`: the Keras-style summary (`model.summary()`) of the config's
+//! teacher and student, for the input shape its dataset and transform produce. Nothing is
+//! trained and no data is read; pretrained weights are not loaded (the summary says whether
+//! the configured file is present).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use kd_models::{Model, ModelConfig, Summary, VggConfig};
+use tch::Device;
+
+use crate::config::RunConfig;
+
+/// The printed summaries of the teacher and the student of `config_path`.
+pub fn summary(config_path: &Path) -> Result<String> {
+    let cfg = RunConfig::load(config_path)?;
+    let shape = cfg.data.input_shape();
+    let [c, h, _] = shape;
+    let classes = cfg.data.dataset.classes();
+    let mut out = String::new();
+    for (role, key, model) in [
+        ("teacher", "teacher.model", &cfg.teacher.model),
+        ("student", "student.model", &cfg.student.model),
+    ] {
+        model
+            .validate(key, h)
+            .with_context(|| format!("{}: invalid config", config_path.display()))?;
+        let (bare, note) = match model {
+            ModelConfig::Vgg(v) => (
+                ModelConfig::Vgg(VggConfig {
+                    pretrained: None,
+                    ..v.clone()
+                }),
+                match &v.pretrained {
+                    Some(p) if p.is_file() => format!("pretrained features from {}", p.display()),
+                    Some(p) => format!(
+                        "pretrained features from {} (missing: run `cargo xtask fetch-weights vgg19`)",
+                        p.display()
+                    ),
+                    None => "random initialization".into(),
+                },
+            ),
+            m => (m.clone(), "random initialization".into()),
+        };
+        let built = Model::new(&bare, c, h, classes, Device::Cpu)?;
+        let s = Summary::new(role, &built, shape);
+        out += &format!("{s}{}, {note}\n\n", model.describe());
+    }
+    Ok(out)
+}
