@@ -249,6 +249,26 @@ mod tests {
         Box::leak(s.into_boxed_str())
     }
 
+    /// Serves the tiny state dict as `/tiny-0000.pth`; returns the venv's Python, the base
+    /// URL and the file's checksum in torchvision's style. `None` (and a note) without a venv.
+    fn serve_tiny_pth() -> Option<(PathBuf, String, Checksum)> {
+        let Some(python) = python() else {
+            eprintln!("skipped: no venv Python with PyTorch (run `cargo xtask setup`)");
+            return None;
+        };
+        let src = tempfile::tempdir().unwrap();
+        let pth = src.path().join("tiny.pth");
+        tiny_pth(&python, &pth);
+        let bytes = std::fs::read(&pth).unwrap();
+        let sha = Checksum::Sha256("").digest(&bytes);
+        let base = serve(vec![("/tiny-0000.pth", 200, bytes)]);
+        Some((
+            python,
+            base,
+            Checksum::Sha256Prefix(leak(sha[..8].to_string())),
+        ))
+    }
+
     #[test]
     fn vgg19_has_32_feature_tensors_with_20_024_384_parameters() {
         let f = vgg19_features();
@@ -260,17 +280,10 @@ mod tests {
 
     #[test]
     fn downloads_converts_and_checks_a_state_dict() {
-        let Some(python) = python() else {
-            eprintln!("skipped: no venv Python with PyTorch (run `cargo xtask setup`)");
+        let Some((python, base, checksum)) = serve_tiny_pth() else {
             return;
         };
-        let src = tempfile::tempdir().unwrap();
-        let pth = src.path().join("tiny.pth");
-        tiny_pth(&python, &pth);
-        let bytes = std::fs::read(&pth).unwrap();
-        let sha = Checksum::Sha256("").digest(&bytes);
-        let spec = tiny_spec(Checksum::Sha256Prefix(leak(sha[..8].to_string())));
-        let base = serve(vec![("/tiny-0000.pth", 200, bytes)]);
+        let spec = tiny_spec(checksum);
         let dir = tempfile::tempdir().unwrap();
         let out = fetch_weights(&spec, Some(&base), dir.path(), &python).unwrap();
         let header = read_header(&out).unwrap();
@@ -305,19 +318,12 @@ mod tests {
 
     #[test]
     fn weights_of_another_architecture_leave_no_converted_file() {
-        let Some(python) = python() else {
-            eprintln!("skipped: no venv Python with PyTorch (run `cargo xtask setup`)");
+        let Some((python, base, checksum)) = serve_tiny_pth() else {
             return;
         };
-        let src = tempfile::tempdir().unwrap();
-        let pth = src.path().join("tiny.pth");
-        tiny_pth(&python, &pth);
-        let bytes = std::fs::read(&pth).unwrap();
-        let sha = Checksum::Sha256("").digest(&bytes);
         let mut spec = spec("vgg19").unwrap();
         spec.file = "tiny-0000.pth";
-        spec.checksum = Checksum::Sha256Prefix(leak(sha[..8].to_string()));
-        let base = serve(vec![("/tiny-0000.pth", 200, bytes)]);
+        spec.checksum = checksum;
         let dir = tempfile::tempdir().unwrap();
         let err = fetch_weights(&spec, Some(&base), dir.path(), &python).unwrap_err();
         let msg = format!("{err:#}");

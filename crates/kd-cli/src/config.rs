@@ -147,12 +147,44 @@ impl Default for StudentSection {
     }
 }
 
+/// Lays `user` over `base`: tables merge key by key, everything else is replaced. A table
+/// whose `kind` differs from the base's (another architecture) replaces it whole.
+fn merge(base: &mut toml::Value, user: toml::Value) {
+    match (base, user) {
+        (toml::Value::Table(b), toml::Value::Table(u)) => {
+            if u.get("kind").is_some_and(|k| b.get("kind") != Some(k)) {
+                *b = u;
+                return;
+            }
+            for (key, value) in u {
+                match b.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        b.insert(key, value);
+                    }
+                }
+            }
+        }
+        (b, u) => *b = u,
+    }
+}
+
 impl RunConfig {
     /// Reads and parses `path`; errors name the file, and TOML errors the line and key.
+    ///
+    /// Keys a section leaves out take their values from [`RunConfig::default`] at the same
+    /// place, so `[teacher.train] epochs = 3` keeps the teacher's default learning rate
+    /// (not the student's, which a bare `TrainConfig` default would give).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read the config", path.display()))?;
-        let mut cfg: Self = toml::from_str(&text).map_err(|e| {
+        Self::parse(&text, path)
+    }
+
+    /// Parses a config's text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        // First pass: the user's text alone, so that errors carry line numbers.
+        let _checked: Self = toml::from_str(text).map_err(|e| {
             // toml's own Display spans several lines (a source snippet); keep one line.
             let line = e
                 .span()
@@ -164,6 +196,14 @@ impl RunConfig {
                 e.message().trim()
             )
         })?;
+        // Second pass: the user's values laid over the defaults, section by section.
+        let user: toml::Value = toml::from_str(text).context("config is not TOML")?;
+        let mut merged = toml::Value::try_from(Self::default())
+            .context("cannot serialize the default config")?;
+        merge(&mut merged, user);
+        let mut cfg: Self = merged
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("{}: invalid config: {e}", path.display()))?;
         cfg.data.dir = Some(cfg.data.dir());
         Ok(cfg)
     }
@@ -211,5 +251,49 @@ impl RunConfig {
     /// Serializes the config back to TOML (the resolved config written into a run).
     pub fn to_toml(&self) -> Result<String> {
         toml::to_string_pretty(self).context("cannot serialize the resolved config")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> RunConfig {
+        RunConfig::parse(text, Path::new("test.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_partial_section_keeps_the_defaults_of_its_place() {
+        let cfg = parse("[teacher.train]\nepochs = 3\n[student.train]\nlr = 0.01\n");
+        assert_eq!(cfg.teacher.train.epochs, 3);
+        assert_eq!(cfg.teacher.train.lr, 1e-5, "the teacher's default rate");
+        assert_eq!(cfg.student.train.lr, 0.01);
+        assert_eq!(cfg.student.train.epochs, 20);
+        assert_eq!(cfg.data.dir, Some(PathBuf::from("data/fashion-mnist")));
+    }
+
+    #[test]
+    fn another_architecture_replaces_the_default_model_whole() {
+        let cfg = parse("[teacher.model]\nkind = \"vgg\"\ndepth = 16\n");
+        assert_eq!(
+            cfg.teacher.model,
+            ModelConfig::Vgg(VggConfig {
+                depth: 16,
+                pretrained: None
+            })
+        );
+        let cfg = parse("[data]\ndataset = \"cifar100\"\n");
+        assert_eq!(cfg.data.dir, Some(PathBuf::from("data/cifar-100-binary")));
+    }
+
+    #[test]
+    fn errors_keep_their_line_numbers() {
+        let err = RunConfig::parse(
+            "seed = 1\n[data]\ndataset = \"imagenet\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("x.toml") && err.contains("line 3"), "{err}");
     }
 }

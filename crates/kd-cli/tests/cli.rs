@@ -244,22 +244,14 @@ fn env_reports_torch_version_and_device() {
 
 #[test]
 fn real_fashion_mnist_tiny_run_learns() {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/fashion-mnist");
-    if !data.join("train-images-idx3-ubyte.gz").exists() {
-        eprintln!(
-            "SKIPPED: {} has no Fashion-MNIST (run `cargo xtask fetch-data`)",
-            data.display()
-        );
+    let Some(data) = common::fashion_mnist() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let config = TINY_CONFIG
         .replace(
             "dir = \"data\"",
-            &format!(
-                "dir = {:?}\ntrain_limit = 1200\ntest_limit = 500",
-                data.canonicalize().unwrap()
-            ),
+            &format!("dir = {:?}\ntrain_limit = 1200\ntest_limit = 500", data),
         )
         .replace("validation_holdout = 40", "validation_holdout = 200");
     std::fs::write(dir.path().join("real.toml"), config).unwrap();

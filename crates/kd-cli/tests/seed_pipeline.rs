@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{kd_cli, read_json};
+use kd_data::cifar::{CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES};
 use kd_models::{Model, ModelConfig, VggConfig};
 use tch::{Device, Tensor};
 
@@ -20,15 +21,8 @@ fn workspace_root() -> PathBuf {
 fn write_cifar10(dir: &Path, per_batch: usize) -> PathBuf {
     let out = dir.join("cifar-10-batches-bin");
     std::fs::create_dir_all(&out).unwrap();
-    let files = [
-        "data_batch_1.bin",
-        "data_batch_2.bin",
-        "data_batch_3.bin",
-        "data_batch_4.bin",
-        "data_batch_5.bin",
-        "test_batch.bin",
-    ];
-    for (f, name) in files.iter().enumerate() {
+    let files = CIFAR10_TRAIN_FILES.iter().chain([&CIFAR10_TEST_FILE]);
+    for (f, name) in files.enumerate() {
         let mut bytes = Vec::new();
         for j in 0..per_batch {
             let k = (j * 3 + f) % 10;
@@ -197,18 +191,13 @@ fn summary_prints_the_parameter_totals_keras_printed() {
 
 #[test]
 fn seed_architectures_on_real_fashion_mnist_padded_to_32() {
-    let data = workspace_root().join("data/fashion-mnist");
-    if !data.join("train-images-idx3-ubyte.gz").exists() {
-        eprintln!(
-            "SKIPPED: {} has no Fashion-MNIST (run `cargo xtask fetch-data`)",
-            data.display()
-        );
+    let Some(data) = common::fashion_mnist() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let fashion = format!(
         "dataset = \"fashion-mnist\"\ndir = {:?}\ntrain_limit = 600\ntest_limit = 300\nvalidation_holdout = 100\n[data.transform]\npad_to = 32",
-        data.canonicalize().unwrap()
+        data
     );
     // Without ImageNet weights the VGG19 teacher starts from random initialization; the
     // seed's fine-tuning rate (1e-5) is raised for that.

@@ -3,6 +3,7 @@
 //!
 //! - [`student`]: the seed notebook's student family (3x3 conv blocks, max-pool, GAP, dense);
 //! - [`vgg`]: VGG11-19 convolutional bases with a GAP + dense head (the seed's teacher);
+//! - [`conv_stack`]: the conv/ReLU/max-pool + GAP + dense shape both share;
 //! - [`cnn`]: a compact batch-normalized CNN teacher;
 //! - [`layers`]: [`Sequential`], named layers in order;
 //! - [`pretrained`]: strict loading of published weights by name;
@@ -10,6 +11,7 @@
 //! - [`model`]: [`Model`], a built architecture with safetensors save/load.
 
 pub mod cnn;
+pub mod conv_stack;
 pub mod error;
 pub mod layers;
 pub mod model;

@@ -7,8 +7,9 @@
 //! `i` counts every layer (conv, ReLU, pool) as PyTorch would, and `classifier` for the dense.
 
 use serde::{Deserialize, Serialize};
-use tch::{nn, Tensor};
+use tch::nn;
 
+use crate::conv_stack::{conv_stack, Stage};
 use crate::error::{invalid, Result};
 use crate::layers::Sequential;
 
@@ -72,43 +73,8 @@ pub fn student(
     in_channels: usize,
     classes: usize,
 ) -> Sequential {
-    let conv = nn::ConvConfig {
-        padding: 1,
-        ..Default::default()
-    };
-    let mut net = Sequential::new();
-    let (mut layer, mut c_in) = (0usize, in_channels as i64);
-    let width = cfg.width as i64;
-    for _ in 0..cfg.blocks {
-        for _ in 0..cfg.convs_per_block {
-            // [b, c_in, h, w] -> [b, width, h, w]
-            let name = format!("features.{layer}");
-            net.push(
-                &name,
-                "Conv2d",
-                nn::conv2d(p / "features" / layer, c_in, width, 3, conv),
-            );
-            net.push_fn(format!("features.{}", layer + 1), "ReLU", |x| x.relu());
-            layer += 2;
-            c_in = width;
-        }
-        // [b, width, h, w] -> [b, width, h/2, w/2]
-        net.push_fn(format!("features.{layer}"), "MaxPool2d", |x| {
-            x.max_pool2d_default(2)
-        });
-        layer += 1;
-    }
-    // [b, width, h', w'] -> [b, width] -> [b, classes]
-    net.push_fn("avgpool", "GlobalAvgPool2d", global_avg_pool);
-    net.push(
-        "classifier",
-        "Linear",
-        nn::linear(p / "classifier", width, classes as i64, Default::default()),
-    );
-    net
-}
-
-/// `[b, c, h, w] -> [b, c]`, the mean over each feature map (Keras' `GlobalAvgPool2D`).
-pub(crate) fn global_avg_pool(x: &Tensor) -> Tensor {
-    x.mean_dim([-2i64, -1].as_slice(), false, x.kind())
+    let block = std::iter::repeat_n(Stage::Conv(cfg.width as i64), cfg.convs_per_block)
+        .chain([Stage::Pool]);
+    let stages: Vec<Stage> = std::iter::repeat_n(block, cfg.blocks).flatten().collect();
+    conv_stack(p, &stages, in_channels, classes)
 }

@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
+use crate::conv_stack::{conv_stack, Stage};
 use crate::error::{invalid, Result};
 use crate::layers::Sequential;
-use crate::student::global_avg_pool;
 
 /// A VGG convolutional base with a global-average-pooling dense head.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,8 +41,8 @@ impl Default for VggConfig {
     }
 }
 
-/// `Some(c)` is a conv with `c` output channels, `None` a 2x2 max-pool.
-fn layout(depth: usize) -> Option<Vec<Option<i64>>> {
+/// The stages of VGG-`depth` (torchvision's configurations A, B, D, E).
+fn layout(depth: usize) -> Option<Vec<Stage>> {
     let convs_per_stage: [usize; 5] = match depth {
         11 => [1, 1, 2, 2, 2],
         13 => [2, 2, 2, 2, 2],
@@ -53,8 +53,8 @@ fn layout(depth: usize) -> Option<Vec<Option<i64>>> {
     let widths = [64, 128, 256, 512, 512];
     let mut out = Vec::new();
     for (n, w) in convs_per_stage.into_iter().zip(widths) {
-        out.extend(std::iter::repeat_n(Some(w), n));
-        out.push(None);
+        out.extend(std::iter::repeat_n(Stage::Conv(w), n));
+        out.push(Stage::Pool);
     }
     Some(out)
 }
@@ -81,49 +81,17 @@ impl VggConfig {
 
     /// Number of 3x3 convolutions.
     pub fn convs(&self) -> usize {
-        layout(self.depth).map_or(0, |l| l.iter().flatten().count())
+        layout(self.depth).map_or(0, |l| l.iter().filter(|s| **s != Stage::Pool).count())
     }
 }
 
 /// Builds the VGG under `p` for `in_channels`-channel inputs and `classes` outputs; the
 /// config must have been validated.
 pub fn vgg(p: &nn::Path, cfg: &VggConfig, in_channels: usize, classes: usize) -> Sequential {
-    let conv = nn::ConvConfig {
-        padding: 1,
-        ..Default::default()
-    };
-    let features = p / "features";
-    let mut net = Sequential::new();
-    let mut c_in = in_channels as i64;
-    let mut index = 0usize;
-    for entry in layout(cfg.depth).expect("validated depth") {
-        match entry {
-            Some(c_out) => {
-                // [b, c_in, h, w] -> [b, c_out, h, w]
-                net.push(
-                    format!("features.{index}"),
-                    "Conv2d",
-                    nn::conv2d(&features / index, c_in, c_out, 3, conv),
-                );
-                net.push_fn(format!("features.{}", index + 1), "ReLU", |x| x.relu());
-                index += 2;
-                c_in = c_out;
-            }
-            None => {
-                // [b, c, h, w] -> [b, c, h/2, w/2]
-                net.push_fn(format!("features.{index}"), "MaxPool2d", |x| {
-                    x.max_pool2d_default(2)
-                });
-                index += 1;
-            }
-        }
-    }
-    // [b, 512, h/32, w/32] -> [b, 512] -> [b, classes]
-    net.push_fn("avgpool", "GlobalAvgPool2d", global_avg_pool);
-    net.push(
-        "classifier",
-        "Linear",
-        nn::linear(p / "classifier", c_in, classes as i64, Default::default()),
-    );
-    net
+    conv_stack(
+        p,
+        &layout(cfg.depth).expect("validated depth"),
+        in_channels,
+        classes,
+    )
 }

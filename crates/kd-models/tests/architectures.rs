@@ -4,17 +4,22 @@
 use kd_models::{CnnConfig, Model, ModelConfig, StudentConfig};
 use tch::{Device, Kind, Tensor};
 
-#[test]
-fn seed_student_has_the_parameter_count_keras_printed() {
-    // The notebook's `student_model.summary()`: "Total params: 519,434" for 32x32x3 inputs.
-    let m = Model::new(
+/// The seed's student for 32x32x3 inputs and 10 classes.
+fn seed_student() -> Model {
+    Model::new(
         &ModelConfig::Student(StudentConfig::default()),
         3,
         32,
         10,
         Device::Cpu,
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn seed_student_has_the_parameter_count_keras_printed() {
+    // The notebook's `student_model.summary()`: "Total params: 519,434" for 32x32x3 inputs.
+    let m = seed_student();
     assert_eq!(m.trainable_parameters(), 519_434);
     let logits = m.forward_t(
         &Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu)),
@@ -145,14 +150,7 @@ fn loading_weights_of_another_shape_names_the_file() {
 fn seed_student_summary_matches_keras_rows() {
     // Keras: conv2d (None, 32, 32, 64) 1792; conv2d_1 36928; max_pooling2d (None, 16, 16, 64);
     // ...; dense (None, 10) 650; "Total params: 519,434".
-    let m = Model::new(
-        &ModelConfig::Student(StudentConfig::default()),
-        3,
-        32,
-        10,
-        Device::Cpu,
-    )
-    .unwrap();
+    let m = seed_student();
     let s = kd_models::Summary::new("student", &m, [3, 32, 32]);
     let row = |name: &str| s.rows.iter().find(|r| r.name == name).unwrap();
     assert_eq!(

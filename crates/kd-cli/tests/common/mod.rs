@@ -1,6 +1,6 @@
 //! Helpers shared by the CLI tests: run the built `kd-cli`, read what it wrote.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs the `kd-cli` binary with `args` in `cwd`, logging warnings and errors only.
@@ -16,4 +16,18 @@ pub fn kd_cli(args: &[&str], cwd: &Path) -> Output {
 /// Parses a JSON file the run wrote (`report.json`).
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The workspace's real Fashion-MNIST directory, or `None` (and a `SKIPPED` note) when
+/// `cargo xtask fetch-data` has not put it there.
+pub fn fashion_mnist() -> Option<PathBuf> {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/fashion-mnist");
+    if !data.join("train-images-idx3-ubyte.gz").exists() {
+        eprintln!(
+            "SKIPPED: {} has no Fashion-MNIST (run `cargo xtask fetch-data`)",
+            data.display()
+        );
+        return None;
+    }
+    Some(data.canonicalize().unwrap())
 }
