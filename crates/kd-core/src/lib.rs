@@ -1,8 +1,28 @@
-//! Loss layer of kd: distillation losses as plain functions of tensors, importable into any
-//! workspace that trains tch models. No optimizer and no training loop live here.
+//! Loss layer of kd: distillation losses as plain functions of tensors, and a [`Distiller`]
+//! that pairs a frozen teacher with a student, importable into any workspace that trains
+//! tch models. No optimizer and no training loop live here (see `kd-train`).
+//!
+//! ```
+//! use kd_core::{DistillLoss, HintonKdConfig};
+//! use tch::{Device, Kind, Tensor};
+//!
+//! let loss = HintonKdConfig { alpha: 0.5, temperature: 4.0 }.build("distill")?;
+//! let student = Tensor::randn([8, 10], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+//! let teacher = Tensor::randn([8, 10], (Kind::Float, Device::Cpu));
+//! let labels = Tensor::from_slice(&[0i64, 1, 2, 3, 4, 5, 6, 7]);
+//! let parts = loss.loss(&student, &teacher, &labels);
+//! parts.total.backward();
+//! assert_eq!(student.grad().size(), [8, 10]);
+//! # Ok::<(), kd_core::CoreError>(())
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod error;
 pub mod loss;
 
 pub use error::{CoreError, Result};
-pub use loss::{DistillLoss, KerasKd, KerasKdConfig, LossParts};
+pub use loss::{
+    DistillLoss, Dkd, DkdConfig, HintonKd, HintonKdConfig, KerasKd, KerasKdConfig, LogitStandardKd,
+    LogitStandardKdConfig, LossConfig, LossParts,
+};

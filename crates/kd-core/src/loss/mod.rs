@@ -1,21 +1,87 @@
-//! Distillation losses: functions from student logits, teacher logits and labels to a loss.
+//! Distillation losses: functions from student logits, teacher logits and labels to a loss
+//! and its named terms. Each loss lives in its own file with its paper; [`LossConfig`]
+//! selects one by name from a config.
 
+pub mod config;
+pub mod dkd;
+pub mod hinton;
 pub mod keras_kd;
+pub mod lskd;
 
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
+pub use config::LossConfig;
+pub use dkd::{Dkd, DkdConfig};
+pub use hinton::{HintonKd, HintonKdConfig};
 pub use keras_kd::{KerasKd, KerasKdConfig};
+pub use lskd::{LogitStandardKd, LogitStandardKdConfig};
+
+use crate::error::{CoreError, Result};
 
 /// A loss and the named terms it is made of (each a scalar tensor; `total` carries the
 /// gradient).
 #[derive(Debug)]
 pub struct LossParts {
+    /// The value to minimize.
     pub total: Tensor,
+    /// Its terms before weighting, e.g. `student_loss` and `distillation_loss`.
     pub parts: Vec<(&'static str, Tensor)>,
 }
 
-/// A distillation objective.
+/// A distillation objective on logits.
 pub trait DistillLoss: std::fmt::Debug + Send {
     /// The loss for student logits `[b, k]`, teacher logits `[b, k]` and labels `[b]` (i64).
     fn loss(&self, student: &Tensor, teacher: &Tensor, labels: &Tensor) -> LossParts;
+
+    /// Called by a training loop before each epoch (counting from 1), for losses with a
+    /// schedule (DKD's warm-up); a no-op by default.
+    fn begin_epoch(&self, _epoch: usize) {}
+
+    /// Checks that the loss is defined for `classes` classes; any count by default.
+    fn check_classes(&self, _classes: usize) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Per-row `KL(softmax(p_logits) || softmax(q_logits))` `[b]`, from log-probabilities: a
+/// class with probability 0 under `p` contributes exactly 0.
+pub fn kl_rows(p_logits: &Tensor, q_logits: &Tensor) -> Tensor {
+    let log_p = p_logits.log_softmax(-1, Kind::Float);
+    let log_q = q_logits.log_softmax(-1, Kind::Float);
+    (log_p.exp() * (&log_p - log_q)).sum_dim_intlist(-1, false, Kind::Float)
+}
+
+fn invalid(key: &str, field: &str, expected: &str, got: f64) -> CoreError {
+    CoreError::InvalidConfig {
+        key: format!("{key}.{field}"),
+        expected: expected.into(),
+        got: got.to_string(),
+    }
+}
+
+/// `value` must lie in `[0, 1]`.
+pub(crate) fn check_unit(key: &str, field: &str, value: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(key, field, "a value in [0, 1]", value))
+    }
+}
+
+/// `value` must be finite and `>= 0`.
+pub(crate) fn check_nonnegative(key: &str, field: &str, value: f64) -> Result<()> {
+    if value >= 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(invalid(key, field, "a finite value >= 0", value))
+    }
+}
+
+/// A temperature must be finite and `> 0`.
+pub(crate) fn check_temperature(key: &str, value: f64) -> Result<()> {
+    if value > 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(invalid(key, "temperature", "a finite value > 0", value))
+    }
 }

@@ -1,0 +1,91 @@
+//! [`LossConfig`]: a distillation loss chosen by name, with its parameters, as a config's
+//! `[distill]` section writes it:
+//!
+//! ```toml
+//! [distill]
+//! loss = "dkd"        # keras-kd (default: the seed's), hinton, dkd, lskd
+//! beta = 8.0
+//! ```
+//!
+//! Keys a loss does not have are errors naming the key and the loss's keys.
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::{DistillLoss, DkdConfig, HintonKdConfig, KerasKdConfig, LogitStandardKdConfig};
+use crate::error::Result;
+
+/// Which loss, with its parameters; serialized with the name under `loss`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "loss", rename_all = "kebab-case")]
+pub enum LossConfig {
+    /// The seed notebook's loss with Keras semantics ([`KerasKdConfig`]).
+    KerasKd(KerasKdConfig),
+    /// Hinton KD with `T^2` and PyTorch `batchmean` ([`HintonKdConfig`]).
+    Hinton(HintonKdConfig),
+    /// Decoupled KD ([`DkdConfig`]).
+    Dkd(DkdConfig),
+    /// Logit-standardized KD ([`LogitStandardKdConfig`]).
+    Lskd(LogitStandardKdConfig),
+}
+
+impl Default for LossConfig {
+    /// The seed's loss.
+    fn default() -> Self {
+        Self::KerasKd(KerasKdConfig::default())
+    }
+}
+
+/// The names `loss` accepts.
+pub const LOSS_NAMES: [&str; 4] = ["keras-kd", "hinton", "dkd", "lskd"];
+
+impl LossConfig {
+    /// The loss's name as written in configs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::KerasKd(_) => "keras-kd",
+            Self::Hinton(_) => "hinton",
+            Self::Dkd(_) => "dkd",
+            Self::Lskd(_) => "lskd",
+        }
+    }
+
+    /// Checks ranges and builds the loss; `key` prefixes error messages.
+    pub fn build(&self, key: &str) -> Result<Box<dyn DistillLoss>> {
+        Ok(match self {
+            Self::KerasKd(c) => Box::new(c.build(key)?),
+            Self::Hinton(c) => Box::new(c.build(key)?),
+            Self::Dkd(c) => Box::new(c.build(key)?),
+            Self::Lskd(c) => Box::new(c.build(key)?),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for LossConfig {
+    /// Reads `loss` (default `keras-kd`), then the named loss's own keys.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let mut map = serde_json::Map::deserialize(deserializer)?;
+        let name = match map.remove("loss") {
+            None => "keras-kd".to_string(),
+            Some(serde_json::Value::String(s)) => s,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "loss: expected one of {LOSS_NAMES:?}, got {other}"
+                )))
+            }
+        };
+        let rest = serde_json::Value::Object(map);
+        let parsed = match name.as_str() {
+            "keras-kd" => serde_json::from_value(rest).map(Self::KerasKd),
+            "hinton" => serde_json::from_value(rest).map(Self::Hinton),
+            "dkd" => serde_json::from_value(rest).map(Self::Dkd),
+            "lskd" => serde_json::from_value(rest).map(Self::Lskd),
+            other => {
+                return Err(D::Error::custom(format!(
+                    "loss: expected one of {LOSS_NAMES:?}, got {other:?}"
+                )))
+            }
+        };
+        parsed.map_err(|e| D::Error::custom(format!("loss {name:?}: {e}")))
+    }
+}
