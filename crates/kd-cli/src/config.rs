@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use kd_core::KerasKdConfig;
+use kd_core::{CacheConfig, LossConfig};
 use kd_data::{DatasetKind, TransformConfig};
 use kd_models::{ModelConfig, StudentConfig, VggConfig};
 use kd_train::TrainConfig;
@@ -28,7 +28,8 @@ pub struct RunConfig {
     pub data: DataConfig,
     pub teacher: TeacherConfig,
     pub student: StudentSection,
-    pub distill: KerasKdConfig,
+    /// The distillation loss, by name (`loss = "dkd"`) with its parameters.
+    pub distill: LossConfig,
 }
 
 impl Default for RunConfig {
@@ -41,7 +42,7 @@ impl Default for RunConfig {
             data: DataConfig::default(),
             teacher: TeacherConfig::default(),
             student: StudentSection::default(),
-            distill: KerasKdConfig::default(),
+            distill: LossConfig::default(),
         }
     }
 }
@@ -108,6 +109,8 @@ pub struct TeacherConfig {
     pub model: ModelConfig,
     /// A `.safetensors` file to load instead of training the teacher.
     pub checkpoint: Option<PathBuf>,
+    /// Whether and how the teacher's logits are cached for the students.
+    pub cache: CacheConfig,
     pub train: TrainConfig,
 }
 
@@ -116,6 +119,7 @@ impl Default for TeacherConfig {
         Self {
             model: ModelConfig::Cnn(Default::default()),
             checkpoint: None,
+            cache: CacheConfig::default(),
             train: TrainConfig {
                 epochs: 25,
                 lr: 1e-5,
@@ -148,11 +152,12 @@ impl Default for StudentSection {
 }
 
 /// Lays `user` over `base`: tables merge key by key, everything else is replaced. A table
-/// whose `kind` differs from the base's (another architecture) replaces it whole.
+/// whose `kind` (architecture) or `loss` differs from the base's replaces it whole.
 fn merge(base: &mut toml::Value, user: toml::Value) {
     match (base, user) {
         (toml::Value::Table(b), toml::Value::Table(u)) => {
-            if u.get("kind").is_some_and(|k| b.get("kind") != Some(k)) {
+            let retagged = |tag: &str| u.get(tag).is_some_and(|k| b.get(tag) != Some(k));
+            if retagged("kind") || retagged("loss") {
                 *b = u;
                 return;
             }
@@ -220,11 +225,6 @@ impl RunConfig {
         self.teacher.train.validate("teacher.train")?;
         self.student.train.validate("student.train")?;
         self.distill.build("distill")?;
-        if self.student.train.augment.is_enabled() {
-            bail!(
-                "student.train.augment: expected no augmentation: the teacher's logits are cached once per un-augmented image"
-            );
-        }
         if let ModelConfig::Vgg(VggConfig {
             pretrained: Some(weights),
             ..

@@ -14,6 +14,9 @@ pub struct ModelReport {
     /// Where the starting weights came from (pretrained file or checkpoint); `None` for
     /// random initialization.
     pub pretrained: Option<String>,
+    /// What the model minimized: `{"loss": "cross-entropy"}`, or the distillation loss with
+    /// its parameters and where the teacher's logits came from.
+    pub objective: serde_json::Value,
     pub test_accuracy: f64,
     pub test_loss: f64,
     pub parameters: usize,
@@ -77,6 +80,9 @@ impl Report {
                 m.train_seconds,
                 m.epochs_run
             );
+        }
+        if let Some(d) = self.models.iter().find(|m| m.role == "distilled") {
+            out += &format!("distilled with {}\n", d.objective);
         }
         if let Some(from) = self.models.first().and_then(|m| m.pretrained.as_ref()) {
             out += &format!("teacher weights from {from}\n");

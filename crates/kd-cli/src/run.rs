@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use kd_core::LogitCache;
 use kd_data::{holdout_split, random_subset, BatchLoader, ImageDataset};
 use kd_models::{Model, ModelConfig, VggConfig};
-use kd_train::{evaluate, fit, predict_logits, FitOutcome, Objective, Split};
+use kd_train::{evaluate, fit, FitOutcome, Objective, Split, TeacherSignal};
 use tch::Device;
 
 use crate::atomic::write_atomic;
@@ -85,6 +86,7 @@ impl Phase<'_> {
         role: &str,
         model: &Model,
         describe: (String, Option<String>),
+        objective: serde_json::Value,
         outcome: Option<&FitOutcome>,
     ) -> Result<ModelReport> {
         let weights = format!("{role}.safetensors");
@@ -115,6 +117,7 @@ impl Phase<'_> {
             role: role.into(),
             architecture,
             pretrained,
+            objective,
             test_accuracy: eval.accuracy,
             test_loss: eval.loss,
             parameters: model.trainable_parameters(),
@@ -127,6 +130,11 @@ impl Phase<'_> {
             weights,
         })
     }
+}
+
+/// The report's description of a model trained on labels alone.
+fn cross_entropy() -> serde_json::Value {
+    serde_json::json!({ "loss": "cross-entropy" })
 }
 
 /// The labels of `data` as an i64 tensor on `device`.
@@ -169,6 +177,9 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         tch::set_num_threads(cfg.threads as i32);
     }
     let kd_loss = cfg.distill.build("distill")?;
+    kd_loss
+        .check_classes(classes)
+        .with_context(|| format!("{}: invalid config", config_path.display()))?;
     std::fs::create_dir_all(&out)
         .with_context(|| format!("{}: cannot create the run directory", out.display()))?;
     write_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
@@ -262,6 +273,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         "teacher",
         &teacher,
         teacher_describe,
+        cross_entropy(),
         teacher_outcome.as_ref(),
     )?;
 
@@ -270,45 +282,76 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         0 => data.train.clone(),
         n => random_subset(&data.train, n, seed.wrapping_add(2))?,
     };
-    // Teacher logits, once per split, in inference mode.
     let s = &cfg.student.train;
-    let teacher_train = predict_logits(
-        &teacher,
-        &BatchLoader::new(&student_train, 1000, tf.clone(), device),
-    );
-    let cached_accuracy = teacher_train
-        .argmax(-1, false)
-        .eq_tensor(&student_labels(&student_train, device))
-        .to_kind(tch::Kind::Float)
-        .mean(tch::Kind::Float)
-        .double_value(&[]);
-    tracing::info!(
-        "teacher logits cached for {} student training images (teacher accuracy on them {:.2}%)",
-        student_train.len(),
-        100.0 * cached_accuracy
-    );
-    let teacher_val = predict_logits(
-        &teacher,
-        &BatchLoader::new(&data.val, 1000, tf.clone(), device),
-    );
-    drop(teacher);
-
+    let augmented = s.augment.is_enabled();
     let train = BatchLoader::new(&student_train, s.batch_size, tf.clone(), device)
-        .shuffled(seed.wrapping_add(1));
+        .shuffled(seed.wrapping_add(1))
+        .augmented(s.augment.clone());
     let val = BatchLoader::new(&data.val, s.batch_size, tf.clone(), device);
+
+    // The teacher's logits: cached once per image (exact without augmentation), or live.
+    let cache = &cfg.teacher.cache;
+    let caches = if cache.mode.caches(augmented) {
+        let started = Instant::now();
+        let build = |d: &ImageDataset| {
+            LogitCache::build(
+                &teacher,
+                &BatchLoader::new(d, 1000, tf.clone(), device),
+                cache.dtype,
+            )
+        };
+        let (train_cache, val_cache) = (build(&student_train), build(&data.val));
+        let cached_accuracy = train_cache
+            .logits()
+            .argmax(-1, false)
+            .eq_tensor(&student_labels(
+                &student_train,
+                train_cache.logits().device(),
+            ))
+            .to_kind(tch::Kind::Float)
+            .mean(tch::Kind::Float)
+            .double_value(&[]);
+        tracing::info!(
+            "teacher logits cached ({:?}) for {} training and {} validation images in {:.1}s (teacher accuracy on the training images {:.2}%)",
+            cache.dtype,
+            student_train.len(),
+            data.val.len(),
+            started.elapsed().as_secs_f64(),
+            100.0 * cached_accuracy
+        );
+        Some((train_cache, val_cache))
+    } else {
+        tracing::info!("teacher runs live on every student batch (augmented inputs, no cache)");
+        None
+    };
+    let mut distill_objective = serde_json::to_value(&cfg.distill)?;
+    distill_objective["teacher_logits"] = match &caches {
+        Some(_) => format!("cached, {:?}", cache.dtype).to_lowercase().into(),
+        None => "live".into(),
+    };
+    let teacher_signal = match &caches {
+        Some((train, val)) => TeacherSignal::Cached { train, val },
+        None => TeacherSignal::Live(&teacher),
+    };
 
     // Distilled and scratch students start from the same weights and see the same batches.
     tch::manual_seed(seed.wrapping_add(1) as i64);
     let distilled = Model::new(&cfg.student.model, c, h, classes, device)?;
     let objective = Objective::Distill {
-        loss: &kd_loss,
-        teacher_train: &teacher_train,
-        teacher_val: &teacher_val,
+        loss: kd_loss.as_ref(),
+        teacher: teacher_signal,
     };
     let outcome = fit(&distilled, &train, &val, &objective, s, "distilled")?;
-    let distilled_report =
-        phase.finish("distilled", &distilled, student_describe(), Some(&outcome))?;
+    let distilled_report = phase.finish(
+        "distilled",
+        &distilled,
+        student_describe(),
+        distill_objective,
+        Some(&outcome),
+    )?;
     drop(distilled);
+    drop(caches);
+    drop(teacher);
 
     tch::manual_seed(seed.wrapping_add(1) as i64);
     let scratch = Model::new(&cfg.student.model, c, h, classes, device)?;
@@ -320,7 +363,13 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         s,
         "scratch",
     )?;
-    let scratch_report = phase.finish("scratch", &scratch, student_describe(), Some(&outcome))?;
+    let scratch_report = phase.finish(
+        "scratch",
+        &scratch,
+        student_describe(),
+        cross_entropy(),
+        Some(&outcome),
+    )?;
 
     write_atomic(&out.join("metrics.jsonl"), metrics.as_bytes())?;
     let report = Report {

@@ -270,3 +270,84 @@ fn real_fashion_mnist_tiny_run_learns() {
         "teacher accuracy {teacher} on real Fashion-MNIST"
     );
 }
+
+#[test]
+fn each_loss_is_selectable_by_name_and_recorded_in_the_report() {
+    for (name, params) in [
+        ("hinton", "alpha = 0.5\ntemperature = 3.0"),
+        ("dkd", "beta = 2.0\nwarmup_epochs = 1"),
+        ("lskd", "kd_weight = 2.0"),
+    ] {
+        let config = TINY_CONFIG.replace(
+            "[distill]\nalpha = 0.5\ntemperature = 2.0",
+            &format!("[distill]\nloss = \"{name}\"\n{params}"),
+        );
+        let (dir, _) = workspace_with(&config);
+        let out = kd_cli(&["run", "run.toml", "--out", "out"], dir.path());
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = read_json(&dir.path().join("out/report.json"));
+        let objective = &report["models"][1]["objective"];
+        assert_eq!(objective["loss"], name, "{report}");
+        assert_eq!(objective["teacher_logits"], "cached, f32");
+        assert_eq!(report["models"][2]["objective"]["loss"], "cross-entropy");
+        let metrics = std::fs::read_to_string(dir.path().join("out/metrics.jsonl")).unwrap();
+        if name == "dkd" {
+            assert!(
+                metrics.contains("\"tckd\"") && metrics.contains("\"nckd\""),
+                "{metrics}"
+            );
+        }
+    }
+}
+
+#[test]
+fn augmented_students_are_taught_live_and_the_cache_can_be_forced() {
+    let augmented = TINY_CONFIG.replace(
+        "[distill]",
+        "[student.train.augment]\nhflip = true\n[distill]",
+    );
+    let (dir, _) = workspace_with(&augmented);
+    let out = kd_cli(&["run", "run.toml", "--out", "out"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = read_json(&dir.path().join("out/report.json"));
+    assert_eq!(report["models"][1]["objective"]["teacher_logits"], "live");
+
+    let forced = augmented.replace(
+        "[teacher.model]",
+        "[teacher.cache]\nmode = \"always\"\ndtype = \"f16\"\n[teacher.model]",
+    );
+    std::fs::write(dir.path().join("forced.toml"), forced).unwrap();
+    let out = kd_cli(&["run", "forced.toml", "--out", "forced"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = read_json(&dir.path().join("forced/report.json"));
+    assert_eq!(
+        report["models"][1]["objective"]["teacher_logits"],
+        "cached, f16"
+    );
+}
+
+#[test]
+fn a_loss_with_a_foreign_key_is_a_one_line_error() {
+    let config = TINY_CONFIG.replace(
+        "[distill]\nalpha = 0.5",
+        "[distill]\nloss = \"hinton\"\nbeta = 8.0\nalpha = 0.5",
+    );
+    let stderr = run_fails(&config);
+    assert!(
+        stderr.contains("unknown field `beta`") && stderr.contains("hinton"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

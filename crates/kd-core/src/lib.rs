@@ -18,9 +18,13 @@
 
 #![warn(missing_docs)]
 
+pub mod cache;
+pub mod distiller;
 pub mod error;
 pub mod loss;
 
+pub use cache::{CacheConfig, CacheDtype, CacheMode, LogitCache};
+pub use distiller::Distiller;
 pub use error::{CoreError, Result};
 pub use loss::{
     DistillLoss, Dkd, DkdConfig, HintonKd, HintonKdConfig, KerasKd, KerasKdConfig, LogitStandardKd,

@@ -60,19 +60,10 @@ pub fn evaluate(
     }
 }
 
-/// The logits `[n, classes]` of every image of `loader`'s dataset, row `i` for image `i`
-/// whatever order the loader visits them in.
+/// The logits `[n, classes]` (f32) of every image of `loader`'s dataset, row `i` for image
+/// `i` whatever order the loader visits them in.
 pub fn predict_logits(model: &Model, loader: &BatchLoader) -> Tensor {
-    tch::no_grad(|| {
-        let (mut rows, mut order) = (Vec::new(), Vec::new());
-        for batch in loader.epoch(0) {
-            rows.push(model.forward_t(&batch.images, false));
-            order.push(batch.indices);
-        }
-        let logits = Tensor::cat(&rows, 0);
-        let order = Tensor::cat(&order, 0);
-        // Scatter rows back to dataset order.
-        let out = logits.zeros_like();
-        out.index_copy(0, &order, &logits)
-    })
+    kd_core::LogitCache::build(model, loader, kd_core::CacheDtype::F32)
+        .logits()
+        .shallow_clone()
 }

@@ -18,6 +18,6 @@ pub mod trainer;
 pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, predict_logits, Evaluation};
 pub use metrics::{EpochMetrics, History};
-pub use objective::{Objective, Split};
+pub use objective::{Objective, Split, TeacherSignal};
 pub use schedule::LrSchedule;
 pub use trainer::{fit, FitOutcome, TrainConfig};

@@ -154,6 +154,7 @@ pub fn fit(
         let epoch_start = Instant::now();
         let (mut loss, mut hits, mut n) = (RunningMean::default(), 0i64, 0usize);
         let mut parts: Vec<(String, RunningMean)> = Vec::new();
+        objective.begin_epoch(epoch);
         for batch in train.epoch(epoch) {
             if config.lr_schedule != LrSchedule::Constant {
                 opt.set_lr(lr * config.lr_schedule.factor(step, total_steps));

@@ -126,3 +126,58 @@ fn invalid_training_config_is_refused_before_training() {
     .to_string();
     assert!(err.starts_with("student.train.lr"), "{err}");
 }
+
+#[test]
+fn cached_teacher_logits_give_the_losses_of_a_live_teacher() {
+    tch::manual_seed(12);
+    let data = quadrants(53, 1);
+    let teacher = Model::new(&small_student(), 1, 8, 4, Device::Cpu).unwrap();
+    let tf = TransformConfig::default();
+    let loss = kd_core::DkdConfig::default().build("distill").unwrap();
+    let f32_cache = kd_core::LogitCache::build(
+        &teacher,
+        &BatchLoader::new(&data, 16, tf.clone(), Device::Cpu),
+        kd_core::CacheDtype::F32,
+    );
+    let f16_cache = kd_core::LogitCache::build(
+        &teacher,
+        &BatchLoader::new(&data, 16, tf.clone(), Device::Cpu),
+        kd_core::CacheDtype::F16,
+    );
+    assert_eq!(f16_cache.logits().kind(), tch::Kind::Half);
+    let objective = |teacher| Objective::Distill {
+        loss: &loss,
+        teacher,
+    };
+    let live = objective(kd_train::TeacherSignal::Live(&teacher));
+    let cached = objective(kd_train::TeacherSignal::Cached {
+        train: &f32_cache,
+        val: &f32_cache,
+    });
+    let half = objective(kd_train::TeacherSignal::Cached {
+        train: &f16_cache,
+        val: &f16_cache,
+    });
+    let student = Model::new(&small_student(), 1, 8, 4, Device::Cpu).unwrap();
+    // Batches of another size, in shuffled order, over two epochs.
+    let loader = BatchLoader::new(&data, 7, tf, Device::Cpu).shuffled(5);
+    for epoch in 1..=2 {
+        for batch in loader.epoch(epoch) {
+            let logits = student.forward_t(&batch.images, false);
+            let value = |o: &Objective| {
+                o.loss(&logits, &batch, Split::Train)
+                    .total
+                    .double_value(&[])
+            };
+            let (l, c, h) = (value(&live), value(&cached), value(&half));
+            assert!(
+                (l - c).abs() <= 1e-6 * l.abs().max(1e-3),
+                "live {l} vs cached {c}"
+            );
+            assert!(
+                (l - h).abs() <= 1e-2 * l.abs().max(1e-3),
+                "live {l} vs f16 cache {h}"
+            );
+        }
+    }
+}
