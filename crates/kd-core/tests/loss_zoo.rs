@@ -46,8 +46,11 @@
 use kd_core::{DistillLoss, DkdConfig, HintonKdConfig, LogitStandardKdConfig, LossConfig};
 use tch::{Device, Kind, Tensor};
 
+/// A logit pattern: `(kind, scale)` of the Python's `logits`.
+type Pattern = (&'static str, f64);
+
 /// `(b, k, student, teacher, T)` as in the Python.
-const CASES: [(i64, i64, (&str, f64), (&str, f64), f64); 5] = [
+const CASES: [(i64, i64, Pattern, Pattern, f64); 5] = [
     (4, 5, ("sin", 3.0), ("cos", 2.0), 1.0),
     (3, 10, ("sign", 50.0), ("sign", -50.0), 1.0),
     (3, 10, ("sign", 50.0), ("cos", 50.0), 4.0),
@@ -163,7 +166,7 @@ const LSKD: Expected<3> = [
 ];
 
 /// The Python's `logits(b, k, kind, scale)`, computed in f64 and stored as f32.
-fn logits(b: i64, k: i64, (kind, scale): (&str, f64)) -> Tensor {
+fn logits(b: i64, k: i64, (kind, scale): Pattern) -> Tensor {
     let mut v = Vec::new();
     for i in 0..b {
         for j in 0..k {
