@@ -6,7 +6,7 @@
 //! cargo xtask fetch-data [--dataset fashion-mnist|cifar10|cifar100] [--mirror URL]
 //! cargo xtask fetch-weights vgg19 [--mirror URL]   ImageNet VGG19 → data/weights/vgg19.safetensors
 //! cargo xtask run [-- kd-cli run args]      setup + fetch-data + kd-cli run configs/quickstart.toml
-//! cargo xtask test                          setup + fetch-data + the whole test suite
+//! cargo xtask test                          setup + fetch-data + the whole test suite + the example
 //! ```
 
 mod cifar;
@@ -115,7 +115,16 @@ fn dispatch(args: &[String]) -> Result<()> {
             if let Err(e) = fetch::fetch_dataset("fashion-mnist", None, &root().join("data")) {
                 eprintln!("xtask: Fashion-MNIST unavailable, tests that need it will skip: {e:#}");
             }
-            run_cmd(cargo().args(["test", "--workspace"]).args(rest))
+            run_cmd(cargo().args(["test", "--workspace"]).args(rest))?;
+            // The library example must keep running, not only compiling.
+            run_cmd(cargo().args([
+                "run",
+                "--quiet",
+                "--package",
+                "kd-train",
+                "--example",
+                "distill_own_model",
+            ]))
         }
         other => bail!("unknown task {other:?}\n{USAGE}"),
     }
