@@ -224,7 +224,7 @@ impl RunConfig {
         }
         self.teacher.train.validate("teacher.train")?;
         self.student.train.validate("student.train")?;
-        self.distill.build("distill")?;
+        self.distill.validate("distill")?;
         if let ModelConfig::Vgg(VggConfig {
             pretrained: Some(weights),
             ..

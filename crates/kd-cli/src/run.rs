@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use kd_core::LogitCache;
+use kd_core::{FitNetsConfig, FitNetsHint, LogitCache, LossConfig};
 use kd_data::{holdout_split, random_subset, BatchLoader, ImageDataset};
 use kd_models::{Model, ModelConfig, VggConfig};
 use kd_train::{evaluate, fit, FitOutcome, Objective, Split, TeacherSignal};
@@ -132,6 +132,44 @@ impl Phase<'_> {
     }
 }
 
+/// The FitNets hint between the configured layers, its regressor in the student's
+/// variable store (under `aux.`, so it trains with the student but is not saved with it).
+fn fitnets_hint(
+    config: &FitNetsConfig,
+    teacher: &Model,
+    student: &Model,
+    [c, h, w]: [usize; 3],
+) -> Result<FitNetsHint> {
+    let probe = tch::Tensor::zeros(
+        [1, c as i64, h as i64, w as i64],
+        (tch::Kind::Float, student.var_store().device()),
+    );
+    let channels = |model: &Model, key: &str, layer: &str| -> Result<i64> {
+        let Some((_, features)) = tch::no_grad(|| model.forward_features(&probe, false, &[layer]))
+        else {
+            let names: Vec<&str> = model
+                .layers()
+                .layers()
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect();
+            bail!("distill.{key}: expected one of the model's layers {names:?}, got {layer:?}");
+        };
+        let size = features[0].size();
+        if size.len() != 4 {
+            bail!(
+                "distill.{key}: expected a layer with a [c, h, w] output, {layer} gives {:?}",
+                &size[1..]
+            );
+        }
+        Ok(size[1])
+    };
+    let cs = channels(student, "student_layer", &config.student_layer)?;
+    let ct = channels(teacher, "teacher_layer", &config.teacher_layer)?;
+    let path = student.var_store().root() / "aux" / "hint";
+    Ok(config.build("distill", &path, cs, ct)?)
+}
+
 /// The report's description of a model trained on labels alone.
 fn cross_entropy() -> serde_json::Value {
     serde_json::json!({ "loss": "cross-entropy" })
@@ -176,10 +214,14 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
     }
-    let kd_loss = cfg.distill.build("distill")?;
-    kd_loss
-        .check_classes(classes)
-        .with_context(|| format!("{}: invalid config", config_path.display()))?;
+    let kd_loss = match &cfg.distill {
+        LossConfig::Fitnets(_) => None,
+        logits => Some(logits.build("distill")?),
+    };
+    if let Some(loss) = &kd_loss {
+        loss.check_classes(classes)
+            .with_context(|| format!("{}: invalid config", config_path.display()))?;
+    }
     std::fs::create_dir_all(&out)
         .with_context(|| format!("{}: cannot create the run directory", out.display()))?;
     write_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
@@ -244,6 +286,12 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
             None
         }
     };
+    if let LossConfig::Fitnets(f) = &cfg.distill {
+        // Check the hinted layers now, before hours of teacher training.
+        let probe_student = Model::new(&cfg.student.model, c, h, classes, device)?;
+        fitnets_hint(f, &teacher, &probe_student, [c, h, h])
+            .with_context(|| format!("{}: invalid config", config_path.display()))?;
+    }
     let teacher_describe = (cfg.teacher.model.describe(), teacher_origin);
     let student_describe = || (cfg.student.model.describe(), None);
     let teacher_outcome = match &cfg.teacher.checkpoint {
@@ -291,7 +339,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
 
     // The teacher's logits: cached once per image (exact without augmentation), or live.
     let cache = &cfg.teacher.cache;
-    let caches = if cache.mode.caches(augmented) {
+    let caches = if kd_loss.is_some() && cache.mode.caches(augmented) {
         let started = Instant::now();
         let build = |d: &ImageDataset| {
             LogitCache::build(
@@ -321,7 +369,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         );
         Some((train_cache, val_cache))
     } else {
-        tracing::info!("teacher runs live on every student batch (augmented inputs, no cache)");
+        tracing::info!("teacher runs live on every student batch (no logit cache)");
         None
     };
     let mut distill_objective = serde_json::to_value(&cfg.distill)?;
@@ -337,9 +385,20 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     // Distilled and scratch students start from the same weights and see the same batches.
     tch::manual_seed(seed.wrapping_add(1) as i64);
     let distilled = Model::new(&cfg.student.model, c, h, classes, device)?;
-    let objective = Objective::Distill {
-        loss: kd_loss.as_ref(),
-        teacher: teacher_signal,
+    let hint = match &cfg.distill {
+        LossConfig::Fitnets(f) => Some(fitnets_hint(f, &teacher, &distilled, [c, h, h])?),
+        _ => None,
+    };
+    let objective = match (&kd_loss, &hint) {
+        (Some(loss), _) => Objective::Distill {
+            loss: loss.as_ref(),
+            teacher: teacher_signal,
+        },
+        (None, Some(hint)) => Objective::Hint {
+            hint,
+            teacher: &teacher,
+        },
+        (None, None) => unreachable!("a loss is either a logit loss or fitnets"),
     };
     let outcome = fit(&distilled, &train, &val, &objective, s, "distilled")?;
     let distilled_report = phase.finish(

@@ -351,3 +351,39 @@ fn a_loss_with_a_foreign_key_is_a_one_line_error() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn fitnets_hints_train_a_regressor_that_is_not_saved() {
+    let config = TINY_CONFIG.replace(
+        "[distill]\nalpha = 0.5\ntemperature = 2.0",
+        "[distill]\nloss = \"fitnets\"\nstudent_layer = \"features.2\"\nteacher_layer = \"features.3\"\nhint_weight = 10.0",
+    );
+    let (dir, _) = workspace_with(&config);
+    let out = kd_cli(&["run", "run.toml", "--out", "out"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = read_json(&dir.path().join("out/report.json"));
+    let (distilled, scratch) = (&report["models"][1], &report["models"][2]);
+    assert_eq!(distilled["objective"]["loss"], "fitnets");
+    assert_eq!(distilled["objective"]["teacher_logits"], "live");
+    // The 1x1 regressor (4 -> 8 channels) trained with the student but is not part of it.
+    assert_eq!(distilled["parameters"], scratch["parameters"]);
+    assert_eq!(distilled["file_bytes"], scratch["file_bytes"]);
+    let metrics = std::fs::read_to_string(dir.path().join("out/metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"hint_loss\""), "{metrics}");
+
+    let bad = config.replace(
+        "teacher_layer = \"features.3\"",
+        "teacher_layer = \"features.99\"",
+    );
+    let stderr = run_fails(&bad);
+    assert!(
+        stderr.contains("distill.teacher_layer")
+            && stderr.contains("features.99")
+            && stderr.contains("features.7"),
+        "{stderr}"
+    );
+}

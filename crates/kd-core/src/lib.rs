@@ -27,6 +27,6 @@ pub use cache::{CacheConfig, CacheDtype, CacheMode, LogitCache};
 pub use distiller::Distiller;
 pub use error::{CoreError, Result};
 pub use loss::{
-    DistillLoss, Dkd, DkdConfig, HintonKd, HintonKdConfig, KerasKd, KerasKdConfig, LogitStandardKd,
-    LogitStandardKdConfig, LossConfig, LossParts,
+    DistillLoss, Dkd, DkdConfig, FitNetsConfig, FitNetsHint, HintonKd, HintonKdConfig, KerasKd,
+    KerasKdConfig, LogitStandardKd, LogitStandardKdConfig, LossConfig, LossParts,
 };

@@ -331,3 +331,65 @@ fn losses_are_chosen_by_name_and_unknown_keys_are_named() {
     .unwrap_err();
     assert!(err.to_string().contains("distill.alpha"), "{err}");
 }
+
+/// `sin(arange(n) * a + b)` reshaped, as the FitNets Python's `pattern`.
+fn pattern(shape: &[i64], a: f64, b: f64) -> Tensor {
+    let n: i64 = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|i| (i as f64 * a + b).sin() as f32).collect();
+    Tensor::from_slice(&v).reshape(shape)
+}
+
+#[test]
+fn fitnets_hint_matches_pytorch() {
+    // PyTorch 2.11 (float64):
+    //   def pattern(shape, a, b):
+    //       n = 1
+    //       for d in shape: n *= d
+    //       return torch.sin(torch.arange(n, dtype=torch.float64) * a + b).reshape(shape)
+    //   fs = pattern((2, 3, 4, 4), 0.37, 0.1).requires_grad_()   # student feature
+    //   ft = pattern((2, 5, 8, 8), 0.21, 0.7)                      # teacher feature
+    //   w = pattern((5, 3, 1, 1), 0.9, 0.3); bias = pattern((5,), 1.1, 0.2)
+    //   s_logits = pattern((2, 4), 0.5, 0.0).requires_grad_(); y = torch.tensor([1, 3])
+    //   hint = F.mse_loss(F.conv2d(fs, w, bias), F.adaptive_avg_pool2d(ft, (4, 4)))
+    //   ce = F.cross_entropy(s_logits, y)
+    //   total = 1.0 * ce + 100.0 * hint; total.backward()
+    //   v = pattern((2, 3, 4, 4), 1.3, 0.5)
+    //   print(total.item(), ce.item(), hint.item(), (fs.grad * v).sum().item(), fs.grad.norm().item())
+    let expected = [160.3333852963098, 1.8616412663591408, 1.5847174402995068];
+    let (dot, norm) = (6.1855244071600355, 27.98569014681405);
+
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let hint = kd_core::FitNetsConfig::default()
+        .build("distill", &(vs.root() / "hint"), 3, 5)
+        .unwrap();
+    tch::no_grad(|| {
+        let vars = vs.variables();
+        vars["hint.regressor.weight"]
+            .shallow_clone()
+            .copy_(&pattern(&[5, 3, 1, 1], 0.9, 0.3));
+        vars["hint.regressor.bias"]
+            .shallow_clone()
+            .copy_(&pattern(&[5], 1.1, 0.2));
+    });
+    let fs = pattern(&[2, 3, 4, 4], 0.37, 0.1).set_requires_grad(true);
+    let ft = pattern(&[2, 5, 8, 8], 0.21, 0.7);
+    let logits = pattern(&[2, 4], 0.5, 0.0).set_requires_grad(true);
+    let out = hint.loss(&logits, &fs, &ft, &Tensor::from_slice(&[1i64, 3]));
+    out.total.backward();
+    let got = [
+        out.total.double_value(&[]),
+        out.parts[0].1.double_value(&[]),
+        out.parts[1].1.double_value(&[]),
+    ];
+    for (g, w) in got.iter().zip(expected) {
+        assert!(close(*g, w, w), "{got:?} vs PyTorch {expected:?}");
+    }
+    let grad = fs.grad().to_kind(Kind::Double);
+    let v = pattern(&[2, 3, 4, 4], 1.3, 0.5).to_kind(Kind::Double);
+    let got_dot = (&grad * v).sum(Kind::Double).double_value(&[]);
+    assert!(
+        close(got_dot, dot, norm),
+        "grad.v {got_dot} vs PyTorch {dot}"
+    );
+    assert!(close(grad.norm().double_value(&[]), norm, norm));
+}

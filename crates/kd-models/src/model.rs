@@ -14,6 +14,10 @@ use crate::pretrained::{load_prefix, Loaded};
 use crate::student::{student, StudentConfig};
 use crate::vgg::{vgg, VggConfig};
 
+/// Name prefix of auxiliary parameters that train with a model but are not part of it (a
+/// FitNets regressor): not saved, not counted.
+pub const AUX_PREFIX: &str = "aux.";
+
 /// Which architecture to build, tagged by `kind` in TOML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -112,17 +116,39 @@ impl Model {
         self.net.forward_t(images, train)
     }
 
+    /// Logits for `images` and the outputs of the layers named in `names`, in that order;
+    /// `None` if a name is not a layer of this model.
+    pub fn forward_features(
+        &self,
+        images: &Tensor,
+        train: bool,
+        names: &[&str],
+    ) -> Option<(Tensor, Vec<Tensor>)> {
+        let mut found: Vec<Option<Tensor>> = names.iter().map(|_| None).collect();
+        let logits = self.net.forward_each(images, train, |layer, out| {
+            for (slot, name) in found.iter_mut().zip(names) {
+                if layer.name == *name {
+                    *slot = Some(out.shallow_clone());
+                }
+            }
+        });
+        let features = found.into_iter().collect::<Option<Vec<_>>>()?;
+        Some((logits, features))
+    }
+
     /// The parameters (and batch-norm statistics).
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs
     }
 
-    /// Number of trainable parameters.
+    /// Number of trainable parameters of the architecture (auxiliary training-only
+    /// parameters under [`AUX_PREFIX`] not counted).
     pub fn trainable_parameters(&self) -> usize {
         self.vs
-            .trainable_variables()
-            .iter()
-            .map(|t| t.numel())
+            .variables()
+            .into_iter()
+            .filter(|(name, t)| !name.starts_with(AUX_PREFIX) && t.requires_grad())
+            .map(|(_, t)| t.numel())
             .sum()
     }
 
@@ -131,8 +157,8 @@ impl Model {
         self.vs.freeze();
     }
 
-    /// Saves every variable to `path` in safetensors format, atomically; returns the size
-    /// of the written file in bytes.
+    /// Saves every variable (except auxiliary ones) to `path` in safetensors format,
+    /// atomically; returns the size of the written file in bytes.
     pub fn save(&self, path: &Path) -> Result<u64> {
         let io = |source| ModelError::Io {
             path: path.to_path_buf(),
@@ -141,7 +167,14 @@ impl Model {
         // `VarStore::save` picks the format from the extension, so the temporary file keeps
         // `.safetensors` at the end.
         let tmp = path.with_extension("partial.safetensors");
-        self.vs.save(&tmp).map_err(|source| ModelError::Weights {
+        let mut tensors: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(name, _)| !name.starts_with(AUX_PREFIX))
+            .collect();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        Tensor::write_safetensors(&tensors, &tmp).map_err(|source| ModelError::Weights {
             path: tmp.clone(),
             source,
         })?;

@@ -39,15 +39,9 @@ pub fn evaluate(
     let (mut loss, mut hits, mut n) = (RunningMean::default(), 0i64, 0usize);
     tch::no_grad(|| {
         for batch in loader.epoch(0) {
-            let logits = model.forward_t(&batch.images, false);
+            let (logits, out) = objective.forward_loss(model, &batch, split, false);
             let b = batch.labels.size()[0] as usize;
-            loss.add(
-                objective
-                    .loss(&logits, &batch, split)
-                    .total
-                    .double_value(&[]),
-                b,
-            );
+            loss.add(out.total.double_value(&[]), b);
             hits += correct(&logits, &batch.labels);
             n += b;
         }

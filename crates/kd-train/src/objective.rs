@@ -1,9 +1,10 @@
 //! What a training run minimizes: plain cross-entropy on labels, or a distillation loss
 //! against the teacher's logits — gathered from a [`LogitCache`] (the teacher is frozen, so
 //! its logits on un-augmented images never change) or computed live on each batch (needed
-//! when the batch is randomly augmented, for consistent teaching).
+//! when the batch is randomly augmented, for consistent teaching) — or a FitNets hint
+//! between intermediate features, with the teacher run on every batch.
 
-use kd_core::{DistillLoss, LogitCache, LossParts};
+use kd_core::{DistillLoss, FitNetsHint, LogitCache, LossParts};
 use kd_data::Batch;
 use kd_models::Model;
 use tch::Tensor;
@@ -37,6 +38,11 @@ pub enum Objective<'a> {
         loss: &'a dyn DistillLoss,
         teacher: TeacherSignal<'a>,
     },
+    /// A FitNets hint from the live teacher's feature to the student's.
+    Hint {
+        hint: &'a FitNetsHint,
+        teacher: &'a Model,
+    },
 }
 
 impl Objective<'_> {
@@ -66,7 +72,33 @@ impl Objective<'_> {
         })
     }
 
-    /// The loss of `logits` on `batch`.
+    /// Runs `model` on `batch` (training behaviour if `train`) and returns its logits and
+    /// the loss.
+    pub fn forward_loss(
+        &self,
+        model: &Model,
+        batch: &Batch,
+        split: Split,
+        train: bool,
+    ) -> (Tensor, LossParts) {
+        let Self::Hint { hint, teacher } = self else {
+            let logits = model.forward_t(&batch.images, train);
+            let loss = self.loss(&logits, batch, split);
+            return (logits, loss);
+        };
+        let c = hint.config();
+        let feature = |m: &Model, layer: &str, train: bool| {
+            m.forward_features(&batch.images, train, &[layer])
+                .unwrap_or_else(|| panic!("layer {layer} was checked to exist"))
+        };
+        let (_, t_feature) = tch::no_grad(|| feature(teacher, &c.teacher_layer, false));
+        let (logits, s_feature) = feature(model, &c.student_layer, train);
+        let loss = hint.loss(&logits, &s_feature[0], &t_feature[0], &batch.labels);
+        (logits, loss)
+    }
+
+    /// The loss of `logits` on `batch` (for [`Objective::Hint`], which needs features,
+    /// use [`Objective::forward_loss`]; here it falls back to cross-entropy).
     pub fn loss(&self, logits: &Tensor, batch: &Batch, split: Split) -> LossParts {
         match (self, self.teacher_logits(batch, split)) {
             (Self::Distill { loss, .. }, Some(teacher)) => {

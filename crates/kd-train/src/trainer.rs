@@ -160,8 +160,7 @@ pub fn fit(
                 opt.set_lr(lr * config.lr_schedule.factor(step, total_steps));
             }
             step += 1;
-            let logits = model.forward_t(&batch.images, true);
-            let out = objective.loss(&logits, &batch, Split::Train);
+            let (logits, out) = objective.forward_loss(model, &batch, Split::Train, true);
             opt.backward_step(&out.total);
             let b = batch.labels.size()[0] as usize;
             loss.add(out.total.double_value(&[]), b);

@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [distill]
-//! loss = "dkd"        # keras-kd (default: the seed's), hinton, dkd, lskd
+//! loss = "dkd"        # keras-kd (default: the seed's), hinton, dkd, lskd, fitnets
 //! beta = 8.0
 //! ```
 //!
@@ -12,8 +12,10 @@
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{DistillLoss, DkdConfig, HintonKdConfig, KerasKdConfig, LogitStandardKdConfig};
-use crate::error::Result;
+use super::{
+    DistillLoss, DkdConfig, FitNetsConfig, HintonKdConfig, KerasKdConfig, LogitStandardKdConfig,
+};
+use crate::error::{CoreError, Result};
 
 /// Which loss, with its parameters; serialized with the name under `loss`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,6 +29,8 @@ pub enum LossConfig {
     Dkd(DkdConfig),
     /// Logit-standardized KD ([`LogitStandardKdConfig`]).
     Lskd(LogitStandardKdConfig),
+    /// FitNets feature hints ([`FitNetsConfig`]); needs the models' features.
+    Fitnets(FitNetsConfig),
 }
 
 impl Default for LossConfig {
@@ -37,7 +41,7 @@ impl Default for LossConfig {
 }
 
 /// The names `loss` accepts.
-pub const LOSS_NAMES: [&str; 4] = ["keras-kd", "hinton", "dkd", "lskd"];
+pub const LOSS_NAMES: [&str; 5] = ["keras-kd", "hinton", "dkd", "lskd", "fitnets"];
 
 impl LossConfig {
     /// The loss's name as written in configs.
@@ -47,17 +51,34 @@ impl LossConfig {
             Self::Hinton(_) => "hinton",
             Self::Dkd(_) => "dkd",
             Self::Lskd(_) => "lskd",
+            Self::Fitnets(_) => "fitnets",
         }
     }
 
-    /// Checks ranges and builds the loss; `key` prefixes error messages.
+    /// Checks ranges and builds a logit loss; `key` prefixes error messages. FitNets works
+    /// on features and is built with [`FitNetsConfig::build`] instead.
     pub fn build(&self, key: &str) -> Result<Box<dyn DistillLoss>> {
         Ok(match self {
             Self::KerasKd(c) => Box::new(c.build(key)?),
             Self::Hinton(c) => Box::new(c.build(key)?),
             Self::Dkd(c) => Box::new(c.build(key)?),
             Self::Lskd(c) => Box::new(c.build(key)?),
+            Self::Fitnets(_) => return Err(CoreError::InvalidConfig {
+                key: format!("{key}.loss"),
+                expected:
+                    "a logit loss here (fitnets needs the models' features: FitNetsConfig::build)"
+                        .into(),
+                got: "fitnets".into(),
+            }),
         })
+    }
+
+    /// Checks ranges without building anything.
+    pub fn validate(&self, key: &str) -> Result<()> {
+        match self {
+            Self::Fitnets(c) => c.validate(key),
+            other => other.build(key).map(|_| ()),
+        }
     }
 }
 
@@ -80,6 +101,7 @@ impl<'de> Deserialize<'de> for LossConfig {
             "hinton" => serde_json::from_value(rest).map(Self::Hinton),
             "dkd" => serde_json::from_value(rest).map(Self::Dkd),
             "lskd" => serde_json::from_value(rest).map(Self::Lskd),
+            "fitnets" => serde_json::from_value(rest).map(Self::Fitnets),
             other => {
                 return Err(D::Error::custom(format!(
                     "loss: expected one of {LOSS_NAMES:?}, got {other:?}"

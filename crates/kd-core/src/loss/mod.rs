@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod dkd;
+pub mod fitnets;
 pub mod hinton;
 pub mod keras_kd;
 pub mod lskd;
@@ -12,6 +13,7 @@ use tch::{Kind, Tensor};
 
 pub use config::LossConfig;
 pub use dkd::{Dkd, DkdConfig};
+pub use fitnets::{FitNetsConfig, FitNetsHint};
 pub use hinton::{HintonKd, HintonKdConfig};
 pub use keras_kd::{KerasKd, KerasKdConfig};
 pub use lskd::{LogitStandardKd, LogitStandardKdConfig};
