@@ -143,11 +143,20 @@ impl Model {
 
     /// Number of trainable parameters of the architecture (auxiliary training-only
     /// parameters under [`AUX_PREFIX`] not counted).
+    /// Frozen parameters still count; batch-norm statistics do not.
     pub fn trainable_parameters(&self) -> usize {
+        let trainable: std::collections::HashSet<usize> = self
+            .vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.data_ptr() as usize)
+            .collect();
         self.vs
             .variables()
             .into_iter()
-            .filter(|(name, t)| !name.starts_with(AUX_PREFIX) && t.requires_grad())
+            .filter(|(name, t)| {
+                !name.starts_with(AUX_PREFIX) && trainable.contains(&(t.data_ptr() as usize))
+            })
             .map(|(_, t)| t.numel())
             .sum()
     }
