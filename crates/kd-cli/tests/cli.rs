@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{kd_cli, read_json};
+use common::{kd_cli, read_json, run_ok};
 
 fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
     let mut out = vec![0, 0, 8, dims.len() as u8];
@@ -255,13 +255,7 @@ fn real_fashion_mnist_tiny_run_learns() {
         )
         .replace("validation_holdout = 40", "validation_holdout = 200");
     std::fs::write(dir.path().join("real.toml"), config).unwrap();
-    let out = kd_cli(&["run", "real.toml", "--out", "out"], dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = read_json(&dir.path().join("out/report.json"));
+    let report = run_ok(dir.path(), "real.toml", "out");
     assert_eq!(report["test_images"], 500);
     // Ten balanced classes: chance is 10%; three epochs on 1,000 real images reach far more.
     let teacher = report["models"][0]["test_accuracy"].as_f64().unwrap();
@@ -283,13 +277,7 @@ fn each_loss_is_selectable_by_name_and_recorded_in_the_report() {
             &format!("[distill]\nloss = \"{name}\"\n{params}"),
         );
         let (dir, _) = workspace_with(&config);
-        let out = kd_cli(&["run", "run.toml", "--out", "out"], dir.path());
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report = read_json(&dir.path().join("out/report.json"));
+        let report = run_ok(dir.path(), "run.toml", "out");
         let objective = &report["models"][1]["objective"];
         assert_eq!(objective["loss"], name, "{report}");
         assert_eq!(objective["teacher_logits"], "cached, f32");
@@ -311,13 +299,7 @@ fn augmented_students_are_taught_live_and_the_cache_can_be_forced() {
         "[student.train.augment]\nhflip = true\n[distill]",
     );
     let (dir, _) = workspace_with(&augmented);
-    let out = kd_cli(&["run", "run.toml", "--out", "out"], dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = read_json(&dir.path().join("out/report.json"));
+    let report = run_ok(dir.path(), "run.toml", "out");
     assert_eq!(report["models"][1]["objective"]["teacher_logits"], "live");
 
     let forced = augmented.replace(
@@ -325,13 +307,7 @@ fn augmented_students_are_taught_live_and_the_cache_can_be_forced() {
         "[teacher.cache]\nmode = \"always\"\ndtype = \"f16\"\n[teacher.model]",
     );
     std::fs::write(dir.path().join("forced.toml"), forced).unwrap();
-    let out = kd_cli(&["run", "forced.toml", "--out", "forced"], dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = read_json(&dir.path().join("forced/report.json"));
+    let report = run_ok(dir.path(), "forced.toml", "forced");
     assert_eq!(
         report["models"][1]["objective"]["teacher_logits"],
         "cached, f16"
@@ -359,13 +335,7 @@ fn fitnets_hints_train_a_regressor_that_is_not_saved() {
         "[distill]\nloss = \"fitnets\"\nstudent_layer = \"features.2\"\nteacher_layer = \"features.3\"\nhint_weight = 10.0",
     );
     let (dir, _) = workspace_with(&config);
-    let out = kd_cli(&["run", "run.toml", "--out", "out"], dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = read_json(&dir.path().join("out/report.json"));
+    let report = run_ok(dir.path(), "run.toml", "out");
     let (distilled, scratch) = (&report["models"][1], &report["models"][2]);
     assert_eq!(distilled["objective"]["loss"], "fitnets");
     assert_eq!(distilled["objective"]["teacher_logits"], "live");

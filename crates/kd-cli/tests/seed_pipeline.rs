@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{kd_cli, read_json};
+use common::{kd_cli, read_json, run_ok};
 use kd_data::cifar::{CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES};
 use kd_models::{Model, ModelConfig, VggConfig};
 use tch::{Device, Tensor};
@@ -203,10 +203,7 @@ fn seed_architectures_on_real_fashion_mnist_padded_to_32() {
     // seed's fine-tuning rate (1e-5) is raised for that.
     let config = seed_config(&fashion, "", 2).replace("lr = 0.00001", "lr = 1e-4");
     std::fs::write(dir.path().join("fm.toml"), &config).unwrap();
-    let out = kd_cli(&["run", "fm.toml", "--out", "out"], dir.path());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}\n{config}");
-    let report = read_json(&dir.path().join("out/report.json"));
+    let report = run_ok(dir.path(), "fm.toml", "out");
     assert_eq!(report["train_images"], 500);
     assert_eq!(report["test_images"], 300);
     let models = report["models"].as_array().unwrap();

@@ -31,3 +31,14 @@ pub fn fashion_mnist() -> Option<PathBuf> {
     }
     Some(data.canonicalize().unwrap())
 }
+
+/// Runs `kd-cli run CONFIG --out OUT` in `cwd`, asserting success, and returns the report.
+pub fn run_ok(cwd: &Path, config: &str, out: &str) -> serde_json::Value {
+    let output = kd_cli(&["run", config, "--out", out], cwd);
+    assert!(
+        output.status.success(),
+        "kd-cli run {config} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    read_json(&cwd.join(out).join("report.json"))
+}
