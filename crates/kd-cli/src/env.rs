@@ -15,8 +15,16 @@ fn loaded_libtorch_dir() -> Option<PathBuf> {
         .and_then(|p| PathBuf::from(p).parent().map(PathBuf::from))
 }
 
+/// The version of the libtorch this process loaded, or `unknown`.
+pub fn torch_version() -> String {
+    loaded_libtorch_dir()
+        .as_deref()
+        .and_then(version_beside)
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// The PyTorch version string from `torch/version.py` next to the loaded `torch/lib`.
-fn torch_version(lib: &std::path::Path) -> Option<String> {
+fn version_beside(lib: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(lib.parent()?.join("version.py")).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("__version__"))
@@ -44,7 +52,7 @@ pub fn device_name(d: Device) -> String {
 /// Prints the environment report.
 pub fn print_env() {
     let lib = loaded_libtorch_dir();
-    let version = lib.as_deref().and_then(torch_version);
+    let version = lib.as_deref().and_then(version_beside);
     println!("kd-cli        {}", env!("CARGO_PKG_VERSION"));
     println!(
         "torch         {}",

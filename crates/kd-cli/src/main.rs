@@ -2,6 +2,7 @@
 //! and reports; the work happens in `kd-data`, `kd-models`, `kd-core` and `kd-train`.
 
 mod atomic;
+mod bench;
 mod compare;
 mod config;
 mod env;
@@ -45,6 +46,33 @@ enum Command {
         /// The experiment's TOML config.
         config: PathBuf,
     },
+    /// Time training and inference steps of the seed's models on synthetic 32x32x3 batches,
+    /// as the PyTorch and Keras anchor scripts do; one JSON line per mode.
+    Bench {
+        /// Modes to time, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "teacher,student,distill,distill-cached,eval"
+        )]
+        mode: Vec<bench::BenchMode>,
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        /// Timed steps per mode.
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Untimed steps before them.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// `cpu`, `cuda`, or `auto`.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// libtorch CPU threads (0: libtorch's default).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: bench::Precision,
+    },
     /// Compare runs (e.g. one per seed): per-run and mean test accuracies.
     Compare {
         /// `report.json` files or run directories.
@@ -53,6 +81,42 @@ enum Command {
     /// Print the torch version, the device that will be used, CUDA/cuDNN availability and
     /// the thread count.
     Env,
+}
+
+/// Parses the device and thread settings of `kd-cli bench`, runs it, prints its lines.
+fn bench_command(
+    modes: Vec<bench::BenchMode>,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+    device: &str,
+    threads: usize,
+    precision: bench::Precision,
+) -> anyhow::Result<()> {
+    let device = match device {
+        "auto" => env::default_device(),
+        "cpu" => tch::Device::Cpu,
+        "cuda" if tch::Cuda::is_available() => tch::Device::Cuda(0),
+        other => anyhow::bail!("--device: expected auto, cpu or an available cuda, got {other:?}"),
+    };
+    if batch == 0 || steps == 0 {
+        anyhow::bail!("--batch and --steps: expected at least 1");
+    }
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+    let args = bench::BenchArgs {
+        modes,
+        batch,
+        steps,
+        warmup,
+        device,
+        precision,
+    };
+    for line in bench::bench(&args)? {
+        println!("{line}");
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -71,6 +135,15 @@ fn main() -> ExitCode {
             env::print_env();
             Ok(())
         }
+        Command::Bench {
+            mode,
+            batch,
+            steps,
+            warmup,
+            device,
+            threads,
+            precision,
+        } => bench_command(mode, batch, steps, warmup, &device, threads, precision),
         Command::Summary { config } => summary::summary(&config).map(|t| print!("{t}")),
         Command::Compare { reports } => compare::compare(&reports).map(|t| print!("{t}")),
         Command::Run {

@@ -357,3 +357,51 @@ fn fitnets_hints_train_a_regressor_that_is_not_saved() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bench_prints_one_json_line_per_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "bench",
+        "--mode",
+        "student,distill-cached,eval",
+        "--batch",
+        "2",
+    ];
+    let out = kd_cli(
+        &[
+            &args[..],
+            &["--steps", "1", "--warmup", "0", "--device", "cpu"],
+        ]
+        .concat(),
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let modes: Vec<&str> = lines.iter().map(|l| l["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["student", "distill-cached", "eval"]);
+    for l in &lines {
+        assert_eq!(
+            (l["batch"].as_u64(), l["steps"].as_u64()),
+            (Some(2), Some(1))
+        );
+        assert_eq!(
+            (l["device"].as_str(), l["precision"].as_str()),
+            (Some("cpu"), Some("f32"))
+        );
+        assert!(l["images_per_s"].as_f64().unwrap() > 0.0);
+    }
+    let out = kd_cli(
+        &["bench", "--device", "cpu", "--precision", "bf16"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--precision"));
+}

@@ -1,0 +1,144 @@
+//! `kd-cli bench`: training and inference throughput of the seed's models on synthetic
+//! 32x32x3 batches, step for step what `../shared/anchors/torch_seed.py` (PyTorch eager) and
+//! `keras_seed.py` time, so the numbers compare side by side:
+//!
+//! - `teacher`: one Adam step (lr 1e-5) of VGG19 on cross-entropy;
+//! - `student`: one Adam step (lr 1e-3) of the 15-conv student on cross-entropy;
+//! - `distill`: the frozen teacher's forward (inference mode, no gradient) plus a student
+//!   step on the seed's loss (alpha 0.7, T 1, Keras KL);
+//! - `distill-cached`: the same step with the teacher's logits gathered from a
+//!   [`LogitCache`] (computed once, outside the timing);
+//! - `eval`: the student's forward and argmax under no-grad.
+//!
+//! One JSON line per mode: `impl`, `mode`, `batch`, `steps`, `images_per_s`, `device`,
+//! `precision`, `threads`, `torch`.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use kd_core::{DistillLoss, KerasKdConfig, LogitCache};
+use kd_models::{Model, ModelConfig, StudentConfig, VggConfig};
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+/// What to time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchMode {
+    Teacher,
+    Student,
+    Distill,
+    DistillCached,
+    Eval,
+}
+
+/// Arithmetic precision of the timed steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Precision {
+    F32,
+    Bf16,
+    F16,
+}
+
+/// Settings of one `kd-cli bench` call.
+#[derive(Debug, Clone)]
+pub struct BenchArgs {
+    pub modes: Vec<BenchMode>,
+    pub batch: usize,
+    pub steps: usize,
+    pub warmup: usize,
+    pub device: Device,
+    pub precision: Precision,
+}
+
+fn mode_name(mode: BenchMode) -> &'static str {
+    match mode {
+        BenchMode::Teacher => "teacher",
+        BenchMode::Student => "student",
+        BenchMode::Distill => "distill",
+        BenchMode::DistillCached => "distill-cached",
+        BenchMode::Eval => "eval",
+    }
+}
+
+/// Runs the benchmark; returns one JSON line per mode.
+pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
+    let mixed = match (args.precision, args.device) {
+        (Precision::F32, _) => false,
+        (Precision::F16, Device::Cuda(_)) => true,
+        (p, d) => bail!(
+            "--precision: {p:?} is not available on {d:?} (tch exposes libtorch's autocast for CUDA float16 only); use f32"
+        ),
+    };
+    tch::manual_seed(0);
+    let (b, dev) = (args.batch as i64, args.device);
+    let x = Tensor::rand([b, 3, 32, 32], (Kind::Float, dev));
+    let y = Tensor::randint(10, [b], (Kind::Int64, dev));
+    let vgg = ModelConfig::Vgg(VggConfig::default());
+    let seed_student = ModelConfig::Student(StudentConfig::default());
+    let teacher = Model::new(&vgg, 3, 32, 10, dev)?;
+    let student = Model::new(&seed_student, 3, 32, 10, dev)?;
+    let kd = KerasKdConfig::default().build("distill")?;
+    let indices = Tensor::arange(b, (Kind::Int64, dev));
+    let cache = LogitCache::from_logits(tch::no_grad(|| teacher.forward_t(&x, false)));
+    let mut lines = Vec::new();
+    for &mode in &args.modes {
+        let (model, lr) = match mode {
+            BenchMode::Teacher => (&teacher, 1e-5),
+            _ => (&student, 1e-3),
+        };
+        let mut opt = nn::Adam::default().build(model.var_store(), lr)?;
+        let mut step = || {
+            tch::autocast(mixed, || match mode {
+                BenchMode::Eval => {
+                    let hits = tch::no_grad(|| student.forward_t(&x, false).argmax(1, false));
+                    hits.sum(Kind::Int64).int64_value(&[]) as f64
+                }
+                BenchMode::Teacher | BenchMode::Student => {
+                    let loss = model.forward_t(&x, true).cross_entropy_for_logits(&y);
+                    opt.backward_step(&loss);
+                    loss.double_value(&[])
+                }
+                BenchMode::Distill | BenchMode::DistillCached => {
+                    let teacher_logits = if mode == BenchMode::Distill {
+                        tch::no_grad(|| teacher.forward_t(&x, false))
+                    } else {
+                        cache.gather(&indices, dev)
+                    };
+                    let logits = student.forward_t(&x, true);
+                    let loss = kd.loss(&logits, &teacher_logits, &y).total;
+                    opt.backward_step(&loss);
+                    loss.double_value(&[])
+                }
+            })
+        };
+        for _ in 0..args.warmup {
+            step();
+        }
+        if let Device::Cuda(_) = dev {
+            tch::Cuda::synchronize(0);
+        }
+        let start = Instant::now();
+        for _ in 0..args.steps {
+            step();
+        }
+        if let Device::Cuda(_) = dev {
+            tch::Cuda::synchronize(0);
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        lines.push(
+            serde_json::json!({
+                "impl": "kd",
+                "mode": mode_name(mode),
+                "batch": args.batch,
+                "steps": args.steps,
+                "images_per_s": (args.batch * args.steps) as f64 / seconds,
+                "device": crate::env::device_name(dev),
+                "precision": format!("{:?}", args.precision).to_lowercase(),
+                "threads": tch::get_num_threads(),
+                "torch": crate::env::torch_version(),
+            })
+            .to_string(),
+        );
+    }
+    Ok(lines)
+}
