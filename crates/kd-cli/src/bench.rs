@@ -48,6 +48,8 @@ pub struct BenchArgs {
     pub warmup: usize,
     pub device: Device,
     pub precision: Precision,
+    /// Inputs and convolution kernels in channels-last (NHWC) memory format.
+    pub channels_last: bool,
 }
 
 fn mode_name(mode: BenchMode) -> &'static str {
@@ -71,12 +73,17 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
     };
     tch::manual_seed(0);
     let (b, dev) = (args.batch as i64, args.device);
-    let x = Tensor::rand([b, 3, 32, 32], (Kind::Float, dev));
+    let mut x = Tensor::rand([b, 3, 32, 32], (Kind::Float, dev));
     let y = Tensor::randint(10, [b], (Kind::Int64, dev));
     let vgg = ModelConfig::Vgg(VggConfig::default());
     let seed_student = ModelConfig::Student(StudentConfig::default());
-    let teacher = Model::new(&vgg, 3, 32, 10, dev)?;
-    let student = Model::new(&seed_student, 3, 32, 10, dev)?;
+    let mut teacher = Model::new(&vgg, 3, 32, 10, dev)?;
+    let mut student = Model::new(&seed_student, 3, 32, 10, dev)?;
+    if args.channels_last {
+        x = kd_models::memory_format::channels_last(&x);
+        teacher.use_channels_last();
+        student.use_channels_last();
+    }
     let kd = KerasKdConfig::default().build("distill")?;
     let indices = Tensor::arange(b, (Kind::Int64, dev));
     let cache = LogitCache::from_logits(tch::no_grad(|| teacher.forward_t(&x, false)));
@@ -127,7 +134,7 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
         let seconds = start.elapsed().as_secs_f64();
         lines.push(
             serde_json::json!({
-                "impl": "kd",
+                "impl": if args.channels_last { "kd-cl" } else { "kd" },
                 "mode": mode_name(mode),
                 "batch": args.batch,
                 "steps": args.steps,

@@ -72,6 +72,9 @@ enum Command {
         threads: usize,
         #[arg(long, value_enum, default_value = "f32")]
         precision: bench::Precision,
+        /// Inputs and convolution kernels in channels-last (NHWC) memory format.
+        #[arg(long)]
+        channels_last: bool,
     },
     /// Compare runs (e.g. one per seed): per-run and mean test accuracies.
     Compare {
@@ -83,36 +86,21 @@ enum Command {
     Env,
 }
 
-/// Parses the device and thread settings of `kd-cli bench`, runs it, prints its lines.
-fn bench_command(
-    modes: Vec<bench::BenchMode>,
-    batch: usize,
-    steps: usize,
-    warmup: usize,
-    device: &str,
-    threads: usize,
-    precision: bench::Precision,
-) -> anyhow::Result<()> {
+/// Sets the device and thread count of `kd-cli bench`, runs it, prints its lines.
+fn bench_command(mut args: bench::BenchArgs, device: &str, threads: usize) -> anyhow::Result<()> {
     let device = match device {
         "auto" => env::default_device(),
         "cpu" => tch::Device::Cpu,
         "cuda" if tch::Cuda::is_available() => tch::Device::Cuda(0),
         other => anyhow::bail!("--device: expected auto, cpu or an available cuda, got {other:?}"),
     };
-    if batch == 0 || steps == 0 {
+    if args.batch == 0 || args.steps == 0 {
         anyhow::bail!("--batch and --steps: expected at least 1");
     }
     if threads > 0 {
         tch::set_num_threads(threads as i32);
     }
-    let args = bench::BenchArgs {
-        modes,
-        batch,
-        steps,
-        warmup,
-        device,
-        precision,
-    };
+    args.device = device;
     for line in bench::bench(&args)? {
         println!("{line}");
     }
@@ -143,7 +131,20 @@ fn main() -> ExitCode {
             device,
             threads,
             precision,
-        } => bench_command(mode, batch, steps, warmup, &device, threads, precision),
+            channels_last,
+        } => bench_command(
+            bench::BenchArgs {
+                modes: mode,
+                batch,
+                steps,
+                warmup,
+                device: tch::Device::Cpu,
+                precision,
+                channels_last,
+            },
+            &device,
+            threads,
+        ),
         Command::Summary { config } => summary::summary(&config).map(|t| print!("{t}")),
         Command::Compare { reports } => compare::compare(&reports).map(|t| print!("{t}")),
         Command::Run {

@@ -6,6 +6,7 @@
 //! - [`conv_stack`]: the conv/ReLU/max-pool + GAP + dense shape both share;
 //! - [`cnn`]: a compact batch-normalized CNN teacher;
 //! - [`layers`]: [`Sequential`], named layers in order;
+//! - [`memory_format`]: channels-last (NHWC) tensors;
 //! - [`pretrained`]: strict loading of published weights by name;
 //! - [`summary`]: Keras-style per-layer summaries;
 //! - [`model`]: [`Model`], a built architecture with safetensors save/load.
@@ -14,6 +15,7 @@ pub mod cnn;
 pub mod conv_stack;
 pub mod error;
 pub mod layers;
+pub mod memory_format;
 pub mod model;
 pub mod pretrained;
 pub mod student;

@@ -136,6 +136,18 @@ impl Model {
         Some((logits, features))
     }
 
+    /// Stores every 4-d parameter (convolution kernels) channels-last, so that libtorch's
+    /// convolutions run in NHWC ([`crate::memory_format`]); call before building an optimizer.
+    pub fn use_channels_last(&mut self) {
+        for (_, var) in self.vs.variables() {
+            if var.dim() == 4 {
+                let mut var = var;
+                let nhwc = crate::memory_format::channels_last(&var);
+                tch::no_grad(|| var.set_data(&nhwc));
+            }
+        }
+    }
+
     /// The parameters (and batch-norm statistics).
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs

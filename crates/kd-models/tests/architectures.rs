@@ -176,3 +176,20 @@ fn seed_student_summary_matches_keras_rows() {
         (519_434, 519_434, 0)
     );
 }
+
+#[test]
+fn channels_last_computes_the_same_logits() {
+    use kd_models::memory_format::{channels_last, is_channels_last};
+    tch::manual_seed(4);
+    let mut m = seed_student();
+    let x = Tensor::rand([3, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let nchw = m.forward_t(&x, false);
+    m.use_channels_last();
+    let weight = &m.var_store().variables()["features.7.weight"];
+    assert!(is_channels_last(weight) && !is_channels_last(&x));
+    let x_cl = channels_last(&x);
+    assert!(is_channels_last(&x_cl) && x_cl.equal(&x));
+    let nhwc = m.forward_t(&x_cl, false);
+    let diff = (nchw - &nhwc).abs().max().double_value(&[]);
+    assert!(diff <= 1e-4 * nhwc.abs().max().double_value(&[]), "{diff}");
+}
