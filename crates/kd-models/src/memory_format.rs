@@ -10,12 +10,11 @@ use tch::Tensor;
 /// A channels-last copy of a 4-d tensor `[n, c, h, w]` (other tensors are returned as is).
 pub fn channels_last(t: &Tensor) -> Tensor {
     let size = t.size();
-    let [n, c, h, w] = size[..] else {
+    let [_, c, h, w] = size[..] else {
         return t.shallow_clone();
     };
-    let _ = n;
     let strides = [h * w * c, 1, w * c, c];
-    let out = Tensor::empty_strided(&size, &strides, (t.kind(), t.device()));
+    let out = Tensor::empty_strided(&size, strides, (t.kind(), t.device()));
     tch::no_grad(|| out.shallow_clone().copy_(t));
     out
 }
