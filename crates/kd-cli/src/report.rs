@@ -56,7 +56,7 @@ impl Report {
     /// The comparison table, one row per model.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<10} {:<16} {:>9} {:>9} {:>11} {:>10} {:>12} {:>9} {:>7}\n",
+            "{:<10} {:<20} {:>9} {:>9} {:>11} {:>10} {:>12} {:>9} {:>7}\n",
             "model",
             "architecture",
             "test acc",
@@ -69,7 +69,7 @@ impl Report {
         );
         for m in &self.models {
             out += &format!(
-                "{:<10} {:<16} {:>8.2}% {:>9.4} {:>11} {:>8.2}MB {:>12.0} {:>9.1} {:>7}\n",
+                "{:<10} {:<20} {:>8.2}% {:>9.4} {:>11} {:>8.2}MB {:>12.0} {:>9.1} {:>7}\n",
                 m.role,
                 m.architecture,
                 100.0 * m.test_accuracy,

@@ -279,10 +279,14 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
             }
         )),
         (None, None) => {
-            tracing::warn!(
-                "teacher {}: no pretrained weights or checkpoint configured; starting from random initialization",
-                cfg.teacher.model.describe()
-            );
+            let arch = cfg.teacher.model.describe();
+            if let ModelConfig::Vgg(_) = cfg.teacher.model {
+                tracing::warn!(
+                    "teacher {arch}: no pretrained weights or checkpoint configured; starting from random initialization"
+                );
+            } else {
+                tracing::info!("teacher {arch} starts from random initialization");
+            }
             None
         }
     };
