@@ -130,7 +130,7 @@ fn copy_local(src: &Path, dest: &Path, file: &DatasetFile) -> Result<()> {
         );
     }
     verify_content(src, file)?;
-    let part = dest.with_extension("part");
+    let part = crate::download::part_path(dest);
     std::fs::copy(src, &part)
         .with_context(|| format!("{}: cannot copy to {}", src.display(), part.display()))?;
     std::fs::rename(&part, dest).with_context(|| format!("{}: cannot rename", part.display()))?;

@@ -52,16 +52,6 @@ pub struct BenchArgs {
     pub channels_last: bool,
 }
 
-fn mode_name(mode: BenchMode) -> &'static str {
-    match mode {
-        BenchMode::Teacher => "teacher",
-        BenchMode::Student => "student",
-        BenchMode::Distill => "distill",
-        BenchMode::DistillCached => "distill-cached",
-        BenchMode::Eval => "eval",
-    }
-}
-
 /// Runs the benchmark; returns one JSON line per mode.
 pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
     let mixed = match (args.precision, args.device) {
@@ -135,7 +125,7 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
         lines.push(
             serde_json::json!({
                 "impl": if args.channels_last { "kd-cl" } else { "kd" },
-                "mode": mode_name(mode),
+                "mode": clap::ValueEnum::to_possible_value(&mode).map(|v| v.get_name().to_string()),
                 "batch": args.batch,
                 "steps": args.steps,
                 "images_per_s": (args.batch * args.steps) as f64 / seconds,

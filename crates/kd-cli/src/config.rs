@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use kd_core::{CacheConfig, LossConfig};
 use kd_data::{DatasetKind, TransformConfig};
-use kd_models::{ModelConfig, StudentConfig, VggConfig};
+use kd_models::{ModelConfig, StudentConfig};
 use kd_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
@@ -225,11 +225,7 @@ impl RunConfig {
         self.teacher.train.validate("teacher.train")?;
         self.student.train.validate("student.train")?;
         self.distill.validate("distill")?;
-        if let ModelConfig::Vgg(VggConfig {
-            pretrained: Some(weights),
-            ..
-        }) = &self.teacher.model
-        {
+        if let Some(weights) = self.teacher.model.pretrained() {
             if !weights.is_file() && self.teacher.checkpoint.is_none() {
                 bail!(
                     "teacher.model.pretrained: expected an existing .safetensors file (run `cargo xtask fetch-weights vgg19`, or remove the key to start from random weights), got {}",
@@ -257,6 +253,7 @@ impl RunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kd_models::VggConfig;
 
     fn parse(text: &str) -> RunConfig {
         RunConfig::parse(text, Path::new("test.toml")).unwrap()

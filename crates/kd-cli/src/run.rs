@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use kd_core::{FitNetsConfig, FitNetsHint, LogitCache, LossConfig};
 use kd_data::{holdout_split, random_subset, BatchLoader, ImageDataset};
-use kd_models::{Model, ModelConfig, VggConfig};
+use kd_models::{Model, ModelConfig};
 use kd_train::{evaluate, fit, FitOutcome, Objective, Split, TeacherSignal};
 use tch::Device;
 
@@ -256,12 +256,9 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
 
     // Teacher: load or train (from pretrained feature weights when configured).
     tch::manual_seed(seed as i64);
-    let teacher_cfg = match (&cfg.teacher.model, &cfg.teacher.checkpoint) {
-        (ModelConfig::Vgg(v), Some(_)) => ModelConfig::Vgg(VggConfig {
-            pretrained: None,
-            ..v.clone()
-        }),
-        (m, _) => m.clone(),
+    let teacher_cfg = match &cfg.teacher.checkpoint {
+        Some(_) => cfg.teacher.model.without_pretrained(),
+        None => cfg.teacher.model.clone(),
     };
     let mut teacher = Model::new(&teacher_cfg, c, h, classes, device)?;
     let teacher_origin = match (&cfg.teacher.checkpoint, teacher.pretrained()) {
@@ -270,13 +267,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
             "{} tensors ({} parameters) from {}",
             loaded.tensors,
             loaded.parameters,
-            match &cfg.teacher.model {
-                ModelConfig::Vgg(VggConfig {
-                    pretrained: Some(p),
-                    ..
-                }) => p.display().to_string(),
-                _ => String::new(),
-            }
+            loaded.path.display()
         )),
         (None, None) => {
             let arch = cfg.teacher.model.describe();

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use kd_models::{Model, ModelConfig, Summary, VggConfig};
+use kd_models::{Model, Summary};
 use tch::Device;
 
 use crate::config::RunConfig;
@@ -25,24 +25,15 @@ pub fn summary(config_path: &Path) -> Result<String> {
         model
             .validate(key, h)
             .with_context(|| format!("{}: invalid config", config_path.display()))?;
-        let (bare, note) = match model {
-            ModelConfig::Vgg(v) => (
-                ModelConfig::Vgg(VggConfig {
-                    pretrained: None,
-                    ..v.clone()
-                }),
-                match &v.pretrained {
-                    Some(p) if p.is_file() => format!("pretrained features from {}", p.display()),
-                    Some(p) => format!(
-                        "pretrained features from {} (missing: run `cargo xtask fetch-weights vgg19`)",
-                        p.display()
-                    ),
-                    None => "random initialization".into(),
-                },
+        let note = match model.pretrained() {
+            Some(p) if p.is_file() => format!("pretrained features from {}", p.display()),
+            Some(p) => format!(
+                "pretrained features from {} (missing: run `cargo xtask fetch-weights vgg19`)",
+                p.display()
             ),
-            m => (m.clone(), "random initialization".into()),
+            None => "random initialization".into(),
         };
-        let built = Model::new(&bare, c, h, classes, Device::Cpu)?;
+        let built = Model::new(&model.without_pretrained(), c, h, classes, Device::Cpu)?;
         let s = Summary::new(role, &built, shape);
         out += &format!("{s}{}, {note}\n\n", model.describe());
     }

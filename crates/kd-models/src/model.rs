@@ -40,6 +40,25 @@ impl ModelConfig {
         }
     }
 
+    /// The pretrained weights file the config names, if any.
+    pub fn pretrained(&self) -> Option<&Path> {
+        match self {
+            Self::Vgg(v) => v.pretrained.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The same architecture without pretrained weights (random initialization).
+    pub fn without_pretrained(&self) -> Self {
+        match self {
+            Self::Vgg(v) => Self::Vgg(VggConfig {
+                pretrained: None,
+                ..v.clone()
+            }),
+            other => other.clone(),
+        }
+    }
+
     /// A short human-readable name, e.g. `vgg19` or `student 5x3x64`.
     pub fn describe(&self) -> String {
         match self {

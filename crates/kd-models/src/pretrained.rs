@@ -8,7 +8,7 @@
 //! computes exactly what the RGB kernel computes on a gray image copied to three channels.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tch::{nn, Tensor};
 
@@ -17,6 +17,8 @@ use crate::error::{ModelError, Result};
 /// What [`load_prefix`] loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loaded {
+    /// The file the tensors came from.
+    pub path: PathBuf,
     /// Number of tensors copied into the model.
     pub tensors: usize,
     /// Number of scalar parameters copied.
@@ -59,6 +61,7 @@ pub fn load_prefix(vs: &nn::VarStore, path: &Path, prefix: &str) -> Result<Loade
         )));
     }
     let mut loaded = Loaded {
+        path: path.to_path_buf(),
         tensors: 0,
         parameters: 0,
         adapted: Vec::new(),

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::{check_nonnegative, check_temperature, DistillLoss, LossParts};
-use crate::error::{CoreError, Result};
+use super::{check_nonnegative, check_temperature, check_two_classes, DistillLoss, LossParts};
+use crate::error::Result;
 
 /// Hyperparameters of [`Dkd`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,13 +122,6 @@ impl DistillLoss for Dkd {
     }
 
     fn check_classes(&self, classes: usize) -> Result<()> {
-        if classes < 2 {
-            return Err(CoreError::InvalidConfig {
-                key: "classes".into(),
-                expected: "at least 2 classes to split target and non-target terms".into(),
-                got: classes.to_string(),
-            });
-        }
-        Ok(())
+        check_two_classes(classes, "split target and non-target terms")
     }
 }

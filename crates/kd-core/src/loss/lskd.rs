@@ -11,8 +11,10 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::{check_nonnegative, check_temperature, kl_rows, DistillLoss, LossParts};
-use crate::error::{CoreError, Result};
+use super::{
+    check_nonnegative, check_temperature, check_two_classes, kl_rows, DistillLoss, LossParts,
+};
+use crate::error::Result;
 
 /// Hyperparameters of [`LogitStandardKd`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,13 +82,6 @@ impl DistillLoss for LogitStandardKd {
     }
 
     fn check_classes(&self, classes: usize) -> Result<()> {
-        if classes < 2 {
-            return Err(CoreError::InvalidConfig {
-                key: "classes".into(),
-                expected: "at least 2 classes to standardize logits".into(),
-                got: classes.to_string(),
-            });
-        }
-        Ok(())
+        check_two_classes(classes, "standardize logits")
     }
 }

@@ -79,6 +79,19 @@ pub(crate) fn check_nonnegative(key: &str, field: &str, value: f64) -> Result<()
     }
 }
 
+/// A loss that splits or standardizes over classes needs at least two; `why` says what for.
+pub(crate) fn check_two_classes(classes: usize, why: &str) -> Result<()> {
+    if classes >= 2 {
+        Ok(())
+    } else {
+        Err(CoreError::InvalidConfig {
+            key: "classes".into(),
+            expected: format!("at least 2 classes to {why}"),
+            got: classes.to_string(),
+        })
+    }
+}
+
 /// A temperature must be finite and `> 0`.
 pub(crate) fn check_temperature(key: &str, value: f64) -> Result<()> {
     if value > 0.0 && value.is_finite() {
