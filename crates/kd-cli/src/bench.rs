@@ -10,6 +10,9 @@
 //!   [`LogitCache`] (computed once, outside the timing);
 //! - `eval`: the student's forward and argmax under no-grad.
 //!
+//! `--precision bf16|f16` runs every forward pass under libtorch's autocast
+//! ([`kd_models::Precision`]); losses and the optimizer stay float32.
+//!
 //! One JSON line per mode: `impl`, `mode`, `batch`, `steps`, `images_per_s`, `device`,
 //! `precision`, `threads`, `torch`.
 
@@ -17,7 +20,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use kd_core::{DistillLoss, KerasKdConfig, LogitCache};
-use kd_models::{Model, ModelConfig, StudentConfig, VggConfig};
+use kd_models::{Model, ModelConfig, Precision, StudentConfig, VggConfig};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -29,14 +32,6 @@ pub enum BenchMode {
     Distill,
     DistillCached,
     Eval,
-}
-
-/// Arithmetic precision of the timed steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Precision {
-    F32,
-    Bf16,
-    F16,
 }
 
 /// Settings of one `kd-cli bench` call.
@@ -54,13 +49,6 @@ pub struct BenchArgs {
 
 /// Runs the benchmark; returns one JSON line per mode.
 pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
-    let mixed = match (args.precision, args.device) {
-        (Precision::F32, _) => false,
-        (Precision::F16, Device::Cuda(_)) => true,
-        (p, d) => bail!(
-            "--precision: {p:?} is not available on {d:?} (tch exposes libtorch's autocast for CUDA float16 only); use f32"
-        ),
-    };
     tch::manual_seed(0);
     let (b, dev) = (args.batch as i64, args.device);
     let mut x = Tensor::rand([b, 3, 32, 32], (Kind::Float, dev));
@@ -69,6 +57,8 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
     let seed_student = ModelConfig::Student(StudentConfig::default());
     let mut teacher = Model::new(&vgg, 3, 32, 10, dev)?;
     let mut student = Model::new(&seed_student, 3, 32, 10, dev)?;
+    teacher.set_precision(args.precision)?;
+    student.set_precision(args.precision)?;
     if args.channels_last {
         x = kd_models::memory_format::channels_last(&x);
         teacher.use_channels_last();
@@ -84,29 +74,27 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
             _ => (&student, 1e-3),
         };
         let mut opt = nn::Adam::default().build(model.var_store(), lr)?;
-        let mut step = || {
-            tch::autocast(mixed, || match mode {
-                BenchMode::Eval => {
-                    let hits = tch::no_grad(|| student.forward_t(&x, false).argmax(1, false));
-                    hits.sum(Kind::Int64).int64_value(&[]) as f64
-                }
-                BenchMode::Teacher | BenchMode::Student => {
-                    let loss = model.forward_t(&x, true).cross_entropy_for_logits(&y);
-                    opt.backward_step(&loss);
-                    loss.double_value(&[])
-                }
-                BenchMode::Distill | BenchMode::DistillCached => {
-                    let teacher_logits = if mode == BenchMode::Distill {
-                        tch::no_grad(|| teacher.forward_t(&x, false))
-                    } else {
-                        cache.gather(&indices, dev)
-                    };
-                    let logits = student.forward_t(&x, true);
-                    let loss = kd.loss(&logits, &teacher_logits, &y).total;
-                    opt.backward_step(&loss);
-                    loss.double_value(&[])
-                }
-            })
+        let mut step = || match mode {
+            BenchMode::Eval => {
+                let hits = tch::no_grad(|| student.forward_t(&x, false).argmax(1, false));
+                hits.sum(Kind::Int64).int64_value(&[]) as f64
+            }
+            BenchMode::Teacher | BenchMode::Student => {
+                let loss = model.forward_t(&x, true).cross_entropy_for_logits(&y);
+                opt.backward_step(&loss);
+                loss.double_value(&[])
+            }
+            BenchMode::Distill | BenchMode::DistillCached => {
+                let teacher_logits = if mode == BenchMode::Distill {
+                    tch::no_grad(|| teacher.forward_t(&x, false))
+                } else {
+                    cache.gather(&indices, dev)
+                };
+                let logits = student.forward_t(&x, true);
+                let loss = kd.loss(&logits, &teacher_logits, &y).total;
+                opt.backward_step(&loss);
+                loss.double_value(&[])
+            }
         };
         for _ in 0..args.warmup {
             step();
@@ -122,6 +110,12 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
             tch::Cuda::synchronize(0);
         }
         let seconds = start.elapsed().as_secs_f64();
+        if seconds == 0.0 {
+            bail!(
+                "--steps: {} timed steps took less than the clock's resolution; time more steps",
+                args.steps
+            );
+        }
         lines.push(
             serde_json::json!({
                 "impl": if args.channels_last { "kd-cl" } else { "kd" },
@@ -130,7 +124,7 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
                 "steps": args.steps,
                 "images_per_s": (args.batch * args.steps) as f64 / seconds,
                 "device": crate::env::device_name(dev),
-                "precision": format!("{:?}", args.precision).to_lowercase(),
+                "precision": args.precision.name(),
                 "threads": tch::get_num_threads(),
                 "torch": crate::env::torch_version(),
             })

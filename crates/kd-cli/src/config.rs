@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use kd_core::{CacheConfig, LossConfig};
 use kd_data::{DatasetKind, TransformConfig};
-use kd_models::{ModelConfig, StudentConfig};
+use kd_models::{ModelConfig, Precision, StudentConfig};
 use kd_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,12 @@ pub struct RunConfig {
     pub device: DeviceChoice,
     /// CPU threads for libtorch; 0 keeps libtorch's default.
     pub threads: usize,
+    /// Arithmetic of every forward pass: `f32`, or mixed precision `bf16` / `f16`
+    /// (libtorch autocast; parameters, gradients and losses stay float32).
+    pub precision: Precision,
+    /// Convolutions in channels-last (NHWC) memory format: same results up to float
+    /// rounding, faster convolutions on CPU (oneDNN) and on tensor-core GPUs.
+    pub channels_last: bool,
     pub data: DataConfig,
     pub teacher: TeacherConfig,
     pub student: StudentSection,
@@ -39,6 +45,8 @@ impl Default for RunConfig {
             seed: 19,
             device: DeviceChoice::Auto,
             threads: 0,
+            precision: Precision::F32,
+            channels_last: false,
             data: DataConfig::default(),
             teacher: TeacherConfig::default(),
             student: StudentSection::default(),

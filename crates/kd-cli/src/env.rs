@@ -40,6 +40,35 @@ pub fn default_device() -> Device {
     Device::cuda_if_available()
 }
 
+/// Per-device settings made once before any work: on CUDA, cuDNN's benchmark mode (it times
+/// the convolution algorithms for each input shape once and keeps the fastest; the shapes of
+/// a training run repeat, so this pays after the first batches).
+pub fn prepare_device(device: Device) {
+    if let Device::Cuda(_) = device {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+}
+
+/// The process's peak resident set size in bytes (`VmHWM` of `/proc/self/status`); `None`
+/// where that file does not exist (non-Linux systems).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_hwm(&status)
+}
+
+/// `VmHWM:    123456 kB` -> bytes.
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// Human-readable name of a device.
 pub fn device_name(d: Device) -> String {
     match d {
@@ -84,4 +113,23 @@ pub fn print_env() {
         tch::utils::has_mkldnn(),
         tch::utils::has_openmp()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_rss_is_read_in_kibibytes_and_grows_with_a_touched_buffer() {
+        assert_eq!(
+            parse_vm_hwm("VmPeak:\t  999 kB\nVmHWM:\t  2048 kB\nVmRSS: 1 kB\n"),
+            Some(2 * 1024 * 1024)
+        );
+        assert_eq!(parse_vm_hwm("VmRSS: 1 kB\n"), None);
+        let before = peak_rss_bytes().unwrap();
+        let buffer = vec![1u8; 64 << 20];
+        let after = peak_rss_bytes().unwrap();
+        assert!(buffer.iter().map(|&b| b as u64).sum::<u64>() == 64 << 20);
+        assert!(after >= before.max(64 << 20), "{before} -> {after}");
+    }
 }

@@ -70,8 +70,9 @@ enum Command {
         /// libtorch CPU threads (0: libtorch's default).
         #[arg(long, default_value_t = 0)]
         threads: usize,
-        #[arg(long, value_enum, default_value = "f32")]
-        precision: bench::Precision,
+        /// `f32`, or mixed precision `bf16` / `f16` (libtorch autocast).
+        #[arg(long, default_value = "f32", value_parser = parse_precision)]
+        precision: kd_models::Precision,
         /// Inputs and convolution kernels in channels-last (NHWC) memory format.
         #[arg(long)]
         channels_last: bool,
@@ -84,6 +85,12 @@ enum Command {
     /// Print the torch version, the device that will be used, CUDA/cuDNN availability and
     /// the thread count.
     Env,
+}
+
+/// `--precision`'s parser.
+fn parse_precision(name: &str) -> Result<kd_models::Precision, String> {
+    kd_models::Precision::from_name(name)
+        .ok_or_else(|| format!("expected f32, bf16 or f16, got {name:?}"))
 }
 
 /// Sets the device and thread count of `kd-cli bench`, runs it, prints its lines.
@@ -101,10 +108,26 @@ fn bench_command(mut args: bench::BenchArgs, device: &str, threads: usize) -> an
         tch::set_num_threads(threads as i32);
     }
     args.device = device;
+    env::prepare_device(device);
     for line in bench::bench(&args)? {
         println!("{line}");
     }
     Ok(())
+}
+
+/// Largest block glibc serves from (and keeps in) its heap: 1 GiB, more than any activation
+/// of the models kd trains.
+const RETAINED_BLOCK_BYTES: usize = 1 << 30;
+
+/// Lets libtorch reuse freed activation buffers instead of mapping fresh pages every step
+/// ([`kd_sys::retain_freed_memory`]); `KD_RETAIN_FREED_MEMORY=0` keeps glibc's defaults.
+fn keep_freed_memory() {
+    if std::env::var("KD_RETAIN_FREED_MEMORY").as_deref() == Ok("0") {
+        return;
+    }
+    if !kd_sys::retain_freed_memory(RETAINED_BLOCK_BYTES) {
+        tracing::debug!("glibc refused the malloc thresholds; keeping its defaults");
+    }
 }
 
 fn main() -> ExitCode {
@@ -117,6 +140,7 @@ fn main() -> ExitCode {
         .without_time()
         .with_writer(std::io::stderr)
         .init();
+    keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Env => {

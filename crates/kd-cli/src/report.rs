@@ -40,6 +40,9 @@ pub struct Report {
     pub seed: u64,
     pub device: String,
     pub torch_threads: i32,
+    /// `f32`, `bf16` or `f16` (mixed precision).
+    pub precision: String,
+    pub channels_last: bool,
     /// Training images of the teacher.
     pub train_images: usize,
     /// Training images of the students (a subset when `student.train_images` is set).
@@ -50,6 +53,8 @@ pub struct Report {
     /// Distilled minus scratch test accuracy, in percentage points.
     pub distillation_gain_points: f64,
     pub total_seconds: f64,
+    /// Peak resident set size of the whole run (`VmHWM`), in MiB; absent off Linux.
+    pub peak_rss_mib: Option<f64>,
 }
 
 impl Report {
@@ -91,6 +96,22 @@ impl Report {
             "distilled - scratch: {:+.2} points (seed {}, {} test images)\n",
             self.distillation_gain_points, self.seed, self.test_images
         );
+        out += &format!(
+            "{} on {}, {} threads{}; {:.0} s",
+            self.precision,
+            self.device,
+            self.torch_threads,
+            if self.channels_last {
+                ", channels-last"
+            } else {
+                ""
+            },
+            self.total_seconds
+        );
+        if let Some(mib) = self.peak_rss_mib {
+            out += &format!(", peak memory {mib:.0} MiB");
+        }
+        out.push('\n');
         out
     }
 }

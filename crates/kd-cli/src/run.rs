@@ -22,7 +22,7 @@ use tch::Device;
 
 use crate::atomic::write_atomic;
 use crate::config::{DeviceChoice, RunConfig};
-use crate::env::{default_device, device_name};
+use crate::env::{default_device, device_name, peak_rss_bytes, prepare_device};
 use crate::report::{median, ModelReport, Report};
 
 /// Overrides given on the command line.
@@ -175,6 +175,24 @@ fn cross_entropy() -> serde_json::Value {
     serde_json::json!({ "loss": "cross-entropy" })
 }
 
+/// Builds `model` for `[channels, height, classes]` on `device` with the run's precision and
+/// memory format.
+fn build_model(
+    cfg: &RunConfig,
+    model: &ModelConfig,
+    [channels, height, classes]: [usize; 3],
+    device: Device,
+) -> Result<Model> {
+    let mut built = Model::new(model, channels, height, classes, device)?;
+    built
+        .set_precision(cfg.precision)
+        .context("precision: invalid config")?;
+    if cfg.channels_last {
+        built.use_channels_last();
+    }
+    Ok(built)
+}
+
 /// The labels of `data` as an i64 tensor on `device`.
 fn student_labels(data: &ImageDataset, device: Device) -> tch::Tensor {
     let labels: Vec<i64> = data.labels().iter().map(|&l| i64::from(l)).collect();
@@ -211,6 +229,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
             .with_context(|| format!("{}: invalid config", config_path.display()))?;
     }
     let device = pick_device(cfg.device)?;
+    prepare_device(device);
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
     }
@@ -260,7 +279,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         Some(_) => cfg.teacher.model.without_pretrained(),
         None => cfg.teacher.model.clone(),
     };
-    let mut teacher = Model::new(&teacher_cfg, c, h, classes, device)?;
+    let mut teacher = build_model(&cfg, &teacher_cfg, [c, h, classes], device)?;
     let teacher_origin = match (&cfg.teacher.checkpoint, teacher.pretrained()) {
         (Some(ckpt), _) => Some(format!("checkpoint {}", ckpt.display())),
         (None, Some(loaded)) => Some(format!(
@@ -283,7 +302,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     };
     if let LossConfig::Fitnets(f) = &cfg.distill {
         // Check the hinted layers now, before hours of teacher training.
-        let probe_student = Model::new(&cfg.student.model, c, h, classes, device)?;
+        let probe_student = build_model(&cfg, &cfg.student.model, [c, h, classes], device)?;
         fitnets_hint(f, &teacher, &probe_student, [c, h, h])
             .with_context(|| format!("{}: invalid config", config_path.display()))?;
     }
@@ -379,7 +398,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
 
     // Distilled and scratch students start from the same weights and see the same batches.
     tch::manual_seed(seed.wrapping_add(1) as i64);
-    let distilled = Model::new(&cfg.student.model, c, h, classes, device)?;
+    let distilled = build_model(&cfg, &cfg.student.model, [c, h, classes], device)?;
     let hint = match &cfg.distill {
         LossConfig::Fitnets(f) => Some(fitnets_hint(f, &teacher, &distilled, [c, h, h])?),
         _ => None,
@@ -408,7 +427,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     drop(teacher);
 
     tch::manual_seed(seed.wrapping_add(1) as i64);
-    let scratch = Model::new(&cfg.student.model, c, h, classes, device)?;
+    let scratch = build_model(&cfg, &cfg.student.model, [c, h, classes], device)?;
     let outcome = fit(
         &scratch,
         &train,
@@ -431,6 +450,8 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         seed,
         device: device_name(device),
         torch_threads: tch::get_num_threads(),
+        precision: cfg.precision.name().into(),
+        channels_last: cfg.channels_last,
         train_images: data.train.len(),
         student_train_images: student_train.len(),
         validation_images: data.val.len(),
@@ -439,6 +460,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
             * (distilled_report.test_accuracy - scratch_report.test_accuracy),
         models: vec![teacher_report, distilled_report, scratch_report],
         total_seconds: start.elapsed().as_secs_f64(),
+        peak_rss_mib: peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
     };
     write_atomic(
         &out.join("report.json"),

@@ -366,12 +366,12 @@ fn bench_prints_one_json_line_per_mode() {
         "--mode",
         "student,distill-cached,eval",
         "--batch",
-        "2",
+        "8",
     ];
     let out = kd_cli(
         &[
             &args[..],
-            &["--steps", "1", "--warmup", "0", "--device", "cpu"],
+            &["--steps", "4", "--warmup", "0", "--device", "cpu"],
         ]
         .concat(),
         dir.path(),
@@ -390,7 +390,7 @@ fn bench_prints_one_json_line_per_mode() {
     for l in &lines {
         assert_eq!(
             (l["batch"].as_u64(), l["steps"].as_u64()),
-            (Some(2), Some(1))
+            (Some(8), Some(4))
         );
         assert_eq!(
             (l["device"].as_str(), l["precision"].as_str()),
@@ -399,9 +399,40 @@ fn bench_prints_one_json_line_per_mode() {
         assert!(l["images_per_s"].as_f64().unwrap() > 0.0);
     }
     let out = kd_cli(
-        &["bench", "--device", "cpu", "--precision", "bf16"],
+        &[
+            "bench",
+            "--device",
+            "cpu",
+            "--precision",
+            "bf16",
+            "--mode",
+            "student",
+            "--batch",
+            "2",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--channels-last",
+        ],
         dir.path(),
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--precision"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(
+        (line["precision"].as_str(), line["impl"].as_str()),
+        (Some("bf16"), Some("kd-cl"))
+    );
+    let out = kd_cli(
+        &["bench", "--device", "cpu", "--precision", "fp8"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("expected f32, bf16 or f16"), "{stderr}");
 }

@@ -82,10 +82,12 @@ impl LogitCache {
         };
         let logits = tch::no_grad(|| {
             let (mut rows, mut order) = (Vec::new(), Vec::new());
-            for batch in loader.epoch(0) {
-                rows.push(teacher.forward_t(&batch.images, false).to_kind(kind));
-                order.push(batch.indices);
-            }
+            loader.with_epoch(0, |batches| {
+                for batch in batches {
+                    rows.push(teacher.forward_t(&batch.images, false).to_kind(kind));
+                    order.push(batch.indices);
+                }
+            });
             let logits = Tensor::cat(&rows, 0);
             let order = Tensor::cat(&order, 0).to_device(logits.device());
             logits.zeros_like().index_copy(0, &order, &logits)

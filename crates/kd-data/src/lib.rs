@@ -7,7 +7,8 @@
 //! - [`split`]: a seeded hold-out validation split;
 //! - [`transform`]: scaling, padding, normalization of a batch;
 //! - [`augment`]: random flips and crops of training images;
-//! - [`loader`]: shuffled, seeded mini-batches as tch tensors.
+//! - [`loader`]: shuffled, seeded mini-batches as tch tensors;
+//! - [`prefetch`]: batches assembled on a background thread with a bounded queue.
 
 pub mod augment;
 pub mod catalog;
@@ -16,6 +17,7 @@ pub mod dataset;
 pub mod error;
 pub mod idx;
 pub mod loader;
+pub mod prefetch;
 pub mod split;
 pub mod transform;
 
@@ -25,5 +27,6 @@ pub use cifar::{load_cifar10, load_cifar100, CifarLabel};
 pub use dataset::{load_mnist_family, ImageDataset, Splits};
 pub use error::{DataError, Result};
 pub use loader::{Batch, BatchLoader};
+pub use prefetch::{prefetch, Prefetched};
 pub use split::{holdout_split, random_subset};
 pub use transform::TransformConfig;

@@ -1,6 +1,7 @@
 //! Seeded mini-batch loading: a permutation per epoch drawn from ChaCha8 seeded with
 //! `(seed, epoch)` (so a run is reproducible and independent of libtorch's global RNG),
-//! batches gathered from the `u8` store and transformed to float on the fly.
+//! batches gathered from the `u8` store and transformed to float on the fly, on a background
+//! thread when taken through [`BatchLoader::with_epoch`].
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -9,7 +10,11 @@ use tch::{Device, Kind, Tensor};
 
 use crate::augment::AugmentConfig;
 use crate::dataset::ImageDataset;
+use crate::prefetch::{prefetch, Prefetched};
 use crate::transform::TransformConfig;
+
+/// Finished batches a loader keeps ready ahead of the one being trained on.
+pub const PREFETCH_DEPTH: usize = 2;
 
 /// One mini-batch: float images `[b, c, h, w]`, labels `[b]` (i64) and the dataset indices
 /// of its images `[b]` (i64), which let a trainer look up per-example targets such as cached
@@ -101,6 +106,12 @@ impl<'a> BatchLoader<'a> {
         chunks
             .into_iter()
             .map(move |idx| self.gather_with(&idx, &mut rng))
+    }
+
+    /// Runs `consume` on the batches of `epoch`, assembled on a background thread up to
+    /// [`PREFETCH_DEPTH`] batches ahead ([`crate::prefetch`]).
+    pub fn with_epoch<R>(&self, epoch: usize, consume: impl FnOnce(Prefetched<Batch>) -> R) -> R {
+        prefetch(self.epoch(epoch), PREFETCH_DEPTH, consume)
     }
 
     /// Assembles the batch made of the images at `indices` (augmented if the loader is).

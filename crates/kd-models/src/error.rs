@@ -22,6 +22,12 @@ pub enum ModelError {
     },
     #[error("{}: pretrained weights do not fit the model: {detail}", path.display())]
     Pretrained { path: PathBuf, detail: String },
+    #[error("precision {precision} is not available on {device}: {reason}")]
+    Precision {
+        precision: &'static str,
+        device: String,
+        reason: String,
+    },
     #[error("{}: cannot write: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -7,6 +7,7 @@
 //! - [`cnn`]: a compact batch-normalized CNN teacher;
 //! - [`layers`]: [`Sequential`], named layers in order;
 //! - [`memory_format`]: channels-last (NHWC) tensors;
+//! - [`precision`]: float32 or bfloat16/float16 mixed precision;
 //! - [`pretrained`]: strict loading of published weights by name;
 //! - [`summary`]: Keras-style per-layer summaries;
 //! - [`model`]: [`Model`], a built architecture with safetensors save/load.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod layers;
 pub mod memory_format;
 pub mod model;
+pub mod precision;
 pub mod pretrained;
 pub mod student;
 pub mod summary;
@@ -26,6 +28,7 @@ pub use cnn::CnnConfig;
 pub use error::{ModelError, Result};
 pub use layers::Sequential;
 pub use model::{Model, ModelConfig};
+pub use precision::Precision;
 pub use student::StudentConfig;
 pub use summary::Summary;
 pub use vgg::VggConfig;

@@ -10,6 +10,7 @@ use tch::{nn, Device, Tensor};
 use crate::cnn::{cnn, CnnConfig};
 use crate::error::{ModelError, Result};
 use crate::layers::Sequential;
+use crate::precision::Precision;
 use crate::pretrained::{load_prefix, Loaded};
 use crate::student::{student, StudentConfig};
 use crate::vgg::{vgg, VggConfig};
@@ -75,6 +76,8 @@ pub struct Model {
     vs: nn::VarStore,
     net: Sequential,
     pretrained: Option<Loaded>,
+    precision: Precision,
+    channels_last: bool,
 }
 
 impl Model {
@@ -116,6 +119,8 @@ impl Model {
             vs,
             net,
             pretrained,
+            precision: Precision::F32,
+            channels_last: false,
         })
     }
 
@@ -129,13 +134,37 @@ impl Model {
         &self.net
     }
 
-    /// Logits `[b, classes]` for images `[b, c, h, w]`; `train` selects training behaviour
-    /// of batch norm and dropout.
-    pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
-        self.net.forward_t(images, train)
+    /// Runs forward passes in `precision` from now on ([`Precision`]); fails if libtorch
+    /// cannot autocast to it on this model's device.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        precision.check(self.vs.device())?;
+        self.precision = precision;
+        Ok(())
     }
 
-    /// Logits for `images` and the outputs of the layers named in `names`, in that order;
+    /// The precision of forward passes.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Float32 logits `[b, classes]` for images `[b, c, h, w]`; `train` selects training
+    /// behaviour of batch norm and dropout.
+    pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
+        let images = self.input(images);
+        self.precision
+            .forward(self.vs.device(), || self.net.forward_t(&images, train))
+    }
+
+    /// `images` in the memory format the model computes in.
+    fn input(&self, images: &Tensor) -> Tensor {
+        if self.channels_last && !crate::memory_format::is_channels_last(images) {
+            crate::memory_format::channels_last(images)
+        } else {
+            images.shallow_clone()
+        }
+    }
+
+    /// Float32 logits for `images` and the (float32) outputs of the layers named in `names`, in that order;
     /// `None` if a name is not a layer of this model.
     pub fn forward_features(
         &self,
@@ -144,20 +173,31 @@ impl Model {
         names: &[&str],
     ) -> Option<(Tensor, Vec<Tensor>)> {
         let mut found: Vec<Option<Tensor>> = names.iter().map(|_| None).collect();
-        let logits = self.net.forward_each(images, train, |layer, out| {
-            for (slot, name) in found.iter_mut().zip(names) {
-                if layer.name == *name {
-                    *slot = Some(out.shallow_clone());
+        let images = self.input(images);
+        let mut outputs = self.precision.forward_many(self.vs.device(), || {
+            let logits = self.net.forward_each(&images, train, |layer, out| {
+                for (slot, name) in found.iter_mut().zip(names) {
+                    if layer.name == *name {
+                        *slot = Some(out.shallow_clone());
+                    }
                 }
-            }
+            });
+            let mut outputs = vec![logits];
+            outputs.extend(found.iter().flatten().map(Tensor::shallow_clone));
+            outputs
         });
-        let features = found.into_iter().collect::<Option<Vec<_>>>()?;
-        Some((logits, features))
+        if outputs.len() != names.len() + 1 {
+            return None;
+        }
+        let logits = outputs.remove(0);
+        Some((logits, outputs))
     }
 
-    /// Stores every 4-d parameter (convolution kernels) channels-last, so that libtorch's
-    /// convolutions run in NHWC ([`crate::memory_format`]); call before building an optimizer.
+    /// Stores every 4-d parameter (convolution kernels) channels-last and converts inputs
+    /// to it, so that libtorch's convolutions run in NHWC ([`crate::memory_format`]); call
+    /// before building an optimizer. Outputs are the same up to float rounding.
     pub fn use_channels_last(&mut self) {
+        self.channels_last = true;
         for (_, var) in self.vs.variables() {
             if var.dim() == 4 {
                 let mut var = var;
@@ -165,6 +205,11 @@ impl Model {
                 tch::no_grad(|| var.set_data(&nhwc));
             }
         }
+    }
+
+    /// Whether the model computes channels-last.
+    pub fn is_channels_last(&self) -> bool {
+        self.channels_last
     }
 
     /// The parameters (and batch-norm statistics).

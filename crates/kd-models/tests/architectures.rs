@@ -193,3 +193,48 @@ fn channels_last_computes_the_same_logits() {
     let diff = (nchw - &nhwc).abs().max().double_value(&[]);
     assert!(diff <= 1e-4 * nhwc.abs().max().double_value(&[]), "{diff}");
 }
+
+#[test]
+fn channels_last_models_convert_nchw_inputs_themselves() {
+    tch::manual_seed(4);
+    let mut m = seed_student();
+    let x = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let nchw = m.forward_t(&x, false);
+    m.use_channels_last();
+    assert!(m.is_channels_last());
+    let nhwc = m.forward_t(&x, false);
+    let diff = (nchw - &nhwc).abs().max().double_value(&[]);
+    assert!(diff <= 1e-4 * nhwc.abs().max().double_value(&[]), "{diff}");
+}
+
+#[test]
+fn bfloat16_autocast_keeps_float32_outputs_parameters_and_gradients() {
+    use kd_models::Precision;
+    tch::manual_seed(5);
+    let mut m = seed_student();
+    let x = Tensor::rand([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let full = m.forward_t(&x, false);
+    m.set_precision(Precision::Bf16).unwrap();
+    assert_eq!(m.precision(), Precision::Bf16);
+    let mixed = m.forward_t(&x, true);
+    assert_eq!(mixed.kind(), Kind::Float);
+    // bfloat16 keeps 8 significant bits: logits agree to a few per cent of their scale,
+    // but are not bit-equal (which would mean autocast did nothing).
+    let scale = full.abs().max().double_value(&[]);
+    let diff = (&full - &mixed).abs().max().double_value(&[]);
+    assert!(
+        diff > 0.0 && diff <= 5e-2 * scale,
+        "{diff} vs scale {scale}"
+    );
+    mixed.sum(Kind::Float).backward();
+    let w = &m.var_store().variables()["features.0.weight"];
+    assert_eq!((w.kind(), w.grad().kind()), (Kind::Float, Kind::Float));
+    assert!(w.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    let (logits, features) = m.forward_features(&x, false, &["features.3"]).unwrap();
+    assert_eq!(
+        (logits.kind(), features[0].kind()),
+        (Kind::Float, Kind::Float)
+    );
+    assert_eq!(Precision::from_name("bf16"), Some(Precision::Bf16));
+    assert_eq!(Precision::from_name("fp8"), None);
+}

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use kd_data::BatchLoader;
 use kd_models::Model;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
-use crate::metrics::RunningMean;
+use crate::metrics::DeviceSums;
 use crate::objective::{Objective, Split};
 
 /// Result of evaluating a model on one split.
@@ -19,15 +19,6 @@ pub struct Evaluation {
     pub images_per_s: f64,
 }
 
-/// Number of correct top-1 predictions in a batch.
-pub(crate) fn correct(logits: &Tensor, labels: &Tensor) -> i64 {
-    logits
-        .argmax(-1, false)
-        .eq_tensor(labels)
-        .sum(Kind::Int64)
-        .int64_value(&[])
-}
-
 /// Loss (under `objective`) and top-1 accuracy of `model` over every batch of `loader`.
 pub fn evaluate(
     model: &Model,
@@ -36,21 +27,21 @@ pub fn evaluate(
     split: Split,
 ) -> Evaluation {
     let start = Instant::now();
-    let (mut loss, mut hits, mut n) = (RunningMean::default(), 0i64, 0usize);
-    tch::no_grad(|| {
-        for batch in loader.epoch(0) {
-            let (logits, out) = objective.forward_loss(model, &batch, split, false);
-            let b = batch.labels.size()[0] as usize;
-            loss.add(out.total.double_value(&[]), b);
-            hits += correct(&logits, &batch.labels);
-            n += b;
-        }
+    let sums = tch::no_grad(|| {
+        loader.with_epoch(0, |batches| {
+            let mut sums = DeviceSums::default();
+            for batch in batches {
+                let (logits, out) = objective.forward_loss(model, &batch, split, false);
+                sums.add(&logits, &batch.labels, &out);
+            }
+            sums.read()
+        })
     });
     Evaluation {
-        loss: loss.mean(),
-        accuracy: hits as f64 / n.max(1) as f64,
-        images: n,
-        images_per_s: n as f64 / start.elapsed().as_secs_f64(),
+        loss: sums.loss,
+        accuracy: sums.hits as f64 / sums.images.max(1) as f64,
+        images: sums.images,
+        images_per_s: sums.images as f64 / start.elapsed().as_secs_f64(),
     }
 }
 

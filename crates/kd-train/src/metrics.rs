@@ -1,6 +1,8 @@
 //! Per-epoch metrics and their history: what callbacks decide on and what reports print.
 
+use kd_core::LossParts;
 use serde::Serialize;
+use tch::{Kind, Tensor};
 
 /// Metrics of one epoch. Losses are means over images; accuracies are fractions in [0, 1].
 #[derive(Debug, Clone, Serialize)]
@@ -34,26 +36,97 @@ impl History {
     }
 }
 
-/// Sums of a per-image quantity, turned into a mean at the end of an epoch.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RunningMean {
-    sum: f64,
-    count: usize,
+/// Per-image sums of an epoch's loss, loss terms and correct predictions, kept as tensors on
+/// the model's device: adding a batch queues a few device ops and never waits for them, so a
+/// GPU step has no host synchronisation; [`DeviceSums::read`] syncs once per epoch.
+#[derive(Debug, Default)]
+pub(crate) struct DeviceSums {
+    loss: Option<Tensor>,
+    hits: Option<Tensor>,
+    parts: Vec<(&'static str, Tensor)>,
+    images: usize,
 }
 
-impl RunningMean {
-    /// Adds a batch whose mean value is `batch_mean` over `n` images.
-    pub(crate) fn add(&mut self, batch_mean: f64, n: usize) {
-        self.sum += batch_mean * n as f64;
-        self.count += n;
+/// What [`DeviceSums::read`] returns: means over images, and counts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct EpochSums {
+    pub(crate) loss: f64,
+    pub(crate) hits: i64,
+    pub(crate) images: usize,
+    pub(crate) parts: Vec<(String, f64)>,
+}
+
+/// `sum += value` for an optional running sum.
+fn accumulate(sum: &mut Option<Tensor>, value: Tensor) {
+    *sum = Some(match sum.take() {
+        Some(s) => s + value,
+        None => value,
+    });
+}
+
+impl DeviceSums {
+    /// Adds one batch: its `logits`, `labels` and loss (batch means).
+    pub(crate) fn add(&mut self, logits: &Tensor, labels: &Tensor, out: &LossParts) {
+        let b = labels.size()[0];
+        tch::no_grad(|| {
+            let weighted = |t: &Tensor| t.detach().to_kind(Kind::Double) * b as f64;
+            accumulate(&mut self.loss, weighted(&out.total));
+            let hits = logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Int64);
+            accumulate(&mut self.hits, hits);
+            for (i, (name, value)) in out.parts.iter().enumerate() {
+                match self.parts.get_mut(i) {
+                    Some((_, sum)) => *sum = &*sum + weighted(value),
+                    None => self.parts.push((name, weighted(value))),
+                }
+            }
+        });
+        self.images += b as usize;
     }
 
-    /// The mean over every image added (0 when none was).
-    pub(crate) fn mean(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.sum / self.count as f64
+    /// The means over every image added (0 when none was); reads the device.
+    pub(crate) fn read(&self) -> EpochSums {
+        let n = self.images.max(1) as f64;
+        let value = |t: &Option<Tensor>| t.as_ref().map_or(0.0, |t| t.double_value(&[]));
+        EpochSums {
+            loss: value(&self.loss) / n,
+            hits: self.hits.as_ref().map_or(0, |t| t.int64_value(&[])),
+            images: self.images,
+            parts: self
+                .parts
+                .iter()
+                .map(|(k, t)| (k.to_string(), t.double_value(&[]) / n))
+                .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_are_weighted_by_batch_size() {
+        let mut sums = DeviceSums::default();
+        let logits = Tensor::from_slice2(&[[1.0f32, 0.0], [0.0, 1.0], [1.0, 0.0]]);
+        let parts = |total: f64, term: f64| LossParts {
+            total: Tensor::from(total),
+            parts: vec![("term", Tensor::from(term))],
+        };
+        // A batch of 3 (2 correct) with mean loss 1, then a batch of 1 (correct) with 3.
+        sums.add(
+            &logits,
+            &Tensor::from_slice(&[0i64, 1, 1]),
+            &parts(1.0, 2.0),
+        );
+        sums.add(
+            &logits.narrow(0, 0, 1),
+            &Tensor::from_slice(&[0i64]),
+            &parts(3.0, 6.0),
+        );
+        let read = sums.read();
+        assert_eq!((read.hits, read.images), (3, 4));
+        assert!((read.loss - 1.5).abs() < 1e-12, "{}", read.loss);
+        assert_eq!(read.parts, vec![("term".to_string(), 3.0)]);
+        assert_eq!(DeviceSums::default().read().loss, 0.0);
     }
 }

@@ -14,8 +14,8 @@ use tch::Tensor;
 
 use crate::callback::{Action, Callback, EarlyStoppingConfig, ReduceLrConfig};
 use crate::error::{Result, TrainError};
-use crate::evaluate::{correct, evaluate};
-use crate::metrics::{EpochMetrics, History, RunningMean};
+use crate::evaluate::evaluate;
+use crate::metrics::{DeviceSums, EpochMetrics, History};
 use crate::objective::{Objective, Split};
 use crate::schedule::LrSchedule;
 
@@ -152,49 +152,44 @@ pub fn fit(
 
     for epoch in 1..=config.epochs {
         let epoch_start = Instant::now();
-        let (mut loss, mut hits, mut n) = (RunningMean::default(), 0i64, 0usize);
-        let mut parts: Vec<(String, RunningMean)> = Vec::new();
         objective.begin_epoch(epoch);
-        for batch in train.epoch(epoch) {
-            if config.lr_schedule != LrSchedule::Constant {
-                opt.set_lr(lr * config.lr_schedule.factor(step, total_steps));
-            }
-            step += 1;
-            let (logits, out) = objective.forward_loss(model, &batch, Split::Train, true);
-            opt.backward_step(&out.total);
-            let b = batch.labels.size()[0] as usize;
-            loss.add(out.total.double_value(&[]), b);
-            for (i, (name, value)) in out.parts.iter().enumerate() {
-                if parts.len() <= i {
-                    parts.push((name.to_string(), RunningMean::default()));
+        let sums = train.with_epoch(epoch, |batches| {
+            let mut sums = DeviceSums::default();
+            for batch in batches {
+                if config.lr_schedule != LrSchedule::Constant {
+                    opt.set_lr(lr * config.lr_schedule.factor(step, total_steps));
                 }
-                parts[i].1.add(value.double_value(&[]), b);
+                step += 1;
+                let (logits, out) = objective.forward_loss(model, &batch, Split::Train, true);
+                opt.backward_step(&out.total);
+                sums.add(&logits, &batch.labels, &out);
             }
-            hits += tch::no_grad(|| correct(&logits, &batch.labels));
-            n += b;
-        }
+            sums
+        });
+        // The epoch's one host synchronisation: the sums are read here, not per step.
+        let sums = sums.read();
         let train_seconds = epoch_start.elapsed().as_secs_f64();
-        if !loss.mean().is_finite() {
+        if !sums.loss.is_finite() {
             return Err(TrainError::Diverged {
                 phase: phase.into(),
                 epoch,
-                loss: loss.mean(),
+                loss: sums.loss,
             });
         }
         let v = evaluate(model, val, objective, Split::Validation);
         let m = EpochMetrics {
             epoch,
-            loss: loss.mean(),
-            accuracy: hits as f64 / n.max(1) as f64,
+            loss: sums.loss,
+            accuracy: sums.hits as f64 / sums.images.max(1) as f64,
             val_loss: v.loss,
             val_accuracy: v.accuracy,
             lr: lr
                 * config
                     .lr_schedule
                     .factor(step.saturating_sub(1), total_steps),
-            parts: parts.iter().map(|(k, r)| (k.clone(), r.mean())).collect(),
+            parts: sums.parts,
             seconds: epoch_start.elapsed().as_secs_f64(),
-            train_images_per_s: n as f64 / train_seconds,
+            train_images_per_s: sums.images as f64 / train_seconds,
         };
         tracing::info!(
             "{phase} epoch {epoch}/{}: loss {:.4} - accuracy {:.4} - val_loss {:.4} - val_accuracy {:.4} - lr {:.2e} - {:.1}s ({:.0} img/s)",
