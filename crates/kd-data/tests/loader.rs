@@ -147,3 +147,28 @@ fn random_subset_is_seeded_and_bounded() {
     );
     assert!(kd_data::random_subset(&data, 51, 9).is_err());
 }
+
+#[test]
+fn resident_batches_equal_host_gathered_ones() {
+    let data = tiny(11);
+    let tf = TransformConfig {
+        pad_to: Some(4),
+        mean: vec![0.5],
+        std: vec![0.25],
+    };
+    let host = BatchLoader::new(&data, 4, tf.clone(), Device::Cpu).shuffled(3);
+    let resident = host.clone().resident(true);
+    for (a, b) in host.epoch(2).zip(resident.epoch(2)) {
+        assert!(a.images.equal(&b.images));
+        assert!(a.labels.equal(&b.labels));
+        assert!(a.indices.equal(&b.indices));
+        assert_eq!(b.labels.kind(), Kind::Int64);
+    }
+    assert_eq!(resident.epoch(2).count(), 3);
+    // Through the prefetching thread as well.
+    let through_thread: Vec<i64> = resident.with_epoch(2, |batches| {
+        batches.flat_map(|b| to_vec_i64(&b.indices)).collect()
+    });
+    let direct: Vec<i64> = host.epoch(2).flat_map(|b| to_vec_i64(&b.indices)).collect();
+    assert_eq!(through_thread, direct);
+}

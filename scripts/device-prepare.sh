@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds the release kd-cli here and copies it with the PyTorch anchor into dist/ (ignored by
+# git), which the `device` tool carries to the GPU machine for scripts/device-bench.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -p kd-cli
+mkdir -p dist/anchors
+cp target/release/kd-cli dist/
+cp "${ANCHORS:-../shared/anchors}/torch_seed.py" dist/anchors/
+ls -l dist dist/anchors
