@@ -129,6 +129,42 @@ fn tiny_end_to_end_run_writes_a_complete_run_directory() {
 }
 
 #[test]
+fn bf16_channels_last_runs_save_standard_weights_and_report_precision_and_memory() {
+    let config = format!("precision = \"bf16\"\nchannels_last = true\n{TINY_CONFIG}");
+    let (dir, _) = workspace_with(&config);
+    let report = run_ok(dir.path(), "run.toml", "out");
+    assert_eq!(
+        (
+            report["precision"].as_str(),
+            report["channels_last"].as_bool()
+        ),
+        (Some("bf16"), Some(true))
+    );
+    // At least libtorch's own footprint, and well under the 1.5 GB budget for this task.
+    let peak = report["peak_rss_mib"].as_f64().unwrap();
+    assert!((50.0..1536.0).contains(&peak), "peak RSS {peak} MiB");
+    assert!(
+        report["models"][0]["test_accuracy"].as_f64().unwrap() > 0.6,
+        "bf16 teacher did not learn: {report}"
+    );
+    // The weights are ordinary row-major tensors: a float32 NCHW run loads them.
+    let plain = TINY_CONFIG.replace(
+        "[teacher.model]",
+        "[teacher]\ncheckpoint = \"out/teacher.safetensors\"\n[teacher.model]",
+    );
+    std::fs::write(dir.path().join("plain.toml"), plain).unwrap();
+    let again = run_ok(dir.path(), "plain.toml", "out2");
+    let (a, b) = (
+        report["models"][0]["test_accuracy"].as_f64().unwrap(),
+        again["models"][0]["test_accuracy"].as_f64().unwrap(),
+    );
+    assert!(
+        (a - b).abs() <= 0.05,
+        "bf16 {a} vs f32 {b} on the same weights"
+    );
+}
+
+#[test]
 fn a_loaded_teacher_is_not_retrained() {
     let (dir, _) = workspace_with(TINY_CONFIG);
     assert!(kd_cli(&["run", "run.toml", "--out", "first"], dir.path())

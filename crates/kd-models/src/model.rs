@@ -257,6 +257,8 @@ impl Model {
             .variables()
             .into_iter()
             .filter(|(name, _)| !name.starts_with(AUX_PREFIX))
+            // safetensors stores row-major data: channels-last kernels are written NCHW.
+            .map(|(name, t)| (name, t.contiguous()))
             .collect();
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         Tensor::write_safetensors(&tensors, &tmp).map_err(|source| ModelError::Weights {

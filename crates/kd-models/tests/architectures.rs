@@ -238,3 +238,19 @@ fn bfloat16_autocast_keeps_float32_outputs_parameters_and_gradients() {
     assert_eq!(Precision::from_name("bf16"), Some(Precision::Bf16));
     assert_eq!(Precision::from_name("fp8"), None);
 }
+
+#[test]
+fn a_channels_last_model_saves_standard_tensors_that_load_anywhere() {
+    tch::manual_seed(6);
+    let mut m = seed_student();
+    m.use_channels_last();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cl.safetensors");
+    m.save(&path).unwrap();
+    let mut plain = seed_student();
+    plain.load(&path).unwrap();
+    let x = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let (a, b) = (m.forward_t(&x, false), plain.forward_t(&x, false));
+    let diff = (a - &b).abs().max().double_value(&[]);
+    assert!(diff <= 1e-4 * b.abs().max().double_value(&[]), "{diff}");
+}

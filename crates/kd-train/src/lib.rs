@@ -5,11 +5,13 @@
 //! - [`evaluate`]: loss/accuracy passes and logit prediction;
 //! - [`schedule`]: per-step learning-rate schedules (constant, cosine);
 //! - [`callback`]: `EarlyStopping` and `ReduceLROnPlateau` with Keras 2.4 semantics;
-//! - [`metrics`]: per-epoch metrics and history.
+//! - [`metrics`]: per-epoch metrics and history;
+//! - [`loss_scale`]: dynamic loss scaling for float16 mixed precision.
 
 pub mod callback;
 pub mod error;
 pub mod evaluate;
+pub mod loss_scale;
 pub mod metrics;
 pub mod objective;
 pub mod schedule;
@@ -17,6 +19,7 @@ pub mod trainer;
 
 pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, predict_logits, Evaluation};
+pub use loss_scale::LossScaler;
 pub use metrics::{EpochMetrics, History};
 pub use objective::{Objective, Split, TeacherSignal};
 pub use schedule::LrSchedule;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use kd_data::{AugmentConfig, BatchLoader};
-use kd_models::Model;
+use kd_models::{Model, Precision};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, OptimizerConfig};
 use tch::Tensor;
@@ -15,6 +15,7 @@ use tch::Tensor;
 use crate::callback::{Action, Callback, EarlyStoppingConfig, ReduceLrConfig};
 use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
+use crate::loss_scale::LossScaler;
 use crate::metrics::{DeviceSums, EpochMetrics, History};
 use crate::objective::{Objective, Split};
 use crate::schedule::LrSchedule;
@@ -145,6 +146,9 @@ pub fn fit(
         .enabled
         .then(|| config.reduce_lr.build("reduce_lr"))
         .transpose()?;
+    // float16 needs loss scaling; float32 and bfloat16 do not.
+    let mut scaler = (model.precision() == Precision::F16).then(LossScaler::default);
+    let trainable = model.var_store().trainable_variables();
     let mut history = History::default();
     let mut best: Option<Snapshot> = None;
     let total_steps = config.epochs * train.num_batches();
@@ -161,7 +165,12 @@ pub fn fit(
                 }
                 step += 1;
                 let (logits, out) = objective.forward_loss(model, &batch, Split::Train, true);
-                opt.backward_step(&out.total);
+                match scaler.as_mut() {
+                    Some(scaler) => {
+                        scaler.backward_step(&mut opt, &trainable, &out.total);
+                    }
+                    None => opt.backward_step(&out.total),
+                }
                 sums.add(&logits, &batch.labels, &out);
             }
             sums
@@ -203,6 +212,13 @@ pub fn fit(
             m.train_images_per_s
         );
         history.epochs.push(m);
+        if let Some(s) = scaler.as_ref().filter(|s| s.skipped_steps() > 0) {
+            tracing::info!(
+                "{phase}: float16 loss scale {}, {} steps skipped for non-finite gradients so far",
+                s.scale(),
+                s.skipped_steps()
+            );
+        }
 
         let mut actions = Vec::new();
         if let Some(cb) = early.as_mut() {

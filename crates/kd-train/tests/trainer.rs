@@ -181,3 +181,49 @@ fn cached_teacher_logits_give_the_losses_of_a_live_teacher() {
         }
     }
 }
+
+/// Mixed precision learns the task as float32 does: bfloat16 directly, float16 through the
+/// loss scaler (which starts at 2^16 and must not skip every step).
+#[test]
+fn mixed_precision_training_learns_the_task() {
+    use kd_models::Precision;
+    let (train, val) = (quadrants(256, 0), quadrants(64, 1));
+    let tf = TransformConfig::default();
+    let train_loader = BatchLoader::new(&train, 32, tf.clone(), Device::Cpu).shuffled(1);
+    let val_loader = BatchLoader::new(&val, 64, tf, Device::Cpu);
+    let mut config = TrainConfig {
+        epochs: 6,
+        batch_size: 32,
+        lr: 0.01,
+        ..Default::default()
+    };
+    config.early_stopping.enabled = false;
+    for precision in [Precision::Bf16, Precision::F16] {
+        tch::manual_seed(5);
+        let mut model = Model::new(&small_student(), 1, 8, 4, Device::Cpu).unwrap();
+        model.set_precision(precision).unwrap();
+        let outcome = fit(
+            &model,
+            &train_loader,
+            &val_loader,
+            &Objective::CrossEntropy,
+            &config,
+            "test",
+        )
+        .unwrap();
+        let h = &outcome.history.epochs;
+        assert!(
+            h[5].loss < h[0].loss,
+            "{precision}: loss did not fall: {h:?}"
+        );
+        let now = evaluate(
+            &model,
+            &val_loader,
+            &Objective::CrossEntropy,
+            Split::Validation,
+        );
+        assert!(now.accuracy > 0.8, "{precision} did not learn: {now:?}");
+        let w = &model.var_store().variables()["features.0.weight"];
+        assert_eq!(w.kind(), tch::Kind::Float, "parameters stay float32");
+    }
+}
