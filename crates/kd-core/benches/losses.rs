@@ -2,7 +2,9 @@
 //! teacher logits for 10 classes (CIFAR-10) and 100 classes (CIFAR-100), on the CPU.
 //! `cargo bench -p kd-core --bench losses`.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 use kd_core::{DkdConfig, HintonKdConfig, KerasKdConfig, LogitStandardKdConfig, LossConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -16,6 +18,9 @@ fn bench(c: &mut Criterion) {
     ];
     let mut group = c.benchmark_group("loss forward + backward, batch 128");
     group.throughput(Throughput::Elements(128));
+    // Equal, long samples: in a process that loaded libtorch the clock here ticks in 4 ms
+    // steps, too coarse for criterion's default first samples of one iteration.
+    group.sampling_mode(SamplingMode::Flat);
     for classes in [10i64, 100] {
         let student =
             Tensor::randn([128, classes], (Kind::Float, Device::Cpu)).set_requires_grad(true);

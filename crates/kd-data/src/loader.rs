@@ -3,7 +3,7 @@
 //! batches gathered from the `u8` store and transformed to float on the fly, on a background
 //! thread when taken through [`BatchLoader::with_epoch`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -43,7 +43,8 @@ struct Resident {
 #[derive(Debug, Clone)]
 pub struct BatchLoader<'a> {
     data: &'a ImageDataset,
-    resident: Option<Arc<Resident>>,
+    /// Set when batches are gathered on the device; filled on first use.
+    resident: Option<Arc<OnceLock<Resident>>>,
     batch_size: usize,
     shuffle: bool,
     seed: u64,
@@ -78,27 +79,32 @@ impl<'a> BatchLoader<'a> {
     /// With `on`, copies the dataset to the loader's device once and assembles batches there
     /// (an index gather, then the transform): no host-to-device copy of images per step.
     /// On by default for CUDA devices when the dataset fits in [`RESIDENT_LIMIT_BYTES`].
-    /// Augmented batches are still assembled on the host.
+    /// Augmented batches are still assembled on the host, and the copy is made only when a
+    /// batch is first gathered on the device.
     pub fn resident(mut self, on: bool) -> Self {
-        self.resident = on.then(|| {
-            let [c, h, w] = self.data.image_shape();
-            let n = self.data.len() as i64;
-            let pixels = self
-                .data
-                .images()
-                .as_slice()
-                .expect("dataset images are stored contiguously");
-            let labels: Vec<i64> = self.data.labels().iter().map(|&l| i64::from(l)).collect();
-            Arc::new(Resident {
-                images: Mutex::new(
-                    Tensor::from_slice(pixels)
-                        .view([n, c as i64, h as i64, w as i64])
-                        .to_device(self.device),
-                ),
-                labels: Mutex::new(Tensor::from_slice(&labels).to_device(self.device)),
-            })
-        });
+        self.resident = on.then(|| Arc::new(OnceLock::new()));
         self
+    }
+
+    /// The dataset on the loader's device, copied there on first use (so a loader whose
+    /// batches are augmented on the host never copies it).
+    fn upload(&self) -> Resident {
+        let [c, h, w] = self.data.image_shape();
+        let n = self.data.len() as i64;
+        let pixels = self
+            .data
+            .images()
+            .as_slice()
+            .expect("dataset images are stored contiguously");
+        let labels: Vec<i64> = self.data.labels().iter().map(|&l| i64::from(l)).collect();
+        Resident {
+            images: Mutex::new(
+                Tensor::from_slice(pixels)
+                    .view([n, c as i64, h as i64, w as i64])
+                    .to_device(self.device),
+            ),
+            labels: Mutex::new(Tensor::from_slice(&labels).to_device(self.device)),
+        }
     }
 
     /// Augments every training image as it is gathered (see [`AugmentConfig`]).
@@ -164,7 +170,8 @@ impl<'a> BatchLoader<'a> {
 
     fn gather_with(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> Batch {
         let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-        if let (Some(resident), false) = (&self.resident, self.augment.is_enabled()) {
+        if let (Some(cell), false) = (&self.resident, self.augment.is_enabled()) {
+            let resident = cell.get_or_init(|| self.upload());
             let idx = Tensor::from_slice(&idx).to_device(self.device);
             let lock = |m: &Mutex<Tensor>| {
                 m.lock()

@@ -34,14 +34,19 @@ where
 {
     std::thread::scope(|scope| {
         let (sender, queue) = mpsc::sync_channel(depth);
-        scope.spawn(move || {
+        let producer = scope.spawn(move || {
             for item in items {
                 if sender.send(item).is_err() {
                     break; // the consumer is gone
                 }
             }
         });
-        consume(Prefetched { queue })
+        let result = consume(Prefetched { queue });
+        if let Err(panic) = producer.join() {
+            // The producer's own message, not the scope's generic one.
+            std::panic::resume_unwind(panic);
+        }
+        result
     })
 }
 
@@ -103,6 +108,20 @@ mod tests {
             lead.iter().any(|&l| l >= 2),
             "no prefetching happened: {lead:?}"
         );
+    }
+
+    #[test]
+    fn a_producer_panic_reaches_the_caller_with_its_message() {
+        let caught = std::panic::catch_unwind(|| {
+            prefetch(
+                (0..10).inspect(|&k| assert!(k < 3, "batch {k} is corrupt")),
+                2,
+                |items| items.count(),
+            )
+        })
+        .unwrap_err();
+        let message = caught.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.contains("batch 3 is corrupt"), "{message:?}");
     }
 
     #[test]

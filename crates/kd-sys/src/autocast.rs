@@ -90,7 +90,13 @@ pub fn autocast<T>(device: Device, kind: Kind, f: impl FnOnce() -> T) -> Result<
 
 /// Whether autocast is on for `device` on this thread.
 pub fn autocast_enabled(device: Device) -> bool {
-    ffi::autocast_is_enabled(device_type(device))
+    // libtorch's autocast knows CPU, CUDA and MPS; asking about another type throws.
+    match device {
+        Device::Cpu | Device::Cuda(_) | Device::Mps => {
+            ffi::autocast_is_enabled(device_type(device))
+        }
+        Device::Vulkan => false,
+    }
 }
 
 #[cfg(test)]

@@ -56,7 +56,11 @@ int kd_autocast_exit(int8_t device_type, bool was_enabled, int8_t previous_dtype
 }
 
 bool kd_autocast_is_enabled(int8_t device_type) {
-  return at::autocast::is_autocast_enabled(static_cast<c10::DeviceType>(device_type));
+  try {
+    return at::autocast::is_autocast_enabled(static_cast<c10::DeviceType>(device_type));
+  } catch (...) {
+    return false;
+  }
 }
 
 }  // extern "C"
@@ -68,8 +72,10 @@ extern "C" {
 // glibc malloc: serve blocks up to `bytes` from the heap instead of fresh mmap()s, and keep up
 // to `bytes` of freed heap memory instead of returning it to the kernel. Returns 1 on success.
 int kd_malloc_retain(long bytes) {
-  return mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes)) == 1 &&
-         mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes)) == 1;
+  // Both are attempted, whatever the other's outcome.
+  int mmap_ok = mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes));
+  int trim_ok = mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes));
+  return mmap_ok == 1 && trim_ok == 1;
 }
 
 }  // extern "C"

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use kd_data::{AugmentConfig, BatchLoader, ImageDataset, TransformConfig};
 use kd_models::{Model, ModelConfig, StudentConfig};
 use ndarray::Array4;
@@ -41,6 +41,9 @@ fn bench(c: &mut Criterion) {
         });
     let mut group = c.benchmark_group("batch of 128, 32x32x3");
     group.throughput(Throughput::Elements(BATCH as u64));
+    // Equal, long samples: in a process that loaded libtorch the clock here ticks in 4 ms
+    // steps, too coarse for criterion's default first samples of one iteration.
+    group.sampling_mode(SamplingMode::Flat);
     group.sample_size(20);
     let mut epoch = 0;
     group.bench_function("loader: gather + augment + normalize", |b| {

@@ -165,24 +165,34 @@ pub fn fit(
                 }
                 step += 1;
                 let (logits, out) = objective.forward_loss(model, &batch, Split::Train, true);
-                match scaler.as_mut() {
-                    Some(scaler) => {
-                        scaler.backward_step(&mut opt, &trainable, &out.total);
+                let stepped = match scaler.as_mut() {
+                    Some(scaler) => scaler.backward_step(&mut opt, &trainable, &out.total),
+                    None => {
+                        opt.backward_step(&out.total);
+                        true
                     }
-                    None => opt.backward_step(&out.total),
+                };
+                // A float16 step skipped for an overflow is not part of the epoch's metrics
+                // (its loss may be infinite); PyTorch's GradScaler skips it the same way.
+                if stepped {
+                    sums.add(&logits, &batch.labels, &out);
                 }
-                sums.add(&logits, &batch.labels, &out);
             }
             sums
         });
         // The epoch's one host synchronisation: the sums are read here, not per step.
         let sums = sums.read();
         let train_seconds = epoch_start.elapsed().as_secs_f64();
-        if !sums.loss.is_finite() {
+        if !sums.loss.is_finite() || sums.images == 0 {
+            // No image counted: every step overflowed in float16 and was skipped.
             return Err(TrainError::Diverged {
                 phase: phase.into(),
                 epoch,
-                loss: sums.loss,
+                loss: if sums.images == 0 {
+                    f64::NAN
+                } else {
+                    sums.loss
+                },
             });
         }
         let v = evaluate(model, val, objective, Split::Validation);
