@@ -159,6 +159,64 @@ impl Default for StudentSection {
     }
 }
 
+/// The built-in defaults as a commented TOML file (`kd-cli config default`).
+pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
+
+/// A command-line override `KEY=VALUE`, e.g. `student.train.lr=3e-4`: `KEY` is a dotted
+/// path into the config, `VALUE` a TOML value (bare words are strings: `distill.loss=dkd`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    key: Vec<String>,
+    value: toml::Value,
+}
+
+impl std::str::FromStr for Override {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (key, raw) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected KEY=VALUE (e.g. student.train.lr=3e-4), got {s:?}"))?;
+        let key: Vec<String> = key.trim().split('.').map(str::to_string).collect();
+        if key.iter().any(|k| k.is_empty()) {
+            return Err(format!(
+                "expected a dotted key such as student.train.lr, got {s:?}"
+            ));
+        }
+        let raw = raw.trim();
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        Ok(Self { key, value })
+    }
+}
+
+impl std::fmt::Display for Override {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.key.join("."), self.value)
+    }
+}
+
+impl Override {
+    /// The override as a nested table, `{student: {train: {lr: 3e-4}}}`.
+    fn as_table(&self) -> toml::Value {
+        self.key.iter().rev().fold(self.value.clone(), |inner, k| {
+            toml::Value::Table(toml::Table::from_iter([(k.clone(), inner)]))
+        })
+    }
+}
+
+/// The first line of a multi-line message.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 /// Lays `user` over `base`: tables merge key by key, everything else is replaced. A table
 /// whose `kind` (architecture) or `loss` differs from the base's replaces it whole.
 fn merge(base: &mut toml::Value, user: toml::Value) {
@@ -194,8 +252,21 @@ impl RunConfig {
         Self::parse(&text, path)
     }
 
+    /// [`RunConfig::load`], then the `--set` overrides on top.
+    pub fn load_with(path: &Path, sets: &[Override]) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read the config", path.display()))?;
+        Self::parse_with(&text, path, sets)
+    }
+
     /// Parses a config's text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        Self::parse_with(text, path, &[])
+    }
+
+    /// Parses a config's text and applies `sets` over it, in order; `path` names the file in
+    /// errors, `--set KEY=VALUE` names an override.
+    pub fn parse_with(text: &str, path: &Path, sets: &[Override]) -> Result<Self> {
         // First pass: the user's text alone, so that errors carry line numbers.
         let _checked: Self = toml::from_str(text).map_err(|e| {
             // toml's own Display spans several lines (a source snippet); keep one line.
@@ -210,7 +281,16 @@ impl RunConfig {
             )
         })?;
         // Second pass: the user's values laid over the defaults, section by section.
-        let user: toml::Value = toml::from_str(text).context("config is not TOML")?;
+        let mut user: toml::Value = toml::from_str(text).context("config is not TOML")?;
+        for set in sets {
+            // Each override alone must be a valid (partial) config: this names its key.
+            let alone = set.as_table();
+            let _checked: Self = alone
+                .clone()
+                .try_into()
+                .map_err(|e| anyhow::anyhow!("--set {set}: {}", one_line(&e.to_string())))?;
+            merge(&mut user, alone);
+        }
         let mut merged = toml::Value::try_from(Self::default())
             .context("cannot serialize the default config")?;
         merge(&mut merged, user);
@@ -289,6 +369,89 @@ mod tests {
         );
         let cfg = parse("[data]\ndataset = \"cifar100\"\n");
         assert_eq!(cfg.data.dir, Some(PathBuf::from("data/cifar-100-binary")));
+    }
+
+    #[test]
+    fn the_commented_default_config_is_exactly_the_built_in_defaults() {
+        let mut expected = RunConfig::default();
+        expected.data.dir = Some(expected.data.dir());
+        assert_eq!(parse(DEFAULT_CONFIG), expected);
+        // Every key of the defaults is spelled out in the file (absent optional keys aside).
+        fn keys(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+            if let toml::Value::Table(t) = v {
+                for (k, v) in t {
+                    let path = format!("{prefix}{k}");
+                    keys(v, &format!("{path}."), out);
+                    out.push(path);
+                }
+            }
+        }
+        let (mut code, mut file) = (Vec::new(), Vec::new());
+        keys(
+            &toml::Value::try_from(RunConfig::default()).unwrap(),
+            "",
+            &mut code,
+        );
+        keys(&toml::from_str(DEFAULT_CONFIG).unwrap(), "", &mut file);
+        let missing: Vec<_> = code.iter().filter(|k| !file.contains(k)).collect();
+        assert!(missing.is_empty(), "default_config.toml lacks {missing:?}");
+    }
+
+    #[test]
+    fn overrides_apply_in_order_and_keep_the_defaults_of_their_place() {
+        let sets: Vec<Override> = [
+            "teacher.train.epochs=3",
+            "student.train.lr=3e-4",
+            "name=my-run",
+            "distill.loss=dkd",
+            "data.transform.mean=[0.5]",
+            "data.transform.std=[0.25]",
+            "seed=7",
+            "seed=8",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let cfg = RunConfig::parse_with("seed = 1\n", Path::new("x.toml"), &sets).unwrap();
+        assert_eq!(cfg.teacher.train.epochs, 3);
+        assert_eq!(
+            cfg.teacher.train.lr, 1e-5,
+            "the teacher keeps its own default rate"
+        );
+        assert_eq!(cfg.student.train.lr, 3e-4);
+        assert_eq!((cfg.name.as_str(), cfg.seed), ("my-run", 8));
+        assert!(matches!(cfg.distill, LossConfig::Dkd(_)));
+        assert_eq!(cfg.data.transform.mean, vec![0.5]);
+    }
+
+    #[test]
+    fn bad_overrides_name_the_key_and_what_was_expected() {
+        let err = |set: &str| {
+            let sets = [set.parse::<Override>().unwrap()];
+            RunConfig::parse_with("", Path::new("x.toml"), &sets)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("student.train.lrr=0.1");
+        assert!(
+            e.contains("--set student.train.lrr=0.1") && e.contains("lrr"),
+            "{e}"
+        );
+        let e = err("device=tpu");
+        assert!(
+            e.contains("--set device=\"tpu\"") && e.contains("cuda"),
+            "{e}"
+        );
+        let e = err("seed=-3");
+        assert!(e.contains("--set seed=-3"), "{e}");
+        assert!("student.train.lr"
+            .parse::<Override>()
+            .unwrap_err()
+            .contains("KEY=VALUE"));
+        assert!("a..b=1"
+            .parse::<Override>()
+            .unwrap_err()
+            .contains("dotted key"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod config;
 mod env;
 mod report;
 mod run;
+mod run_log;
 mod summary;
 
 use std::path::PathBuf;
@@ -39,6 +40,15 @@ enum Command {
         /// Overrides the config's CPU thread count.
         #[arg(long)]
         threads: Option<usize>,
+        /// Overrides one config key, e.g. `--set student.train.lr=3e-4` (repeatable; bare
+        /// words are strings, `--set distill.loss=dkd`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<config::Override>,
+    },
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
     },
     /// Print a Keras-style summary (layers, output shapes, parameters) of the config's
     /// teacher and student.
@@ -85,6 +95,13 @@ enum Command {
     /// Print the torch version, the device that will be used, CUDA/cuDNN availability and
     /// the thread count.
     Env,
+}
+
+/// `kd-cli config ...`.
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Print the default configuration, every key commented.
+    Default,
 }
 
 /// `--precision`'s parser.
@@ -171,13 +188,28 @@ fn main() -> ExitCode {
         ),
         Command::Summary { config } => summary::summary(&config).map(|t| print!("{t}")),
         Command::Compare { reports } => compare::compare(&reports).map(|t| print!("{t}")),
+        Command::Config {
+            action: ConfigAction::Default,
+        } => {
+            print!("{}", config::DEFAULT_CONFIG);
+            Ok(())
+        }
         Command::Run {
             config,
             out,
             seed,
             threads,
-        } => run::run(&config, &run::RunOverrides { out, seed, threads })
-            .map(|r| print!("{}", r.table())),
+            sets,
+        } => run::run(
+            &config,
+            &run::RunOverrides {
+                out,
+                seed,
+                threads,
+                sets,
+            },
+        )
+        .map(|r| print!("{}", r.table())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

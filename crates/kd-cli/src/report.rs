@@ -55,6 +55,13 @@ pub struct Report {
     pub total_seconds: f64,
     /// Peak resident set size of the whole run (`VmHWM`), in MiB; absent off Linux.
     pub peak_rss_mib: Option<f64>,
+    /// Dataset name and the config file the run read.
+    pub dataset: String,
+    pub config_file: String,
+    /// kd's version, the git commit it was built from, and libtorch's version.
+    pub kd_version: String,
+    pub git_commit: String,
+    pub torch_version: String,
 }
 
 impl Report {
@@ -113,6 +120,66 @@ impl Report {
         }
         out.push('\n');
         out
+    }
+}
+
+impl Report {
+    /// `report.md`: the comparison table, the settings and the environment.
+    pub fn markdown(&self) -> String {
+        let mut md = format!("# Run `{}`, seed {}\n\n", self.name, self.seed);
+        md += "| model | architecture | test accuracy | test loss | parameters | file | inference img/s | train s | epochs |\n";
+        md += "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+        for m in &self.models {
+            md += &format!(
+                "| {} | {} | {:.2} % | {:.4} | {} | {:.2} MB | {:.0} | {:.1} | {}{} |\n",
+                m.role,
+                m.architecture,
+                100.0 * m.test_accuracy,
+                m.test_loss,
+                kd_models::summary::thousands(m.parameters),
+                m.file_bytes as f64 / (1024.0 * 1024.0),
+                m.eval_images_per_s,
+                m.train_seconds,
+                m.epochs_run,
+                m.stopped_epoch
+                    .map_or(String::new(), |e| format!(" (stopped at {e})")),
+            );
+        }
+        md += &format!(
+            "\nDistilled minus scratch: **{:+.2} points** on {} test images.\n\n## Settings\n\n",
+            self.distillation_gain_points, self.test_images
+        );
+        for m in &self.models {
+            md += &format!("- {} objective: `{}`\n", m.role, m.objective);
+        }
+        if let Some(from) = self.models.first().and_then(|m| m.pretrained.as_ref()) {
+            md += &format!("- teacher weights from {from}\n");
+        }
+        md += &format!(
+            "- data: `{}`, {} training images (students: {}), {} validation, {} test\n",
+            self.dataset,
+            self.train_images,
+            self.student_train_images,
+            self.validation_images,
+            self.test_images
+        );
+        md += &format!(
+            "- config: `{}` (resolved: `config.toml`); precision {}, channels-last {}\n",
+            self.config_file, self.precision, self.channels_last
+        );
+        md += &format!(
+            "\n## Environment\n\n- kd {} (git {}), libtorch {}\n- device {}, {} CPU threads\n- wall time {:.0} s{}\n",
+            self.kd_version,
+            self.git_commit,
+            self.torch_version,
+            self.device,
+            self.torch_threads,
+            self.total_seconds,
+            self.peak_rss_mib
+                .map_or(String::new(), |m| format!(", peak memory {m:.0} MiB")),
+        );
+        md += "\nPer-epoch metrics: `metrics.csv` (and `metrics.jsonl`); callback actions: `events.jsonl`.\n";
+        md
     }
 }
 

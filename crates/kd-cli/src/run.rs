@@ -24,6 +24,7 @@ use crate::atomic::write_atomic;
 use crate::config::{DeviceChoice, RunConfig};
 use crate::env::{default_device, device_name, peak_rss_bytes, prepare_device};
 use crate::report::{median, ModelReport, Report};
+use crate::run_log::RunLog;
 
 /// Overrides given on the command line.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +32,8 @@ pub struct RunOverrides {
     pub out: Option<PathBuf>,
     pub seed: Option<u64>,
     pub threads: Option<usize>,
+    /// `--set KEY=VALUE` overrides, applied after the file and before `seed`/`threads`.
+    pub sets: Vec<crate::config::Override>,
 }
 
 /// The three splits used by a run.
@@ -77,7 +80,7 @@ fn pick_device(choice: DeviceChoice) -> Result<Device> {
 struct Phase<'a> {
     out: &'a Path,
     test: &'a BatchLoader<'a>,
-    metrics: &'a mut String,
+    log: &'a mut RunLog,
 }
 
 impl Phase<'_> {
@@ -99,12 +102,10 @@ impl Phase<'_> {
             Split::Validation,
         );
         let history = outcome.map(|o| o.history.epochs.as_slice()).unwrap_or(&[]);
-        for m in history {
-            let mut line = serde_json::to_value(m)?;
-            line["phase"] = role.into();
-            self.metrics.push_str(&line.to_string());
-            self.metrics.push('\n');
+        if let Some(outcome) = outcome {
+            self.log.add_fit(role, outcome);
         }
+        self.log.event(role, history.len(), "saved", &weights);
         let throughputs: Vec<f64> = history.iter().map(|m| m.train_images_per_s).collect();
         tracing::info!(
             "{role}: test accuracy {:.2}% (loss {:.4}), {} parameters, {:.2} MB",
@@ -202,7 +203,7 @@ fn student_labels(data: &ImageDataset, device: Device) -> tch::Tensor {
 /// Runs the experiment described by `config_path`; returns the report.
 pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     let start = Instant::now();
-    let mut cfg = RunConfig::load(config_path)?;
+    let mut cfg = RunConfig::load_with(config_path, &overrides.sets)?;
     if let Some(seed) = overrides.seed {
         cfg.seed = seed;
     }
@@ -266,11 +267,11 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     let seed = cfg.seed;
     let tf = &cfg.data.transform;
     let test_loader = BatchLoader::new(&data.test, 1000, tf.clone(), device);
-    let mut metrics = String::new();
+    let mut log = RunLog::default();
     let mut phase = Phase {
         out: &out,
         test: &test_loader,
-        metrics: &mut metrics,
+        log: &mut log,
     };
 
     // Teacher: load or train (from pretrained feature weights when configured).
@@ -444,7 +445,9 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         Some(&outcome),
     )?;
 
-    write_atomic(&out.join("metrics.jsonl"), metrics.as_bytes())?;
+    write_atomic(&out.join("metrics.jsonl"), log.metrics_jsonl().as_bytes())?;
+    write_atomic(&out.join("metrics.csv"), log.metrics_csv().as_bytes())?;
+    write_atomic(&out.join("events.jsonl"), log.events_jsonl().as_bytes())?;
     let report = Report {
         name: cfg.name.clone(),
         seed,
@@ -461,10 +464,19 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         models: vec![teacher_report, distilled_report, scratch_report],
         total_seconds: start.elapsed().as_secs_f64(),
         peak_rss_mib: peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
+        dataset: serde_json::to_value(cfg.data.dataset)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        config_file: config_path.display().to_string(),
+        kd_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: env!("KD_GIT_COMMIT").into(),
+        torch_version: crate::env::torch_version(),
     };
     write_atomic(
         &out.join("report.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
+    write_atomic(&out.join("report.md"), report.markdown().as_bytes())?;
     Ok(report)
 }

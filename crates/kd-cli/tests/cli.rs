@@ -120,6 +120,36 @@ fn tiny_end_to_end_run_writes_a_complete_run_directory() {
         .collect();
     assert_eq!(phases.iter().filter(|p| p.contains("teacher")).count(), 3);
     assert_eq!(phases.len(), 7);
+    // metrics.csv: a header and the same 7 epochs; the distilled rows carry the loss terms.
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(
+        rows[0].starts_with("model,epoch,loss,accuracy,val_loss,val_accuracy,lr"),
+        "{csv}"
+    );
+    assert!(rows[0].contains("student_loss") && rows[0].contains("distillation_loss"));
+    assert_eq!(rows.len(), 8, "{csv}");
+    assert!(rows.iter().any(|r| r.starts_with("distilled,2,")), "{csv}");
+    // events.jsonl: at least the three saved models, in order.
+    let saved: Vec<String> = std::fs::read_to_string(run.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["action"] == "saved")
+        .map(|e| e["model"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(saved, ["teacher", "distilled", "scratch"]);
+    // report.md: the table, the settings and the environment.
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    for needle in [
+        "| distilled |",
+        "## Settings",
+        "## Environment",
+        "libtorch 2.11",
+        "git ",
+    ] {
+        assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
+    }
     // The resolved config round-trips and carries the defaults that were filled in.
     let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(
@@ -162,6 +192,59 @@ fn bf16_channels_last_runs_save_standard_weights_and_report_precision_and_memory
         (a - b).abs() <= 0.05,
         "bf16 {a} vs f32 {b} on the same weights"
     );
+}
+
+#[test]
+fn config_default_prints_a_config_that_set_can_adjust() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kd_cli(&["config", "default"], dir.path());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[student.train.reduce_lr]") && text.contains("# "),
+        "{text}"
+    );
+    // The tiny config with overrides from the command line: they win over the file.
+    let (dir, _) = workspace_with(TINY_CONFIG);
+    let out = kd_cli(
+        &[
+            "run",
+            "run.toml",
+            "--out",
+            "out",
+            "--set",
+            "student.train.epochs=1",
+            "--set",
+            "name=renamed",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = read_json(&dir.path().join("out/report.json"));
+    assert_eq!(report["name"], "renamed");
+    assert_eq!(report["models"][1]["epochs_run"], 1);
+    let resolved = std::fs::read_to_string(dir.path().join("out/config.toml")).unwrap();
+    assert!(resolved.contains("name = \"renamed\""), "{resolved}");
+    // A bad override is a one-line error naming it, and nothing is written.
+    let out = kd_cli(
+        &[
+            "run",
+            "run.toml",
+            "--out",
+            "bad",
+            "--set",
+            "student.train.lrr=1",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--set student.train.lrr=1"), "{stderr}");
+    assert!(!dir.path().join("bad").exists());
 }
 
 #[test]

@@ -23,4 +23,4 @@ pub use loss_scale::LossScaler;
 pub use metrics::{EpochMetrics, History};
 pub use objective::{Objective, Split, TeacherSignal};
 pub use schedule::LrSchedule;
-pub use trainer::{fit, FitOutcome, TrainConfig};
+pub use trainer::{fit, FitOutcome, TrainConfig, TrainEvent};

@@ -90,10 +90,23 @@ impl TrainConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct FitOutcome {
     pub history: History,
+    /// What the callbacks did, in order.
+    pub events: Vec<TrainEvent>,
     /// The epoch early stopping ended training at, if it did.
     pub stopped_epoch: Option<usize>,
     /// Wall time of the whole run.
     pub seconds: f64,
+}
+
+/// One callback action taken at the end of an epoch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainEvent {
+    /// 1-based epoch after which it happened.
+    pub epoch: usize,
+    /// `early_stopping`, `reduce_lr`, `best_weights_kept` or `best_weights_restored`.
+    pub action: &'static str,
+    /// Human-readable detail, e.g. `lr 1.00e-3 -> 1.00e-4`.
+    pub detail: String,
 }
 
 /// Deep copies of every variable, to keep the best weights.
@@ -150,6 +163,7 @@ pub fn fit(
     let mut scaler = (model.precision() == Precision::F16).then(LossScaler::default);
     let trainable = model.var_store().trainable_variables();
     let mut history = History::default();
+    let mut events = Vec::new();
     let mut best: Option<Snapshot> = None;
     let total_steps = config.epochs * train.num_batches();
     let mut step = 0;
@@ -239,16 +253,34 @@ pub fn fit(
         }
         let mut stop = false;
         for action in actions {
+            let mut event = |action, detail: String| {
+                events.push(TrainEvent {
+                    epoch,
+                    action,
+                    detail,
+                })
+            };
             match action {
-                Action::Stop => stop = true,
+                Action::Stop => {
+                    stop = true;
+                    event(
+                        "early_stopping",
+                        "no improvement for `patience` epochs".into(),
+                    );
+                }
                 Action::SetLr(new) => {
+                    event("reduce_lr", format!("lr {lr:.2e} -> {new:.2e}"));
                     lr = new;
                     opt.set_lr(lr);
                 }
-                Action::SnapshotBest => best = Some(snapshot(model)),
+                Action::SnapshotBest => {
+                    best = Some(snapshot(model));
+                    event("best_weights_kept", format!("epoch {epoch}"));
+                }
                 Action::RestoreBest => {
                     if let Some(snap) = &best {
                         restore(model, snap);
+                        event("best_weights_restored", "on early stopping".into());
                     }
                 }
             }
@@ -261,12 +293,18 @@ pub fn fit(
         if cb.on_train_end().contains(&Action::RestoreBest) {
             if let Some(snap) = &best {
                 restore(model, snap);
+                events.push(TrainEvent {
+                    epoch: history.epochs.len(),
+                    action: "best_weights_restored",
+                    detail: "at the end of training".into(),
+                });
             }
         }
     }
     Ok(FitOutcome {
         stopped_epoch: early.as_ref().and_then(|e| e.stopped_epoch()),
         history,
+        events,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
