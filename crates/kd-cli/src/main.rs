@@ -6,6 +6,7 @@ mod bench;
 mod compare;
 mod config;
 mod env;
+mod progress;
 mod report;
 mod run;
 mod run_log;
@@ -22,6 +23,12 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More log output (debug level); `RUST_LOG` overrides both flags.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Warnings and errors only, no progress bars.
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,17 +155,22 @@ fn keep_freed_memory() {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match (cli.verbose, cli.quiet) {
+        (true, _) => "debug",
+        (_, true) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_target(false)
         .without_time()
         .with_writer(std::io::stderr)
         .init();
     keep_freed_memory();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Env => {
             env::print_env();
@@ -207,6 +219,7 @@ fn main() -> ExitCode {
                 seed,
                 threads,
                 sets,
+                quiet: cli.quiet,
             },
         )
         .map(|r| print!("{}", r.table())),

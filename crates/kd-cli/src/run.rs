@@ -17,12 +17,13 @@ use anyhow::{bail, Context, Result};
 use kd_core::{FitNetsConfig, FitNetsHint, LogitCache, LossConfig};
 use kd_data::{holdout_split, random_subset, BatchLoader, ImageDataset};
 use kd_models::{Model, ModelConfig};
-use kd_train::{evaluate, fit, FitOutcome, Objective, Split, TeacherSignal};
+use kd_train::{evaluate, fit_with, FitOutcome, Objective, Split, TeacherSignal};
 use tch::Device;
 
 use crate::atomic::write_atomic;
 use crate::config::{DeviceChoice, RunConfig};
 use crate::env::{default_device, device_name, peak_rss_bytes, prepare_device};
+use crate::progress::TerminalProgress;
 use crate::report::{median, ModelReport, Report};
 use crate::run_log::RunLog;
 
@@ -34,6 +35,8 @@ pub struct RunOverrides {
     pub threads: Option<usize>,
     /// `--set KEY=VALUE` overrides, applied after the file and before `seed`/`threads`.
     pub sets: Vec<crate::config::Override>,
+    /// No progress bars.
+    pub quiet: bool,
 }
 
 /// The three splits used by a run.
@@ -268,6 +271,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     let tf = &cfg.data.transform;
     let test_loader = BatchLoader::new(&data.test, 1000, tf.clone(), device);
     let mut log = RunLog::default();
+    let mut bars = TerminalProgress::new(overrides.quiet);
     let mut phase = Phase {
         out: &out,
         test: &test_loader,
@@ -321,13 +325,14 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
                 .shuffled(seed)
                 .augmented(t.augment.clone());
             let val = BatchLoader::new(&data.val, t.batch_size, tf.clone(), device);
-            Some(fit(
+            Some(fit_with(
                 &teacher,
                 &train,
                 &val,
                 &Objective::CrossEntropy,
                 t,
                 "teacher",
+                &mut bars,
             )?)
         }
     };
@@ -415,7 +420,15 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         },
         (None, None) => unreachable!("a loss is either a logit loss or fitnets"),
     };
-    let outcome = fit(&distilled, &train, &val, &objective, s, "distilled")?;
+    let outcome = fit_with(
+        &distilled,
+        &train,
+        &val,
+        &objective,
+        s,
+        "distilled",
+        &mut bars,
+    )?;
     let distilled_report = phase.finish(
         "distilled",
         &distilled,
@@ -429,13 +442,14 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
 
     tch::manual_seed(seed.wrapping_add(1) as i64);
     let scratch = build_model(&cfg, &cfg.student.model, [c, h, classes], device)?;
-    let outcome = fit(
+    let outcome = fit_with(
         &scratch,
         &train,
         &val,
         &Objective::CrossEntropy,
         s,
         "scratch",
+        &mut bars,
     )?;
     let scratch_report = phase.finish(
         "scratch",

@@ -6,6 +6,7 @@
 //! - [`schedule`]: per-step learning-rate schedules (constant, cosine);
 //! - [`callback`]: `EarlyStopping` and `ReduceLROnPlateau` with Keras 2.4 semantics;
 //! - [`metrics`]: per-epoch metrics and history;
+//! - [`progress`]: observing a run as it goes (progress bars);
 //! - [`loss_scale`]: dynamic loss scaling for float16 mixed precision.
 
 pub mod callback;
@@ -14,6 +15,7 @@ pub mod evaluate;
 pub mod loss_scale;
 pub mod metrics;
 pub mod objective;
+pub mod progress;
 pub mod schedule;
 pub mod trainer;
 
@@ -22,5 +24,6 @@ pub use evaluate::{evaluate, predict_logits, Evaluation};
 pub use loss_scale::LossScaler;
 pub use metrics::{EpochMetrics, History};
 pub use objective::{Objective, Split, TeacherSignal};
+pub use progress::{NoProgress, Progress};
 pub use schedule::LrSchedule;
-pub use trainer::{fit, FitOutcome, TrainConfig, TrainEvent};
+pub use trainer::{fit, fit_with, FitOutcome, TrainConfig, TrainEvent};

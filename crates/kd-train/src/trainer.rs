@@ -18,6 +18,7 @@ use crate::evaluate::evaluate;
 use crate::loss_scale::LossScaler;
 use crate::metrics::{DeviceSums, EpochMetrics, History};
 use crate::objective::{Objective, Split};
+use crate::progress::{NoProgress, Progress};
 use crate::schedule::LrSchedule;
 
 /// Hyperparameters of one training run; defaults are the seed's student settings
@@ -141,6 +142,20 @@ pub fn fit(
     config: &TrainConfig,
     phase: &str,
 ) -> Result<FitOutcome> {
+    fit_with(model, train, val, objective, config, phase, &mut NoProgress)
+}
+
+/// [`fit`], reporting its progress to `progress`.
+pub fn fit_with(
+    model: &Model,
+    train: &BatchLoader,
+    val: &BatchLoader,
+    objective: &Objective,
+    config: &TrainConfig,
+    phase: &str,
+    progress: &mut dyn Progress,
+) -> Result<FitOutcome> {
+    let _span = tracing::info_span!("fit", phase).entered();
     config.validate(phase)?;
     let start = Instant::now();
     let mut opt = nn::Adam {
@@ -171,8 +186,10 @@ pub fn fit(
     for epoch in 1..=config.epochs {
         let epoch_start = Instant::now();
         objective.begin_epoch(epoch);
+        progress.epoch_start(phase, epoch, config.epochs, train.num_batches());
         let sums = train.with_epoch(epoch, |batches| {
             let mut sums = DeviceSums::default();
+            let mut done = 0;
             for batch in batches {
                 if config.lr_schedule != LrSchedule::Constant {
                     opt.set_lr(lr * config.lr_schedule.factor(step, total_steps));
@@ -191,6 +208,11 @@ pub fn fit(
                 if stepped {
                     sums.add(&logits, &batch.labels, &out);
                 }
+                done += 1;
+                progress.batch(done, &|| {
+                    let r = sums.read();
+                    (r.loss, r.hits as f64 / r.images.max(1) as f64)
+                });
             }
             sums
         });
@@ -235,6 +257,7 @@ pub fn fit(
             m.seconds,
             m.train_images_per_s
         );
+        progress.epoch_end(phase, &m);
         history.epochs.push(m);
         if let Some(s) = scaler.as_ref().filter(|s| s.skipped_steps() > 0) {
             tracing::info!(
