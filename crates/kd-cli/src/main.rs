@@ -6,10 +6,12 @@ mod bench;
 mod compare;
 mod config;
 mod env;
+mod eval;
 mod progress;
 mod report;
 mod run;
 mod run_log;
+mod saved_model;
 mod summary;
 
 use std::path::PathBuf;
@@ -51,6 +53,24 @@ enum Command {
         /// words are strings, `--set distill.loss=dkd`).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<config::Override>,
+    },
+    /// Accuracy, per-class accuracy and confusion matrix of a model saved by `kd-cli run`,
+    /// on its dataset's test split (the model file names its dataset and preprocessing).
+    Eval {
+        /// A `.safetensors` file from a run directory, e.g. runs/quickstart/seed-19/distilled.safetensors.
+        model: PathBuf,
+        /// The dataset's directory (default: where `cargo xtask fetch-data` puts it).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// `test` or `train`.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// `cpu`, `cuda`, or `auto`.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Configuration helpers.
     Config {
@@ -117,14 +137,19 @@ fn parse_precision(name: &str) -> Result<kd_models::Precision, String> {
         .ok_or_else(|| format!("expected f32, bf16 or f16, got {name:?}"))
 }
 
-/// Sets the device and thread count of `kd-cli bench`, runs it, prints its lines.
-fn bench_command(mut args: bench::BenchArgs, device: &str, threads: usize) -> anyhow::Result<()> {
-    let device = match device {
+/// `--device auto|cpu|cuda`.
+fn parse_device(device: &str) -> anyhow::Result<tch::Device> {
+    Ok(match device {
         "auto" => env::default_device(),
         "cpu" => tch::Device::Cpu,
         "cuda" if tch::Cuda::is_available() => tch::Device::Cuda(0),
         other => anyhow::bail!("--device: expected auto, cpu or an available cuda, got {other:?}"),
-    };
+    })
+}
+
+/// Sets the device and thread count of `kd-cli bench`, runs it, prints its lines.
+fn bench_command(mut args: bench::BenchArgs, device: &str, threads: usize) -> anyhow::Result<()> {
+    let device = parse_device(device)?;
     if args.batch == 0 || args.steps == 0 {
         anyhow::bail!("--batch and --steps: expected at least 1");
     }
@@ -200,6 +225,22 @@ fn main() -> ExitCode {
         ),
         Command::Summary { config } => summary::summary(&config).map(|t| print!("{t}")),
         Command::Compare { reports } => compare::compare(&reports).map(|t| print!("{t}")),
+        Command::Eval {
+            model,
+            data,
+            split,
+            device,
+            json,
+        } => parse_device(&device)
+            .and_then(|d| eval::eval(&model, data, &split, d))
+            .and_then(|r| {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    print!("{}", r.text());
+                }
+                Ok(())
+            }),
         Command::Config {
             action: ConfigAction::Default,
         } => {

@@ -26,6 +26,7 @@ use crate::env::{default_device, device_name, peak_rss_bytes, prepare_device};
 use crate::progress::TerminalProgress;
 use crate::report::{median, ModelReport, Report};
 use crate::run_log::RunLog;
+use crate::saved_model::ModelInfo;
 
 /// Overrides given on the command line.
 #[derive(Debug, Clone, Default)]
@@ -84,6 +85,8 @@ struct Phase<'a> {
     out: &'a Path,
     test: &'a BatchLoader<'a>,
     log: &'a mut RunLog,
+    /// What every saved model is, but its architecture (filled per model).
+    info: ModelInfo,
 }
 
 impl Phase<'_> {
@@ -91,12 +94,17 @@ impl Phase<'_> {
         &mut self,
         role: &str,
         model: &Model,
+        config: &ModelConfig,
         describe: (String, Option<String>),
         objective: serde_json::Value,
         outcome: Option<&FitOutcome>,
     ) -> Result<ModelReport> {
         let weights = format!("{role}.safetensors");
-        let file_bytes = model.save(&self.out.join(&weights))?;
+        let info = ModelInfo {
+            model: config.clone(),
+            ..self.info.clone()
+        };
+        let file_bytes = model.save_with_metadata(&self.out.join(&weights), &info.to_metadata())?;
         let (architecture, pretrained) = describe;
         let eval = evaluate(
             model,
@@ -276,6 +284,13 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         out: &out,
         test: &test_loader,
         log: &mut log,
+        info: ModelInfo {
+            model: cfg.student.model.clone(),
+            input_shape: data.train.image_shape(),
+            classes,
+            transform: cfg.data.transform.clone(),
+            dataset: cfg.data.dataset,
+        },
     };
 
     // Teacher: load or train (from pretrained feature weights when configured).
@@ -340,6 +355,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     let teacher_report = phase.finish(
         "teacher",
         &teacher,
+        &teacher_cfg,
         teacher_describe,
         cross_entropy(),
         teacher_outcome.as_ref(),
@@ -432,6 +448,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     let distilled_report = phase.finish(
         "distilled",
         &distilled,
+        &cfg.student.model,
         student_describe(),
         distill_objective,
         Some(&outcome),
@@ -454,6 +471,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     let scratch_report = phase.finish(
         "scratch",
         &scratch,
+        &cfg.student.model,
         student_describe(),
         cross_entropy(),
         Some(&outcome),

@@ -248,6 +248,95 @@ fn config_default_prints_a_config_that_set_can_adjust() {
 }
 
 #[test]
+fn eval_reproduces_the_runs_test_accuracy_from_the_model_file_alone() {
+    let (dir, _) = workspace_with(TINY_CONFIG);
+    let report = run_ok(dir.path(), "run.toml", "out");
+    let out = kd_cli(
+        &[
+            "eval",
+            "out/distilled.safetensors",
+            "--data",
+            "data",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = report["models"][1]["test_accuracy"].as_f64().unwrap();
+    assert!(
+        (eval["accuracy"].as_f64().unwrap() - expected).abs() < 1e-9,
+        "{eval} vs {expected}"
+    );
+    let confusion: Vec<Vec<i64>> = serde_json::from_value(eval["confusion"].clone()).unwrap();
+    assert_eq!(confusion.len(), 10, "Fashion-MNIST format: 10 classes");
+    assert_eq!(
+        confusion.iter().flatten().sum::<i64>(),
+        80,
+        "every test image counted once"
+    );
+    let diagonal: i64 = (0..10).map(|i| confusion[i][i]).sum();
+    assert!((diagonal as f64 / 80.0 - expected).abs() < 1e-9);
+    // The table form names each class row.
+    let out = kd_cli(
+        &[
+            "eval",
+            "out/scratch.safetensors",
+            "--data",
+            "data",
+            "--device",
+            "cpu",
+        ],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("accuracy") && text.contains("confusion"),
+        "{text}"
+    );
+
+    // A file that is not safetensors, and weights of another architecture under a student's
+    // metadata: errors that name the file, no panic.
+    std::fs::write(dir.path().join("junk.safetensors"), b"not a model").unwrap();
+    let out = kd_cli(&["eval", "junk.safetensors", "--device", "cpu"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("junk.safetensors") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let student_meta =
+        kd_models::metadata::read_metadata(&dir.path().join("out/distilled.safetensors")).unwrap();
+    let teacher_bytes = std::fs::read(dir.path().join("out/teacher.safetensors")).unwrap();
+    let forged =
+        kd_models::metadata::with_metadata(Path::new("x"), &teacher_bytes, &student_meta).unwrap();
+    std::fs::write(dir.path().join("forged.safetensors"), forged).unwrap();
+    let out = kd_cli(
+        &[
+            "eval",
+            "forged.safetensors",
+            "--data",
+            "data",
+            "--device",
+            "cpu",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("forged.safetensors") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_loaded_teacher_is_not_retrained() {
     let (dir, _) = workspace_with(TINY_CONFIG);
     assert!(kd_cli(&["run", "run.toml", "--out", "first"], dir.path())

@@ -43,6 +43,39 @@ impl DatasetKind {
         }
     }
 
+    /// The class names in label order, where the dataset publishes them briefly (the
+    /// CIFAR-100 lists are left to the dataset's `meta` files: `None`, use the indices).
+    pub fn class_names(self) -> Option<&'static [&'static str]> {
+        match self {
+            Self::FashionMnist => Some(&[
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ]),
+            Self::Mnist => Some(&["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]),
+            Self::Cifar10 => Some(&[
+                "airplane",
+                "automobile",
+                "bird",
+                "cat",
+                "deer",
+                "dog",
+                "frog",
+                "horse",
+                "ship",
+                "truck",
+            ]),
+            Self::Cifar100 | Self::Cifar100Coarse => None,
+        }
+    }
+
     /// Where `cargo xtask fetch-data` puts the dataset, relative to the workspace root.
     pub fn default_dir(self) -> PathBuf {
         PathBuf::from(match self {

@@ -7,6 +7,7 @@
 //! - [`cnn`]: a compact batch-normalized CNN teacher;
 //! - [`layers`]: [`Sequential`], named layers in order;
 //! - [`memory_format`]: channels-last (NHWC) tensors;
+//! - [`metadata`]: what a weights file is, in its safetensors header;
 //! - [`precision`]: float32 or bfloat16/float16 mixed precision;
 //! - [`pretrained`]: strict loading of published weights by name;
 //! - [`summary`]: Keras-style per-layer summaries;
@@ -17,6 +18,7 @@ pub mod conv_stack;
 pub mod error;
 pub mod layers;
 pub mod memory_format;
+pub mod metadata;
 pub mod model;
 pub mod precision;
 pub mod pretrained;

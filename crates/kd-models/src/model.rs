@@ -2,6 +2,7 @@
 //! with safetensors save/load. Saving writes a temporary file beside the target and renames
 //! it, so an interrupted save never leaves a half-written model where a good one was.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -245,6 +246,15 @@ impl Model {
     /// Saves every variable (except auxiliary ones) to `path` in safetensors format,
     /// atomically; returns the size of the written file in bytes.
     pub fn save(&self, path: &Path) -> Result<u64> {
+        self.save_with_metadata(path, &BTreeMap::new())
+    }
+
+    /// [`Model::save`] with `metadata` in the file's header ([`crate::metadata`]).
+    pub fn save_with_metadata(
+        &self,
+        path: &Path,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<u64> {
         let io = |source| ModelError::Io {
             path: path.to_path_buf(),
             source,
@@ -265,6 +275,15 @@ impl Model {
             path: tmp.clone(),
             source,
         })?;
+        if !metadata.is_empty() {
+            let tmp_io = |source| ModelError::Io {
+                path: tmp.clone(),
+                source,
+            };
+            let bytes = std::fs::read(&tmp).map_err(tmp_io)?;
+            let bytes = crate::metadata::with_metadata(&tmp, &bytes, metadata)?;
+            std::fs::write(&tmp, bytes).map_err(tmp_io)?;
+        }
         std::fs::rename(&tmp, path).map_err(io)?;
         Ok(std::fs::metadata(path).map_err(io)?.len())
     }

@@ -254,3 +254,34 @@ fn a_channels_last_model_saves_standard_tensors_that_load_anywhere() {
     let diff = (a - &b).abs().max().double_value(&[]);
     assert!(diff <= 1e-4 * b.abs().max().double_value(&[]), "{diff}");
 }
+
+#[test]
+fn metadata_is_written_into_the_header_and_the_weights_still_load() {
+    use kd_models::metadata::read_metadata;
+    tch::manual_seed(7);
+    let m = seed_student();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let meta = std::collections::BTreeMap::from([
+        ("kd.model".to_string(), "{\"kind\":\"student\"}".to_string()),
+        ("kd.classes".to_string(), "10".to_string()),
+    ]);
+    let bytes = m.save_with_metadata(&path, &meta).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes);
+    assert_eq!(read_metadata(&path).unwrap(), meta);
+    // The header length stays a multiple of 8, and tch reads the file as before.
+    let raw = std::fs::read(&path).unwrap();
+    assert_eq!(u64::from_le_bytes(raw[..8].try_into().unwrap()) % 8, 0);
+    let mut again = seed_student();
+    again.load(&path).unwrap();
+    let x = Tensor::rand([1, 3, 32, 32], (Kind::Float, Device::Cpu));
+    assert!(m.forward_t(&x, false).equal(&again.forward_t(&x, false)));
+    // Not a safetensors file: an error naming it.
+    let bad = dir.path().join("bad.safetensors");
+    std::fs::write(&bad, b"\xff\xff\xff\xff\xff\xff\xff\x7fjunk").unwrap();
+    let err = read_metadata(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("bad.safetensors") && err.contains("not a safetensors file"),
+        "{err}"
+    );
+}

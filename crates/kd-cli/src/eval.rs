@@ -1,0 +1,135 @@
+//! `kd-cli eval MODEL`: a saved model's accuracy on a dataset split, its accuracy per class
+//! and its confusion matrix (rows: true class, columns: predicted class). The model file's
+//! metadata says which dataset, preprocessing and architecture ([`crate::saved_model`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use kd_data::{BatchLoader, ImageDataset};
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+/// What `eval` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub model: String,
+    pub dataset: String,
+    pub data_dir: String,
+    pub split: String,
+    pub images: usize,
+    pub accuracy: f64,
+    /// Class names (or indices) in label order.
+    pub classes: Vec<String>,
+    /// Accuracy of the images of each true class.
+    pub per_class_accuracy: Vec<f64>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<i64>>,
+}
+
+/// Evaluates the model at `model_path` on `split` (`test` or `train`) of its dataset, read
+/// from `data_dir` (default: the dataset's default directory).
+pub fn eval(
+    model_path: &Path,
+    data_dir: Option<PathBuf>,
+    split: &str,
+    device: Device,
+) -> Result<EvalReport> {
+    let (model, info) = crate::saved_model::open(model_path, device)?;
+    let dir = data_dir.unwrap_or_else(|| info.dataset.default_dir());
+    let splits = info.dataset.load(&dir)?;
+    let data: ImageDataset = match split {
+        "test" => splits.test,
+        "train" => splits.train,
+        other => bail!("--split: expected test or train, got {other:?}"),
+    };
+    if data.image_shape() != info.input_shape {
+        bail!(
+            "{}: images are {:?}, but {} was trained on {:?}",
+            dir.display(),
+            data.image_shape(),
+            model_path.display(),
+            info.input_shape
+        );
+    }
+    let loader = BatchLoader::new(&data, 1000, info.transform.clone(), device);
+    let predicted = kd_train::predict_logits(&model, &loader).argmax(-1, false);
+    let labels: Vec<i64> = data.labels().iter().map(|&l| i64::from(l)).collect();
+    let k = info.classes as i64;
+    // confusion[t][p] = #(label t, prediction p), counted by bincount of t * k + p.
+    let cells = Tensor::from_slice(&labels).to_device(predicted.device()) * k + &predicted;
+    let confusion: Vec<i64> = Vec::try_from(
+        cells
+            .bincount(None::<Tensor>, k * k)
+            .to_kind(Kind::Int64)
+            .to_device(Device::Cpu),
+    )?;
+    let confusion: Vec<Vec<i64>> = confusion.chunks(k as usize).map(<[i64]>::to_vec).collect();
+    let correct: i64 = (0..k as usize).map(|i| confusion[i][i]).sum();
+    let per_class_accuracy = confusion
+        .iter()
+        .enumerate()
+        .map(|(i, row)| row[i] as f64 / row.iter().sum::<i64>().max(1) as f64)
+        .collect();
+    let classes = match info.dataset.class_names() {
+        Some(names) if names.len() == info.classes => names.iter().map(|s| s.to_string()).collect(),
+        _ => (0..info.classes).map(|i| i.to_string()).collect(),
+    };
+    Ok(EvalReport {
+        model: model_path.display().to_string(),
+        dataset: serde_json::to_value(info.dataset)?
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+        data_dir: dir.display().to_string(),
+        split: split.into(),
+        images: data.len(),
+        accuracy: correct as f64 / data.len().max(1) as f64,
+        classes,
+        per_class_accuracy,
+        confusion,
+    })
+}
+
+impl EvalReport {
+    /// The report as text: accuracy, then one row per class with its accuracy and its row
+    /// of the confusion matrix.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "{}: accuracy {:.2}% on {} {} images of {} ({})\n\n",
+            self.model,
+            100.0 * self.accuracy,
+            self.images,
+            self.split,
+            self.dataset,
+            self.data_dir
+        );
+        let labels: Vec<String> = self
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, name)| format!("{i} {name}"))
+            .collect();
+        let width = labels.iter().map(String::len).max().unwrap_or(5).max(5);
+        out += &format!(
+            "{:<width$}  {:>8}  confusion: row = true class, column = predicted\n",
+            "class", "accuracy"
+        );
+        out += &format!("{:<width$}  {:>8}  ", "", "");
+        out += &(0..self.classes.len())
+            .map(|j| format!("{j:>6}"))
+            .collect::<String>();
+        out.push('\n');
+        for (i, label) in labels.iter().enumerate() {
+            out += &format!(
+                "{label:<width$}  {:>7.2}%  ",
+                100.0 * self.per_class_accuracy[i]
+            );
+            out += &self.confusion[i]
+                .iter()
+                .map(|c| format!("{c:>6}"))
+                .collect::<String>();
+            out.push('\n');
+        }
+        out
+    }
+}

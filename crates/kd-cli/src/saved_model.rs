@@ -1,0 +1,109 @@
+//! A model file written by `kd-cli run`, opened without its run config: the safetensors
+//! header's `__metadata__` ([`kd_models::metadata`]) names the architecture, the input shape
+//! as stored, the classes, the preprocessing and the dataset.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use kd_data::{DatasetKind, TransformConfig};
+use kd_models::{Model, ModelConfig};
+use tch::Device;
+
+/// Metadata keys.
+const MODEL: &str = "kd.model";
+const INPUT: &str = "kd.input_shape";
+const CLASSES: &str = "kd.classes";
+const TRANSFORM: &str = "kd.transform";
+const DATASET: &str = "kd.dataset";
+
+/// What a saved model is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub model: ModelConfig,
+    /// `[c, h, w]` of an image as the dataset stores it (before the transform).
+    pub input_shape: [usize; 3],
+    pub classes: usize,
+    pub transform: TransformConfig,
+    pub dataset: DatasetKind,
+}
+
+impl ModelInfo {
+    /// The metadata entries that describe the model.
+    pub fn to_metadata(&self) -> BTreeMap<String, String> {
+        let json = |v: serde_json::Value| v.to_string();
+        BTreeMap::from([
+            (
+                MODEL.into(),
+                json(serde_json::to_value(&self.model).expect("config serializes")),
+            ),
+            (INPUT.into(), json(serde_json::json!(self.input_shape))),
+            (CLASSES.into(), self.classes.to_string()),
+            (
+                TRANSFORM.into(),
+                json(serde_json::to_value(&self.transform).expect("config serializes")),
+            ),
+            (
+                DATASET.into(),
+                json(serde_json::to_value(self.dataset).expect("enum serializes")),
+            ),
+        ])
+    }
+
+    /// Reads the metadata of `path`.
+    pub fn read(path: &Path) -> Result<Self> {
+        let meta = kd_models::metadata::read_metadata(path)?;
+        if !meta.contains_key(MODEL) {
+            bail!(
+                "{}: no kd model metadata in this safetensors file (expected a file written by `kd-cli run`)",
+                path.display()
+            );
+        }
+        let model = field(path, &meta, MODEL)?;
+        let input_shape = field(path, &meta, INPUT)?;
+        let classes = field(path, &meta, CLASSES)?;
+        let transform = field(path, &meta, TRANSFORM)?;
+        let dataset = field(path, &meta, DATASET)?;
+        Ok(Self {
+            model,
+            input_shape,
+            classes,
+            transform,
+            dataset,
+        })
+    }
+}
+
+/// One metadata entry, decoded from its JSON text.
+fn field<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    meta: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<T> {
+    let raw = meta
+        .get(key)
+        .with_context(|| format!("{}: metadata lacks {key}", path.display()))?;
+    serde_json::from_str(raw).with_context(|| {
+        format!(
+            "{}: metadata {key} = {raw:?} is not what kd wrote",
+            path.display()
+        )
+    })
+}
+
+/// Opens a saved model on `device`: reads its metadata, builds the architecture and loads
+/// the weights (strictly: a file of another architecture is an error naming it).
+pub fn open(path: &Path, device: Device) -> Result<(Model, ModelInfo)> {
+    let info = ModelInfo::read(path)?;
+    let [c, _, _] = info.input_shape;
+    let [_, h, _] = info.transform.output_shape(info.input_shape);
+    let mut model = Model::new(&info.model.without_pretrained(), c, h, info.classes, device)
+        .with_context(|| {
+            format!(
+                "{}: cannot build the model its metadata describes",
+                path.display()
+            )
+        })?;
+    model.load(path)?;
+    Ok((model, info))
+}
