@@ -7,6 +7,7 @@ mod compare;
 mod config;
 mod env;
 mod eval;
+mod export;
 mod progress;
 mod report;
 mod run;
@@ -71,6 +72,18 @@ enum Command {
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
+    },
+    /// Export a model saved by `kd-cli run` for use without kd: `--format torchscript`
+    /// writes a module Python's `torch.jit.load` runs, preprocessing included (input: float
+    /// images in [0, 1] at the dataset's native size; output: logits).
+    Export {
+        /// A `.safetensors` file from a run directory.
+        model: PathBuf,
+        #[arg(long, default_value = "torchscript")]
+        format: String,
+        /// Where to write the exported file, e.g. distilled.pt.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Configuration helpers.
     Config {
@@ -241,6 +254,8 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }),
+        Command::Export { model, format, out } => export::export(&model, &format, &out)
+            .map(|()| println!("wrote {} (TorchScript; input: float images in [0, 1])", out.display())),
         Command::Config {
             action: ConfigAction::Default,
         } => {

@@ -337,6 +337,59 @@ fn eval_reproduces_the_runs_test_accuracy_from_the_model_file_alone() {
 }
 
 #[test]
+fn exported_torchscript_runs_in_python_with_the_preprocessing_built_in() {
+    use kd_data::TransformConfig;
+    use kd_models::{metadata::read_metadata, Model, ModelConfig};
+    use tch::{Device, Kind, Tensor};
+    let (dir, _) = workspace_with(TINY_CONFIG);
+    // Padding and normalization, so the built-in preprocessing is exercised.
+    let out = kd_cli(
+        &[
+            "run", "run.toml", "--out", "out", "--set", "data.transform.pad_to=16", "--set",
+            "data.transform.mean=[0.25]", "--set", "data.transform.std=[0.5]",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = kd_cli(
+        &["export", "out/distilled.safetensors", "--format", "torchscript", "--out", "model.pt"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exported = dir.path().join("model.pt");
+
+    // Reference: the saved model with the run's transform, applied by kd itself.
+    let weights = dir.path().join("out/distilled.safetensors");
+    let meta = read_metadata(&weights).unwrap();
+    let config: ModelConfig = serde_json::from_str(&meta["kd.model"]).unwrap();
+    let transform: TransformConfig = serde_json::from_str(&meta["kd.transform"]).unwrap();
+    let mut model = Model::new(&config, 1, 16, 10, Device::Cpu).unwrap();
+    model.load(&weights).unwrap();
+    // Three images of the native 12x12 size (another batch size than the trace's 2).
+    let x = Tensor::linspace(0.0, 1.0, 3 * 144, (Kind::Float, Device::Cpu)).view([3, 1, 12, 12]);
+    let expected = tch::no_grad(|| model.forward_t(&transform.apply_unit(&x), false));
+
+    let module = tch::CModule::load(&exported).unwrap();
+    let got = tch::no_grad(|| module.forward_ts(&[&x]).unwrap());
+    assert!(got.allclose(&expected, 1e-5, 1e-5, false), "{got} vs {expected}");
+
+    let Some(python) = common::venv_python() else { return };
+    let script = format!(
+        "import torch, json\nm = torch.jit.load({:?})\nx = torch.linspace(0, 1, 3 * 144).reshape(3, 1, 12, 12)\nprint(json.dumps(m(x).tolist()))",
+        exported.display().to_string()
+    );
+    let py = std::process::Command::new(python).args(["-c", &script]).output().unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let stdout = String::from_utf8_lossy(&py.stdout);
+    let rows: Vec<Vec<f64>> = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let expected: Vec<Vec<f64>> = Vec::try_from(expected.to_kind(Kind::Double)).unwrap();
+    for (a, b) in rows.iter().flatten().zip(expected.iter().flatten()) {
+        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "python {a} vs kd {b}");
+    }
+    assert_eq!(rows.len(), 3);
+}
+
+#[test]
 fn a_loaded_teacher_is_not_retrained() {
     let (dir, _) = workspace_with(TINY_CONFIG);
     assert!(kd_cli(&["run", "run.toml", "--out", "first"], dir.path())

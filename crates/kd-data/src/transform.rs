@@ -71,8 +71,14 @@ impl TransformConfig {
 
     /// Applies the transform to a `[b, c, h, w]` tensor of kind `Uint8`, returning `Float`.
     pub fn apply(&self, images: &Tensor) -> Tensor {
+        self.apply_unit(&(images.to_kind(Kind::Float) / 255.0))
+    }
+
+    /// Applies the transform to float images already scaled to [0, 1] (zero padding there is
+    /// the same as zero padding the bytes); this is what an exported model has built in.
+    pub fn apply_unit(&self, images: &Tensor) -> Tensor {
         let (_, _, h, w) = images.size4().expect("batch of images is 4-D");
-        let images = match self.pad_to {
+        let x = match self.pad_to {
             Some(p) => {
                 let (top, left) = ((p as i64 - h) / 2, (p as i64 - w) / 2);
                 let (bottom, right) = (p as i64 - h - top, p as i64 - w - left);
@@ -80,7 +86,6 @@ impl TransformConfig {
             }
             None => images.shallow_clone(),
         };
-        let x = images.to_kind(Kind::Float) / 255.0;
         if self.mean.is_empty() {
             return x;
         }

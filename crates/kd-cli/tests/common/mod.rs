@@ -42,3 +42,18 @@ pub fn run_ok(cwd: &Path, config: &str, out: &str) -> serde_json::Value {
     );
     read_json(&cwd.join(out).join("report.json"))
 }
+
+/// The Python of the venv `cargo xtask setup` made (`KD_VENV`, or `<workspace>/.venv`), with
+/// PyTorch; `None` (and a `SKIPPED` note) when there is none.
+pub fn venv_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("KD_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let python = venv.join("bin/python");
+    if python.exists() {
+        Some(python)
+    } else {
+        eprintln!("SKIPPED: no venv Python at {} (run `cargo xtask setup`)", python.display());
+        None
+    }
+}
