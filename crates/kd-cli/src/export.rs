@@ -29,7 +29,11 @@ pub fn export(model_path: &Path, format: &str, out: &Path) -> Result<()> {
         std: Vec::new(),
         ..info.transform.clone()
     };
-    let channel = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([1, c, 1, 1]);
+    let channel = |v: &[f64]| {
+        Tensor::from_slice(v)
+            .to_kind(Kind::Float)
+            .view([1, c, 1, 1])
+    };
     let normalize = (!info.transform.mean.is_empty())
         .then(|| (channel(&info.transform.mean), channel(&info.transform.std)));
     let module = tch::no_grad(|| {

@@ -8,6 +8,7 @@ mod config;
 mod env;
 mod eval;
 mod export;
+mod predict;
 mod progress;
 mod report;
 mod run;
@@ -70,6 +71,23 @@ enum Command {
         #[arg(long, default_value = "auto")]
         device: String,
         /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The top classes of images (PNG, JPEG, BMP, TGA) under a model saved by `kd-cli run`.
+    Predict {
+        /// A `.safetensors` file from a run directory.
+        model: PathBuf,
+        /// Image files.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// How many classes to show per image.
+        #[arg(long, default_value_t = 3)]
+        top_k: usize,
+        /// `cpu`, `cuda`, or `auto`.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Print JSON instead of one line per image.
         #[arg(long)]
         json: bool,
     },
@@ -254,8 +272,28 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }),
-        Command::Export { model, format, out } => export::export(&model, &format, &out)
-            .map(|()| println!("wrote {} (TorchScript; input: float images in [0, 1])", out.display())),
+        Command::Predict {
+            model,
+            images,
+            top_k,
+            device,
+            json,
+        } => parse_device(&device)
+            .and_then(|d| predict::predict(&model, &images, top_k, d))
+            .and_then(|p| {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&p)?);
+                } else {
+                    print!("{}", predict::text(&p));
+                }
+                Ok(())
+            }),
+        Command::Export { model, format, out } => export::export(&model, &format, &out).map(|()| {
+            println!(
+                "wrote {} (TorchScript; input: float images in [0, 1])",
+                out.display()
+            )
+        }),
         Command::Config {
             action: ConfigAction::Default,
         } => {

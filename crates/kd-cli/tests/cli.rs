@@ -345,17 +345,40 @@ fn exported_torchscript_runs_in_python_with_the_preprocessing_built_in() {
     // Padding and normalization, so the built-in preprocessing is exercised.
     let out = kd_cli(
         &[
-            "run", "run.toml", "--out", "out", "--set", "data.transform.pad_to=16", "--set",
-            "data.transform.mean=[0.25]", "--set", "data.transform.std=[0.5]",
+            "run",
+            "run.toml",
+            "--out",
+            "out",
+            "--set",
+            "data.transform.pad_to=16",
+            "--set",
+            "data.transform.mean=[0.25]",
+            "--set",
+            "data.transform.std=[0.5]",
         ],
         dir.path(),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = kd_cli(
-        &["export", "out/distilled.safetensors", "--format", "torchscript", "--out", "model.pt"],
+        &[
+            "export",
+            "out/distilled.safetensors",
+            "--format",
+            "torchscript",
+            "--out",
+            "model.pt",
+        ],
         dir.path(),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let exported = dir.path().join("model.pt");
 
     // Reference: the saved model with the run's transform, applied by kd itself.
@@ -371,22 +394,135 @@ fn exported_torchscript_runs_in_python_with_the_preprocessing_built_in() {
 
     let module = tch::CModule::load(&exported).unwrap();
     let got = tch::no_grad(|| module.forward_ts(&[&x]).unwrap());
-    assert!(got.allclose(&expected, 1e-5, 1e-5, false), "{got} vs {expected}");
+    assert!(
+        got.allclose(&expected, 1e-5, 1e-5, false),
+        "{got} vs {expected}"
+    );
 
-    let Some(python) = common::venv_python() else { return };
+    let Some(python) = common::venv_python() else {
+        return;
+    };
     let script = format!(
         "import torch, json\nm = torch.jit.load({:?})\nx = torch.linspace(0, 1, 3 * 144).reshape(3, 1, 12, 12)\nprint(json.dumps(m(x).tolist()))",
         exported.display().to_string()
     );
-    let py = std::process::Command::new(python).args(["-c", &script]).output().unwrap();
-    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let py = std::process::Command::new(python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
     let stdout = String::from_utf8_lossy(&py.stdout);
     let rows: Vec<Vec<f64>> = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let expected: Vec<Vec<f64>> = Vec::try_from(expected.to_kind(Kind::Double)).unwrap();
     for (a, b) in rows.iter().flatten().zip(expected.iter().flatten()) {
-        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "python {a} vs kd {b}");
+        assert!(
+            (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+            "python {a} vs kd {b}"
+        );
     }
     assert_eq!(rows.len(), 3);
+}
+
+#[test]
+fn predict_reads_png_files_and_agrees_with_the_model() {
+    use kd_data::TransformConfig;
+    use kd_models::{metadata::read_metadata, Model, ModelConfig};
+    use tch::{Device, Kind, Tensor};
+    let (dir, _) = workspace_with(TINY_CONFIG);
+    run_ok(dir.path(), "run.toml", "out");
+    // Three test images as RGB PNGs (gray repeated: luma gives the bytes back exactly).
+    let test = kd_data::load_mnist_family(&dir.path().join("data"))
+        .unwrap()
+        .test;
+    let mut names = Vec::new();
+    let mut stored = Vec::new();
+    for i in 0..3 {
+        let bytes = test
+            .images()
+            .index_axis(ndarray::Axis(0), i)
+            .iter()
+            .copied()
+            .collect::<Vec<u8>>();
+        let gray = Tensor::from_slice(&bytes).view([1, 12, 12]);
+        let name = format!("img{i}.png");
+        tch::vision::image::save(&gray.repeat([3, 1, 1]), dir.path().join(&name)).unwrap();
+        names.push(name);
+        stored.push(gray);
+    }
+    let mut args = vec![
+        "predict",
+        "out/distilled.safetensors",
+        "--top-k",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+    ];
+    args.extend(names.iter().map(String::as_str));
+    let out = kd_cli(&args, dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let predictions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let weights = dir.path().join("out/distilled.safetensors");
+    let meta = read_metadata(&weights).unwrap();
+    let config: ModelConfig = serde_json::from_str(&meta["kd.model"]).unwrap();
+    let transform: TransformConfig = serde_json::from_str(&meta["kd.transform"]).unwrap();
+    let mut model = Model::new(&config, 1, 12, 10, Device::Cpu).unwrap();
+    model.load(&weights).unwrap();
+    let x = transform.apply(&Tensor::stack(&stored, 0));
+    let probs = tch::no_grad(|| model.forward_t(&x, false).softmax(-1, Kind::Float));
+    let names_of = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ];
+    for i in 0..3 {
+        let top = &predictions[i]["top"];
+        assert_eq!(top.as_array().unwrap().len(), 2);
+        let best = probs.get(i as i64).argmax(0, false).int64_value(&[]);
+        assert_eq!(top[0][0], names_of[best as usize], "{predictions}");
+        let p = probs.double_value(&[i as i64, best]);
+        assert!(
+            (top[0][1].as_f64().unwrap() - p).abs() < 1e-5,
+            "{predictions}"
+        );
+    }
+
+    // Not an image, and no such file: errors naming the file, exit 1, no panic.
+    std::fs::write(dir.path().join("fake.png"), "not an image").unwrap();
+    for bad in ["fake.png", "missing.png"] {
+        let out = kd_cli(
+            &[
+                "predict",
+                "out/distilled.safetensors",
+                bad,
+                "--device",
+                "cpu",
+            ],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(bad) && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

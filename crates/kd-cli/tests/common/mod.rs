@@ -45,6 +45,7 @@ pub fn run_ok(cwd: &Path, config: &str, out: &str) -> serde_json::Value {
 
 /// The Python of the venv `cargo xtask setup` made (`KD_VENV`, or `<workspace>/.venv`), with
 /// PyTorch; `None` (and a `SKIPPED` note) when there is none.
+#[allow(dead_code)] // each test binary compiles this module; not all of them use this
 pub fn venv_python() -> Option<PathBuf> {
     let venv = std::env::var_os("KD_VENV")
         .map(PathBuf::from)
@@ -53,7 +54,10 @@ pub fn venv_python() -> Option<PathBuf> {
     if python.exists() {
         Some(python)
     } else {
-        eprintln!("SKIPPED: no venv Python at {} (run `cargo xtask setup`)", python.display());
+        eprintln!(
+            "SKIPPED: no venv Python at {} (run `cargo xtask setup`)",
+            python.display()
+        );
         None
     }
 }

@@ -1,0 +1,115 @@
+//! `kd-cli predict MODEL IMAGE...`: the top-k classes of each image (PNG, JPEG, BMP, TGA —
+//! what stb_image reads) under a model saved by `kd-cli run`. Images are read as RGB bytes,
+//! reduced to gray (ITU-R BT.601 luma) for one-channel models, resized (stb_image_resize) to
+//! the dataset's image size when they differ, then preprocessed exactly as in training.
+//! They should look like the dataset's images: Fashion-MNIST is a light garment on black.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+/// The prediction for one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub image: String,
+    /// `(class name, probability)`, most probable first.
+    pub top: Vec<(String, f64)>,
+}
+
+/// `[c, h, w]` u8 image in the model's channel count and size.
+fn read_image(path: &Path, [c, h, w]: [usize; 3]) -> Result<Tensor> {
+    if !path.is_file() {
+        bail!("{}: no such image file", path.display());
+    }
+    let rgb = tch::vision::image::load(path).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not an image stb_image can read (PNG, JPEG, BMP, TGA): {}",
+            path.display(),
+            e.to_string().lines().next().unwrap_or_default()
+        )
+    })?;
+    let (_, ih, iw) = rgb.size3().context("image is [c, h, w]")?;
+    let rgb = if (ih, iw) == (h as i64, w as i64) {
+        rgb
+    } else {
+        tch::vision::image::resize(&rgb, w as i64, h as i64)
+            .with_context(|| format!("{}: cannot resize to {w}x{h}", path.display()))?
+    };
+    Ok(match c {
+        3 => rgb,
+        1 => {
+            let luma = Tensor::from_slice(&[0.299f32, 0.587, 0.114]).view([3, 1, 1]);
+            (rgb.to_kind(Kind::Float) * luma)
+                .sum_dim_intlist([0i64].as_slice(), true, Kind::Float)
+                .round()
+                .clamp(0.0, 255.0)
+                .to_kind(Kind::Uint8)
+        }
+        other => bail!("model expects {other}-channel images; only 1 and 3 are supported"),
+    })
+}
+
+/// Top-`k` classes of every image under the model at `model_path`.
+pub fn predict(
+    model_path: &Path,
+    images: &[PathBuf],
+    k: usize,
+    device: Device,
+) -> Result<Vec<Prediction>> {
+    if images.is_empty() {
+        bail!("expected at least one IMAGE");
+    }
+    let (model, info) = crate::saved_model::open(model_path, device)?;
+    let batch = images
+        .iter()
+        .map(|p| read_image(p, info.input_shape))
+        .collect::<Result<Vec<_>>>()?;
+    let x = info
+        .transform
+        .apply(&Tensor::stack(&batch, 0).to_device(device));
+    let probs =
+        tch::no_grad(|| model.forward_t(&x, false).softmax(-1, Kind::Float)).to_device(Device::Cpu);
+    let k = k.clamp(1, info.classes);
+    let (values, indices) = probs.topk(k as i64, -1, true, true);
+    let names = info
+        .dataset
+        .class_names()
+        .filter(|n| n.len() == info.classes);
+    images
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let p: Vec<f64> = Vec::try_from(values.get(i as i64).to_kind(Kind::Double))?;
+            let idx: Vec<i64> = Vec::try_from(indices.get(i as i64))?;
+            Ok(Prediction {
+                image: path.display().to_string(),
+                top: idx
+                    .iter()
+                    .zip(p)
+                    .map(|(&c, p)| {
+                        let name =
+                            names.map_or_else(|| c.to_string(), |n| n[c as usize].to_string());
+                        (name, p)
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// One line per image: `path: class (p) , class (p), ...`.
+pub fn text(predictions: &[Prediction]) -> String {
+    predictions
+        .iter()
+        .map(|p| {
+            let top: Vec<String> = p
+                .top
+                .iter()
+                .map(|(c, prob)| format!("{c} {:.1}%", 100.0 * prob))
+                .collect();
+            format!("{}: {}\n", p.image, top.join(", "))
+        })
+        .collect()
+}
