@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use kd_data::{BatchLoader, ImageDataset};
+use kd_models::Model;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
@@ -52,28 +53,14 @@ pub fn eval(
         );
     }
     let loader = BatchLoader::new(&data, 1000, info.transform.clone(), device);
-    let predicted = kd_train::predict_logits(&model, &loader).argmax(-1, false);
-    let labels: Vec<i64> = data.labels().iter().map(|&l| i64::from(l)).collect();
-    let k = info.classes as i64;
-    // confusion[t][p] = #(label t, prediction p), counted by bincount of t * k + p.
-    let cells = Tensor::from_slice(&labels).to_device(predicted.device()) * k + &predicted;
-    let confusion: Vec<i64> = Vec::try_from(
-        cells
-            .bincount(None::<Tensor>, k * k)
-            .to_kind(Kind::Int64)
-            .to_device(Device::Cpu),
-    )?;
-    let confusion: Vec<Vec<i64>> = confusion.chunks(k as usize).map(<[i64]>::to_vec).collect();
-    let correct: i64 = (0..k as usize).map(|i| confusion[i][i]).sum();
+    let confusion = confusion_matrix(&model, &loader, info.classes)?;
+    let correct: i64 = (0..info.classes).map(|i| confusion[i][i]).sum();
     let per_class_accuracy = confusion
         .iter()
         .enumerate()
         .map(|(i, row)| row[i] as f64 / row.iter().sum::<i64>().max(1) as f64)
         .collect();
-    let classes = match info.dataset.class_names() {
-        Some(names) if names.len() == info.classes => names.iter().map(|s| s.to_string()).collect(),
-        _ => (0..info.classes).map(|i| i.to_string()).collect(),
-    };
+    let classes = class_labels(info.dataset, info.classes);
     Ok(EvalReport {
         model: model_path.display().to_string(),
         dataset: serde_json::to_value(info.dataset)?
@@ -88,6 +75,40 @@ pub fn eval(
         per_class_accuracy,
         confusion,
     })
+}
+
+/// `confusion[t][p]`: how many images of `loader`'s dataset with label `t` the model
+/// predicts as `p`.
+pub fn confusion_matrix(
+    model: &Model,
+    loader: &BatchLoader,
+    classes: usize,
+) -> Result<Vec<Vec<i64>>> {
+    let predicted = kd_train::predict_logits(model, loader).argmax(-1, false);
+    let labels: Vec<i64> = loader
+        .dataset()
+        .labels()
+        .iter()
+        .map(|&l| i64::from(l))
+        .collect();
+    let k = classes as i64;
+    // Counted by a bincount of t * k + p.
+    let cells = Tensor::from_slice(&labels).to_device(predicted.device()) * k + &predicted;
+    let counts: Vec<i64> = Vec::try_from(
+        cells
+            .bincount(None::<Tensor>, k * k)
+            .to_kind(Kind::Int64)
+            .to_device(Device::Cpu),
+    )?;
+    Ok(counts.chunks(classes).map(<[i64]>::to_vec).collect())
+}
+
+/// Class names of `dataset` (or indices when it has none).
+pub fn class_labels(dataset: kd_data::DatasetKind, classes: usize) -> Vec<String> {
+    match dataset.class_names() {
+        Some(names) if names.len() == classes => names.iter().map(|s| s.to_string()).collect(),
+        _ => (0..classes).map(|i| i.to_string()).collect(),
+    }
 }
 
 impl EvalReport {

@@ -8,6 +8,7 @@ mod config;
 mod env;
 mod eval;
 mod export;
+mod plots;
 mod predict;
 mod progress;
 mod report;

@@ -187,6 +187,32 @@ fn cross_entropy() -> serde_json::Value {
     serde_json::json!({ "loss": "cross-entropy" })
 }
 
+/// The run's PNG plots; a plot that cannot be drawn (no font, say) is a warning, not a
+/// failed run. Each is drawn to a temporary file and renamed.
+fn write_plots(out: &Path, log: &RunLog, dataset: kd_data::DatasetKind, confusion: &[Vec<i64>]) {
+    let classes = crate::eval::class_labels(dataset, confusion.len());
+    type Draw<'a> = &'a dyn Fn(&Path) -> Result<()>;
+    let plots: [(&str, Draw); 3] = [
+        ("learning_curves.png", &|p| {
+            crate::plots::learning_curves(log.rows(), p)
+        }),
+        ("lr_schedule.png", &|p| {
+            crate::plots::lr_schedule(log.rows(), p)
+        }),
+        ("confusion_distilled.png", &|p| {
+            crate::plots::confusion("distilled student, test set", &classes, confusion, p)
+        }),
+    ];
+    for (name, draw) in plots {
+        let tmp = out.join(format!(".{name}.partial.png"));
+        let result = draw(&tmp).and_then(|()| Ok(std::fs::rename(&tmp, out.join(name))?));
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!("{name} not drawn: {e:#}");
+        }
+    }
+}
+
 /// Builds `model` for `[channels, height, classes]` on `device` with the run's precision and
 /// memory format.
 fn build_model(
@@ -453,6 +479,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         distill_objective,
         Some(&outcome),
     )?;
+    let distilled_confusion = crate::eval::confusion_matrix(&distilled, &test_loader, classes)?;
     drop(distilled);
     drop(caches);
     drop(teacher);
@@ -510,5 +537,6 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     write_atomic(&out.join("report.md"), report.markdown().as_bytes())?;
+    write_plots(&out, &log, cfg.data.dataset, &distilled_confusion);
     Ok(report)
 }

@@ -22,6 +22,11 @@ impl RunLog {
         }
     }
 
+    /// Every epoch logged, with its model's role.
+    pub fn rows(&self) -> &[(String, EpochMetrics)] {
+        &self.rows
+    }
+
     /// Records one event of `model` after `epoch`.
     pub fn event(&mut self, model: &str, epoch: usize, action: &str, detail: &str) {
         self.events.push(serde_json::json!({

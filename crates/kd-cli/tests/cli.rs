@@ -150,6 +150,17 @@ fn tiny_end_to_end_run_writes_a_complete_run_directory() {
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
     }
+    // The plots, where the machine has the font they are drawn with.
+    if Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists() {
+        for png in [
+            "learning_curves.png",
+            "lr_schedule.png",
+            "confusion_distilled.png",
+        ] {
+            let bytes = std::fs::read(run.join(png)).unwrap();
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png}");
+        }
+    }
     // The resolved config round-trips and carries the defaults that were filled in.
     let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(
