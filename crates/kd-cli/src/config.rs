@@ -398,6 +398,18 @@ mod tests {
     }
 
     #[test]
+    fn the_configuration_reference_holds_the_default_config_verbatim() {
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"),
+        )
+        .unwrap();
+        assert!(
+            doc.contains(&format!("```toml\n{DEFAULT_CONFIG}```")),
+            "docs/configuration.md is out of date: paste `kd-cli config default` into its toml block"
+        );
+    }
+
+    #[test]
     fn overrides_apply_in_order_and_keep_the_defaults_of_their_place() {
         let sets: Vec<Override> = [
             "teacher.train.epochs=3",

@@ -82,6 +82,17 @@ fn workspace_with(config: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, cfg)
 }
 
+/// A one-channel model saved by a tiny run (inputs `hw` x `hw` after its transform), built
+/// from the file's metadata and weights by kd's libraries directly, and its transform.
+fn saved_model(weights: &Path, hw: usize) -> (kd_models::Model, kd_data::TransformConfig) {
+    let meta = kd_models::metadata::read_metadata(weights).unwrap();
+    let config: kd_models::ModelConfig = serde_json::from_str(&meta["kd.model"]).unwrap();
+    let transform = serde_json::from_str(&meta["kd.transform"]).unwrap();
+    let mut model = kd_models::Model::new(&config, 1, hw, 10, tch::Device::Cpu).unwrap();
+    model.load(weights).unwrap();
+    (model, transform)
+}
+
 #[test]
 fn tiny_end_to_end_run_writes_a_complete_run_directory() {
     let (dir, _) = workspace_with(TINY_CONFIG);
@@ -349,8 +360,6 @@ fn eval_reproduces_the_runs_test_accuracy_from_the_model_file_alone() {
 
 #[test]
 fn exported_torchscript_runs_in_python_with_the_preprocessing_built_in() {
-    use kd_data::TransformConfig;
-    use kd_models::{metadata::read_metadata, Model, ModelConfig};
     use tch::{Device, Kind, Tensor};
     let (dir, _) = workspace_with(TINY_CONFIG);
     // Padding and normalization, so the built-in preprocessing is exercised.
@@ -393,12 +402,7 @@ fn exported_torchscript_runs_in_python_with_the_preprocessing_built_in() {
     let exported = dir.path().join("model.pt");
 
     // Reference: the saved model with the run's transform, applied by kd itself.
-    let weights = dir.path().join("out/distilled.safetensors");
-    let meta = read_metadata(&weights).unwrap();
-    let config: ModelConfig = serde_json::from_str(&meta["kd.model"]).unwrap();
-    let transform: TransformConfig = serde_json::from_str(&meta["kd.transform"]).unwrap();
-    let mut model = Model::new(&config, 1, 16, 10, Device::Cpu).unwrap();
-    model.load(&weights).unwrap();
+    let (model, transform) = saved_model(&dir.path().join("out/distilled.safetensors"), 16);
     // Three images of the native 12x12 size (another batch size than the trace's 2).
     let x = Tensor::linspace(0.0, 1.0, 3 * 144, (Kind::Float, Device::Cpu)).view([3, 1, 12, 12]);
     let expected = tch::no_grad(|| model.forward_t(&transform.apply_unit(&x), false));
@@ -440,9 +444,7 @@ fn exported_torchscript_runs_in_python_with_the_preprocessing_built_in() {
 
 #[test]
 fn predict_reads_png_files_and_agrees_with_the_model() {
-    use kd_data::TransformConfig;
-    use kd_models::{metadata::read_metadata, Model, ModelConfig};
-    use tch::{Device, Kind, Tensor};
+    use tch::{Kind, Tensor};
     let (dir, _) = workspace_with(TINY_CONFIG);
     run_ok(dir.path(), "run.toml", "out");
     // Three test images as RGB PNGs (gray repeated: luma gives the bytes back exactly).
@@ -482,26 +484,10 @@ fn predict_reads_png_files_and_agrees_with_the_model() {
     );
     let predictions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 
-    let weights = dir.path().join("out/distilled.safetensors");
-    let meta = read_metadata(&weights).unwrap();
-    let config: ModelConfig = serde_json::from_str(&meta["kd.model"]).unwrap();
-    let transform: TransformConfig = serde_json::from_str(&meta["kd.transform"]).unwrap();
-    let mut model = Model::new(&config, 1, 12, 10, Device::Cpu).unwrap();
-    model.load(&weights).unwrap();
+    let (model, transform) = saved_model(&dir.path().join("out/distilled.safetensors"), 12);
     let x = transform.apply(&Tensor::stack(&stored, 0));
     let probs = tch::no_grad(|| model.forward_t(&x, false).softmax(-1, Kind::Float));
-    let names_of = [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ];
+    let names_of = kd_data::DatasetKind::FashionMnist.class_names().unwrap();
     for i in 0..3 {
         let top = &predictions[i]["top"];
         assert_eq!(top.as_array().unwrap().len(), 2);
