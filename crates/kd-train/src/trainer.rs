@@ -155,7 +155,8 @@ pub fn fit_with(
     phase: &str,
     progress: &mut dyn Progress,
 ) -> Result<FitOutcome> {
-    let _span = tracing::info_span!("fit", phase).entered();
+    // A debug-level span: shown with `-v`, silent in the default epoch lines.
+    let _span = tracing::debug_span!("fit", phase).entered();
     config.validate(phase)?;
     let start = Instant::now();
     let mut opt = nn::Adam {
