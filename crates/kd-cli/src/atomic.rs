@@ -6,6 +6,25 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+/// Has `write` produce a file at a temporary path beside `path` (same extension, for
+/// writers that pick the format from it), then moves it over `path`; on failure the
+/// temporary file is removed and `path` is untouched.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let suffix = path
+        .extension()
+        .map_or(String::new(), |e| format!(".{}", e.to_string_lossy()));
+    let tmp = tempfile::Builder::new()
+        .suffix(&suffix)
+        .tempfile_in(dir)
+        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?
+        .into_temp_path();
+    write(&tmp)?;
+    tmp.persist(path)
+        .with_context(|| format!("{}: cannot replace", path.display()))?;
+    Ok(())
+}
+
 /// Writes `contents` to `path` atomically.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -68,6 +68,7 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
     let indices = Tensor::arange(b, (Kind::Int64, dev));
     let cache = LogitCache::from_logits(tch::no_grad(|| teacher.forward_t(&x, false)));
     let mut lines = Vec::new();
+    let (device, torch) = (crate::env::device_name(dev), crate::env::torch_version());
     for &mode in &args.modes {
         let (model, lr) = match mode {
             BenchMode::Teacher => (&teacher, 1e-5),
@@ -123,10 +124,10 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
                 "batch": args.batch,
                 "steps": args.steps,
                 "images_per_s": (args.batch * args.steps) as f64 / seconds,
-                "device": crate::env::device_name(dev),
+                "device": device,
                 "precision": args.precision.name(),
                 "threads": tch::get_num_threads(),
-                "torch": crate::env::torch_version(),
+                "torch": torch,
             })
             .to_string(),
         );

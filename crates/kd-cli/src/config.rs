@@ -55,13 +55,26 @@ impl Default for RunConfig {
     }
 }
 
-/// Where the compute runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where the compute runs (the config's `device`, and `--device`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceChoice {
     Auto,
     Cpu,
     Cuda,
+}
+
+impl DeviceChoice {
+    /// The device: `auto` is CUDA when available; `cuda` without one is an error naming
+    /// `key`.
+    pub fn resolve(self, key: &str) -> Result<tch::Device> {
+        Ok(match self {
+            Self::Auto => crate::env::default_device(),
+            Self::Cpu => tch::Device::Cpu,
+            Self::Cuda if tch::Cuda::is_available() => tch::Device::Cuda(0),
+            Self::Cuda => bail!("{key}: expected a CUDA device, but none is available"),
+        })
+    }
 }
 
 /// Which dataset, where, and how it is split and preprocessed.
@@ -247,9 +260,7 @@ impl RunConfig {
     /// place, so `[teacher.train] epochs = 3` keeps the teacher's default learning rate
     /// (not the student's, which a bare `TrainConfig` default would give).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read the config", path.display()))?;
-        Self::parse(&text, path)
+        Self::load_with(path, &[])
     }
 
     /// [`RunConfig::load`], then the `--set` overrides on top.
@@ -260,6 +271,7 @@ impl RunConfig {
     }
 
     /// Parses a config's text; `path` names it in errors.
+    #[cfg(test)]
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         Self::parse_with(text, path, &[])
     }

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use kd_data::{BatchLoader, ImageDataset};
-use kd_models::Model;
 use serde::Serialize;
-use tch::{Device, Kind, Tensor};
+use tch::Device;
 
 /// What `eval` measured.
 #[derive(Debug, Clone, Serialize)]
@@ -53,8 +52,13 @@ pub fn eval(
         );
     }
     let loader = BatchLoader::new(&data, 1000, info.transform.clone(), device);
-    let confusion = confusion_matrix(&model, &loader, info.classes)?;
-    let correct: i64 = (0..info.classes).map(|i| confusion[i][i]).sum();
+    let (evaluation, confusion) = kd_train::evaluate_with_confusion(
+        &model,
+        &loader,
+        &kd_train::Objective::CrossEntropy,
+        kd_train::Split::Validation,
+        info.classes,
+    );
     let per_class_accuracy = confusion
         .iter()
         .enumerate()
@@ -63,44 +67,15 @@ pub fn eval(
     let classes = class_labels(info.dataset, info.classes);
     Ok(EvalReport {
         model: model_path.display().to_string(),
-        dataset: serde_json::to_value(info.dataset)?
-            .as_str()
-            .unwrap_or_default()
-            .into(),
+        dataset: info.dataset.name().into(),
         data_dir: dir.display().to_string(),
         split: split.into(),
         images: data.len(),
-        accuracy: correct as f64 / data.len().max(1) as f64,
+        accuracy: evaluation.accuracy,
         classes,
         per_class_accuracy,
         confusion,
     })
-}
-
-/// `confusion[t][p]`: how many images of `loader`'s dataset with label `t` the model
-/// predicts as `p`.
-pub fn confusion_matrix(
-    model: &Model,
-    loader: &BatchLoader,
-    classes: usize,
-) -> Result<Vec<Vec<i64>>> {
-    let predicted = kd_train::predict_logits(model, loader).argmax(-1, false);
-    let labels: Vec<i64> = loader
-        .dataset()
-        .labels()
-        .iter()
-        .map(|&l| i64::from(l))
-        .collect();
-    let k = classes as i64;
-    // Counted by a bincount of t * k + p.
-    let cells = Tensor::from_slice(&labels).to_device(predicted.device()) * k + &predicted;
-    let counts: Vec<i64> = Vec::try_from(
-        cells
-            .bincount(None::<Tensor>, k * k)
-            .to_kind(Kind::Int64)
-            .to_device(Device::Cpu),
-    )?;
-    Ok(counts.chunks(classes).map(<[i64]>::to_vec).collect())
 }
 
 /// Class names of `dataset` (or indices when it has none).

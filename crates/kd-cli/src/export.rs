@@ -46,13 +46,12 @@ pub fn export(model_path: &Path, format: &str, out: &Path) -> Result<()> {
         })
     })
     .with_context(|| format!("{}: cannot trace the model", model_path.display()))?;
-    let file_name = out
-        .file_name()
-        .with_context(|| format!("--out: expected a file path, got {}", out.display()))?;
-    let tmp = out.with_file_name(format!(".{}.partial", file_name.to_string_lossy()));
-    module
-        .save(&tmp)
-        .with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
-    Ok(())
+    if out.file_name().is_none() {
+        bail!("--out: expected a file path, got {}", out.display());
+    }
+    crate::atomic::write_atomic_with(out, |tmp| {
+        module
+            .save(tmp)
+            .with_context(|| format!("{}: cannot write", out.display()))
+    })
 }

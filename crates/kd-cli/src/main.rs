@@ -68,9 +68,9 @@ enum Command {
         /// `test` or `train`.
         #[arg(long, default_value = "test")]
         split: String,
-        /// `cpu`, `cuda`, or `auto`.
-        #[arg(long, default_value = "auto")]
-        device: String,
+        /// `cpu`, `cuda`, or `auto` (CUDA when available).
+        #[arg(long, value_enum, default_value = "auto")]
+        device: config::DeviceChoice,
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
@@ -85,9 +85,9 @@ enum Command {
         /// How many classes to show per image.
         #[arg(long, default_value_t = 3)]
         top_k: usize,
-        /// `cpu`, `cuda`, or `auto`.
-        #[arg(long, default_value = "auto")]
-        device: String,
+        /// `cpu`, `cuda`, or `auto` (CUDA when available).
+        #[arg(long, value_enum, default_value = "auto")]
+        device: config::DeviceChoice,
         /// Print JSON instead of one line per image.
         #[arg(long)]
         json: bool,
@@ -133,9 +133,9 @@ enum Command {
         /// Untimed steps before them.
         #[arg(long, default_value_t = 2)]
         warmup: usize,
-        /// `cpu`, `cuda`, or `auto`.
-        #[arg(long, default_value = "auto")]
-        device: String,
+        /// `cpu`, `cuda`, or `auto` (CUDA when available).
+        #[arg(long, value_enum, default_value = "auto")]
+        device: config::DeviceChoice,
         /// libtorch CPU threads (0: libtorch's default).
         #[arg(long, default_value_t = 0)]
         threads: usize,
@@ -169,19 +169,13 @@ fn parse_precision(name: &str) -> Result<kd_models::Precision, String> {
         .ok_or_else(|| format!("expected f32, bf16 or f16, got {name:?}"))
 }
 
-/// `--device auto|cpu|cuda`.
-fn parse_device(device: &str) -> anyhow::Result<tch::Device> {
-    Ok(match device {
-        "auto" => env::default_device(),
-        "cpu" => tch::Device::Cpu,
-        "cuda" if tch::Cuda::is_available() => tch::Device::Cuda(0),
-        other => anyhow::bail!("--device: expected auto, cpu or an available cuda, got {other:?}"),
-    })
-}
-
 /// Sets the device and thread count of `kd-cli bench`, runs it, prints its lines.
-fn bench_command(mut args: bench::BenchArgs, device: &str, threads: usize) -> anyhow::Result<()> {
-    let device = parse_device(device)?;
+fn bench_command(
+    mut args: bench::BenchArgs,
+    device: config::DeviceChoice,
+    threads: usize,
+) -> anyhow::Result<()> {
+    let device = device.resolve("--device")?;
     if args.batch == 0 || args.steps == 0 {
         anyhow::bail!("--batch and --steps: expected at least 1");
     }
@@ -255,7 +249,7 @@ fn main() -> ExitCode {
                 precision,
                 channels_last,
             },
-            &device,
+            device,
             threads,
         ),
         Command::Summary { config } => summary::summary(&config).map(|t| print!("{t}")),
@@ -266,7 +260,8 @@ fn main() -> ExitCode {
             split,
             device,
             json,
-        } => parse_device(&device)
+        } => device
+            .resolve("--device")
             .and_then(|d| eval::eval(&model, data, &split, d))
             .and_then(|r| {
                 if json {
@@ -282,7 +277,8 @@ fn main() -> ExitCode {
             top_k,
             device,
             json,
-        } => parse_device(&device)
+        } => device
+            .resolve("--device")
             .and_then(|d| predict::predict(&model, &images, top_k, d))
             .and_then(|p| {
                 if json {

@@ -73,10 +73,7 @@ pub fn predict(
         tch::no_grad(|| model.forward_t(&x, false).softmax(-1, Kind::Float)).to_device(Device::Cpu);
     let k = k.clamp(1, info.classes);
     let (values, indices) = probs.topk(k as i64, -1, true, true);
-    let names = info
-        .dataset
-        .class_names()
-        .filter(|n| n.len() == info.classes);
+    let names = crate::eval::class_labels(info.dataset, info.classes);
     images
         .iter()
         .enumerate()
@@ -88,11 +85,7 @@ pub fn predict(
                 top: idx
                     .iter()
                     .zip(p)
-                    .map(|(&c, p)| {
-                        let name =
-                            names.map_or_else(|| c.to_string(), |n| n[c as usize].to_string());
-                        (name, p)
-                    })
+                    .map(|(&c, p)| (names[c as usize].clone(), p))
                     .collect(),
             })
         })

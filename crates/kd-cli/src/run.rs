@@ -15,14 +15,16 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use kd_core::{FitNetsConfig, FitNetsHint, LogitCache, LossConfig};
-use kd_data::{holdout_split, random_subset, BatchLoader, ImageDataset};
+use kd_data::{
+    holdout_split, random_subset, BatchLoader, DatasetKind, ImageDataset, TransformConfig,
+};
 use kd_models::{Model, ModelConfig};
-use kd_train::{evaluate, fit_with, FitOutcome, Objective, Split, TeacherSignal};
+use kd_train::{evaluate_with_confusion, fit_with, FitOutcome, Objective, Split, TeacherSignal};
 use tch::Device;
 
 use crate::atomic::write_atomic;
-use crate::config::{DeviceChoice, RunConfig};
-use crate::env::{default_device, device_name, peak_rss_bytes, prepare_device};
+use crate::config::RunConfig;
+use crate::env::{device_name, peak_rss_bytes, prepare_device};
 use crate::progress::TerminalProgress;
 use crate::report::{median, ModelReport, Report};
 use crate::run_log::RunLog;
@@ -69,24 +71,16 @@ fn load_data(cfg: &RunConfig) -> Result<RunData> {
     Ok(RunData { train, val, test })
 }
 
-fn pick_device(choice: DeviceChoice) -> Result<Device> {
-    Ok(match choice {
-        DeviceChoice::Auto => default_device(),
-        DeviceChoice::Cpu => Device::Cpu,
-        DeviceChoice::Cuda if tch::Cuda::is_available() => Device::Cuda(0),
-        DeviceChoice::Cuda => {
-            bail!("device: expected a CUDA device (device = \"cuda\"), but none is available")
-        }
-    })
-}
-
 /// Trains or loads a model, saves it, evaluates it on the test set.
 struct Phase<'a> {
     out: &'a Path,
     test: &'a BatchLoader<'a>,
     log: &'a mut RunLog,
-    /// What every saved model is, but its architecture (filled per model).
-    info: ModelInfo,
+    /// What every saved model takes as input (each file adds its architecture).
+    input_shape: [usize; 3],
+    classes: usize,
+    transform: &'a TransformConfig,
+    dataset: DatasetKind,
 }
 
 impl Phase<'_> {
@@ -95,22 +89,25 @@ impl Phase<'_> {
         role: &str,
         model: &Model,
         config: &ModelConfig,
-        describe: (String, Option<String>),
+        pretrained: Option<String>,
         objective: serde_json::Value,
         outcome: Option<&FitOutcome>,
-    ) -> Result<ModelReport> {
+    ) -> Result<(ModelReport, Vec<Vec<i64>>)> {
         let weights = format!("{role}.safetensors");
         let info = ModelInfo {
             model: config.clone(),
-            ..self.info.clone()
+            input_shape: self.input_shape,
+            classes: self.classes,
+            transform: self.transform.clone(),
+            dataset: self.dataset,
         };
         let file_bytes = model.save_with_metadata(&self.out.join(&weights), &info.to_metadata())?;
-        let (architecture, pretrained) = describe;
-        let eval = evaluate(
+        let (eval, confusion) = evaluate_with_confusion(
             model,
             self.test,
             &Objective::CrossEntropy,
             Split::Validation,
+            self.classes,
         );
         let history = outcome.map(|o| o.history.epochs.as_slice()).unwrap_or(&[]);
         if let Some(outcome) = outcome {
@@ -125,9 +122,9 @@ impl Phase<'_> {
             model.trainable_parameters(),
             file_bytes as f64 / 1048576.0
         );
-        Ok(ModelReport {
+        let report = ModelReport {
             role: role.into(),
-            architecture,
+            architecture: config.describe(),
             pretrained,
             objective,
             test_accuracy: eval.accuracy,
@@ -140,7 +137,8 @@ impl Phase<'_> {
             train_images_per_s: median(&throughputs),
             eval_images_per_s: eval.images_per_s,
             weights,
-        })
+        };
+        Ok((report, confusion))
     }
 }
 
@@ -157,8 +155,7 @@ fn fitnets_hint(
         (tch::Kind::Float, student.var_store().device()),
     );
     let channels = |model: &Model, key: &str, layer: &str| -> Result<i64> {
-        let Some((_, features)) = tch::no_grad(|| model.forward_features(&probe, false, &[layer]))
-        else {
+        let Some(feature) = tch::no_grad(|| model.forward_feature(&probe, false, layer)) else {
             let names: Vec<&str> = model
                 .layers()
                 .layers()
@@ -167,7 +164,7 @@ fn fitnets_hint(
                 .collect();
             bail!("distill.{key}: expected one of the model's layers {names:?}, got {layer:?}");
         };
-        let size = features[0].size();
+        let size = feature.size();
         if size.len() != 4 {
             bail!(
                 "distill.{key}: expected a layer with a [c, h, w] output, {layer} gives {:?}",
@@ -187,8 +184,8 @@ fn cross_entropy() -> serde_json::Value {
     serde_json::json!({ "loss": "cross-entropy" })
 }
 
-/// The run's PNG plots; a plot that cannot be drawn (no font, say) is a warning, not a
-/// failed run. Each is drawn to a temporary file and renamed.
+/// The run's PNG plots, each written atomically; a plot that cannot be drawn (no font, say)
+/// is a warning, not a failed run.
 fn write_plots(out: &Path, log: &RunLog, dataset: kd_data::DatasetKind, confusion: &[Vec<i64>]) {
     let classes = crate::eval::class_labels(dataset, confusion.len());
     type Draw<'a> = &'a dyn Fn(&Path) -> Result<()>;
@@ -204,10 +201,7 @@ fn write_plots(out: &Path, log: &RunLog, dataset: kd_data::DatasetKind, confusio
         }),
     ];
     for (name, draw) in plots {
-        let tmp = out.join(format!(".{name}.partial.png"));
-        let result = draw(&tmp).and_then(|()| Ok(std::fs::rename(&tmp, out.join(name))?));
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
+        if let Err(e) = crate::atomic::write_atomic_with(&out.join(name), draw) {
             tracing::warn!("{name} not drawn: {e:#}");
         }
     }
@@ -266,7 +260,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
             .validate(key, h)
             .with_context(|| format!("{}: invalid config", config_path.display()))?;
     }
-    let device = pick_device(cfg.device)?;
+    let device = cfg.device.resolve("device")?;
     prepare_device(device);
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
@@ -310,13 +304,10 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         out: &out,
         test: &test_loader,
         log: &mut log,
-        info: ModelInfo {
-            model: cfg.student.model.clone(),
-            input_shape: data.train.image_shape(),
-            classes,
-            transform: cfg.data.transform.clone(),
-            dataset: cfg.data.dataset,
-        },
+        input_shape: data.train.image_shape(),
+        classes,
+        transform: tf,
+        dataset: cfg.data.dataset,
     };
 
     // Teacher: load or train (from pretrained feature weights when configured).
@@ -352,8 +343,6 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         fitnets_hint(f, &teacher, &probe_student, [c, h, h])
             .with_context(|| format!("{}: invalid config", config_path.display()))?;
     }
-    let teacher_describe = (cfg.teacher.model.describe(), teacher_origin);
-    let student_describe = || (cfg.student.model.describe(), None);
     let teacher_outcome = match &cfg.teacher.checkpoint {
         Some(path) => {
             teacher.load(path)?;
@@ -378,11 +367,11 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         }
     };
     teacher.freeze();
-    let teacher_report = phase.finish(
+    let (teacher_report, _) = phase.finish(
         "teacher",
         &teacher,
         &teacher_cfg,
-        teacher_describe,
+        teacher_origin,
         cross_entropy(),
         teacher_outcome.as_ref(),
     )?;
@@ -471,15 +460,14 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         "distilled",
         &mut bars,
     )?;
-    let distilled_report = phase.finish(
+    let (distilled_report, distilled_confusion) = phase.finish(
         "distilled",
         &distilled,
         &cfg.student.model,
-        student_describe(),
+        None,
         distill_objective,
         Some(&outcome),
     )?;
-    let distilled_confusion = crate::eval::confusion_matrix(&distilled, &test_loader, classes)?;
     drop(distilled);
     drop(caches);
     drop(teacher);
@@ -495,11 +483,11 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         "scratch",
         &mut bars,
     )?;
-    let scratch_report = phase.finish(
+    let (scratch_report, _) = phase.finish(
         "scratch",
         &scratch,
         &cfg.student.model,
-        student_describe(),
+        None,
         cross_entropy(),
         Some(&outcome),
     )?;
@@ -523,10 +511,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         models: vec![teacher_report, distilled_report, scratch_report],
         total_seconds: start.elapsed().as_secs_f64(),
         peak_rss_mib: peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
-        dataset: serde_json::to_value(cfg.data.dataset)?
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
+        dataset: cfg.data.dataset.name().into(),
         config_file: config_path.display().to_string(),
         kd_version: env!("CARGO_PKG_VERSION").into(),
         git_commit: env!("KD_GIT_COMMIT").into(),

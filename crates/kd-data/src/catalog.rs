@@ -26,6 +26,17 @@ pub enum DatasetKind {
 }
 
 impl DatasetKind {
+    /// The config name, e.g. `fashion-mnist`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FashionMnist => "fashion-mnist",
+            Self::Mnist => "mnist",
+            Self::Cifar10 => "cifar10",
+            Self::Cifar100 => "cifar100",
+            Self::Cifar100Coarse => "cifar100-coarse",
+        }
+    }
+
     /// `[channels, height, width]` of one image as stored.
     pub fn image_shape(self) -> [usize; 3] {
         match self {

@@ -32,12 +32,9 @@ pub struct Batch {
 /// ([`BatchLoader::resident`]): 50,000 CIFAR images take 150 MiB.
 pub const RESIDENT_LIMIT_BYTES: usize = 2 << 30;
 
-/// A dataset's images (`u8`) and labels (i64) on the loader's device.
+/// A dataset's images (`u8`) and labels (i64) on the loader's device, locked together.
 #[derive(Debug)]
-struct Resident {
-    images: Mutex<Tensor>,
-    labels: Mutex<Tensor>,
-}
+struct Resident(Mutex<(Tensor, Tensor)>);
 
 /// Iterates a dataset in mini-batches.
 #[derive(Debug, Clone)]
@@ -97,14 +94,11 @@ impl<'a> BatchLoader<'a> {
             .as_slice()
             .expect("dataset images are stored contiguously");
         let labels: Vec<i64> = self.data.labels().iter().map(|&l| i64::from(l)).collect();
-        Resident {
-            images: Mutex::new(
-                Tensor::from_slice(pixels)
-                    .view([n, c as i64, h as i64, w as i64])
-                    .to_device(self.device),
-            ),
-            labels: Mutex::new(Tensor::from_slice(&labels).to_device(self.device)),
-        }
+        let images = Tensor::from_slice(pixels)
+            .view([n, c as i64, h as i64, w as i64])
+            .to_device(self.device);
+        let labels = Tensor::from_slice(&labels).to_device(self.device);
+        Resident(Mutex::new((images, labels)))
     }
 
     /// Augments every training image as it is gathered (see [`AugmentConfig`]).
@@ -173,12 +167,13 @@ impl<'a> BatchLoader<'a> {
         if let (Some(cell), false) = (&self.resident, self.augment.is_enabled()) {
             let resident = cell.get_or_init(|| self.upload());
             let idx = Tensor::from_slice(&idx).to_device(self.device);
-            let lock = |m: &Mutex<Tensor>| {
-                m.lock()
-                    .expect("a resident dataset is never left mid-update")
-                    .index_select(0, &idx)
+            let (images, labels) = {
+                let store = resident
+                    .0
+                    .lock()
+                    .expect("a resident dataset is never left mid-update");
+                (store.0.index_select(0, &idx), store.1.index_select(0, &idx))
             };
-            let (images, labels) = (lock(&resident.images), lock(&resident.labels));
             return Batch {
                 images: self.transform.apply(&images),
                 labels,

@@ -79,6 +79,19 @@ impl Sequential {
         self.forward_each(x, train, |_, _| {})
     }
 
+    /// Runs the layers up to and including the one named `name` and returns its output;
+    /// `None` if no layer has that name.
+    pub fn forward_until(&self, x: &Tensor, train: bool, name: &str) -> Option<Tensor> {
+        let mut x = x.shallow_clone();
+        for layer in &self.layers {
+            x = layer.module.forward_t(&x, train);
+            if layer.name == name {
+                return Some(x);
+            }
+        }
+        None
+    }
+
     /// Runs every layer on `x`, calling `visit(layer, output)` after each one.
     pub fn forward_each(
         &self,

@@ -8,6 +8,7 @@
 //! header; replacing the header therefore leaves the data untouched.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::{ModelError, Result};
@@ -73,11 +74,20 @@ pub fn with_metadata(
 
 /// The `__metadata__` of the safetensors file at `path` (empty if it has none).
 pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+    // Only the length and the header are read, not the tensors after them.
+    let io = |source| ModelError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    let (header, _) = split(path, &bytes)?;
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut prefix = Vec::new();
+    (&mut file).take(8).read_to_end(&mut prefix).map_err(io)?;
+    if let Ok(len) = <[u8; 8]>::try_from(prefix.as_slice()) {
+        file.take(u64::from_le_bytes(len))
+            .read_to_end(&mut prefix)
+            .map_err(io)?;
+    }
+    let (header, _) = split(path, &prefix)?;
     match header.get("__metadata__") {
         None => Ok(BTreeMap::new()),
         Some(m) => serde_json::from_value(m.clone())

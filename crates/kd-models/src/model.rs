@@ -194,6 +194,21 @@ impl Model {
         Some((logits, outputs))
     }
 
+    /// The (float32) output of the layer named `name` for `images`, computing no layer after
+    /// it (a teacher's hinted feature); `None` if `name` is not a layer of this model.
+    pub fn forward_feature(&self, images: &Tensor, train: bool, name: &str) -> Option<Tensor> {
+        if !self.net.layers().iter().any(|l| l.name == name) {
+            return None;
+        }
+        let images = self.input(images);
+        let feature = self.precision.forward(self.vs.device(), || {
+            self.net
+                .forward_until(&images, train, name)
+                .expect("the layer exists")
+        });
+        Some(feature)
+    }
+
     /// Stores every 4-d parameter (convolution kernels) channels-last and converts inputs
     /// to it, so that libtorch's convolutions run in NHWC ([`crate::memory_format`]); call
     /// before building an optimizer. Outputs are the same up to float rounding.

@@ -285,3 +285,14 @@ fn metadata_is_written_into_the_header_and_the_weights_still_load() {
         "{err}"
     );
 }
+
+#[test]
+fn forward_feature_stops_at_the_named_layer() {
+    tch::manual_seed(8);
+    let m = seed_student();
+    let x = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let (_, features) = m.forward_features(&x, false, &["features.3"]).unwrap();
+    let alone = m.forward_feature(&x, false, "features.3").unwrap();
+    assert!(alone.equal(&features[0]));
+    assert!(m.forward_feature(&x, false, "features.99").is_none());
+}

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use kd_data::BatchLoader;
 use kd_models::Model;
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use crate::metrics::DeviceSums;
 use crate::objective::{Objective, Split};
@@ -26,23 +26,63 @@ pub fn evaluate(
     objective: &Objective,
     split: Split,
 ) -> Evaluation {
+    evaluate_pass(model, loader, objective, split, None).0
+}
+
+/// [`evaluate`], and in the same pass the confusion matrix over `classes` classes:
+/// `confusion[t][p]` images with label `t` predicted as `p`.
+pub fn evaluate_with_confusion(
+    model: &Model,
+    loader: &BatchLoader,
+    objective: &Objective,
+    split: Split,
+    classes: usize,
+) -> (Evaluation, Vec<Vec<i64>>) {
+    let (evaluation, counts) = evaluate_pass(model, loader, objective, split, Some(classes));
+    let counts: Vec<i64> = counts.map_or_else(
+        || vec![0; classes * classes],
+        |t| Vec::try_from(t.to_device(tch::Device::Cpu)).expect("i64 counts"),
+    );
+    let confusion = counts.chunks(classes.max(1)).map(<[i64]>::to_vec).collect();
+    (evaluation, confusion)
+}
+
+/// One pass over `loader`; with `classes`, also the flat confusion counts (a bincount of
+/// `label * classes + prediction`).
+fn evaluate_pass(
+    model: &Model,
+    loader: &BatchLoader,
+    objective: &Objective,
+    split: Split,
+    classes: Option<usize>,
+) -> (Evaluation, Option<Tensor>) {
     let start = Instant::now();
-    let sums = tch::no_grad(|| {
+    let (sums, counts) = tch::no_grad(|| {
         loader.with_epoch(0, |batches| {
             let mut sums = DeviceSums::default();
+            let mut counts: Option<Tensor> = None;
             for batch in batches {
                 let (logits, out) = objective.forward_loss(model, &batch, split, false);
                 sums.add(&logits, &batch.labels, &out);
+                if let Some(k) = classes.map(|k| k as i64) {
+                    let cells = &batch.labels * k + logits.argmax(-1, false);
+                    let batch_counts = cells.bincount(None::<Tensor>, k * k).to_kind(Kind::Int64);
+                    counts = Some(match counts.take() {
+                        Some(c) => c + batch_counts,
+                        None => batch_counts,
+                    });
+                }
             }
-            sums.read()
+            (sums.read(), counts)
         })
     });
-    Evaluation {
+    let evaluation = Evaluation {
         loss: sums.loss,
-        accuracy: sums.hits as f64 / sums.images.max(1) as f64,
+        accuracy: sums.accuracy(),
         images: sums.images,
         images_per_s: sums.images as f64 / start.elapsed().as_secs_f64(),
-    }
+    };
+    (evaluation, counts)
 }
 
 /// The logits `[n, classes]` (f32) of every image of `loader`'s dataset, row `i` for image

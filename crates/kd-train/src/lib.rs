@@ -20,7 +20,7 @@ pub mod schedule;
 pub mod trainer;
 
 pub use error::{Result, TrainError};
-pub use evaluate::{evaluate, predict_logits, Evaluation};
+pub use evaluate::{evaluate, evaluate_with_confusion, predict_logits, Evaluation};
 pub use loss_scale::LossScaler;
 pub use metrics::{EpochMetrics, History};
 pub use objective::{Objective, Split, TeacherSignal};

@@ -43,7 +43,7 @@ impl History {
 pub(crate) struct DeviceSums {
     loss: Option<Tensor>,
     hits: Option<Tensor>,
-    parts: Vec<(&'static str, Tensor)>,
+    parts: Vec<(&'static str, Option<Tensor>)>,
     images: usize,
 }
 
@@ -54,6 +54,13 @@ pub(crate) struct EpochSums {
     pub(crate) hits: i64,
     pub(crate) images: usize,
     pub(crate) parts: Vec<(String, f64)>,
+}
+
+impl EpochSums {
+    /// Fraction of images predicted correctly (0 when there were none).
+    pub(crate) fn accuracy(&self) -> f64 {
+        self.hits as f64 / self.images.max(1) as f64
+    }
 }
 
 /// `sum += value` for an optional running sum.
@@ -74,10 +81,10 @@ impl DeviceSums {
             let hits = logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Int64);
             accumulate(&mut self.hits, hits);
             for (i, (name, value)) in out.parts.iter().enumerate() {
-                match self.parts.get_mut(i) {
-                    Some((_, sum)) => *sum = &*sum + weighted(value),
-                    None => self.parts.push((name, weighted(value))),
+                if self.parts.len() <= i {
+                    self.parts.push((name, None));
                 }
+                accumulate(&mut self.parts[i].1, weighted(value));
             }
         });
         self.images += b as usize;
@@ -94,7 +101,7 @@ impl DeviceSums {
             parts: self
                 .parts
                 .iter()
-                .map(|(k, t)| (k.to_string(), t.double_value(&[]) / n))
+                .map(|(k, t)| (k.to_string(), value(t) / n))
                 .collect(),
         }
     }

@@ -87,13 +87,15 @@ impl Objective<'_> {
             return (logits, loss);
         };
         let c = hint.config();
-        let feature = |m: &Model, layer: &str, train: bool| {
-            m.forward_features(&batch.images, train, &[layer])
-                .unwrap_or_else(|| panic!("layer {layer} was checked to exist"))
-        };
-        let (_, t_feature) = tch::no_grad(|| feature(teacher, &c.teacher_layer, false));
-        let (logits, s_feature) = feature(model, &c.student_layer, train);
-        let loss = hint.loss(&logits, &s_feature[0], &t_feature[0], &batch.labels);
+        let checked = "hinted layers are checked to exist before training";
+        // The teacher stops at its hinted layer; the student also needs its logits.
+        let t_feature =
+            tch::no_grad(|| teacher.forward_feature(&batch.images, false, &c.teacher_layer))
+                .expect(checked);
+        let (logits, s_feature) = model
+            .forward_features(&batch.images, train, &[&c.student_layer])
+            .expect(checked);
+        let loss = hint.loss(&logits, &s_feature[0], &t_feature, &batch.labels);
         (logits, loss)
     }
 

@@ -212,7 +212,7 @@ pub fn fit_with(
                 done += 1;
                 progress.batch(done, &|| {
                     let r = sums.read();
-                    (r.loss, r.hits as f64 / r.images.max(1) as f64)
+                    (r.loss, r.accuracy())
                 });
             }
             sums
@@ -236,7 +236,7 @@ pub fn fit_with(
         let m = EpochMetrics {
             epoch,
             loss: sums.loss,
-            accuracy: sums.hits as f64 / sums.images.max(1) as f64,
+            accuracy: sums.accuracy(),
             val_loss: v.loss,
             val_accuracy: v.accuracy,
             lr: lr

@@ -13,8 +13,8 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::{DistillLoss, LossParts};
-use crate::error::{CoreError, Result};
+use super::{check_temperature, check_unit, DistillLoss, LossParts};
+use crate::error::Result;
 
 /// Keras' `backend.epsilon()`, the clip floor of `KLDivergence`.
 pub const KERAS_EPSILON: f64 = 1e-7;
@@ -47,20 +47,8 @@ impl KerasKdConfig {
     /// Checks ranges (`alpha` in [0, 1], `temperature` > 0) and builds the loss; `key`
     /// prefixes error messages.
     pub fn build(&self, key: &str) -> Result<KerasKd> {
-        if !(0.0..=1.0).contains(&self.alpha) {
-            return Err(CoreError::InvalidConfig {
-                key: format!("{key}.alpha"),
-                expected: "a value in [0, 1]".into(),
-                got: self.alpha.to_string(),
-            });
-        }
-        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
-            return Err(CoreError::InvalidConfig {
-                key: format!("{key}.temperature"),
-                expected: "a finite value > 0".into(),
-                got: self.temperature.to_string(),
-            });
-        }
+        check_unit(key, "alpha", self.alpha)?;
+        check_temperature(key, self.temperature)?;
         Ok(KerasKd {
             config: self.clone(),
         })
