@@ -29,17 +29,18 @@ done
 DATA=target/synthetic-cifar-10-batches-bin
 mkdir -p "$DATA"
 "$PYTHON" - "$DATA" <<'PY'
-import os, sys, torch
-g = torch.Generator().manual_seed(0)
+import os, random, sys
+random.seed(0)
 def write(name, n):
-    rec = torch.randint(0, 256, (n, 3073), dtype=torch.uint8, generator=g)
-    rec[:, 0] = torch.randint(0, 10, (n,), dtype=torch.uint8, generator=g)
-    open(os.path.join(sys.argv[1], name), "wb").write(rec.numpy().tobytes() if hasattr(rec, "numpy") else bytes(rec.flatten().tolist()))
+    # Records of 1 label byte + 3072 pixel bytes; pure Python (the device's PyTorch may come
+    # without NumPy).
+    rec = bytearray(random.randbytes(n * 3073))
+    rec[0::3073] = bytes(random.randrange(10) for _ in range(n))
+    open(os.path.join(sys.argv[1], name), "wb").write(rec)
 for i in range(1, 6):
     write(f"data_batch_{i}.bin", 10000)
 write("test_batch.bin", 10000)
-PY
-"$KD" run configs/gpu-seed-schedule.toml --out target/gpu-seed-schedule > /tmp/schedule.log 2>&1 || { tail -20 /tmp/schedule.log; exit 1; }
+PY"$KD" run configs/gpu-seed-schedule.toml --out target/gpu-seed-schedule > /tmp/schedule.log 2>&1 || { tail -20 /tmp/schedule.log; exit 1; }
 tail -8 /tmp/schedule.log
 
 echo
@@ -51,4 +52,32 @@ import json
 r = json.load(open("target/gpu-seed-schedule/report.json"))
 print(f"seed schedule (VGG19 25 epochs + 2 students x 20 epochs, 50k images, {r['precision']}): "
       f"{r['total_seconds']:.1f} s wall, peak RSS {r['peak_rss_mib']:.0f} MiB")
+PY
+
+# Resume on CUDA: a short version of the same schedule, run whole and run killed (SIGKILL)
+# after the teacher's first checkpoint and resumed; prints whether the results agree.
+SHORT=(--set data.train_limit=5000 --set data.test_limit=2000 --set teacher.train.epochs=3
+       --set student.train.epochs=2 --set student.train_images=0)
+"$KD" -q run configs/gpu-seed-schedule.toml "${SHORT[@]}" --out target/resume-whole > /tmp/whole.log 2>&1 \
+  || { tail -20 /tmp/whole.log; exit 1; }
+rm -rf target/resume-cut
+"$KD" -q run configs/gpu-seed-schedule.toml "${SHORT[@]}" --out target/resume-cut > /tmp/cut.log 2>&1 &
+PID=$!
+while [ ! -e target/resume-cut/checkpoints/teacher/last.safetensors ]; do
+  kill -0 "$PID" 2>/dev/null || { echo "cut run ended before its first checkpoint"; tail -20 /tmp/cut.log; exit 1; }
+  sleep 0.05
+done
+kill -9 "$PID"; wait "$PID" || true
+"$KD" -q run configs/gpu-seed-schedule.toml "${SHORT[@]}" --resume target/resume-cut > /tmp/resume.log 2>&1 \
+  || { tail -20 /tmp/resume.log; exit 1; }
+echo
+"$PYTHON" - <<'PY'
+import json
+a = json.load(open("target/resume-whole/report.json"))
+b = json.load(open("target/resume-cut/report.json"))
+print("## resume on CUDA (killed after the teacher's first checkpoint)")
+for x, y in zip(a["models"], b["models"]):
+    same = x["test_accuracy"] == y["test_accuracy"] and x["test_loss"] == y["test_loss"]
+    print(f"{x['role']:>9}: uninterrupted {100*x['test_accuracy']:.2f}% loss {x['test_loss']:.6f} | "
+          f"resumed {100*y['test_accuracy']:.2f}% loss {y['test_loss']:.6f} | identical: {same}")
 PY

@@ -21,7 +21,6 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use kd_core::{DistillLoss, KerasKdConfig, LogitCache};
 use kd_models::{Model, ModelConfig, Precision, StudentConfig, VggConfig};
-use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 /// What to time.
@@ -74,38 +73,41 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
             BenchMode::Teacher => (&teacher, 1e-5),
             _ => (&student, 1e-3),
         };
-        let mut opt = nn::Adam::default().build(model.var_store(), lr)?;
-        let mut step = || match mode {
-            BenchMode::Eval => {
-                let hits = tch::no_grad(|| student.forward_t(&x, false).argmax(1, false));
-                hits.sum(Kind::Int64).int64_value(&[]) as f64
-            }
-            BenchMode::Teacher | BenchMode::Student => {
-                let loss = model.forward_t(&x, true).cross_entropy_for_logits(&y);
-                opt.backward_step(&loss);
-                loss.double_value(&[])
-            }
-            BenchMode::Distill | BenchMode::DistillCached => {
-                let teacher_logits = if mode == BenchMode::Distill {
-                    tch::no_grad(|| teacher.forward_t(&x, false))
-                } else {
-                    cache.gather(&indices, dev)
-                };
-                let logits = student.forward_t(&x, true);
-                let loss = kd.loss(&logits, &teacher_logits, &y).total;
-                opt.backward_step(&loss);
-                loss.double_value(&[])
-            }
+        // The optimizer training uses.
+        let mut opt = kd_train::Adam::new(model.var_store(), lr, 0.0);
+        let mut step = || -> Result<f64> {
+            Ok(match mode {
+                BenchMode::Eval => {
+                    let hits = tch::no_grad(|| student.forward_t(&x, false).argmax(1, false));
+                    hits.sum(Kind::Int64).int64_value(&[]) as f64
+                }
+                BenchMode::Teacher | BenchMode::Student => {
+                    let loss = model.forward_t(&x, true).cross_entropy_for_logits(&y);
+                    opt.backward_step(&loss)?;
+                    loss.double_value(&[])
+                }
+                BenchMode::Distill | BenchMode::DistillCached => {
+                    let teacher_logits = if mode == BenchMode::Distill {
+                        tch::no_grad(|| teacher.forward_t(&x, false))
+                    } else {
+                        cache.gather(&indices, dev)
+                    };
+                    let logits = student.forward_t(&x, true);
+                    let loss = kd.loss(&logits, &teacher_logits, &y).total;
+                    opt.backward_step(&loss)?;
+                    loss.double_value(&[])
+                }
+            })
         };
         for _ in 0..args.warmup {
-            step();
+            step()?;
         }
         if let Device::Cuda(_) = dev {
             tch::Cuda::synchronize(0);
         }
         let start = Instant::now();
         for _ in 0..args.steps {
-            step();
+            step()?;
         }
         if let Device::Cuda(_) = dev {
             tch::Cuda::synchronize(0);

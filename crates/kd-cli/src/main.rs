@@ -12,6 +12,7 @@ mod plots;
 mod predict;
 mod progress;
 mod report;
+mod resume;
 mod run;
 mod run_log;
 mod saved_model;
@@ -56,6 +57,10 @@ enum Command {
         /// words are strings, `--set distill.loss=dkd`).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<config::Override>,
+        /// Continues the interrupted run in this directory from its last checkpoints (give
+        /// the same config and overrides it was started with).
+        #[arg(long, value_name = "DIR")]
+        resume: Option<PathBuf>,
     },
     /// Accuracy, per-class accuracy and confusion matrix of a model saved by `kd-cli run`,
     /// on its dataset's test split (the model file names its dataset and preprocessing).
@@ -306,6 +311,7 @@ fn main() -> ExitCode {
             seed,
             threads,
             sets,
+            resume,
         } => run::run(
             &config,
             &run::RunOverrides {
@@ -313,6 +319,7 @@ fn main() -> ExitCode {
                 seed,
                 threads,
                 sets,
+                resume,
                 quiet: cli.quiet,
             },
         )

@@ -8,7 +8,11 @@
 //! <out>/metrics.jsonl      one line per epoch: {"phase": .., "epoch": .., "loss": .., ...}
 //! <out>/report.json        the comparison (see `report.rs`)
 //! <out>/teacher.safetensors, distilled.safetensors, scratch.safetensors
+//! <out>/checkpoints/<phase>/last.safetensors, best.safetensors   (see kd_train::checkpoint)
 //! ```
+//!
+//! `--resume <out>` continues an interrupted run: finished phases load their final weights
+//! from their checkpoints, the interrupted one continues after its last completed epoch.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -19,7 +23,10 @@ use kd_data::{
     holdout_split, random_subset, BatchLoader, DatasetKind, ImageDataset, TransformConfig,
 };
 use kd_models::{Model, ModelConfig};
-use kd_train::{evaluate_with_confusion, fit_with, FitOutcome, Objective, Split, TeacherSignal};
+use kd_train::{
+    evaluate_with_confusion, fit_with, Checkpoints, FitHooks, FitOutcome, Objective, Split,
+    TeacherSignal,
+};
 use tch::Device;
 
 use crate::atomic::write_atomic;
@@ -38,6 +45,8 @@ pub struct RunOverrides {
     pub threads: Option<usize>,
     /// `--set KEY=VALUE` overrides, applied after the file and before `seed`/`threads`.
     pub sets: Vec<crate::config::Override>,
+    /// `--resume DIR`: continue the run in DIR.
+    pub resume: Option<PathBuf>,
     /// No progress bars.
     pub quiet: bool,
 }
@@ -81,9 +90,33 @@ struct Phase<'a> {
     classes: usize,
     transform: &'a TransformConfig,
     dataset: DatasetKind,
+    /// Fingerprint of the resolved config, for checkpoints.
+    fingerprint: String,
+    resume: bool,
 }
 
 impl Phase<'_> {
+    /// What a model file of this run says about a model built from `config`.
+    fn model_info(&self, config: &ModelConfig) -> ModelInfo {
+        ModelInfo {
+            model: config.clone(),
+            input_shape: self.input_shape,
+            classes: self.classes,
+            transform: self.transform.clone(),
+            dataset: self.dataset,
+        }
+    }
+
+    /// The checkpoints of the `role` phase (a model built from `config`).
+    fn checkpoints(&self, role: &str, config: &ModelConfig) -> Checkpoints {
+        Checkpoints::new(
+            self.out.join("checkpoints").join(role),
+            self.fingerprint.clone(),
+        )
+        .with_model_metadata(self.model_info(config).to_metadata())
+        .resuming(self.resume)
+    }
+
     fn finish(
         &mut self,
         role: &str,
@@ -94,13 +127,7 @@ impl Phase<'_> {
         outcome: Option<&FitOutcome>,
     ) -> Result<(ModelReport, Vec<Vec<i64>>)> {
         let weights = format!("{role}.safetensors");
-        let info = ModelInfo {
-            model: config.clone(),
-            input_shape: self.input_shape,
-            classes: self.classes,
-            transform: self.transform.clone(),
-            dataset: self.dataset,
-        };
+        let info = self.model_info(config);
         let file_bytes = model.save_with_metadata(&self.out.join(&weights), &info.to_metadata())?;
         let (eval, confusion) = evaluate_with_confusion(
             model,
@@ -243,11 +270,23 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     }
     cfg.validate()
         .with_context(|| format!("{}: invalid config", config_path.display()))?;
-    let out = overrides.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs")
+    let out = match (&overrides.resume, &overrides.out) {
+        (Some(dir), Some(out)) if dir != out => bail!(
+            "--resume {} with --out {}: a resumed run continues in its own directory; drop --out",
+            dir.display(),
+            out.display()
+        ),
+        (Some(dir), _) => dir.clone(),
+        (None, Some(out)) => out.clone(),
+        (None, None) => PathBuf::from("runs")
             .join(&cfg.name)
-            .join(format!("seed-{}", cfg.seed))
-    });
+            .join(format!("seed-{}", cfg.seed)),
+    };
+    let resolved = cfg.to_toml()?;
+    if overrides.resume.is_some() {
+        // Before anything is written: a mismatch leaves the directory as it was.
+        crate::resume::check_same_config(&out, &resolved)?;
+    }
 
     let data = load_data(&cfg)?;
     let [c, h, _] = cfg.data.transform.output_shape(data.train.image_shape());
@@ -275,7 +314,13 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     }
     std::fs::create_dir_all(&out)
         .with_context(|| format!("{}: cannot create the run directory", out.display()))?;
-    write_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    write_atomic(&out.join("config.toml"), resolved.as_bytes())?;
+    let checkpoints = out.join("checkpoints");
+    if overrides.resume.is_none() && checkpoints.exists() {
+        // A new run in an old directory: the old run's checkpoints must never be resumed.
+        std::fs::remove_dir_all(&checkpoints)
+            .with_context(|| format!("{}: cannot remove", checkpoints.display()))?;
+    }
     if cfg.student.train_images > data.train.len() {
         bail!(
             "{}: student.train_images: expected at most {} (the training split), got {}",
@@ -308,6 +353,8 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         classes,
         transform: tf,
         dataset: cfg.data.dataset,
+        fingerprint: crate::resume::fingerprint(&resolved),
+        resume: overrides.resume.is_some(),
     };
 
     // Teacher: load or train (from pretrained feature weights when configured).
@@ -362,7 +409,10 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
                 &Objective::CrossEntropy,
                 t,
                 "teacher",
-                &mut bars,
+                FitHooks {
+                    progress: Some(&mut bars),
+                    checkpoints: Some(&phase.checkpoints("teacher", &teacher_cfg)),
+                },
             )?)
         }
     };
@@ -458,7 +508,10 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         &objective,
         s,
         "distilled",
-        &mut bars,
+        FitHooks {
+            progress: Some(&mut bars),
+            checkpoints: Some(&phase.checkpoints("distilled", &cfg.student.model)),
+        },
     )?;
     let (distilled_report, distilled_confusion) = phase.finish(
         "distilled",
@@ -481,7 +534,10 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         &Objective::CrossEntropy,
         s,
         "scratch",
-        &mut bars,
+        FitHooks {
+            progress: Some(&mut bars),
+            checkpoints: Some(&phase.checkpoints("scratch", &cfg.student.model)),
+        },
     )?;
     let (scratch_report, _) = phase.finish(
         "scratch",

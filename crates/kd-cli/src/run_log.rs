@@ -18,7 +18,7 @@ impl RunLog {
             self.rows.push((model.to_string(), m.clone()));
         }
         for e in &outcome.events {
-            self.event(model, e.epoch, e.action, &e.detail);
+            self.event(model, e.epoch, &e.action, &e.detail);
         }
     }
 
@@ -124,7 +124,7 @@ mod tests {
         log.event("teacher", 1, "saved", "teacher.safetensors");
         let stop = TrainEvent {
             epoch: 2,
-            action: "early_stopping",
+            action: "early_stopping".into(),
             detail: "x".into(),
         };
         log.add_fit(

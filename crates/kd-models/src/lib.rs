@@ -11,6 +11,7 @@
 //! - [`precision`]: float32 or bfloat16/float16 mixed precision;
 //! - [`pretrained`]: strict loading of published weights by name;
 //! - [`summary`]: Keras-style per-layer summaries;
+//! - [`tensor_file`]: atomic safetensors writes, with metadata;
 //! - [`model`]: [`Model`], a built architecture with safetensors save/load.
 
 pub mod cnn;
@@ -24,6 +25,7 @@ pub mod precision;
 pub mod pretrained;
 pub mod student;
 pub mod summary;
+pub mod tensor_file;
 pub mod vgg;
 
 pub use cnn::CnnConfig;

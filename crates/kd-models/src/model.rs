@@ -270,37 +270,14 @@ impl Model {
         path: &Path,
         metadata: &BTreeMap<String, String>,
     ) -> Result<u64> {
-        let io = |source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        // `VarStore::save` picks the format from the extension, so the temporary file keeps
-        // `.safetensors` at the end.
-        let tmp = path.with_extension("partial.safetensors");
         let mut tensors: Vec<(String, Tensor)> = self
             .vs
             .variables()
             .into_iter()
             .filter(|(name, _)| !name.starts_with(AUX_PREFIX))
-            // safetensors stores row-major data: channels-last kernels are written NCHW.
-            .map(|(name, t)| (name, t.contiguous()))
             .collect();
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
-        Tensor::write_safetensors(&tensors, &tmp).map_err(|source| ModelError::Weights {
-            path: tmp.clone(),
-            source,
-        })?;
-        if !metadata.is_empty() {
-            let tmp_io = |source| ModelError::Io {
-                path: tmp.clone(),
-                source,
-            };
-            let bytes = std::fs::read(&tmp).map_err(tmp_io)?;
-            let bytes = crate::metadata::with_metadata(&tmp, &bytes, metadata)?;
-            std::fs::write(&tmp, bytes).map_err(tmp_io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(io)?;
-        Ok(std::fs::metadata(path).map_err(io)?.len())
+        crate::tensor_file::write_tensors(path, &tensors, metadata)
     }
 
     /// Loads every variable from a safetensors file written by [`Model::save`]; fails, naming

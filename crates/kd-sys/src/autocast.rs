@@ -10,7 +10,7 @@
 
 use tch::{Device, Kind};
 
-use crate::ffi;
+use crate::ffi::{self, device_type};
 
 /// Autocast could not be entered or left.
 #[derive(Debug, thiserror::Error)]
@@ -22,16 +22,6 @@ pub struct AutocastError {
     pub kind: Kind,
     /// libtorch's message.
     pub message: String,
-}
-
-/// `c10::DeviceType` codes.
-fn device_type(device: Device) -> i8 {
-    match device {
-        Device::Cpu => 0,
-        Device::Cuda(_) => 1,
-        Device::Mps => 13,
-        Device::Vulkan => 10,
-    }
 }
 
 /// `c10::ScalarType` codes of the kinds autocast accepts.

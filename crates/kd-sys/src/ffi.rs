@@ -4,6 +4,9 @@
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
 
+use tch::{Device, Tensor};
+use torch_sys::C_tensor;
+
 extern "C" {
     fn kd_last_error() -> *const c_char;
     fn kd_autocast_enter(
@@ -15,6 +18,38 @@ extern "C" {
     fn kd_autocast_exit(device_type: i8, was_enabled: bool, previous_dtype: i8) -> c_int;
     fn kd_autocast_is_enabled(device_type: i8) -> bool;
     fn kd_malloc_retain(bytes: std::os::raw::c_long) -> c_int;
+    fn kd_adam_step(
+        params: *const *mut C_tensor,
+        exp_avg: *const *mut C_tensor,
+        exp_avg_sq: *const *mut C_tensor,
+        steps: *mut i64,
+        n: usize,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+    ) -> c_int;
+    fn kd_rng_get_state(device_type: i8, index: i8, out: *mut *mut C_tensor) -> c_int;
+    fn kd_rng_set_state(device_type: i8, index: i8, state: *const C_tensor) -> c_int;
+}
+
+/// The `c10::DeviceType` code of `device`.
+pub(crate) fn device_type(device: Device) -> i8 {
+    match device {
+        Device::Cpu => 0,
+        Device::Cuda(_) => 1,
+        Device::Mps => 13,
+        Device::Vulkan => 10,
+    }
+}
+
+/// The device index of `device` (-1: the current one, for device types without indices).
+fn device_index(device: Device) -> i8 {
+    match device {
+        Device::Cuda(i) => i8::try_from(i).unwrap_or(i8::MAX),
+        _ => -1,
+    }
 }
 
 /// The message of the C++ exception behind the last non-zero status on this thread.
@@ -62,4 +97,64 @@ pub(crate) fn autocast_is_enabled(device_type: i8) -> bool {
 pub(crate) fn malloc_retain(bytes: i64) -> bool {
     // SAFETY: plain value in; mallopt only changes allocator parameters.
     unsafe { kd_malloc_retain(bytes as std::os::raw::c_long) == 1 }
+}
+
+/// Adam's hyperparameters, as `kd_adam_step` takes them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdamHyper {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+/// One Adam step; the four slices have one entry per parameter.
+pub(crate) fn adam_step(
+    params: &[Tensor],
+    exp_avg: &mut [Tensor],
+    exp_avg_sq: &mut [Tensor],
+    steps: &mut [i64],
+    h: AdamHyper,
+) -> Result<(), String> {
+    let n = params.len();
+    assert!(
+        exp_avg.len() == n && exp_avg_sq.len() == n && steps.len() == n,
+        "one state entry per parameter"
+    );
+    let params: Vec<*mut C_tensor> = params.iter().map(|t| t.as_ptr() as *mut _).collect();
+    let m: Vec<*mut C_tensor> = exp_avg.iter_mut().map(|t| t.as_mut_ptr()).collect();
+    let v: Vec<*mut C_tensor> = exp_avg_sq.iter_mut().map(|t| t.as_mut_ptr()).collect();
+    // SAFETY: every pointer is a live `at::Tensor` owned by a tch `Tensor` borrowed for the
+    // call; the shim only assigns to the state tensors (exclusively borrowed) and updates the
+    // parameters in place, as tch's own optimizer does.
+    check(unsafe {
+        kd_adam_step(
+            params.as_ptr(),
+            m.as_ptr(),
+            v.as_ptr(),
+            steps.as_mut_ptr(),
+            n,
+            h.lr,
+            h.beta1,
+            h.beta2,
+            h.eps,
+            h.weight_decay,
+        )
+    })
+}
+
+/// The state of `device`'s default generator.
+pub(crate) fn rng_get_state(device: Device) -> Result<Tensor, String> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: one out-pointer to a live local; on success it holds a new `at::Tensor`.
+    check(unsafe { kd_rng_get_state(device_type(device), device_index(device), &mut out) })?;
+    // SAFETY: a tensor the shim allocated with `new`, owned from here on by the tch `Tensor`.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// Sets `device`'s default generator to `state`.
+pub(crate) fn rng_set_state(device: Device, state: &Tensor) -> Result<(), String> {
+    // SAFETY: a live tensor borrowed for the call; the shim copies it into the generator.
+    check(unsafe { kd_rng_set_state(device_type(device), device_index(device), state.as_ptr()) })
 }

@@ -79,3 +79,79 @@ int kd_malloc_retain(long bytes) {
 }
 
 }  // extern "C"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/core/Generator.h>
+
+#include <cmath>
+#include <mutex>
+
+extern "C" {
+
+// One step of libtorch's C++ `torch::optim::Adam` (amsgrad off) over `n` parameters, with
+// the optimizer state held by the caller: `exp_avg[i]` and `exp_avg_sq[i]` are allocated
+// (zeros, the parameter's memory format) on a parameter's first step, `steps[i]` counts its
+// steps. The arithmetic is libtorch's, operation for operation, so results are bitwise equal:
+//   grad = grad + weight_decay * p                      (if weight_decay != 0)
+//   exp_avg.mul_(beta1).add_(grad, 1 - beta1)
+//   exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+//   denom = (exp_avg_sq.sqrt() / sqrt(1 - beta2^step)).add_(eps)
+//   p.addcdiv_(exp_avg, denom, -lr / (1 - beta1^step))
+// Parameters without a gradient are skipped and keep their step count.
+int kd_adam_step(at::Tensor** params, at::Tensor** exp_avg, at::Tensor** exp_avg_sq,
+                 int64_t* steps, size_t n, double lr, double beta1, double beta2, double eps,
+                 double weight_decay) {
+  return guarded([&] {
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < n; ++i) {
+      at::Tensor& p = *params[i];
+      at::Tensor grad = p.grad();
+      if (!grad.defined()) {
+        continue;
+      }
+      at::Tensor& m = *exp_avg[i];
+      at::Tensor& v = *exp_avg_sq[i];
+      if (!m.defined()) {
+        m = at::zeros_like(p, at::MemoryFormat::Preserve);
+      }
+      if (!v.defined()) {
+        v = at::zeros_like(p, at::MemoryFormat::Preserve);
+      }
+      steps[i] += 1;
+      double bias_correction1 = 1 - std::pow(beta1, steps[i]);
+      double bias_correction2 = 1 - std::pow(beta2, steps[i]);
+      if (weight_decay != 0) {
+        grad = grad.add(p, weight_decay);
+      }
+      m.mul_(beta1).add_(grad, 1 - beta1);
+      v.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+      at::Tensor denom = (v.sqrt() / std::sqrt(bias_correction2)).add_(eps);
+      double step_size = lr / bias_correction1;
+      p.addcdiv_(m, denom, -step_size);
+    }
+  });
+}
+
+// The state of the default random generator of a device (c10::DeviceType code and index),
+// as a new uint8 tensor (what torch.get_rng_state / torch.cuda.get_rng_state return).
+int kd_rng_get_state(int8_t device_type, int8_t index, at::Tensor** out) {
+  return guarded([&] {
+    auto device = c10::Device(static_cast<c10::DeviceType>(device_type), index);
+    auto gen = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    *out = new at::Tensor(gen.get_state());
+  });
+}
+
+// Sets the default generator of a device to a state from kd_rng_get_state.
+int kd_rng_set_state(int8_t device_type, int8_t index, const at::Tensor* state) {
+  return guarded([&] {
+    auto device = c10::Device(static_cast<c10::DeviceType>(device_type), index);
+    auto gen = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(*state);
+  });
+}
+
+}  // extern "C"

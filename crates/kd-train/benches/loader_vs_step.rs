@@ -11,8 +11,7 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 use kd_data::{AugmentConfig, BatchLoader, ImageDataset, TransformConfig};
 use kd_models::{Model, ModelConfig, StudentConfig};
 use ndarray::Array4;
-use tch::nn::OptimizerConfig;
-use tch::{nn, Device};
+use tch::Device;
 
 const BATCH: usize = 128;
 
@@ -60,9 +59,7 @@ fn bench(c: &mut Criterion) {
         Device::Cpu,
     )
     .unwrap();
-    let mut opt = nn::Adam::default()
-        .build(student.var_store(), 1e-3)
-        .unwrap();
+    let mut opt = kd_train::Adam::new(student.var_store(), 1e-3, 0.0);
     let batch = loader.epoch(0).next().unwrap();
     group.sample_size(10);
     group.bench_function("student train step (f32)", |b| {
@@ -70,7 +67,7 @@ fn bench(c: &mut Criterion) {
             let loss = student
                 .forward_t(&batch.images, true)
                 .cross_entropy_for_logits(&batch.labels);
-            opt.backward_step(&loss);
+            opt.backward_step(&loss).unwrap();
         })
     });
     group.finish();

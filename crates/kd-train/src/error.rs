@@ -26,6 +26,10 @@ pub enum TrainError {
         epoch: usize,
         loss: f64,
     },
+    #[error("optimizer: {0}")]
+    Optimizer(String),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     #[error(transparent)]
     Tch(#[from] tch::TchError),
 }

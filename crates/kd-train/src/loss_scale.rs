@@ -6,11 +6,13 @@
 //! a NaN is skipped and the scale halved; after 2,000 good steps in a row the scale doubles.
 //! bfloat16 has float32's exponent range and needs none of this.
 
-use tch::nn::Optimizer;
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use crate::error::Result;
+
 /// The scaler's state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LossScaler {
     scale: f64,
     good_steps: usize,
@@ -43,15 +45,23 @@ impl LossScaler {
         self.skipped
     }
 
-    /// One optimizer step on `loss` for the parameters `vars` (those `opt` updates): backward
-    /// of the scaled loss, unscaling, then the step, or no step if a gradient is not finite.
-    /// Returns whether the step was taken. Reads one value from the device.
-    pub fn backward_step(&mut self, opt: &mut Optimizer, vars: &[Tensor], loss: &Tensor) -> bool {
-        opt.zero_grad();
+    /// One optimizer step on `loss` for the parameters `vars`: their gradients are cleared,
+    /// the scaled loss back-propagated and the gradients unscaled; then `step` runs, or not if
+    /// a gradient is not finite. Returns whether the step was taken. Reads one value from the
+    /// device.
+    pub fn backward_step(
+        &mut self,
+        vars: &mut [Tensor],
+        loss: &Tensor,
+        step: impl FnOnce() -> Result<()>,
+    ) -> Result<bool> {
+        for var in vars.iter_mut() {
+            var.zero_grad();
+        }
         (loss * self.scale).backward();
         let finite = tch::no_grad(|| {
             let mut all_finite: Option<Tensor> = None;
-            for var in vars {
+            for var in vars.iter() {
                 let mut grad = var.grad();
                 if !grad.defined() {
                     continue;
@@ -66,7 +76,7 @@ impl LossScaler {
             all_finite.is_none_or(|t| t.to_kind(Kind::Bool).int64_value(&[]) != 0)
         });
         if finite {
-            opt.step();
+            step()?;
             self.good_steps += 1;
             if self.good_steps == GROWTH_INTERVAL {
                 self.scale *= 2.0;
@@ -77,14 +87,14 @@ impl LossScaler {
             self.good_steps = 0;
             self.skipped += 1;
         }
-        finite
+        Ok(finite)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::nn::{self, OptimizerConfig};
+    use tch::nn::{self, Optimizer, OptimizerConfig};
     use tch::Device;
 
     fn sgd_on(values: &[f32]) -> (nn::VarStore, Tensor, Optimizer) {
@@ -100,7 +110,12 @@ mod tests {
         let mut scaler = LossScaler::default();
         // d/dw sum(w^2) = 2w; SGD with lr 0.1: w - 0.2 w = 0.8 w, whatever the scale.
         let loss = (&w * &w).sum(Kind::Float);
-        assert!(scaler.backward_step(&mut opt, &[w.shallow_clone()], &loss));
+        assert!(scaler
+            .backward_step(&mut [w.shallow_clone()], &loss, || {
+                opt.step();
+                Ok(())
+            })
+            .unwrap());
         let got = Vec::<f32>::try_from(&w).unwrap();
         assert_eq!(got, vec![0.8, -1.6]);
         assert_eq!(scaler.scale(), INITIAL_SCALE);
@@ -112,7 +127,12 @@ mod tests {
         let mut scaler = LossScaler::default();
         // 1e35 * 65536 overflows float32: the gradient is infinite after scaling.
         let loss = w.sum(Kind::Float) * 1e35;
-        assert!(!scaler.backward_step(&mut opt, &[w.shallow_clone()], &loss));
+        assert!(!scaler
+            .backward_step(&mut [w.shallow_clone()], &loss, || {
+                opt.step();
+                Ok(())
+            })
+            .unwrap());
         assert_eq!(Vec::<f32>::try_from(&w).unwrap(), vec![1.0, 1.0]);
         assert_eq!(
             (scaler.scale(), scaler.skipped_steps()),
@@ -126,7 +146,12 @@ mod tests {
         let mut scaler = LossScaler::default();
         for _ in 0..GROWTH_INTERVAL {
             let loss = w.sum(Kind::Float) * 1e-6;
-            assert!(scaler.backward_step(&mut opt, &[w.shallow_clone()], &loss));
+            assert!(scaler
+                .backward_step(&mut [w.shallow_clone()], &loss, || {
+                    opt.step();
+                    Ok(())
+                })
+                .unwrap());
         }
         assert_eq!(scaler.scale(), 2.0 * INITIAL_SCALE);
     }

@@ -1,30 +1,37 @@
 //! Per-epoch metrics and their history: what callbacks decide on and what reports print.
 
 use kd_core::LossParts;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 /// Metrics of one epoch. Losses are means over images; accuracies are fractions in [0, 1].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: usize,
+    #[serde(with = "crate::json_float")]
     pub loss: f64,
+    #[serde(with = "crate::json_float")]
     pub accuracy: f64,
+    #[serde(with = "crate::json_float")]
     pub val_loss: f64,
+    #[serde(with = "crate::json_float")]
     pub val_accuracy: f64,
     /// Learning rate of the epoch's last step (schedules move it within an epoch).
+    #[serde(with = "crate::json_float")]
     pub lr: f64,
     /// Named loss terms (e.g. `student_loss`, `distillation_loss`), training means.
     pub parts: Vec<(String, f64)>,
     /// Wall time of the epoch (training and validation).
+    #[serde(with = "crate::json_float")]
     pub seconds: f64,
     /// Training images per second.
+    #[serde(with = "crate::json_float")]
     pub train_images_per_s: f64,
 }
 
 /// All epochs run so far.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     pub epochs: Vec<EpochMetrics>,
 }

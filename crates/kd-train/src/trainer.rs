@@ -1,23 +1,24 @@
 //! The training loop: Adam (Kingma & Ba 2015) over seeded mini-batches, validation after
 //! every epoch, then the Keras-style callbacks decide (stop, change the learning rate, keep
 //! or restore the best weights), in the order Keras runs them: early stopping, then
-//! learning-rate reduction.
+//! learning-rate reduction. With [`Checkpoints`], every epoch ends with a checkpoint and an
+//! interrupted fit resumes from the last one.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use kd_data::{AugmentConfig, BatchLoader};
 use kd_models::{Model, Precision};
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, OptimizerConfig};
 use tch::Tensor;
 
 use crate::callback::{Action, Callback, EarlyStoppingConfig, ReduceLrConfig};
+use crate::checkpoint::{Checkpoints, Snapshot, TrainState};
 use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
 use crate::loss_scale::LossScaler;
 use crate::metrics::{DeviceSums, EpochMetrics, History};
 use crate::objective::{Objective, Split};
+use crate::optimizer::Adam;
 use crate::progress::{NoProgress, Progress};
 use crate::schedule::LrSchedule;
 
@@ -95,23 +96,21 @@ pub struct FitOutcome {
     pub events: Vec<TrainEvent>,
     /// The epoch early stopping ended training at, if it did.
     pub stopped_epoch: Option<usize>,
-    /// Wall time of the whole run.
+    /// Training time, summed over the processes of a resumed run.
     pub seconds: f64,
 }
 
 /// One callback action taken at the end of an epoch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainEvent {
     /// 1-based epoch after which it happened.
     pub epoch: usize,
-    /// `early_stopping`, `reduce_lr`, `best_weights_kept` or `best_weights_restored`.
-    pub action: &'static str,
+    /// `early_stopping`, `reduce_lr`, `best_weights_kept`, `best_weights_restored`,
+    /// `best_checkpoint` or `resumed`.
+    pub action: String,
     /// Human-readable detail, e.g. `lr 1.00e-3 -> 1.00e-4`.
     pub detail: String,
 }
-
-/// Deep copies of every variable, to keep the best weights.
-type Snapshot = HashMap<String, Tensor>;
 
 fn snapshot(model: &Model) -> Snapshot {
     tch::no_grad(|| {
@@ -132,6 +131,24 @@ fn restore(model: &Model, snap: &Snapshot) {
     });
 }
 
+/// What watches a fit besides its caller: progress display and checkpoints.
+#[derive(Default)]
+pub struct FitHooks<'a> {
+    /// Told about every batch and epoch (`None`: nobody).
+    pub progress: Option<&'a mut dyn Progress>,
+    /// Where to checkpoint, and whether to resume (`None`: no checkpoints).
+    pub checkpoints: Option<&'a Checkpoints>,
+}
+
+impl std::fmt::Debug for FitHooks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FitHooks")
+            .field("progress", &self.progress.is_some())
+            .field("checkpoints", &self.checkpoints)
+            .finish()
+    }
+}
+
 /// Trains `model` on `train`, validating on `val` after each epoch; `phase` names the run in
 /// log lines (`teacher`, `distilled`, ...).
 pub fn fit(
@@ -142,10 +159,19 @@ pub fn fit(
     config: &TrainConfig,
     phase: &str,
 ) -> Result<FitOutcome> {
-    fit_with(model, train, val, objective, config, phase, &mut NoProgress)
+    fit_with(
+        model,
+        train,
+        val,
+        objective,
+        config,
+        phase,
+        FitHooks::default(),
+    )
 }
 
-/// [`fit`], reporting its progress to `progress`.
+/// [`fit`], reporting its progress and checkpointing through `hooks`. A resumed fit whose
+/// checkpoint says it is complete only loads its final weights.
 pub fn fit_with(
     model: &Model,
     train: &BatchLoader,
@@ -153,54 +179,80 @@ pub fn fit_with(
     objective: &Objective,
     config: &TrainConfig,
     phase: &str,
-    progress: &mut dyn Progress,
+    hooks: FitHooks,
 ) -> Result<FitOutcome> {
     // A debug-level span: shown with `-v`, silent in the default epoch lines.
     let _span = tracing::debug_span!("fit", phase).entered();
     config.validate(phase)?;
     let start = Instant::now();
-    let mut opt = nn::Adam {
-        wd: config.weight_decay,
-        ..Default::default()
-    }
-    .build(model.var_store(), config.lr)?;
-    let mut lr = config.lr;
-    let mut early = config
+    let mut no_progress = NoProgress;
+    let progress = hooks.progress.unwrap_or(&mut no_progress);
+    let checkpoints = hooks.checkpoints;
+    let mut opt = Adam::new(model.var_store(), config.lr, config.weight_decay);
+    let fingerprint = checkpoints.map_or("", |c| c.fingerprint());
+    let mut st = TrainState::new(fingerprint, phase, config);
+    st.early = config
         .early_stopping
         .enabled
         .then(|| config.early_stopping.build("early_stopping"))
         .transpose()?;
-    let mut reduce = config
+    st.reduce = config
         .reduce_lr
         .enabled
         .then(|| config.reduce_lr.build("reduce_lr"))
         .transpose()?;
     // float16 needs loss scaling; float32 and bfloat16 do not.
-    let mut scaler = (model.precision() == Precision::F16).then(LossScaler::default);
-    let trainable = model.var_store().trainable_variables();
-    let mut history = History::default();
-    let mut events = Vec::new();
+    st.scaler = (model.precision() == Precision::F16).then(LossScaler::default);
     let mut best: Option<Snapshot> = None;
+    if let Some(ck) = checkpoints {
+        if let Some((restored, snap)) = ck.restore_last(phase, config, model, &mut opt)? {
+            st = restored;
+            best = snap;
+            opt.set_lr(st.lr);
+            if st.complete {
+                tracing::info!(
+                    "{phase}: complete in {}, final weights loaded",
+                    ck.last_path().display()
+                );
+                return Ok(st.outcome());
+            }
+            tracing::info!(
+                "{phase}: resuming after epoch {} from {}",
+                st.epoch,
+                ck.last_path().display()
+            );
+            st.events.push(TrainEvent {
+                epoch: st.epoch,
+                action: "resumed".into(),
+                detail: format!("from {}", ck.last_path().display()),
+            });
+        }
+    }
+    // Training time of the processes before this one (a resumed fit).
+    let earlier_seconds = st.seconds;
+    let mut trainable: Vec<Tensor> = opt.params().iter().map(|t| t.shallow_clone()).collect();
     let total_steps = config.epochs * train.num_batches();
-    let mut step = 0;
+    let monitor = config.early_stopping.monitor;
 
-    for epoch in 1..=config.epochs {
+    for epoch in st.epoch + 1..=config.epochs {
         let epoch_start = Instant::now();
         objective.begin_epoch(epoch);
         progress.epoch_start(phase, epoch, config.epochs, train.num_batches());
-        let sums = train.with_epoch(epoch, |batches| {
+        let sums = train.with_epoch(epoch, |batches| -> Result<DeviceSums> {
             let mut sums = DeviceSums::default();
             let mut done = 0;
             for batch in batches {
                 if config.lr_schedule != LrSchedule::Constant {
-                    opt.set_lr(lr * config.lr_schedule.factor(step, total_steps));
+                    opt.set_lr(st.lr * config.lr_schedule.factor(st.step, total_steps));
                 }
-                step += 1;
+                st.step += 1;
                 let (logits, out) = objective.forward_loss(model, &batch, Split::Train, true);
-                let stepped = match scaler.as_mut() {
-                    Some(scaler) => scaler.backward_step(&mut opt, &trainable, &out.total),
+                let stepped = match st.scaler.as_mut() {
+                    Some(scaler) => {
+                        scaler.backward_step(&mut trainable, &out.total, || opt.step())?
+                    }
                     None => {
-                        opt.backward_step(&out.total);
+                        opt.backward_step(&out.total)?;
                         true
                     }
                 };
@@ -215,12 +267,13 @@ pub fn fit_with(
                     (r.loss, r.accuracy())
                 });
             }
-            sums
-        });
+            Ok(sums)
+        })?;
         // The epoch's one host synchronisation: the sums are read here, not per step.
         let sums = sums.read();
         let train_seconds = epoch_start.elapsed().as_secs_f64();
-        if !sums.loss.is_finite() || sums.images == 0 {
+        let finite_parts = sums.parts.iter().all(|(_, v)| v.is_finite());
+        if !sums.loss.is_finite() || !finite_parts || sums.images == 0 {
             // No image counted: every step overflowed in float16 and was skipped.
             return Err(TrainError::Diverged {
                 phase: phase.into(),
@@ -233,19 +286,26 @@ pub fn fit_with(
             });
         }
         let v = evaluate(model, val, objective, Split::Validation);
+        if !v.loss.is_finite() {
+            return Err(TrainError::Diverged {
+                phase: format!("{phase} (validation)"),
+                epoch,
+                loss: v.loss,
+            });
+        }
         let m = EpochMetrics {
             epoch,
             loss: sums.loss,
             accuracy: sums.accuracy(),
             val_loss: v.loss,
             val_accuracy: v.accuracy,
-            lr: lr
+            lr: st.lr
                 * config
                     .lr_schedule
-                    .factor(step.saturating_sub(1), total_steps),
+                    .factor(st.step.saturating_sub(1), total_steps),
             parts: sums.parts,
             seconds: epoch_start.elapsed().as_secs_f64(),
-            train_images_per_s: sums.images as f64 / train_seconds,
+            train_images_per_s: sums.images as f64 / train_seconds.max(1e-9),
         };
         tracing::info!(
             "{phase} epoch {epoch}/{}: loss {:.4} - accuracy {:.4} - val_loss {:.4} - val_accuracy {:.4} - lr {:.2e} - {:.1}s ({:.0} img/s)",
@@ -259,8 +319,9 @@ pub fn fit_with(
             m.train_images_per_s
         );
         progress.epoch_end(phase, &m);
-        history.epochs.push(m);
-        if let Some(s) = scaler.as_ref().filter(|s| s.skipped_steps() > 0) {
+        let monitored = monitor.value(&m);
+        st.history.epochs.push(m);
+        if let Some(s) = st.scaler.as_ref().filter(|s| s.skipped_steps() > 0) {
             tracing::info!(
                 "{phase}: float16 loss scale {}, {} steps skipped for non-finite gradients so far",
                 s.scale(),
@@ -269,18 +330,33 @@ pub fn fit_with(
         }
 
         let mut actions = Vec::new();
-        if let Some(cb) = early.as_mut() {
-            actions.extend(cb.on_epoch_end(&history, lr));
+        if let Some(cb) = st.early.as_mut() {
+            actions.extend(cb.on_epoch_end(&st.history, st.lr));
         }
-        if let Some(cb) = reduce.as_mut() {
-            actions.extend(cb.on_epoch_end(&history, lr));
+        if let Some(cb) = st.reduce.as_mut() {
+            actions.extend(cb.on_epoch_end(&st.history, st.lr));
+        }
+        if let Some(ck) = checkpoints {
+            // The best checkpoint follows early stopping's rule (monitor and min_delta), so
+            // it holds the weights early stopping would restore; written before any
+            // restoring below changes the model.
+            if monitor.improves(monitored, st.best_value, config.early_stopping.min_delta) {
+                st.best_value = monitored;
+                st.best_epoch = epoch;
+                ck.save_best(model, epoch)?;
+                st.events.push(TrainEvent {
+                    epoch,
+                    action: "best_checkpoint".into(),
+                    detail: format!("{} ({monitor:?} {monitored:.4})", ck.best_path().display()),
+                });
+            }
         }
         let mut stop = false;
         for action in actions {
-            let mut event = |action, detail: String| {
-                events.push(TrainEvent {
+            let mut event = |action: &str, detail: String| {
+                st.events.push(TrainEvent {
                     epoch,
-                    action,
+                    action: action.into(),
                     detail,
                 })
             };
@@ -293,9 +369,9 @@ pub fn fit_with(
                     );
                 }
                 Action::SetLr(new) => {
-                    event("reduce_lr", format!("lr {lr:.2e} -> {new:.2e}"));
-                    lr = new;
-                    opt.set_lr(lr);
+                    event("reduce_lr", format!("lr {:.2e} -> {new:.2e}", st.lr));
+                    st.lr = new;
+                    opt.set_lr(st.lr);
                 }
                 Action::SnapshotBest => {
                     best = Some(snapshot(model));
@@ -309,26 +385,47 @@ pub fn fit_with(
                 }
             }
         }
+        st.epoch = epoch;
         if stop {
+            st.stopped_epoch = st.early.as_ref().and_then(|e| e.stopped_epoch());
             break;
         }
+        // The last epoch's state is the final checkpoint, written below.
+        if let Some(ck) = checkpoints.filter(|_| epoch < config.epochs) {
+            st.seconds = earlier_seconds + start.elapsed().as_secs_f64();
+            st.adam_steps = opt.state().1;
+            ck.save_last(&st, model, &opt, best.as_ref())?;
+        }
     }
-    if let Some(cb) = &early {
+    if let Some(cb) = &st.early {
         if cb.on_train_end().contains(&Action::RestoreBest) {
             if let Some(snap) = &best {
                 restore(model, snap);
-                events.push(TrainEvent {
-                    epoch: history.epochs.len(),
-                    action: "best_weights_restored",
+                st.events.push(TrainEvent {
+                    epoch: st.history.epochs.len(),
+                    action: "best_weights_restored".into(),
                     detail: "at the end of training".into(),
                 });
             }
         }
     }
-    Ok(FitOutcome {
-        stopped_epoch: early.as_ref().and_then(|e| e.stopped_epoch()),
-        history,
-        events,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    st.seconds = earlier_seconds + start.elapsed().as_secs_f64();
+    st.complete = true;
+    if let Some(ck) = checkpoints {
+        st.adam_steps = opt.state().1;
+        ck.save_last(&st, model, &opt, best.as_ref())?;
+    }
+    Ok(st.outcome())
+}
+
+impl TrainState {
+    /// The outcome of a complete fit.
+    fn outcome(&self) -> FitOutcome {
+        FitOutcome {
+            history: self.history.clone(),
+            events: self.events.clone(),
+            stopped_epoch: self.stopped_epoch,
+            seconds: self.seconds,
+        }
+    }
 }

@@ -1,5 +1,8 @@
 //! Helpers shared by the CLI tests: run the built `kd-cli`, read what it wrote.
 
+// Each test binary compiles this module and uses part of it.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -45,7 +48,6 @@ pub fn run_ok(cwd: &Path, config: &str, out: &str) -> serde_json::Value {
 
 /// The Python of the venv `cargo xtask setup` made (`KD_VENV`, or `<workspace>/.venv`), with
 /// PyTorch; `None` (and a `SKIPPED` note) when there is none.
-#[allow(dead_code)] // each test binary compiles this module; not all of them use this
 pub fn venv_python() -> Option<PathBuf> {
     let venv = std::env::var_os("KD_VENV")
         .map(PathBuf::from)
@@ -60,4 +62,81 @@ pub fn venv_python() -> Option<PathBuf> {
         );
         None
     }
+}
+
+fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 8, dims.len() as u8];
+    for &d in dims {
+        out.extend_from_slice(&(d as u32).to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+/// Writes an MNIST-style dataset of 12x12 images: class `k` (of 4) lights the `k`-th
+/// quadrant, plus deterministic noise.
+pub fn write_dataset(dir: &Path, train: usize, test: usize) {
+    let make = |n: usize, salt: usize| {
+        let (mut px, mut labels) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let k = (i * 7 + salt) % 4;
+            labels.push(k as u8);
+            for y in 0..12 {
+                for x in 0..12 {
+                    let quadrant = (y / 6) * 2 + x / 6;
+                    let noise = ((i * 31 + y * 17 + x * 13 + salt) % 80) as u8;
+                    px.push(if quadrant == k { 160 + noise } else { noise });
+                }
+            }
+        }
+        (idx(&[n, 12, 12], &px), idx(&[n], &labels))
+    };
+    let (x, y) = make(train, 0);
+    std::fs::write(dir.join("train-images-idx3-ubyte"), x).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), y).unwrap();
+    let (x, y) = make(test, 1);
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), x).unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), y).unwrap();
+}
+
+/// A tiny experiment on the dataset of [`write_dataset`] (seconds on a CPU).
+pub const TINY_CONFIG: &str = r#"
+name = "tiny"
+seed = 3
+threads = 1
+[data]
+dir = "data"
+validation_holdout = 40
+[teacher.model]
+kind = "cnn"
+channels = [8, 16]
+convs_per_stage = 1
+hidden = 16
+dropout = 0.0
+[teacher.train]
+epochs = 3
+batch_size = 32
+lr = 0.01
+[student.model]
+kind = "student"
+blocks = 2
+convs_per_block = 1
+width = 4
+[student.train]
+epochs = 2
+batch_size = 32
+lr = 0.01
+[distill]
+alpha = 0.5
+temperature = 2.0
+"#;
+
+/// A temporary directory with `data/` (240 training, 80 test images) and `run.toml`.
+pub fn workspace_with(config: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    write_dataset(&dir.path().join("data"), 240, 80);
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(&cfg, config).unwrap();
+    (dir, cfg)
 }

@@ -70,10 +70,12 @@ impl EarlyStoppingConfig {
     }
 }
 
-/// Stops training when the monitored metric stops improving (see module docs).
-#[derive(Debug, Clone)]
+/// Stops training when the monitored metric stops improving (see module docs). Its state
+/// serializes, for checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EarlyStopping {
     config: EarlyStoppingConfig,
+    #[serde(with = "crate::json_float")]
     best: f64,
     best_epoch: usize,
     wait: usize,

@@ -83,10 +83,12 @@ impl ReduceLrConfig {
     }
 }
 
-/// Reduces the learning rate when the monitored metric plateaus (see module docs).
-#[derive(Debug, Clone)]
+/// Reduces the learning rate when the monitored metric plateaus (see module docs). Its state
+/// serializes, for checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReduceLrOnPlateau {
     config: ReduceLrConfig,
+    #[serde(with = "crate::json_float")]
     best: f64,
     wait: usize,
     cooldown_counter: usize,

@@ -1,0 +1,134 @@
+//! Adam (Kingma & Ba 2015) over a model's trainable variables, with its state open to
+//! checkpoints: the step is libtorch's C++ `torch::optim::Adam` through `kd_sys::adam_step`
+//! (bitwise the optimizer tch's `nn::Adam` wraps, whose state tch keeps private).
+
+use std::collections::BTreeMap;
+
+use kd_sys::{adam_step, AdamConfig, AdamState};
+use tch::nn::VarStore;
+use tch::Tensor;
+
+use crate::error::{Result, TrainError};
+
+/// Adam over named parameters.
+#[derive(Debug)]
+pub struct Adam {
+    config: AdamConfig,
+    names: Vec<String>,
+    params: Vec<Tensor>,
+    state: Vec<AdamState>,
+}
+
+impl Adam {
+    /// Adam over the trainable variables of `vs` (those that require gradients), with
+    /// learning rate `lr` and L2 weight decay `weight_decay`.
+    pub fn new(vs: &VarStore, lr: f64, weight_decay: f64) -> Self {
+        let mut named: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let (names, params): (Vec<_>, Vec<_>) = named.into_iter().unzip();
+        let state = params.iter().map(|_| AdamState::default()).collect();
+        Self {
+            config: AdamConfig {
+                lr,
+                weight_decay,
+                ..Default::default()
+            },
+            names,
+            params,
+            state,
+        }
+    }
+
+    /// The learning rate of the next step.
+    pub fn lr(&self) -> f64 {
+        self.config.lr
+    }
+
+    pub fn set_lr(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
+    /// The parameters it updates, in name order.
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
+    /// Clears every parameter's gradient.
+    pub fn zero_grad(&mut self) {
+        for p in &mut self.params {
+            p.zero_grad();
+        }
+    }
+
+    /// One step with the gradients in place.
+    pub fn step(&mut self) -> Result<()> {
+        adam_step(&self.params, &mut self.state, &self.config)
+            .map_err(|e| TrainError::Optimizer(e.to_string()))
+    }
+
+    /// Clears the gradients, back-propagates `loss`, steps.
+    pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        self.zero_grad();
+        loss.backward();
+        self.step()
+    }
+
+    /// The state to checkpoint: the moments by `exp_avg/<name>` and `exp_avg_sq/<name>`
+    /// (parameters that have stepped), and every parameter's step count by name.
+    pub fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, i64>) {
+        let mut tensors = Vec::new();
+        let mut steps = BTreeMap::new();
+        for (name, s) in self.names.iter().zip(&self.state) {
+            steps.insert(name.clone(), s.step);
+            if s.exp_avg.defined() {
+                tensors.push((format!("exp_avg/{name}"), s.exp_avg.shallow_clone()));
+                tensors.push((format!("exp_avg_sq/{name}"), s.exp_avg_sq.shallow_clone()));
+            }
+        }
+        (tensors, steps)
+    }
+
+    /// Restores a [`Adam::state`]: `tensors` by the same names, `steps` for every parameter.
+    /// The moments are copied into tensors laid out like their parameters, as libtorch
+    /// allocates them. Fails, naming the tensor, on anything missing or mis-shaped.
+    pub fn load_state(
+        &mut self,
+        tensors: &BTreeMap<String, Tensor>,
+        steps: &BTreeMap<String, i64>,
+    ) -> Result<()> {
+        let missing = |what: String| TrainError::Checkpoint(format!("optimizer state: no {what}"));
+        for ((name, p), s) in self.names.iter().zip(&self.params).zip(&mut self.state) {
+            let step = *steps
+                .get(name)
+                .ok_or_else(|| missing(format!("step count for {name}")))?;
+            if step == 0 {
+                *s = AdamState::default();
+                continue;
+            }
+            let moment = |kind: &str| -> Result<Tensor> {
+                let key = format!("{kind}/{name}");
+                let saved = tensors.get(&key).ok_or_else(|| missing(key.clone()))?;
+                if saved.size() != p.size() {
+                    return Err(TrainError::Checkpoint(format!(
+                        "optimizer state: {key} has shape {:?}, the parameter {:?}",
+                        saved.size(),
+                        p.size()
+                    )));
+                }
+                let mut t = p.detach().zeros_like();
+                tch::no_grad(|| t.copy_(saved));
+                Ok(t)
+            };
+            *s = AdamState {
+                exp_avg: moment("exp_avg")?,
+                exp_avg_sq: moment("exp_avg_sq")?,
+                step,
+            };
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,298 @@
+//! Checkpoint and resume: a fit cut short in the middle of an epoch and resumed from its last
+//! checkpoint ends bit for bit where the uninterrupted fit ends — weights, optimizer moments,
+//! learning-rate reductions, early stopping's best weights and dropout's random numbers all
+//! come back.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::Mutex;
+
+use kd_data::{BatchLoader, ImageDataset, TransformConfig};
+use kd_models::{CnnConfig, Model, ModelConfig};
+use kd_train::callback::{EarlyStoppingConfig, ReduceLrConfig};
+use kd_train::{
+    evaluate, fit_with, Checkpoints, FitHooks, FitOutcome, LrSchedule, Objective, Progress, Split,
+    TrainConfig,
+};
+use ndarray::Array4;
+use tch::{Device, Tensor};
+
+/// Fits draw from libtorch's global generator (initialization, dropout): one at a time.
+static GLOBAL_RNG: Mutex<()> = Mutex::new(());
+
+/// 8x8 images of 4 classes: class `k` lights quadrant `k`, with deterministic noise.
+fn quadrants(n: usize, salt: usize) -> ImageDataset {
+    let mut px = Vec::with_capacity(n * 64);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let k = (i * 5 + salt) % 4;
+        labels.push(k as u8);
+        for y in 0..8 {
+            for x in 0..8 {
+                let noise = ((i * 29 + y * 11 + x * 7 + salt) % 90) as u8;
+                px.push(if (y / 4) * 2 + x / 4 == k {
+                    120 + noise
+                } else {
+                    noise
+                });
+            }
+        }
+    }
+    let images = Array4::from_shape_vec((n, 1, 8, 8), px).unwrap();
+    ImageDataset::new(images, labels, 4, Path::new("quadrants")).unwrap()
+}
+
+/// A batch-normalized CNN with dropout: buffers and random numbers both matter.
+fn model(seed: i64) -> Model {
+    tch::manual_seed(seed);
+    let config = ModelConfig::Cnn(CnnConfig {
+        channels: vec![8, 16],
+        convs_per_stage: 1,
+        hidden: 16,
+        dropout: 0.3,
+    });
+    Model::new(&config, 1, 8, 4, Device::Cpu).unwrap()
+}
+
+/// Every callback and the per-step schedule in play.
+fn config() -> TrainConfig {
+    TrainConfig {
+        epochs: 7,
+        batch_size: 16,
+        lr: 0.02,
+        weight_decay: 1e-4,
+        lr_schedule: LrSchedule::Cosine,
+        early_stopping: EarlyStoppingConfig {
+            patience: 4,
+            restore_at_end: true,
+            ..Default::default()
+        },
+        reduce_lr: ReduceLrConfig {
+            patience: 1,
+            factor: 0.5,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Panics at batch `batch` of epoch `epoch`, as a killed process stops mid-epoch.
+struct CrashAt {
+    epoch: usize,
+    batch: usize,
+    current: usize,
+}
+
+impl Progress for CrashAt {
+    fn epoch_start(&mut self, _phase: &str, epoch: usize, _epochs: usize, _batches: usize) {
+        self.current = epoch;
+    }
+
+    fn batch(&mut self, done: usize, _running: &dyn Fn() -> (f64, f64)) {
+        if self.current == self.epoch && done == self.batch {
+            panic!("simulated crash in epoch {} at batch {done}", self.epoch);
+        }
+    }
+}
+
+struct Task {
+    train: ImageDataset,
+    val: ImageDataset,
+}
+
+impl Task {
+    fn new() -> Self {
+        Self {
+            train: quadrants(160, 0),
+            val: quadrants(48, 1),
+        }
+    }
+
+    fn fit<'a>(
+        &self,
+        model: &Model,
+        config: &TrainConfig,
+        checkpoints: &'a Checkpoints,
+        progress: Option<&'a mut (dyn Progress + 'a)>,
+    ) -> kd_train::Result<FitOutcome> {
+        let tf = TransformConfig::default();
+        let train = BatchLoader::new(&self.train, 16, tf.clone(), Device::Cpu).shuffled(9);
+        let val = BatchLoader::new(&self.val, 48, tf, Device::Cpu);
+        fit_with(
+            model,
+            &train,
+            &val,
+            &Objective::CrossEntropy,
+            config,
+            "resume-test",
+            FitHooks {
+                progress,
+                checkpoints: Some(checkpoints),
+            },
+        )
+    }
+}
+
+fn assert_same_weights(a: &Model, b: &Model) {
+    let (a, b) = (a.var_store().variables(), b.var_store().variables());
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        assert!(t.equal(&b[name]), "{name} differs");
+    }
+}
+
+/// The metrics that do not depend on wall time.
+fn results(outcome: &FitOutcome) -> Vec<(f64, f64, f64, f64, f64)> {
+    outcome
+        .history
+        .epochs
+        .iter()
+        .map(|m| (m.loss, m.accuracy, m.val_loss, m.val_accuracy, m.lr))
+        .collect()
+}
+
+#[test]
+fn a_fit_cut_short_mid_epoch_resumes_to_the_uninterrupted_result() {
+    let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let task = Task::new();
+    let dir = tempfile::tempdir().unwrap();
+
+    let whole = model(21);
+    let whole_ck = Checkpoints::new(dir.path().join("whole"), "fp");
+    let expected = task.fit(&whole, &config(), &whole_ck, None).unwrap();
+    assert!(
+        expected.events.iter().any(|e| e.action == "reduce_lr"),
+        "the learning rate is reduced at least once: {:?}",
+        expected.events
+    );
+
+    // Cut short at batch 4 of epoch 4 (after the checkpoint of epoch 3).
+    let cut_ck = Checkpoints::new(dir.path().join("cut"), "fp");
+    let cut = model(21);
+    let mut crash = CrashAt {
+        epoch: 4,
+        batch: 4,
+        current: 0,
+    };
+    let crashed = catch_unwind(AssertUnwindSafe(|| {
+        task.fit(&cut, &config(), &cut_ck, Some(&mut crash))
+    }));
+    assert!(crashed.is_err(), "the crash happened");
+
+    // Resumed into a model with other initial weights, after other random draws: all of it
+    // must come from the checkpoint.
+    let resumed_model = model(99);
+    let _ = Tensor::rand([1000], (tch::Kind::Float, Device::Cpu));
+    let resumed = task
+        .fit(
+            &resumed_model,
+            &config(),
+            &cut_ck.clone().resuming(true),
+            None,
+        )
+        .unwrap();
+    assert_same_weights(&whole, &resumed_model);
+    assert_eq!(results(&expected), results(&resumed));
+    let actions = |o: &FitOutcome| -> Vec<(usize, String, String)> {
+        o.events
+            .iter()
+            .filter(|e| e.action != "resumed")
+            .map(|e| (e.epoch, e.action.clone(), e.detail.clone()))
+            .collect()
+    };
+    // Paths differ between the two directories; the rest of each event does not.
+    let without_dir = |o: &FitOutcome, dir: &Path| -> Vec<(usize, String, String)> {
+        actions(o)
+            .into_iter()
+            .map(|(e, a, d)| (e, a, d.replace(&dir.display().to_string(), "DIR")))
+            .collect()
+    };
+    assert_eq!(
+        without_dir(&expected, whole_ck.dir()),
+        without_dir(&resumed, cut_ck.dir())
+    );
+    assert!(resumed
+        .events
+        .iter()
+        .any(|e| e.action == "resumed" && e.epoch == 3));
+
+    // Resuming a complete fit loads its final weights and trains no further.
+    let again = model(5);
+    let outcome = task
+        .fit(&again, &config(), &cut_ck.clone().resuming(true), None)
+        .unwrap();
+    assert_same_weights(&whole, &again);
+    assert_eq!(results(&outcome), results(&expected));
+
+    // best.safetensors holds the best epoch's weights by early stopping's rule (lower by more
+    // than min_delta): evaluated again, they give that epoch's validation loss.
+    let mut best = model(6);
+    best.load(&cut_ck.best_path()).unwrap();
+    let val = BatchLoader::new(&task.val, 48, TransformConfig::default(), Device::Cpu);
+    let reloaded = evaluate(&best, &val, &Objective::CrossEntropy, Split::Validation);
+    let min_delta = config().early_stopping.min_delta;
+    let lowest =
+        expected
+            .history
+            .epochs
+            .iter()
+            .map(|m| m.val_loss)
+            .fold(
+                f64::INFINITY,
+                |best, v| if v < best - min_delta { v } else { best },
+            );
+    assert!(
+        (reloaded.loss - lowest).abs() < 1e-9,
+        "best {} vs lowest {lowest}",
+        reloaded.loss
+    );
+}
+
+#[test]
+fn a_checkpoint_from_another_configuration_is_refused_and_kept() {
+    let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let task = Task::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ck = Checkpoints::new(dir.path(), "fp");
+    let short = TrainConfig {
+        epochs: 2,
+        ..config()
+    };
+    task.fit(&model(1), &short, &ck, None).unwrap();
+    let before = std::fs::read(ck.last_path()).unwrap();
+
+    let other = TrainConfig {
+        lr: 0.03,
+        ..short.clone()
+    };
+    let err = task
+        .fit(&model(1), &other, &ck.clone().resuming(true), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("written by another configuration"), "{err}");
+    let fingerprint = Checkpoints::new(dir.path(), "another run").resuming(true);
+    let err = task
+        .fit(&model(1), &short, &fingerprint, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("last.safetensors"), "{err}");
+    assert_eq!(
+        std::fs::read(ck.last_path()).unwrap(),
+        before,
+        "nothing overwritten"
+    );
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_an_error_naming_it() {
+    let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let task = Task::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ck = Checkpoints::new(dir.path(), "fp").resuming(true);
+    std::fs::write(ck.last_path(), b"\x10\0\0\0\0\0\0\0{\"a\": 1}       ").unwrap();
+    let err = task
+        .fit(&model(1), &config(), &ck, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("last.safetensors"), "{err}");
+}
