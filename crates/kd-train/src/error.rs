@@ -26,6 +26,16 @@ pub enum TrainError {
         epoch: usize,
         loss: f64,
     },
+    #[error("{phase}: non-finite {what} at step {step} (epoch {epoch}, batch {batch}); training stopped before the step changed the weights; {checkpoint} (set on_nonfinite = \"skip_batch\" to skip such batches instead)")]
+    NonFinite {
+        phase: String,
+        what: String,
+        step: usize,
+        epoch: usize,
+        batch: usize,
+        /// The last good checkpoint, in words.
+        checkpoint: String,
+    },
     #[error("optimizer: {0}")]
     Optimizer(String),
     #[error("checkpoint: {0}")]

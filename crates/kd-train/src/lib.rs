@@ -8,6 +8,7 @@
 //! - [`checkpoint`]: last and best checkpoints, and resuming from them;
 //! - [`optimizer`]: Adam with its state open to checkpoints;
 //! - [`metrics`]: per-epoch metrics and history;
+//! - [`nonfinite`]: catching NaN and infinite losses and gradients in the step;
 //! - [`progress`]: observing a run as it goes (progress bars);
 //! - [`loss_scale`]: dynamic loss scaling for float16 mixed precision.
 
@@ -18,6 +19,7 @@ pub mod evaluate;
 mod json_float;
 pub mod loss_scale;
 pub mod metrics;
+pub mod nonfinite;
 pub mod objective;
 pub mod optimizer;
 pub mod progress;
@@ -29,6 +31,7 @@ pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, evaluate_with_confusion, predict_logits, Evaluation};
 pub use loss_scale::LossScaler;
 pub use metrics::{EpochMetrics, History};
+pub use nonfinite::OnNonFinite;
 pub use objective::{Objective, Split, TeacherSignal};
 pub use optimizer::Adam;
 pub use progress::{NoProgress, Progress};

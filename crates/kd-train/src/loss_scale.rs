@@ -7,7 +7,7 @@
 //! bfloat16 has float32's exponent range and needs none of this.
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::error::Result;
 
@@ -60,20 +60,13 @@ impl LossScaler {
         }
         (loss * self.scale).backward();
         let finite = tch::no_grad(|| {
-            let mut all_finite: Option<Tensor> = None;
             for var in vars.iter() {
                 let mut grad = var.grad();
-                if !grad.defined() {
-                    continue;
+                if grad.defined() {
+                    let _ = grad.g_mul_scalar_(1.0 / self.scale);
                 }
-                let _ = grad.g_mul_scalar_(1.0 / self.scale);
-                let ok = grad.isfinite().all();
-                all_finite = Some(match all_finite {
-                    Some(acc) => acc.logical_and(&ok),
-                    None => ok,
-                });
             }
-            all_finite.is_none_or(|t| t.to_kind(Kind::Bool).int64_value(&[]) != 0)
+            crate::nonfinite::all_finite(&vars.iter().map(Tensor::grad).collect::<Vec<_>>())
         });
         if finite {
             step()?;
@@ -95,7 +88,7 @@ impl LossScaler {
 mod tests {
     use super::*;
     use tch::nn::{self, Optimizer, OptimizerConfig};
-    use tch::Device;
+    use tch::{Device, Kind};
 
     fn sgd_on(values: &[f32]) -> (nn::VarStore, Tensor, Optimizer) {
         let vs = nn::VarStore::new(Device::Cpu);

@@ -52,6 +52,11 @@ impl Adam {
         self.config.lr = lr;
     }
 
+    /// The names of the parameters it updates, in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// The parameters it updates, in name order.
     pub fn params(&self) -> &[Tensor] {
         &self.params
@@ -72,9 +77,14 @@ impl Adam {
 
     /// Clears the gradients, back-propagates `loss`, steps.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        self.backward(loss);
+        self.step()
+    }
+
+    /// Clears the gradients and back-propagates `loss` (no step).
+    pub fn backward(&mut self, loss: &Tensor) {
         self.zero_grad();
         loss.backward();
-        self.step()
     }
 
     /// The state to checkpoint: the moments by `exp_avg/<name>` and `exp_avg_sq/<name>`

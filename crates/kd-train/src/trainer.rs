@@ -17,6 +17,7 @@ use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
 use crate::loss_scale::LossScaler;
 use crate::metrics::{DeviceSums, EpochMetrics, History};
+use crate::nonfinite::{find_nonfinite, OnNonFinite};
 use crate::objective::{Objective, Split};
 use crate::optimizer::Adam;
 use crate::progress::{NoProgress, Progress};
@@ -39,6 +40,9 @@ pub struct TrainConfig {
     pub augment: AugmentConfig,
     pub early_stopping: EarlyStoppingConfig,
     pub reduce_lr: ReduceLrConfig,
+    /// What to do when a step's loss or gradient is NaN or infinite: `stop` or
+    /// `skip_batch`.
+    pub on_nonfinite: OnNonFinite,
 }
 
 impl Default for TrainConfig {
@@ -52,6 +56,7 @@ impl Default for TrainConfig {
             augment: AugmentConfig::default(),
             early_stopping: EarlyStoppingConfig::default(),
             reduce_lr: ReduceLrConfig::default(),
+            on_nonfinite: OnNonFinite::Stop,
         }
     }
 }
@@ -238,6 +243,7 @@ pub fn fit_with(
         let epoch_start = Instant::now();
         objective.begin_epoch(epoch);
         progress.epoch_start(phase, epoch, config.epochs, train.num_batches());
+        let mut skipped = 0usize;
         let sums = train.with_epoch(epoch, |batches| -> Result<DeviceSums> {
             let mut sums = DeviceSums::default();
             let mut done = 0;
@@ -248,12 +254,37 @@ pub fn fit_with(
                 st.step += 1;
                 let (logits, out) = objective.forward_loss(model, &batch, Split::Train, true);
                 let stepped = match st.scaler.as_mut() {
+                    // float16: overflows are expected and skipped by the scaler's rules.
                     Some(scaler) => {
                         scaler.backward_step(&mut trainable, &out.total, || opt.step())?
                     }
                     None => {
-                        opt.backward_step(&out.total)?;
-                        true
+                        opt.backward(&out.total);
+                        match find_nonfinite(&out.total, opt.names(), &trainable) {
+                            None => {
+                                opt.step()?;
+                                true
+                            }
+                            Some(what) if config.on_nonfinite == OnNonFinite::SkipBatch => {
+                                tracing::warn!(
+                                    "{phase}: non-finite {what} at step {} (epoch {epoch}, batch {}); batch skipped",
+                                    st.step,
+                                    done + 1
+                                );
+                                skipped += 1;
+                                false
+                            }
+                            Some(what) => {
+                                return Err(TrainError::NonFinite {
+                                    phase: phase.into(),
+                                    what,
+                                    step: st.step,
+                                    epoch,
+                                    batch: done + 1,
+                                    checkpoint: last_good(checkpoints, st.epoch),
+                                });
+                            }
+                        }
                     }
                 };
                 // A float16 step skipped for an overflow is not part of the epoch's metrics
@@ -319,6 +350,13 @@ pub fn fit_with(
             m.train_images_per_s
         );
         progress.epoch_end(phase, &m);
+        if skipped > 0 {
+            st.events.push(TrainEvent {
+                epoch,
+                action: "skipped_nonfinite".into(),
+                detail: format!("{skipped} batches with a non-finite loss or gradient"),
+            });
+        }
         let monitored = monitor.value(&m);
         st.history.epochs.push(m);
         if let Some(s) = st.scaler.as_ref().filter(|s| s.skipped_steps() > 0) {
@@ -416,6 +454,18 @@ pub fn fit_with(
         ck.save_last(&st, model, &opt, best.as_ref())?;
     }
     Ok(st.outcome())
+}
+
+/// The last good checkpoint of a fit after `epochs_done` epochs, in words.
+fn last_good(checkpoints: Option<&Checkpoints>, epochs_done: usize) -> String {
+    match checkpoints {
+        Some(ck) if epochs_done > 0 => format!(
+            "last good checkpoint: {} (after epoch {epochs_done})",
+            ck.last_path().display()
+        ),
+        Some(_) => "no checkpoint yet (it failed in the first epoch)".into(),
+        None => "no checkpoints kept".into(),
+    }
 }
 
 impl TrainState {
