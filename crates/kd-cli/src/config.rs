@@ -220,14 +220,37 @@ impl Override {
     }
 }
 
-/// The first line of a multi-line message.
+/// The dotted key (`teacher.train.epochs`) of the `key = value` line holding byte `offset`
+/// of a TOML text, or the table of a `[table]` line; `None` elsewhere.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or("").trim();
+    let unquote = |k: &str| k.trim().trim_matches('"').to_string();
+    let table_of = |header: &str| unquote(header.trim_matches(|c| c == '[' || c == ']'));
+    if line.starts_with('[') {
+        return Some(table_of(line));
+    }
+    let (key, _) = line.split_once('=')?;
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|header| table_of(header.split('#').next().unwrap_or(header).trim()));
+    Some(match table {
+        Some(t) => format!("{t}.{}", unquote(key)),
+        None => unquote(key),
+    })
+}
+
+/// A multi-line message on one line (its lines joined with `; `).
 fn one_line(message: &str) -> String {
     message
         .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Lays `user` over `base`: tables merge key by key, everything else is replaced. A table
@@ -282,14 +305,17 @@ impl RunConfig {
         // First pass: the user's text alone, so that errors carry line numbers.
         let _checked: Self = toml::from_str(text).map_err(|e| {
             // toml's own Display spans several lines (a source snippet); keep one line.
-            let line = e
-                .span()
-                .map(|s| text[..s.start].matches('\n').count() + 1)
-                .map_or(String::new(), |l| format!("line {l}: "));
+            let at = e.span().map_or(String::new(), |s| {
+                let line = text[..s.start].matches('\n').count() + 1;
+                match key_at(text, s.start) {
+                    Some(key) => format!("line {line}: {key}: "),
+                    None => format!("line {line}: "),
+                }
+            });
             anyhow::anyhow!(
-                "{}: invalid config: {line}{}",
+                "{}: invalid config: {at}{}",
                 path.display(),
-                e.message().trim()
+                one_line(e.message())
             )
         })?;
         // Second pass: the user's values laid over the defaults, section by section.

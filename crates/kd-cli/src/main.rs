@@ -1,27 +1,11 @@
 //! `kd-cli`: the command-line front end of kd. It parses, wires the library crates together
 //! and reports; the work happens in `kd-data`, `kd-models`, `kd-core` and `kd-train`.
 
-mod atomic;
-mod bench;
-mod compare;
-mod config;
-mod env;
-mod eval;
-mod export;
-mod plots;
-mod predict;
-mod progress;
-mod report;
-mod resume;
-mod run;
-mod run_log;
-mod saved_model;
-mod summary;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use kd_cli::{bench, compare, config, env, eval, export, predict, run, summary};
 
 /// Knowledge distillation on libtorch.
 #[derive(Debug, Parser)]

@@ -24,20 +24,48 @@ const TYPE_U8: u8 = 0x08;
 
 /// Reads an IDX file of `u8` elements, decompressing it first if it is gzipped.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
+    let raw = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode_idx(&raw, path)
+}
+
+/// Parses the bytes of an IDX file, gunzipping them first if they start with gzip's magic;
+/// `path` is only used in error messages. A gzipped file is decompressed no further than its
+/// header's dimensions say (plus one byte, to detect trailing data), so a small file that
+/// inflates without end costs no more memory than the array it claims to hold.
+pub fn decode_idx(raw: &[u8], path: &Path) -> Result<IdxArray> {
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return parse_idx(raw, path);
+    }
     let io = |source| DataError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let raw = std::fs::read(path).map_err(io)?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 2);
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
+    let mut decoder = GzDecoder::new(raw);
+    // Magic and rank, then the dimensions, then at most the data they declare.
+    let mut bytes = Vec::new();
+    (&mut decoder).take(4).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() == 4 {
+        let dims_bytes = 4 * u64::from(bytes[3]);
+        (&mut decoder)
+            .take(dims_bytes)
+            .read_to_end(&mut bytes)
             .map_err(io)?;
-        out
-    } else {
-        raw
-    };
+        if bytes.len() as u64 == 4 + dims_bytes {
+            let declared = bytes[4..]
+                .chunks_exact(4)
+                .try_fold(1u64, |acc, c| {
+                    acc.checked_mul(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+                })
+                .unwrap_or(u64::MAX);
+            (&mut decoder)
+                .take(declared.saturating_add(1))
+                .read_to_end(&mut bytes)
+                .map_err(io)?;
+        }
+    }
     parse_idx(&bytes, path)
 }
 

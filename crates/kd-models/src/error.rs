@@ -20,6 +20,8 @@ pub enum ModelError {
         #[source]
         source: tch::TchError,
     },
+    #[error("{}: {detail}", path.display())]
+    ModelFile { path: PathBuf, detail: String },
     #[error("{}: pretrained weights do not fit the model: {detail}", path.display())]
     Pretrained { path: PathBuf, detail: String },
     #[error("precision {precision} is not available on {device}: {reason}")]

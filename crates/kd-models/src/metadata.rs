@@ -87,7 +87,13 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
             .read_to_end(&mut prefix)
             .map_err(io)?;
     }
-    let (header, _) = split(path, &prefix)?;
+    parse_metadata(&prefix, path)
+}
+
+/// The `__metadata__` of a safetensors file from its leading bytes (the length and the
+/// header suffice); `path` is named in errors.
+pub fn parse_metadata(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, String>> {
+    let (header, _) = split(path, bytes)?;
     match header.get("__metadata__") {
         None => Ok(BTreeMap::new()),
         Some(m) => serde_json::from_value(m.clone())

@@ -74,6 +74,8 @@ impl ModelConfig {
 /// A model ready to train or evaluate.
 #[derive(Debug)]
 pub struct Model {
+    /// What was built (named in load errors).
+    architecture: String,
     vs: nn::VarStore,
     net: Sequential,
     pretrained: Option<Loaded>,
@@ -117,6 +119,7 @@ impl Model {
             _ => None,
         };
         Ok(Self {
+            architecture: config.describe(),
             vs,
             net,
             pretrained,
@@ -280,12 +283,49 @@ impl Model {
         crate::tensor_file::write_tensors(path, &tensors, metadata)
     }
 
-    /// Loads every variable from a safetensors file written by [`Model::save`]; fails, naming
-    /// the file, on any missing or mis-shaped tensor.
+    /// Loads every variable (except auxiliary ones) from a safetensors file written by
+    /// [`Model::save`]; fails, naming the file and the tensor, on anything missing or of
+    /// another shape or dtype, and then changes nothing.
     pub fn load(&mut self, path: &Path) -> Result<()> {
-        self.vs.load(path).map_err(|source| ModelError::Weights {
+        let saved = crate::tensor_file::read_tensors(path)?;
+        let bad = |detail: String| ModelError::ModelFile {
             path: path.to_path_buf(),
-            source,
-        })
+            detail,
+        };
+        let mut vars: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(name, _)| !name.starts_with(AUX_PREFIX))
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, var) in &vars {
+            let t = saved.get(name).ok_or_else(|| {
+                bad(format!(
+                    "no tensor {name:?} (is it a {} model file?)",
+                    self.architecture
+                ))
+            })?;
+            if t.kind() != var.kind() {
+                return Err(bad(format!(
+                    "tensor {name:?} is {:?}, the model's is {:?}",
+                    t.kind(),
+                    var.kind()
+                )));
+            }
+            if t.size() != var.size() {
+                return Err(bad(format!(
+                    "tensor {name:?} has shape {:?}, the model's {:?} (another architecture?)",
+                    t.size(),
+                    var.size()
+                )));
+            }
+        }
+        tch::no_grad(|| {
+            for (name, mut var) in vars {
+                var.copy_(&saved[&name]);
+            }
+        });
+        Ok(())
     }
 }

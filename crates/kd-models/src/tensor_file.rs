@@ -75,11 +75,31 @@ fn write_then_rename(
 
 /// Every tensor of the safetensors file at `path`, by name.
 pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
-    let tensors = Tensor::read_safetensors(path).map_err(|source| ModelError::Weights {
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(tensors.into_iter().collect())
+    parse_tensors(&bytes, path)
+}
+
+/// Every tensor of a safetensors file's bytes, by name; `path` is named in errors. The
+/// header is checked whole (offsets contiguous, sizes matching shapes and dtypes, the data
+/// exactly filling the file) before any tensor is built.
+pub fn parse_tensors(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Tensor>> {
+    let bad = |detail: String| ModelError::ModelFile {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let file = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| bad(format!("not a valid safetensors file: {e:?}")))?;
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let tensor = Tensor::try_from(view)
+                .map_err(|e| bad(format!("tensor {name:?} cannot be read: {e}")))?;
+            Ok((name, tensor))
+        })
+        .collect()
 }
 
 #[cfg(test)]

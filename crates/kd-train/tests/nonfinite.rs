@@ -10,8 +10,7 @@ use kd_data::{BatchLoader, ImageDataset, TransformConfig};
 use kd_models::{Model, ModelConfig, StudentConfig};
 use kd_train::callback::{EarlyStoppingConfig, ReduceLrConfig};
 use kd_train::{
-    fit_with, Checkpoints, FitHooks, OnNonFinite, Objective, TeacherSignal, TrainConfig,
-    TrainError,
+    fit_with, Checkpoints, FitHooks, Objective, OnNonFinite, TeacherSignal, TrainConfig, TrainError,
 };
 use ndarray::Array4;
 use tch::{Device, Kind, Tensor};
@@ -127,10 +126,27 @@ fn a_nan_loss_stops_the_fit_in_its_step_naming_the_last_good_checkpoint() {
     };
     let (outcome, model) = fit(&loss, OnNonFinite::Stop, dir.path());
     let err = outcome.unwrap_err();
-    assert!(matches!(err, TrainError::NonFinite { step: 6, epoch: 2, batch: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            TrainError::NonFinite {
+                step: 6,
+                epoch: 2,
+                batch: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let message = err.to_string();
-    assert!(message.contains("non-finite loss (NaN) at step 6"), "{message}");
-    assert!(message.contains("last.safetensors (after epoch 1)"), "{message}");
+    assert!(
+        message.contains("non-finite loss (NaN) at step 6"),
+        "{message}"
+    );
+    assert!(
+        message.contains("last.safetensors (after epoch 1)"),
+        "{message}"
+    );
     // The loss was the last thing computed: no step followed it.
     assert_eq!(loss.calls.get(), 7);
     for (name, w) in weights(&model) {
@@ -152,7 +168,10 @@ fn a_nan_gradient_under_a_finite_loss_is_caught_and_named() {
     let (outcome, _) = fit(&loss, OnNonFinite::Stop, dir.path());
     let message = outcome.unwrap_err().to_string();
     assert!(message.contains("non-finite gradient of"), "{message}");
-    assert!(message.contains("at step 2 (epoch 1, batch 2)"), "{message}");
+    assert!(
+        message.contains("at step 2 (epoch 1, batch 2)"),
+        "{message}"
+    );
     assert!(message.contains("no checkpoint yet"), "{message}");
 }
 

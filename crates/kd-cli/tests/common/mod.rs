@@ -64,7 +64,7 @@ pub fn venv_python() -> Option<PathBuf> {
     }
 }
 
-fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
+pub fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
     let mut out = vec![0, 0, 8, dims.len() as u8];
     for &d in dims {
         out.extend_from_slice(&(d as u32).to_be_bytes());
