@@ -13,17 +13,22 @@ export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 KD=${KD:-dist/kd-cli}
 OUT=${OUT:-${OUT_DIR:-/tmp}/device-bench.jsonl}
 STEPS=${STEPS:-30}
+ROUNDS=${ROUNDS:-2}
 : > "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 "$KD" env
 
-for round in 1 2; do
+for round in $(seq "$ROUNDS"); do
   "$KD" bench --device cuda --steps "$STEPS" --warmup 5 >> "$OUT"
   "$KD" bench --device cuda --steps "$STEPS" --warmup 5 --channels-last >> "$OUT"
   "$KD" bench --device cuda --steps "$STEPS" --warmup 5 --channels-last --precision bf16 >> "$OUT"
   "$PYTHON" dist/anchors/torch_seed.py --device cuda --steps "$STEPS" --warmup 5 >> "$OUT"
   "$PYTHON" dist/anchors/torch_seed.py --device cuda --steps "$STEPS" --warmup 5 --channels-last >> "$OUT"
 done
+
+echo
+echo "## kd vs PyTorch eager, images/s ($STEPS timed steps, batch 128)"
+"$PYTHON" scripts/bench-table.py "$OUT"
 
 # 50,000 + 10,000 random 32x32x3 images in the CIFAR-10 binary format.
 DATA=target/synthetic-cifar-10-batches-bin
@@ -40,20 +45,7 @@ def write(name, n):
 for i in range(1, 6):
     write(f"data_batch_{i}.bin", 10000)
 write("test_batch.bin", 10000)
-PY"$KD" run configs/gpu-seed-schedule.toml --out target/gpu-seed-schedule > /tmp/schedule.log 2>&1 || { tail -20 /tmp/schedule.log; exit 1; }
-tail -8 /tmp/schedule.log
-
-echo
-echo "## kd vs PyTorch eager, images/s ($STEPS timed steps, batch 128)"
-"$PYTHON" scripts/bench-table.py "$OUT"
-echo
-"$PYTHON" - <<'PY'
-import json
-r = json.load(open("target/gpu-seed-schedule/report.json"))
-print(f"seed schedule (VGG19 25 epochs + 2 students x 20 epochs, 50k images, {r['precision']}): "
-      f"{r['total_seconds']:.1f} s wall, peak RSS {r['peak_rss_mib']:.0f} MiB")
 PY
-
 # Resume on CUDA: a short version of the same schedule, run whole and run killed (SIGKILL)
 # after the teacher's first checkpoint and resumed; prints whether the results agree.
 SHORT=(--set data.train_limit=5000 --set data.test_limit=2000 --set teacher.train.epochs=3
@@ -80,4 +72,16 @@ for x, y in zip(a["models"], b["models"]):
     same = x["test_accuracy"] == y["test_accuracy"] and x["test_loss"] == y["test_loss"]
     print(f"{x['role']:>9}: uninterrupted {100*x['test_accuracy']:.2f}% loss {x['test_loss']:.6f} | "
           f"resumed {100*y['test_accuracy']:.2f}% loss {y['test_loss']:.6f} | identical: {same}")
+PY
+
+# The seed's full schedule, last (the longest part).
+"$KD" run configs/gpu-seed-schedule.toml --out target/gpu-seed-schedule > /tmp/schedule.log 2>&1 || { tail -20 /tmp/schedule.log; exit 1; }
+tail -8 /tmp/schedule.log
+
+echo
+"$PYTHON" - <<'PY'
+import json
+r = json.load(open("target/gpu-seed-schedule/report.json"))
+print(f"seed schedule (VGG19 25 epochs + 2 students x 20 epochs, 50k images, {r['precision']}): "
+      f"{r['total_seconds']:.1f} s wall, peak RSS {r['peak_rss_mib']:.0f} MiB")
 PY

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p kd-cli
 mkdir -p dist/anchors
-cp target/release/kd-cli dist/
+# Without debug info: the device tool carries at most 64 MiB.
+strip -o dist/kd-cli target/release/kd-cli
 cp "${ANCHORS:-../shared/anchors}/torch_seed.py" dist/anchors/
 ls -l dist dist/anchors

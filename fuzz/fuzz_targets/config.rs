@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let path = std::path::Path::new("fuzz.toml");
-    if let Ok(config) = RunConfig::parse(text, path) {
+    if let Ok(config) = RunConfig::parse_with(text, path, &[]) {
         // What parses must validate or fail cleanly, and serialize back.
         let _ = config.validate();
         let _ = config.to_toml();

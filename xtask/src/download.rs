@@ -125,10 +125,20 @@ impl Hasher {
     }
 }
 
-fn agent() -> ureq::Agent {
+/// How long a server may stay silent (to connect, or between bytes) before a download
+/// fails: `KD_HTTP_TIMEOUT` seconds, 60 by default.
+fn timeout() -> Duration {
+    std::env::var("KD_HTTP_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
     ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(10))
-        .timeout_read(Duration::from_secs(60))
+        .timeout_connect(timeout.min(Duration::from_secs(10)))
+        .timeout_read(timeout)
         .build()
 }
 
@@ -142,9 +152,19 @@ pub fn part_path(dest: &Path) -> PathBuf {
 /// Downloads `url` to `dest`, verifying `checksum`. Resumes from `<dest>.part` when one is
 /// there; on a network error keeps it for the next attempt; on a checksum mismatch deletes it.
 pub fn download_verified(url: &str, dest: &Path, checksum: Checksum) -> Result<()> {
+    download_verified_within(url, dest, checksum, timeout())
+}
+
+/// [`download_verified`] with a server that stays silent for `timeout` counted as failed.
+fn download_verified_within(
+    url: &str,
+    dest: &Path,
+    checksum: Checksum,
+    timeout: Duration,
+) -> Result<()> {
     let part = part_path(dest);
     let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    let mut request = agent().get(url);
+    let mut request = agent(timeout).get(url);
     if have > 0 {
         eprintln!("xtask: resuming {url} from byte {have}");
         request = request.set("Range", &format!("bytes={have}-"));
@@ -153,7 +173,7 @@ pub fn download_verified(url: &str, dest: &Path, checksum: Checksum) -> Result<(
         // 416: the range is past the end (a stale or complete `.part`): start over.
         Err(ureq::Error::Status(416, _)) => {
             std::fs::remove_file(&part).ok();
-            agent().get(url).call()
+            agent(timeout).get(url).call()
         }
         other => other,
     }
@@ -406,5 +426,33 @@ pub(crate) mod tests {
         let msg = format!("{err:#}");
         assert!(msg.contains(&url) && msg.contains("404"), "{msg}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_server_that_never_answers_times_out_naming_the_url() {
+        // Accepts connections and never sends a byte.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/silent.gz", listener.local_addr().unwrap());
+        let hold = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            std::thread::sleep(Duration::from_secs(5));
+            drop(conn);
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let err = download_verified_within(
+            &url,
+            &dir.path().join("x"),
+            Checksum::Md5(""),
+            Duration::from_millis(500),
+        )
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains(&url) && msg.contains("timed out"), "{msg}");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "gave up in time"
+        );
+        hold.join().unwrap();
     }
 }

@@ -1,5 +1,6 @@
-//! Atomic file writes: write a temporary file in the target's directory, then rename it over
-//! the target, so a crash never leaves a half-written report where a good one was.
+//! Atomic file writes: write a temporary file in the target's directory, sync it to disk,
+//! then rename it over the target, so a crash never leaves a half-written report where a good
+//! one was.
 
 use std::io::Write;
 use std::path::Path;
@@ -20,6 +21,9 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -
         .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?
         .into_temp_path();
     write(&tmp)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("{}: cannot sync", tmp.display()))?;
     tmp.persist(path)
         .with_context(|| format!("{}: cannot replace", path.display()))?;
     Ok(())

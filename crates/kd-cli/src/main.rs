@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kd_cli::{bench, compare, config, env, eval, export, predict, run, summary};
+use kd_cli::{bench, compare, config, env, eval, export, oom, predict, run, summary};
 
 /// Knowledge distillation on libtorch.
 #[derive(Debug, Parser)]
@@ -197,8 +197,27 @@ fn keep_freed_memory() {
     }
 }
 
+impl Command {
+    /// The subcommand as typed (for messages).
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Run { .. } => "run",
+            Self::Eval { .. } => "eval",
+            Self::Predict { .. } => "predict",
+            Self::Export { .. } => "export",
+            Self::Config { .. } => "config",
+            Self::Summary { .. } => "summary",
+            Self::Bench { .. } => "bench",
+            Self::Compare { .. } => "compare",
+            Self::Env => "env",
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    oom::install_panic_hook();
+    kd_sys::file_size_limit_as_error();
     let level = match (cli.verbose, cli.quiet) {
         (true, _) => "debug",
         (_, true) => "warn",
@@ -214,7 +233,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     keep_freed_memory();
-    let result = match cli.command {
+    oom::set_activity(format!("running kd-cli {}", cli.command.name()));
+    let result = oom::guard(None, || match cli.command {
         Command::Env => {
             env::print_env();
             Ok(())
@@ -308,7 +328,7 @@ fn main() -> ExitCode {
             },
         )
         .map(|r| print!("{}", r.table())),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -282,13 +282,27 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
             .join(&cfg.name)
             .join(format!("seed-{}", cfg.seed)),
     };
+    let checkpoints_dir = out.join("checkpoints").display().to_string();
+    crate::oom::guard(Some(&checkpoints_dir), || {
+        run_in(config_path, overrides, &cfg, &out, start)
+    })
+}
+
+/// [`run`] once the config is resolved and the run directory chosen.
+fn run_in(
+    config_path: &Path,
+    overrides: &RunOverrides,
+    cfg: &RunConfig,
+    out: &Path,
+    start: Instant,
+) -> Result<Report> {
     let resolved = cfg.to_toml()?;
     if overrides.resume.is_some() {
         // Before anything is written: a mismatch leaves the directory as it was.
-        crate::resume::check_same_config(&out, &resolved)?;
+        crate::resume::check_same_config(out, &resolved)?;
     }
 
-    let data = load_data(&cfg)?;
+    let data = load_data(cfg)?;
     let [c, h, _] = cfg.data.transform.output_shape(data.train.image_shape());
     let classes = data.train.classes();
     for (key, model) in [
@@ -312,7 +326,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         loss.check_classes(classes)
             .with_context(|| format!("{}: invalid config", config_path.display()))?;
     }
-    std::fs::create_dir_all(&out)
+    std::fs::create_dir_all(out)
         .with_context(|| format!("{}: cannot create the run directory", out.display()))?;
     write_atomic(&out.join("config.toml"), resolved.as_bytes())?;
     let checkpoints = out.join("checkpoints");
@@ -346,7 +360,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     let mut log = RunLog::default();
     let mut bars = TerminalProgress::new(overrides.quiet);
     let mut phase = Phase {
-        out: &out,
+        out,
         test: &test_loader,
         log: &mut log,
         input_shape: data.train.image_shape(),
@@ -357,13 +371,14 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         resume: overrides.resume.is_some(),
     };
 
+    crate::oom::set_activity("building the teacher");
     // Teacher: load or train (from pretrained feature weights when configured).
     tch::manual_seed(seed as i64);
     let teacher_cfg = match &cfg.teacher.checkpoint {
         Some(_) => cfg.teacher.model.without_pretrained(),
         None => cfg.teacher.model.clone(),
     };
-    let mut teacher = build_model(&cfg, &teacher_cfg, [c, h, classes], device)?;
+    let mut teacher = build_model(cfg, &teacher_cfg, [c, h, classes], device)?;
     let teacher_origin = match (&cfg.teacher.checkpoint, teacher.pretrained()) {
         (Some(ckpt), _) => Some(format!("checkpoint {}", ckpt.display())),
         (None, Some(loaded)) => Some(format!(
@@ -386,10 +401,11 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     };
     if let LossConfig::Fitnets(f) = &cfg.distill {
         // Check the hinted layers now, before hours of teacher training.
-        let probe_student = build_model(&cfg, &cfg.student.model, [c, h, classes], device)?;
+        let probe_student = build_model(cfg, &cfg.student.model, [c, h, classes], device)?;
         fitnets_hint(f, &teacher, &probe_student, [c, h, h])
             .with_context(|| format!("{}: invalid config", config_path.display()))?;
     }
+    crate::oom::set_activity("training the teacher");
     let teacher_outcome = match &cfg.teacher.checkpoint {
         Some(path) => {
             teacher.load(path)?;
@@ -440,6 +456,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
 
     // The teacher's logits: cached once per image (exact without augmentation), or live.
     let cache = &cfg.teacher.cache;
+    crate::oom::set_activity("caching the teacher's logits");
     let caches = if kd_loss.is_some() && cache.mode.caches(augmented) {
         let started = Instant::now();
         let build = |d: &ImageDataset| {
@@ -483,9 +500,10 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         None => TeacherSignal::Live(&teacher),
     };
 
+    crate::oom::set_activity("building the distilled student");
     // Distilled and scratch students start from the same weights and see the same batches.
     tch::manual_seed(seed.wrapping_add(1) as i64);
-    let distilled = build_model(&cfg, &cfg.student.model, [c, h, classes], device)?;
+    let distilled = build_model(cfg, &cfg.student.model, [c, h, classes], device)?;
     let hint = match &cfg.distill {
         LossConfig::Fitnets(f) => Some(fitnets_hint(f, &teacher, &distilled, [c, h, h])?),
         _ => None,
@@ -501,6 +519,7 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         },
         (None, None) => unreachable!("a loss is either a logit loss or fitnets"),
     };
+    crate::oom::set_activity("training the distilled student");
     let outcome = fit_with(
         &distilled,
         &train,
@@ -526,7 +545,9 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     drop(teacher);
 
     tch::manual_seed(seed.wrapping_add(1) as i64);
-    let scratch = build_model(&cfg, &cfg.student.model, [c, h, classes], device)?;
+    crate::oom::set_activity("building the scratch student");
+    let scratch = build_model(cfg, &cfg.student.model, [c, h, classes], device)?;
+    crate::oom::set_activity("training the scratch student");
     let outcome = fit_with(
         &scratch,
         &train,
@@ -578,6 +599,6 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     write_atomic(&out.join("report.md"), report.markdown().as_bytes())?;
-    write_plots(&out, &log, cfg.data.dataset, &distilled_confusion);
+    write_plots(out, &log, cfg.data.dataset, &distilled_confusion);
     Ok(report)
 }

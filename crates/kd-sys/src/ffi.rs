@@ -32,6 +32,7 @@ extern "C" {
     ) -> c_int;
     fn kd_rng_get_state(device_type: i8, index: i8, out: *mut *mut C_tensor) -> c_int;
     fn kd_rng_set_state(device_type: i8, index: i8, state: *const C_tensor) -> c_int;
+    fn kd_ignore_sigxfsz() -> c_int;
 }
 
 /// The `c10::DeviceType` code of `device`.
@@ -157,4 +158,10 @@ pub(crate) fn rng_get_state(device: Device) -> Result<Tensor, String> {
 pub(crate) fn rng_set_state(device: Device, state: &Tensor) -> Result<(), String> {
     // SAFETY: a live tensor borrowed for the call; the shim copies it into the generator.
     check(unsafe { kd_rng_set_state(device_type(device), device_index(device), state.as_ptr()) })
+}
+
+/// `signal(SIGXFSZ, SIG_IGN)`; whether it took.
+pub(crate) fn ignore_sigxfsz() -> bool {
+    // SAFETY: changes one signal's disposition to "ignore"; no handler code runs.
+    unsafe { kd_ignore_sigxfsz() == 1 }
 }

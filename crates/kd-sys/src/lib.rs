@@ -5,7 +5,8 @@
 //!   type, CPU included; tch only binds the CUDA float16 variant;
 //! - [`retain_freed_memory`]: glibc malloc thresholds that keep activation buffers for reuse;
 //! - [`adam_step`]: libtorch's Adam step with the optimizer state held by the caller;
-//! - [`rng_state`] / [`set_rng_state`]: the default random generators' state.
+//! - [`rng_state`] / [`set_rng_state`]: the default random generators' state;
+//! - [`file_size_limit_as_error`]: writes past `ulimit -f` fail instead of killing.
 
 mod adam;
 mod allocator;
@@ -17,6 +18,13 @@ pub use adam::{adam_step, AdamConfig, AdamError, AdamState};
 pub use allocator::retain_freed_memory;
 pub use autocast::{autocast, autocast_enabled, AutocastError};
 pub use rng::{rng_state, set_rng_state, RngError};
+
+/// Makes a write past the file-size limit (`ulimit -f`, `RLIMIT_FSIZE`) fail with an error
+/// (`File too large`) that the program reports, instead of the default `SIGXFSZ` that kills
+/// the process mid-write; returns whether the signal is now ignored.
+pub fn file_size_limit_as_error() -> bool {
+    ffi::ignore_sigxfsz()
+}
 
 /// Tests that draw from libtorch's global generator hold this lock: tests run as threads of
 /// one process, and a draw from another test in between would change their numbers.

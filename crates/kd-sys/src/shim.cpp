@@ -155,3 +155,13 @@ int kd_rng_set_state(int8_t device_type, int8_t index, const at::Tensor* state) 
 }
 
 }  // extern "C"
+
+#include <csignal>
+
+extern "C" {
+
+// Ignores SIGXFSZ, so that a write past the file-size limit (RLIMIT_FSIZE) fails with EFBIG,
+// an error the caller reports, instead of killing the process. Returns 1 on success.
+int kd_ignore_sigxfsz() { return std::signal(SIGXFSZ, SIG_IGN) != SIG_ERR; }
+
+}  // extern "C"
