@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 fn main() {
     kd_build::link_libtorch();
-    println!("cargo:rerun-if-changed=src/shim.cpp");
+    for file in ["src/shim.cpp", "src/c10d.cpp", "src/guard.hpp", "gloo-decl"] {
+        println!("cargo:rerun-if-changed={file}");
+    }
     let lib = PathBuf::from(
         std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys exports DEP_TCH_LIBTORCH_LIB"),
     );
@@ -14,6 +16,9 @@ fn main() {
         .cpp(true)
         .std("c++17")
         .file("src/shim.cpp")
+        .file("src/c10d.cpp")
+        // Declarations for the Gloo types ProcessGroupGloo.hpp names (see the README there).
+        .include("gloo-decl")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .define("_GLIBCXX_USE_CXX11_ABI", "1")

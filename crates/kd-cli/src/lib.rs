@@ -11,6 +11,7 @@ pub mod config;
 pub mod env;
 pub mod eval;
 pub mod export;
+pub mod launch;
 pub mod oom;
 pub mod plots;
 pub mod predict;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kd_cli::{bench, compare, config, env, eval, export, oom, predict, run, summary};
+use kd_cli::{bench, compare, config, env, eval, export, launch, oom, predict, run, summary};
 
 /// Knowledge distillation on libtorch.
 #[derive(Debug, Parser)]
@@ -45,6 +45,19 @@ enum Command {
         /// the same config and overrides it was started with).
         #[arg(long, value_name = "DIR")]
         resume: Option<PathBuf>,
+    },
+    /// Runs `kd-cli run` as N local processes training one model data-parallel (PyTorch's
+    /// c10d with Gloo), as `torchrun --nproc-per-node N` does; docs/distributed.md.
+    Launch {
+        /// Number of processes (ranks).
+        #[arg(long)]
+        nproc: usize,
+        /// Port of the rendezvous store on 127.0.0.1 (default: a free one).
+        #[arg(long)]
+        master_port: Option<u16>,
+        /// The config and `run` options, e.g. `configs/quickstart.toml --out runs/dp`.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        run_args: Vec<String>,
     },
     /// Accuracy, per-class accuracy and confusion matrix of a model saved by `kd-cli run`,
     /// on its dataset's test split (the model file names its dataset and preprocessing).
@@ -202,6 +215,7 @@ impl Command {
     fn name(&self) -> &'static str {
         match self {
             Self::Run { .. } => "run",
+            Self::Launch { .. } => "launch",
             Self::Eval { .. } => "eval",
             Self::Predict { .. } => "predict",
             Self::Export { .. } => "export",
@@ -218,7 +232,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     oom::install_panic_hook();
     kd_sys::file_size_limit_as_error();
-    let level = match (cli.verbose, cli.quiet) {
+    // Under a launcher, ranks other than 0 log warnings only (rank 0 tells the story).
+    let other_rank = std::env::var("RANK").is_ok_and(|r| r != "0");
+    let level = match (cli.verbose, cli.quiet || other_rank) {
         (true, _) => "debug",
         (_, true) => "warn",
         _ => "info",
@@ -303,6 +319,11 @@ fn main() -> ExitCode {
                 out.display()
             )
         }),
+        Command::Launch {
+            nproc,
+            master_port,
+            run_args,
+        } => launch::launch(nproc, master_port, &run_args),
         Command::Config {
             action: ConfigAction::Default,
         } => {
@@ -327,7 +348,13 @@ fn main() -> ExitCode {
                 quiet: cli.quiet,
             },
         )
-        .map(|r| print!("{}", r.table())),
+        .map(|r| {
+            // Under a launcher every rank runs; rank 0 reports.
+            if std::env::var("RANK").is_ok_and(|r| r != "0") {
+                return;
+            }
+            print!("{}", r.table())
+        }),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

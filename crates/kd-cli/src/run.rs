@@ -23,6 +23,7 @@ use kd_data::{
     holdout_split, random_subset, BatchLoader, DatasetKind, ImageDataset, TransformConfig,
 };
 use kd_models::{Model, ModelConfig};
+use kd_train::distributed::{launch_env, DataParallel, ProcessGroup};
 use kd_train::{
     evaluate_with_confusion, fit_with, Checkpoints, FitHooks, FitOutcome, Objective, Split,
     TeacherSignal,
@@ -93,6 +94,8 @@ struct Phase<'a> {
     /// Fingerprint of the resolved config, for checkpoints.
     fingerprint: String,
     resume: bool,
+    /// Whether this process writes files (rank 0).
+    writer: bool,
 }
 
 impl Phase<'_> {
@@ -109,12 +112,17 @@ impl Phase<'_> {
 
     /// The checkpoints of the `role` phase (a model built from `config`).
     fn checkpoints(&self, role: &str, config: &ModelConfig) -> Checkpoints {
-        Checkpoints::new(
+        let checkpoints = Checkpoints::new(
             self.out.join("checkpoints").join(role),
             self.fingerprint.clone(),
         )
         .with_model_metadata(self.model_info(config).to_metadata())
-        .resuming(self.resume)
+        .resuming(self.resume);
+        if self.writer {
+            checkpoints
+        } else {
+            checkpoints.read_only()
+        }
     }
 
     fn finish(
@@ -128,7 +136,11 @@ impl Phase<'_> {
     ) -> Result<(ModelReport, Vec<Vec<i64>>)> {
         let weights = format!("{role}.safetensors");
         let info = self.model_info(config);
-        let file_bytes = model.save_with_metadata(&self.out.join(&weights), &info.to_metadata())?;
+        let file_bytes = if self.writer {
+            model.save_with_metadata(&self.out.join(&weights), &info.to_metadata())?
+        } else {
+            0
+        };
         let (eval, confusion) = evaluate_with_confusion(
             model,
             self.test,
@@ -282,10 +294,35 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
             .join(&cfg.name)
             .join(format!("seed-{}", cfg.seed)),
     };
+    // Under torchrun or `kd-cli launch`: join the other ranks first.
+    let launch = launch_env(|k| std::env::var(k).ok())
+        .map_err(|e| anyhow::anyhow!("distributed launch environment: {e}"))?;
+    let group = match &launch {
+        Some(env) => Some(ProcessGroup::join(&env.rendezvous)?),
+        None => None,
+    };
+    let ranks = Ranks {
+        parallel: group.as_ref().map(|group| DataParallel { group }),
+        local_rank: launch.as_ref().map_or(0, |l| l.local_rank),
+    };
     let checkpoints_dir = out.join("checkpoints").display().to_string();
     crate::oom::guard(Some(&checkpoints_dir), || {
-        run_in(config_path, overrides, &cfg, &out, start)
+        run_in(config_path, overrides, &cfg, &out, start, ranks)
     })
+}
+
+/// This process's place among the ranks of a data-parallel run.
+#[derive(Debug, Clone, Copy)]
+struct Ranks<'a> {
+    parallel: Option<DataParallel<'a>>,
+    local_rank: usize,
+}
+
+impl Ranks<'_> {
+    /// Whether this process writes the run directory (rank 0, or the only process).
+    fn writer(&self) -> bool {
+        self.parallel.is_none_or(|p| p.rank() == 0)
+    }
 }
 
 /// [`run`] once the config is resolved and the run directory chosen.
@@ -295,7 +332,9 @@ fn run_in(
     cfg: &RunConfig,
     out: &Path,
     start: Instant,
+    ranks: Ranks,
 ) -> Result<Report> {
+    let writer = ranks.writer();
     let resolved = cfg.to_toml()?;
     if overrides.resume.is_some() {
         // Before anything is written: a mismatch leaves the directory as it was.
@@ -313,7 +352,11 @@ fn run_in(
             .validate(key, h)
             .with_context(|| format!("{}: invalid config", config_path.display()))?;
     }
-    let device = cfg.device.resolve("device")?;
+    let device = match (cfg.device.resolve("device")?, ranks.parallel) {
+        // One GPU per rank on each machine.
+        (Device::Cuda(_), Some(_)) => Device::Cuda(ranks.local_rank),
+        (device, _) => device,
+    };
     prepare_device(device);
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
@@ -326,11 +369,13 @@ fn run_in(
         loss.check_classes(classes)
             .with_context(|| format!("{}: invalid config", config_path.display()))?;
     }
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("{}: cannot create the run directory", out.display()))?;
-    write_atomic(&out.join("config.toml"), resolved.as_bytes())?;
+    if writer {
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("{}: cannot create the run directory", out.display()))?;
+        write_atomic(&out.join("config.toml"), resolved.as_bytes())?;
+    }
     let checkpoints = out.join("checkpoints");
-    if overrides.resume.is_none() && checkpoints.exists() {
+    if writer && overrides.resume.is_none() && checkpoints.exists() {
         // A new run in an old directory: the old run's checkpoints must never be resumed.
         std::fs::remove_dir_all(&checkpoints)
             .with_context(|| format!("{}: cannot remove", checkpoints.display()))?;
@@ -358,7 +403,14 @@ fn run_in(
     let tf = &cfg.data.transform;
     let test_loader = BatchLoader::new(&data.test, 1000, tf.clone(), device);
     let mut log = RunLog::default();
-    let mut bars = TerminalProgress::new(overrides.quiet);
+    let mut bars = TerminalProgress::new(overrides.quiet || !writer);
+    if let Some(p) = ranks.parallel {
+        tracing::info!(
+            "data parallel: rank {} of {}, global batch sizes as configured",
+            p.rank(),
+            p.world_size()
+        );
+    }
     let mut phase = Phase {
         out,
         test: &test_loader,
@@ -369,6 +421,7 @@ fn run_in(
         dataset: cfg.data.dataset,
         fingerprint: crate::resume::fingerprint(&resolved),
         resume: overrides.resume.is_some(),
+        writer,
     };
 
     crate::oom::set_activity("building the teacher");
@@ -428,6 +481,7 @@ fn run_in(
                 FitHooks {
                     progress: Some(&mut bars),
                     checkpoints: Some(&phase.checkpoints("teacher", &teacher_cfg)),
+                    parallel: ranks.parallel,
                 },
             )?)
         }
@@ -459,14 +513,37 @@ fn run_in(
     crate::oom::set_activity("caching the teacher's logits");
     let caches = if kd_loss.is_some() && cache.mode.caches(augmented) {
         let started = Instant::now();
-        let build = |d: &ImageDataset| {
-            LogitCache::build(
+        let build = |d: &ImageDataset| -> Result<LogitCache> {
+            let Some(dp) = ranks.parallel else {
+                return Ok(LogitCache::build(
+                    &teacher,
+                    &BatchLoader::new(d, 1000, tf.clone(), device),
+                    cache.dtype,
+                ));
+            };
+            // Each rank runs the teacher on its share of the images; a sum of the shares
+            // (each row written by one rank, zeros elsewhere) gives every rank the whole cache.
+            let mine = dp.shard(d.len());
+            let (start, len) = (mine.start as i64, mine.len() as i64);
+            let part = d.select(&mine.collect::<Vec<_>>());
+            let logits = LogitCache::build(
                 &teacher,
-                &BatchLoader::new(d, 1000, tf.clone(), device),
-                cache.dtype,
-            )
+                &BatchLoader::new(&part, 1000, tf.clone(), device),
+                kd_core::CacheDtype::F32,
+            );
+            let all = tch::Tensor::zeros(
+                [d.len() as i64, classes as i64],
+                (tch::Kind::Float, logits.logits().device()),
+            );
+            tch::no_grad(|| all.narrow(0, start, len).copy_(logits.logits()));
+            dp.group.all_reduce_sum(&[all.shallow_clone()])?;
+            let kind = match cache.dtype {
+                kd_core::CacheDtype::F32 => tch::Kind::Float,
+                kd_core::CacheDtype::F16 => tch::Kind::Half,
+            };
+            Ok(LogitCache::from_logits(all.to_kind(kind)))
         };
-        let (train_cache, val_cache) = (build(&student_train), build(&data.val));
+        let (train_cache, val_cache) = (build(&student_train)?, build(&data.val)?);
         let cached_accuracy = train_cache
             .logits()
             .argmax(-1, false)
@@ -530,6 +607,7 @@ fn run_in(
         FitHooks {
             progress: Some(&mut bars),
             checkpoints: Some(&phase.checkpoints("distilled", &cfg.student.model)),
+            parallel: ranks.parallel,
         },
     )?;
     let (distilled_report, distilled_confusion) = phase.finish(
@@ -558,6 +636,7 @@ fn run_in(
         FitHooks {
             progress: Some(&mut bars),
             checkpoints: Some(&phase.checkpoints("scratch", &cfg.student.model)),
+            parallel: ranks.parallel,
         },
     )?;
     let (scratch_report, _) = phase.finish(
@@ -569,9 +648,6 @@ fn run_in(
         Some(&outcome),
     )?;
 
-    write_atomic(&out.join("metrics.jsonl"), log.metrics_jsonl().as_bytes())?;
-    write_atomic(&out.join("metrics.csv"), log.metrics_csv().as_bytes())?;
-    write_atomic(&out.join("events.jsonl"), log.events_jsonl().as_bytes())?;
     let report = Report {
         name: cfg.name.clone(),
         seed,
@@ -594,11 +670,17 @@ fn run_in(
         git_commit: env!("KD_GIT_COMMIT").into(),
         torch_version: crate::env::torch_version(),
     };
-    write_atomic(
-        &out.join("report.json"),
-        serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
-    write_atomic(&out.join("report.md"), report.markdown().as_bytes())?;
-    write_plots(out, &log, cfg.data.dataset, &distilled_confusion);
+    if writer {
+        // Ranks other than 0 trained and evaluated in step with it; rank 0 writes.
+        write_atomic(&out.join("metrics.jsonl"), log.metrics_jsonl().as_bytes())?;
+        write_atomic(&out.join("metrics.csv"), log.metrics_csv().as_bytes())?;
+        write_atomic(&out.join("events.jsonl"), log.events_jsonl().as_bytes())?;
+        write_atomic(
+            &out.join("report.json"),
+            serde_json::to_string_pretty(&report)?.as_bytes(),
+        )?;
+        write_atomic(&out.join("report.md"), report.markdown().as_bytes())?;
+        write_plots(out, &log, cfg.data.dataset, &distilled_confusion);
+    }
     Ok(report)
 }

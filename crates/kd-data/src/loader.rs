@@ -28,6 +28,27 @@ pub struct Batch {
     pub indices: Tensor,
 }
 
+impl Batch {
+    /// Images `range` of the batch (views, no copy).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Batch {
+        let (start, len) = (range.start as i64, range.len() as i64);
+        Batch {
+            images: self.images.narrow(0, start, len),
+            labels: self.labels.narrow(0, start, len),
+            indices: self.indices.narrow(0, start, len),
+        }
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.size()[0] as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Datasets up to this size are copied once to a CUDA device and batched there
 /// ([`BatchLoader::resident`]): 50,000 CIFAR images take 150 MiB.
 pub const RESIDENT_LIMIT_BYTES: usize = 2 << 30;

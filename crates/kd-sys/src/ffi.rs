@@ -33,6 +33,36 @@ extern "C" {
     fn kd_rng_get_state(device_type: i8, index: i8, out: *mut *mut C_tensor) -> c_int;
     fn kd_rng_set_state(device_type: i8, index: i8, state: *const C_tensor) -> c_int;
     fn kd_ignore_sigxfsz() -> c_int;
+    fn kd_pg_new(
+        host: *const c_char,
+        port: c_int,
+        rank: c_int,
+        world: c_int,
+        serve_store: bool,
+        prefix: *const c_char,
+        gloo_host: *const c_char,
+        timeout_ms: i64,
+        out: *mut *mut KdProcessGroup,
+    ) -> c_int;
+    fn kd_pg_all_reduce_sum(
+        pg: *mut KdProcessGroup,
+        tensors: *const *mut C_tensor,
+        n: usize,
+    ) -> c_int;
+    fn kd_pg_broadcast(
+        pg: *mut KdProcessGroup,
+        tensors: *const *mut C_tensor,
+        n: usize,
+        root: c_int,
+    ) -> c_int;
+    fn kd_pg_barrier(pg: *mut KdProcessGroup) -> c_int;
+    fn kd_pg_free(pg: *mut KdProcessGroup);
+}
+
+/// The shim's process group (opaque).
+#[repr(C)]
+pub(crate) struct KdProcessGroup {
+    _private: [u8; 0],
 }
 
 /// The `c10::DeviceType` code of `device`.
@@ -164,4 +194,82 @@ pub(crate) fn rng_set_state(device: Device, state: &Tensor) -> Result<(), String
 pub(crate) fn ignore_sigxfsz() -> bool {
     // SAFETY: changes one signal's disposition to "ignore"; no handler code runs.
     unsafe { kd_ignore_sigxfsz() == 1 }
+}
+
+/// What [`pg_new`] takes.
+#[derive(Debug, Clone)]
+pub(crate) struct PgSpec<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub rank: usize,
+    pub world: usize,
+    pub serve_store: bool,
+    pub prefix: &'a str,
+    pub gloo_host: &'a str,
+    pub timeout_ms: i64,
+}
+
+fn c_string(what: &str, s: &str) -> Result<std::ffi::CString, String> {
+    std::ffi::CString::new(s).map_err(|_| format!("{what} {s:?} contains a NUL byte"))
+}
+
+/// Joins a c10d Gloo process group (blocks until every rank has joined or the timeout).
+pub(crate) fn pg_new(spec: &PgSpec) -> Result<*mut KdProcessGroup, String> {
+    let host = c_string("host", spec.host)?;
+    let prefix = c_string("prefix", spec.prefix)?;
+    let gloo_host = c_string("Gloo host", spec.gloo_host)?;
+    let int =
+        |what: &str, v: usize| c_int::try_from(v).map_err(|_| format!("{what} {v} too large"));
+    let mut out = std::ptr::null_mut();
+    // SAFETY: NUL-terminated strings that outlive the call, plain values, one out-pointer.
+    check(unsafe {
+        kd_pg_new(
+            host.as_ptr(),
+            c_int::from(spec.port),
+            int("rank", spec.rank)?,
+            int("world size", spec.world)?,
+            spec.serve_store,
+            prefix.as_ptr(),
+            gloo_host.as_ptr(),
+            spec.timeout_ms,
+            &mut out,
+        )
+    })?;
+    Ok(out)
+}
+
+fn pointers(tensors: &[Tensor]) -> Vec<*mut C_tensor> {
+    tensors.iter().map(|t| t.as_ptr() as *mut _).collect()
+}
+
+/// In-place sum over ranks.
+pub(crate) fn pg_all_reduce_sum(pg: *mut KdProcessGroup, tensors: &[Tensor]) -> Result<(), String> {
+    let ptrs = pointers(tensors);
+    // SAFETY: `pg` is a live group (owned by its Rust wrapper); the tensors are live for the
+    // call and updated in place, which the shim waits for before returning.
+    check(unsafe { kd_pg_all_reduce_sum(pg, ptrs.as_ptr(), ptrs.len()) })
+}
+
+/// In-place broadcast from `root`.
+pub(crate) fn pg_broadcast(
+    pg: *mut KdProcessGroup,
+    tensors: &[Tensor],
+    root: usize,
+) -> Result<(), String> {
+    let ptrs = pointers(tensors);
+    let root = c_int::try_from(root).map_err(|_| format!("root {root} too large"))?;
+    // SAFETY: as in pg_all_reduce_sum.
+    check(unsafe { kd_pg_broadcast(pg, ptrs.as_ptr(), ptrs.len(), root) })
+}
+
+/// Waits for every rank.
+pub(crate) fn pg_barrier(pg: *mut KdProcessGroup) -> Result<(), String> {
+    // SAFETY: `pg` is a live group.
+    check(unsafe { kd_pg_barrier(pg) })
+}
+
+/// Leaves the group and frees it.
+pub(crate) fn pg_free(pg: *mut KdProcessGroup) {
+    // SAFETY: called once, by the owner's Drop, on a pointer from pg_new.
+    unsafe { kd_pg_free(pg) }
 }

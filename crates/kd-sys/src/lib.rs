@@ -6,11 +6,13 @@
 //! - [`retain_freed_memory`]: glibc malloc thresholds that keep activation buffers for reuse;
 //! - [`adam_step`]: libtorch's Adam step with the optimizer state held by the caller;
 //! - [`rng_state`] / [`set_rng_state`]: the default random generators' state;
+//! - [`dist`]: c10d process groups (TCPStore rendezvous, Gloo collectives);
 //! - [`file_size_limit_as_error`]: writes past `ulimit -f` fail instead of killing.
 
 mod adam;
 mod allocator;
 mod autocast;
+pub mod dist;
 mod ffi;
 mod rng;
 

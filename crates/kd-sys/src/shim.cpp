@@ -8,26 +8,17 @@
 
 #include <string>
 
-namespace {
-thread_local std::string last_error;
+#include "guard.hpp"
 
-template <typename F>
-int guarded(F f) {
-  try {
-    f();
-    return 0;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-  } catch (...) {
-    last_error = "unknown C++ exception";
-  }
-  return 1;
-}
-}  // namespace
+namespace kd {
+thread_local std::string last_error;
+}  // namespace kd
+
+using kd::guarded;
 
 extern "C" {
 
-const char* kd_last_error() { return last_error.c_str(); }
+const char* kd_last_error() { return kd::last_error.c_str(); }
 
 // Autocast state of one device type (c10::DeviceType: 0 CPU, 1 CUDA), as
 // torch.autocast(device_type, dtype) sets it on entry. `dtype` is a c10::ScalarType code.

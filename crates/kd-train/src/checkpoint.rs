@@ -49,6 +49,9 @@ pub struct Checkpoints {
     fingerprint: String,
     model_metadata: BTreeMap<String, String>,
     resume: bool,
+    /// False on data-parallel ranks other than 0: they resume from rank 0's checkpoints but
+    /// never write them.
+    writes: bool,
 }
 
 impl Checkpoints {
@@ -60,6 +63,7 @@ impl Checkpoints {
             fingerprint: fingerprint.into(),
             model_metadata: BTreeMap::new(),
             resume: false,
+            writes: true,
         }
     }
 
@@ -73,6 +77,12 @@ impl Checkpoints {
     /// whatever is there).
     pub fn resuming(mut self, resume: bool) -> Self {
         self.resume = resume;
+        self
+    }
+
+    /// Reads (to resume) but never writes: another process writes them.
+    pub fn read_only(mut self) -> Self {
+        self.writes = false;
         self
     }
 
@@ -103,6 +113,9 @@ impl Checkpoints {
 
     /// Writes the model as the best so far (epoch `epoch`).
     pub(crate) fn save_best(&self, model: &Model, epoch: usize) -> Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         self.create_dir()?;
         let mut metadata = self.model_metadata.clone();
         metadata.insert("kd.epoch".into(), epoch.to_string());
@@ -120,6 +133,9 @@ impl Checkpoints {
         optimizer: &Adam,
         best: Option<&Snapshot>,
     ) -> Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         self.create_dir()?;
         let mut tensors: Vec<(String, Tensor)> = model
             .var_store()

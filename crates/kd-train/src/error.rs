@@ -36,6 +36,8 @@ pub enum TrainError {
         /// The last good checkpoint, in words.
         checkpoint: String,
     },
+    #[error("data parallelism: {0} (did another rank fail or stop?)")]
+    Distributed(String),
     #[error("optimizer: {0}")]
     Optimizer(String),
     #[error("checkpoint: {0}")]

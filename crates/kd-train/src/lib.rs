@@ -5,6 +5,7 @@
 //! - [`evaluate`]: loss/accuracy passes and logit prediction;
 //! - [`schedule`]: per-step learning-rate schedules (constant, cosine);
 //! - [`callback`]: `EarlyStopping` and `ReduceLROnPlateau` with Keras 2.4 semantics;
+//! - [`distributed`]: data-parallel training over c10d (torchrun's environment);
 //! - [`checkpoint`]: last and best checkpoints, and resuming from them;
 //! - [`optimizer`]: Adam with its state open to checkpoints;
 //! - [`metrics`]: per-epoch metrics and history;
@@ -14,6 +15,7 @@
 
 pub mod callback;
 pub mod checkpoint;
+pub mod distributed;
 pub mod error;
 pub mod evaluate;
 mod json_float;

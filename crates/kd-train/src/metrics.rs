@@ -64,6 +64,30 @@ pub(crate) struct EpochSums {
 }
 
 impl EpochSums {
+    /// The sums over every rank of `dp` (every rank must have seen the same loss terms).
+    pub(crate) fn across(
+        self,
+        dp: &crate::distributed::DataParallel,
+    ) -> Result<Self, crate::distributed::DistError> {
+        let n = self.images as f64;
+        let mut values = vec![self.loss * n, self.hits as f64, n];
+        values.extend(self.parts.iter().map(|(_, v)| v * n));
+        let total = dp.sum(&values)?;
+        let images = total[2].round() as usize;
+        let per_image = |v: f64| v / images.max(1) as f64;
+        Ok(Self {
+            loss: per_image(total[0]),
+            hits: total[1].round() as i64,
+            images,
+            parts: self
+                .parts
+                .into_iter()
+                .zip(&total[3..])
+                .map(|((k, _), v)| (k, per_image(*v)))
+                .collect(),
+        })
+    }
+
     /// Fraction of images predicted correctly (0 when there were none).
     pub(crate) fn accuracy(&self) -> f64 {
         self.hits as f64 / self.images.max(1) as f64

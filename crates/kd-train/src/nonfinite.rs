@@ -33,15 +33,18 @@ pub(crate) fn all_finite<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> b
 }
 
 /// What is not finite after a step's backward pass: `None` if all is well, else `loss
-/// (NaN)` or `gradient of <name>`.
-pub(crate) fn find_nonfinite(loss: &Tensor, names: &[String], params: &[Tensor]) -> Option<String> {
+/// (NaN)` or `gradient of <name>`. `loss` is `None` where only gradients are checked.
+pub(crate) fn find_nonfinite(
+    loss: Option<&Tensor>,
+    names: &[String],
+    params: &[Tensor],
+) -> Option<String> {
     let grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
-    if all_finite(std::iter::once(loss).chain(&grads)) {
+    if all_finite(loss.into_iter().chain(&grads)) {
         return None;
     }
     // The failure path: find the culprit (cost no longer matters).
-    let value = loss.double_value(&[]);
-    if !value.is_finite() {
+    if let Some(value) = loss.map(|l| l.double_value(&[])).filter(|v| !v.is_finite()) {
         return Some(format!("loss ({value})"));
     }
     names

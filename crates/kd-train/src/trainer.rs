@@ -13,6 +13,7 @@ use tch::Tensor;
 
 use crate::callback::{Action, Callback, EarlyStoppingConfig, ReduceLrConfig};
 use crate::checkpoint::{Checkpoints, Snapshot, TrainState};
+use crate::distributed::DataParallel;
 use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
 use crate::loss_scale::LossScaler;
@@ -143,6 +144,8 @@ pub struct FitHooks<'a> {
     pub progress: Option<&'a mut dyn Progress>,
     /// Where to checkpoint, and whether to resume (`None`: no checkpoints).
     pub checkpoints: Option<&'a Checkpoints>,
+    /// Data parallelism over a process group (`None`: this process alone).
+    pub parallel: Option<DataParallel<'a>>,
 }
 
 impl std::fmt::Debug for FitHooks<'_> {
@@ -150,6 +153,10 @@ impl std::fmt::Debug for FitHooks<'_> {
         f.debug_struct("FitHooks")
             .field("progress", &self.progress.is_some())
             .field("checkpoints", &self.checkpoints)
+            .field(
+                "parallel",
+                &self.parallel.map(|p| (p.rank(), p.world_size())),
+            )
             .finish()
     }
 }
@@ -193,6 +200,15 @@ pub fn fit_with(
     let mut no_progress = NoProgress;
     let progress = hooks.progress.unwrap_or(&mut no_progress);
     let checkpoints = hooks.checkpoints;
+    let parallel = hooks.parallel;
+    if parallel.is_some() && model.precision() == Precision::F16 {
+        return Err(TrainError::InvalidConfig {
+            key: "precision".into(),
+            expected: "f32 or bf16 with data parallelism (float16 loss scaling is per process)"
+                .into(),
+            got: "f16".into(),
+        });
+    }
     let mut opt = Adam::new(model.var_store(), config.lr, config.weight_decay);
     let fingerprint = checkpoints.map_or("", |c| c.fingerprint());
     let mut st = TrainState::new(fingerprint, phase, config);
@@ -233,6 +249,10 @@ pub fn fit_with(
             });
         }
     }
+    if let Some(dp) = parallel {
+        // Every rank starts from rank 0's weights (and, resumed, they are equal already).
+        dp.broadcast_model(model).map_err(dist_error)?;
+    }
     // Training time of the processes before this one (a resumed fit).
     let earlier_seconds = st.seconds;
     let mut trainable: Vec<Tensor> = opt.params().iter().map(|t| t.shallow_clone()).collect();
@@ -252,15 +272,58 @@ pub fn fit_with(
                     opt.set_lr(st.lr * config.lr_schedule.factor(st.step, total_steps));
                 }
                 st.step += 1;
-                let (logits, out) = objective.forward_loss(model, &batch, Split::Train, true);
-                let stepped = match st.scaler.as_mut() {
+                // With data parallelism, this rank's share of the global batch; its mean loss
+                // is weighted by the share so that the summed gradient is the global mean's.
+                let (batch, share) = match parallel {
+                    Some(dp) => {
+                        let global = batch.len();
+                        let mine = dp.shard(global);
+                        let share = mine.len() as f64 / global.max(1) as f64;
+                        (batch.slice(mine), share)
+                    }
+                    None => (batch, 1.0),
+                };
+                let forward = (!batch.is_empty())
+                    .then(|| objective.forward_loss(model, &batch, Split::Train, true));
+                let stepped = match (st.scaler.as_mut(), &forward) {
                     // float16: overflows are expected and skipped by the scaler's rules.
-                    Some(scaler) => {
+                    (Some(scaler), Some((_, out))) => {
                         scaler.backward_step(&mut trainable, &out.total, || opt.step())?
                     }
-                    None => {
-                        opt.backward(&out.total);
-                        match find_nonfinite(&out.total, opt.names(), &trainable) {
+                    _ => {
+                        let problem = match (parallel, &forward) {
+                            (None, Some((_, out))) => {
+                                opt.backward(&out.total);
+                                find_nonfinite(Some(&out.total), opt.names(), &trainable)
+                            }
+                            (Some(dp), _) => {
+                                let local_flag = match &forward {
+                                    Some((_, out)) => {
+                                        opt.backward(&(&out.total * share));
+                                        f64::from(!out.total.double_value(&[]).is_finite())
+                                    }
+                                    None => {
+                                        // No images here: a zero gradient to the sum.
+                                        opt.zero_grad();
+                                        for p in &trainable {
+                                            (p.sum(tch::Kind::Float) * 0.0).backward();
+                                        }
+                                        0.0
+                                    }
+                                };
+                                if dp
+                                    .all_reduce_gradients(&trainable, local_flag)
+                                    .map_err(dist_error)?
+                                    > 0.0
+                                {
+                                    Some("loss (on at least one rank)".into())
+                                } else {
+                                    find_nonfinite(None, opt.names(), &trainable)
+                                }
+                            }
+                            (None, None) => None,
+                        };
+                        match problem {
                             None => {
                                 opt.step()?;
                                 true
@@ -289,8 +352,8 @@ pub fn fit_with(
                 };
                 // A float16 step skipped for an overflow is not part of the epoch's metrics
                 // (its loss may be infinite); PyTorch's GradScaler skips it the same way.
-                if stepped {
-                    sums.add(&logits, &batch.labels, &out);
+                if let (true, Some((logits, out))) = (stepped, &forward) {
+                    sums.add(logits, &batch.labels, out);
                 }
                 done += 1;
                 progress.batch(done, &|| {
@@ -301,7 +364,10 @@ pub fn fit_with(
             Ok(sums)
         })?;
         // The epoch's one host synchronisation: the sums are read here, not per step.
-        let sums = sums.read();
+        let sums = match parallel {
+            Some(dp) => sums.read().across(&dp).map_err(dist_error)?,
+            None => sums.read(),
+        };
         let train_seconds = epoch_start.elapsed().as_secs_f64();
         let finite_parts = sums.parts.iter().all(|(_, v)| v.is_finite());
         if !sums.loss.is_finite() || !finite_parts || sums.images == 0 {
@@ -316,7 +382,12 @@ pub fn fit_with(
                 },
             });
         }
-        let v = evaluate(model, val, objective, Split::Validation);
+        let mut v = evaluate(model, val, objective, Split::Validation);
+        if let Some(dp) = parallel {
+            // Every rank validates the same weights; rank 0's numbers drive every decision.
+            let agreed = dp.from_rank0(&[v.loss, v.accuracy]).map_err(dist_error)?;
+            (v.loss, v.accuracy) = (agreed[0], agreed[1]);
+        }
         if !v.loss.is_finite() {
             return Err(TrainError::Diverged {
                 phase: format!("{phase} (validation)"),
@@ -423,6 +494,18 @@ pub fn fit_with(
                 }
             }
         }
+        if let Some(dp) = parallel {
+            // Rank 0 decides whether to stop and which rate to use next; all ranks follow.
+            let decided = dp
+                .from_rank0(&[f64::from(u8::from(stop)), st.lr])
+                .map_err(dist_error)?;
+            if (decided[0] != 0.0) != stop || decided[1] != st.lr {
+                tracing::warn!("{phase}: callbacks disagreed with rank 0; following rank 0");
+            }
+            stop = decided[0] != 0.0;
+            st.lr = decided[1];
+            opt.set_lr(st.lr);
+        }
         st.epoch = epoch;
         if stop {
             st.stopped_epoch = st.early.as_ref().and_then(|e| e.stopped_epoch());
@@ -454,6 +537,10 @@ pub fn fit_with(
         ck.save_last(&st, model, &opt, best.as_ref())?;
     }
     Ok(st.outcome())
+}
+
+fn dist_error(e: crate::distributed::DistError) -> TrainError {
+    TrainError::Distributed(e.to_string())
 }
 
 /// The last good checkpoint of a fit after `epochs_done` epochs, in words.

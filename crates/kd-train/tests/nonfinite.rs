@@ -103,6 +103,7 @@ fn fit(
         FitHooks {
             progress: None,
             checkpoints: Some(&ck),
+            parallel: None,
         },
     );
     (outcome, model)

@@ -128,6 +128,7 @@ impl Task {
             FitHooks {
                 progress,
                 checkpoints: Some(checkpoints),
+                parallel: None,
             },
         )
     }

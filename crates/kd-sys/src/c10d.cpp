@@ -1,0 +1,119 @@
+// PyTorch's distributed engine (c10d) for kd: a TCPStore for the rendezvous and a
+// ProcessGroupGloo for the collectives, built from the libtorch kd already links. Only
+// functions libtorch exports are called; see gloo-decl/README.md for the Gloo declarations
+// the header needs.
+
+#define USE_C10D_GLOO 1
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "guard.hpp"
+
+using kd::guarded;
+
+struct KdProcessGroup {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  std::chrono::milliseconds timeout;
+};
+
+namespace {
+std::vector<at::Tensor> tensors_of(at::Tensor** tensors, size_t n) {
+  std::vector<at::Tensor> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(*tensors[i]);
+  }
+  return out;
+}
+
+void wait(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::milliseconds timeout) {
+  if (!work->wait(timeout)) {
+    throw std::runtime_error("collective did not complete within the timeout");
+  }
+}
+}  // namespace
+
+extern "C" {
+
+// Joins the group: rank `rank` of `world`, rendezvous at host:port (rank 0 serves the store
+// there unless `serve_store` is false: torchrun's agent already serves it), keys under
+// `prefix` (may be empty), `timeout_ms` for the rendezvous and every collective. `gloo_host`
+// is the address this rank's Gloo device binds to (empty: libtorch's default device).
+int kd_pg_new(const char* host, int port, int rank, int world, bool serve_store,
+              const char* prefix, const char* gloo_host, int64_t timeout_ms,
+              KdProcessGroup** out) {
+  return guarded([&] {
+    auto timeout = std::chrono::milliseconds(timeout_ms);
+    c10d::TCPStoreOptions opts;
+    opts.port = static_cast<std::uint16_t>(port);
+    opts.isServer = serve_store && rank == 0;
+    opts.numWorkers = world;
+    opts.waitWorkers = true;
+    opts.timeout = timeout;
+    c10::intrusive_ptr<c10d::Store> store =
+        c10::make_intrusive<c10d::TCPStore>(std::string(host), opts);
+    if (prefix != nullptr && prefix[0] != '\0') {
+      store = c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), store);
+    }
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    if (gloo_host != nullptr && gloo_host[0] != '\0') {
+      options->devices.push_back(
+          c10d::ProcessGroupGloo::createDeviceForHostname(std::string(gloo_host)));
+    } else {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    }
+    auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, options);
+    *out = new KdProcessGroup{store, gloo, timeout};
+  });
+}
+
+// Sums each tensor over all ranks, in place (contiguous CPU tensors).
+int kd_pg_all_reduce_sum(KdProcessGroup* pg, at::Tensor** tensors, size_t n) {
+  return guarded([&] {
+    auto list = tensors_of(tensors, n);
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = c10d::ReduceOp::SUM;
+    opts.timeout = pg->timeout;
+    wait(pg->gloo->allreduce(list, opts), pg->timeout);
+  });
+}
+
+// Copies each tensor from rank `root` to every rank, in place.
+int kd_pg_broadcast(KdProcessGroup* pg, at::Tensor** tensors, size_t n, int root) {
+  return guarded([&] {
+    for (size_t i = 0; i < n; ++i) {
+      std::vector<at::Tensor> one{*tensors[i]};
+      c10d::BroadcastOptions opts;
+      opts.rootRank = root;
+      opts.timeout = pg->timeout;
+      wait(pg->gloo->broadcast(one, opts), pg->timeout);
+    }
+  });
+}
+
+// Waits until every rank has reached the barrier.
+int kd_pg_barrier(KdProcessGroup* pg) {
+  return guarded([&] {
+    c10d::BarrierOptions opts;
+    opts.timeout = pg->timeout;
+    wait(pg->gloo->barrier(opts), pg->timeout);
+  });
+}
+
+// Leaves the group: stops Gloo's threads, closes its connections and the store.
+void kd_pg_free(KdProcessGroup* pg) {
+  try {
+    delete pg;
+  } catch (...) {
+  }
+}
+
+}  // extern "C"
