@@ -126,13 +126,15 @@ impl Hasher {
 }
 
 /// How long a server may stay silent (to connect, or between bytes) before a download
-/// fails: `KD_HTTP_TIMEOUT` seconds, 60 by default.
+/// fails: `KD_HTTP_TIMEOUT` seconds, 60 by default (and for values that are not a positive,
+/// representable number of seconds).
 fn timeout() -> Duration {
     std::env::var("KD_HTTP_TIMEOUT")
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
         .filter(|s| *s > 0.0)
-        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(Duration::from_secs(60))
 }
 
 fn agent(timeout: Duration) -> ureq::Agent {

@@ -50,21 +50,34 @@ pub fn launch(nproc: usize, master_port: Option<u16>, run_args: &[String]) -> Re
         }
     }
     // Wait for all; the first failure stops the rest (they would wait for it until their
-    // collective timeout).
+    // collective timeout). Ranks are reported in the order their failures were seen; a rank
+    // that died takes the others down within milliseconds, so several may be seen at once.
     let mut done: Vec<Option<ExitStatus>> = vec![None; nproc];
     loop {
+        let mut failed = Vec::new();
         for (rank, child) in children.iter_mut().enumerate() {
             if done[rank].is_none() {
-                done[rank] = child.try_wait().context("cannot wait for a rank")?;
+                let status = match child.try_wait() {
+                    Ok(status) => status,
+                    Err(e) => {
+                        stop_all(&mut children);
+                        return Err(e).context(format!("cannot wait for rank {rank}"));
+                    }
+                };
+                done[rank] = status;
+                if let Some(s) = status.filter(|s| !s.success()) {
+                    failed.push(format!("rank {rank} ({s})"));
+                }
             }
         }
-        if let Some((rank, status)) = done
-            .iter()
-            .enumerate()
-            .find_map(|(r, s)| s.filter(|s| !s.success()).map(|s| (r, s)))
-        {
+        if !failed.is_empty() {
             stop_all(&mut children);
-            bail!("rank {rank} of {nproc} failed ({status}); the other ranks were stopped");
+            // A rank killed by a signal is the likelier cause: name it first.
+            failed.sort_by_key(|f| !f.contains("signal"));
+            bail!(
+                "{} of {nproc} failed; the other ranks were stopped",
+                failed.join(", ")
+            );
         }
         if done.iter().all(Option::is_some) {
             return Ok(());

@@ -33,8 +33,9 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
 
 /// Parses the bytes of an IDX file, gunzipping them first if they start with gzip's magic;
 /// `path` is only used in error messages. A gzipped file is decompressed no further than its
-/// header's dimensions say (plus one byte, to detect trailing data), so a small file that
-/// inflates without end costs no more memory than the array it claims to hold.
+/// header's dimensions say (plus one byte, to detect trailing data) and no further than
+/// deflate's maximum ratio allows for its size, so a small file that inflates without end costs
+/// no more memory than the array it claims to hold, and never more than 1032 times its size.
 pub fn decode_idx(raw: &[u8], path: &Path) -> Result<IdxArray> {
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return parse_idx(raw, path);
@@ -60,8 +61,11 @@ pub fn decode_idx(raw: &[u8], path: &Path) -> Result<IdxArray> {
                     acc.checked_mul(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
                 })
                 .unwrap_or(u64::MAX);
+            // Deflate expands at most about 1032:1, so no honest stream gives more than
+            // that; a header claiming more is then reported as truncated.
+            let possible = (raw.len() as u64).saturating_mul(1032);
             (&mut decoder)
-                .take(declared.saturating_add(1))
+                .take(declared.min(possible).saturating_add(1))
                 .read_to_end(&mut bytes)
                 .map_err(io)?;
         }

@@ -25,15 +25,6 @@ struct KdProcessGroup {
 };
 
 namespace {
-std::vector<at::Tensor> tensors_of(at::Tensor** tensors, size_t n) {
-  std::vector<at::Tensor> out;
-  out.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(*tensors[i]);
-  }
-  return out;
-}
-
 void wait(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::milliseconds timeout) {
   if (!work->wait(timeout)) {
     throw std::runtime_error("collective did not complete within the timeout");
@@ -78,11 +69,15 @@ int kd_pg_new(const char* host, int port, int rank, int world, bool serve_store,
 // Sums each tensor over all ranks, in place (contiguous CPU tensors).
 int kd_pg_all_reduce_sum(KdProcessGroup* pg, at::Tensor** tensors, size_t n) {
   return guarded([&] {
-    auto list = tensors_of(tensors, n);
-    c10d::AllreduceOptions opts;
-    opts.reduceOp = c10d::ReduceOp::SUM;
-    opts.timeout = pg->timeout;
-    wait(pg->gloo->allreduce(list, opts), pg->timeout);
+    // One collective per tensor: a list given to one allreduce is read by Gloo as replicas
+    // of one tensor (summed together), not as separate tensors.
+    for (size_t i = 0; i < n; ++i) {
+      std::vector<at::Tensor> one{*tensors[i]};
+      c10d::AllreduceOptions opts;
+      opts.reduceOp = c10d::ReduceOp::SUM;
+      opts.timeout = pg->timeout;
+      wait(pg->gloo->allreduce(one, opts), pg->timeout);
+    }
   });
 }
 

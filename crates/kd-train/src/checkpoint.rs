@@ -231,9 +231,25 @@ impl Checkpoints {
             kd_sys::set_rng_state(device, saved).map_err(|e| bad(e.to_string()))?;
         }
         let best = if state.best_kept {
+            // Every variable, with its shape: restoring them must not fail later.
+            let vars = model.var_store().variables();
+            for (name, var) in &vars {
+                match best.get(name) {
+                    Some(t) if t.size() == var.size() => {}
+                    Some(t) => {
+                        return Err(bad(format!(
+                            "best/{name} has shape {:?}, the model's {:?}",
+                            t.size(),
+                            var.size()
+                        )))
+                    }
+                    None => return Err(bad(format!("no best/{name}"))),
+                }
+            }
             let device = model.var_store().device();
             Some(
                 best.into_iter()
+                    .filter(|(name, _)| vars.contains_key(name))
                     .map(|(name, t)| (name, t.to_device(device)))
                     .collect(),
             )

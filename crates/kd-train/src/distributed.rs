@@ -25,13 +25,20 @@ pub struct LaunchEnv {
     pub local_rank: usize,
 }
 
-/// How long a rank waits for the others (`KD_DIST_TIMEOUT` seconds, 300 by default).
-pub fn dist_timeout() -> Duration {
-    std::env::var("KD_DIST_TIMEOUT")
+/// How long a rank waits for the others: `KD_DIST_TIMEOUT` seconds (300 by default); an
+/// error names the variable when it is not a positive number of seconds.
+pub fn dist_timeout(var: impl Fn(&str) -> Option<String>) -> Result<Duration, String> {
+    let Some(raw) = var("KD_DIST_TIMEOUT") else {
+        return Ok(Duration::from_secs(300));
+    };
+    raw.trim()
+        .parse::<f64>()
         .ok()
-        .and_then(|s| s.parse::<f64>().ok())
         .filter(|s| *s > 0.0)
-        .map_or(Duration::from_secs(300), Duration::from_secs_f64)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| {
+            format!("KD_DIST_TIMEOUT: expected a positive number of seconds, got {raw:?}")
+        })
 }
 
 /// Reads the torchrun variables through `var`: `None` when `WORLD_SIZE` is unset (a single
@@ -87,7 +94,7 @@ pub fn launch_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<LaunchE
             world_size,
             serve_store: !agent_store,
             prefix,
-            timeout: dist_timeout(),
+            timeout: dist_timeout(&var)?,
         },
         local_rank,
     }))

@@ -225,29 +225,68 @@ pub fn fit_with(
     // float16 needs loss scaling; float32 and bfloat16 do not.
     st.scaler = (model.precision() == Precision::F16).then(LossScaler::default);
     let mut best: Option<Snapshot> = None;
+    if let Some(dp) = parallel {
+        if config.batch_size < dp.world_size() {
+            return Err(TrainError::InvalidConfig {
+                key: format!("{phase}.batch_size"),
+                expected: format!(
+                    "at least the number of data-parallel ranks ({}): it is the global batch",
+                    dp.world_size()
+                ),
+                got: config.batch_size.to_string(),
+            });
+        }
+    }
+    let mut resumed_from = None;
     if let Some(ck) = checkpoints {
         if let Some((restored, snap)) = ck.restore_last(phase, config, model, &mut opt)? {
             st = restored;
             best = snap;
             opt.set_lr(st.lr);
-            if st.complete {
-                tracing::info!(
-                    "{phase}: complete in {}, final weights loaded",
-                    ck.last_path().display()
-                );
-                return Ok(st.outcome());
-            }
-            tracing::info!(
-                "{phase}: resuming after epoch {} from {}",
-                st.epoch,
-                ck.last_path().display()
-            );
-            st.events.push(TrainEvent {
-                epoch: st.epoch,
-                action: "resumed".into(),
-                detail: format!("from {}", ck.last_path().display()),
-            });
+            resumed_from = Some(ck.last_path());
         }
+    }
+    if let Some(dp) = parallel {
+        // Every rank must resume from the same state (the same checkpoint, read by each), or
+        // their collectives would no longer pair up.
+        let mine = [
+            st.epoch as f64,
+            st.step as f64,
+            f64::from(u8::from(st.complete)),
+            st.lr,
+        ];
+        let rank0 = dp.from_rank0(&mine).map_err(dist_error)?;
+        if rank0 != mine {
+            return Err(TrainError::Distributed(format!(
+                "{phase}: rank {} resumes at epoch {}, step {} (complete: {}), rank 0 at epoch {}, step {} (complete: {}): every rank needs the same checkpoints (a shared run directory)",
+                dp.rank(),
+                mine[0],
+                mine[1],
+                mine[2] != 0.0,
+                rank0[0],
+                rank0[1],
+                rank0[2] != 0.0
+            )));
+        }
+    }
+    if let Some(path) = resumed_from {
+        if st.complete {
+            tracing::info!(
+                "{phase}: complete in {}, final weights loaded",
+                path.display()
+            );
+            return Ok(st.outcome());
+        }
+        tracing::info!(
+            "{phase}: resuming after epoch {} from {}",
+            st.epoch,
+            path.display()
+        );
+        st.events.push(TrainEvent {
+            epoch: st.epoch,
+            action: "resumed".into(),
+            detail: format!("from {}", path.display()),
+        });
     }
     if let Some(dp) = parallel {
         // Every rank starts from rank 0's weights (and, resumed, they are equal already).
@@ -515,6 +554,7 @@ pub fn fit_with(
         if let Some(ck) = checkpoints.filter(|_| epoch < config.epochs) {
             st.seconds = earlier_seconds + start.elapsed().as_secs_f64();
             st.adam_steps = opt.state().1;
+            st.best_kept = best.is_some();
             ck.save_last(&st, model, &opt, best.as_ref())?;
         }
     }
@@ -530,10 +570,16 @@ pub fn fit_with(
             }
         }
     }
+    if let Some(dp) = parallel {
+        // Batch-norm statistics are per rank: every rank leaves with rank 0's model (the one
+        // saved), so whatever runs it next (a teacher's logits) runs the same model.
+        dp.broadcast_model(model).map_err(dist_error)?;
+    }
     st.seconds = earlier_seconds + start.elapsed().as_secs_f64();
     st.complete = true;
     if let Some(ck) = checkpoints {
         st.adam_steps = opt.state().1;
+        st.best_kept = best.is_some();
         ck.save_last(&st, model, &opt, best.as_ref())?;
     }
     Ok(st.outcome())

@@ -154,6 +154,18 @@ fn results(outcome: &FitOutcome) -> Vec<(f64, f64, f64, f64, f64)> {
 
 #[test]
 fn a_fit_cut_short_mid_epoch_resumes_to_the_uninterrupted_result() {
+    cut_and_resume(4, 4);
+}
+
+#[test]
+fn a_fit_cut_short_in_its_last_epoch_keeps_the_best_weights_of_before() {
+    // Early stopping's best epoch lies before the cut: its weights must come back from the
+    // checkpoint for the restore at the end.
+    cut_and_resume(7, 2);
+}
+
+/// Runs the fit whole, then cut at batch `batch` of epoch `epoch` and resumed, and compares.
+fn cut_and_resume(epoch: usize, batch: usize) {
     let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let task = Task::new();
     let dir = tempfile::tempdir().unwrap();
@@ -167,12 +179,26 @@ fn a_fit_cut_short_mid_epoch_resumes_to_the_uninterrupted_result() {
         expected.events
     );
 
-    // Cut short at batch 4 of epoch 4 (after the checkpoint of epoch 3).
+    let best_epoch = expected
+        .events
+        .iter()
+        .filter(|e| e.action == "best_weights_kept")
+        .map(|e| e.epoch)
+        .max()
+        .unwrap();
+    if epoch == 7 {
+        assert!(
+            best_epoch < 6,
+            "the best epoch ({best_epoch}) lies before the cut"
+        );
+    }
+
+    // Cut short at batch `batch` of epoch `epoch` (after the checkpoint of the epoch before).
     let cut_ck = Checkpoints::new(dir.path().join("cut"), "fp");
     let cut = model(21);
     let mut crash = CrashAt {
-        epoch: 4,
-        batch: 4,
+        epoch,
+        batch,
         current: 0,
     };
     let crashed = catch_unwind(AssertUnwindSafe(|| {
@@ -215,7 +241,7 @@ fn a_fit_cut_short_mid_epoch_resumes_to_the_uninterrupted_result() {
     assert!(resumed
         .events
         .iter()
-        .any(|e| e.action == "resumed" && e.epoch == 3));
+        .any(|e| e.action == "resumed" && e.epoch == epoch - 1));
 
     // Resuming a complete fit loads its final weights and trains no further.
     let again = model(5);
