@@ -288,42 +288,53 @@ impl Model {
     /// another shape or dtype, and then changes nothing.
     pub fn load(&mut self, path: &Path) -> Result<()> {
         let saved = crate::tensor_file::read_tensors(path)?;
-        let bad = |detail: String| ModelError::ModelFile {
-            path: path.to_path_buf(),
-            detail,
-        };
+        self.copy_from(&saved, false)
+            .map_err(|detail| ModelError::ModelFile {
+                path: path.to_path_buf(),
+                detail,
+            })
+    }
+
+    /// Copies `tensors` (by variable name) into the model's variables — the auxiliary ones
+    /// too if `with_aux` — after checking that every one is there with its shape and dtype;
+    /// on a mismatch nothing is copied and the message names the tensor.
+    pub fn copy_from(
+        &self,
+        tensors: &BTreeMap<String, Tensor>,
+        with_aux: bool,
+    ) -> std::result::Result<(), String> {
         let mut vars: Vec<(String, Tensor)> = self
             .vs
             .variables()
             .into_iter()
-            .filter(|(name, _)| !name.starts_with(AUX_PREFIX))
+            .filter(|(name, _)| with_aux || !name.starts_with(AUX_PREFIX))
             .collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, var) in &vars {
-            let t = saved.get(name).ok_or_else(|| {
-                bad(format!(
+            let t = tensors.get(name).ok_or_else(|| {
+                format!(
                     "no tensor {name:?} (is it a {} model file?)",
                     self.architecture
-                ))
+                )
             })?;
             if t.kind() != var.kind() {
-                return Err(bad(format!(
+                return Err(format!(
                     "tensor {name:?} is {:?}, the model's is {:?}",
                     t.kind(),
                     var.kind()
-                )));
+                ));
             }
             if t.size() != var.size() {
-                return Err(bad(format!(
+                return Err(format!(
                     "tensor {name:?} has shape {:?}, the model's {:?} (another architecture?)",
                     t.size(),
                     var.size()
-                )));
+                ));
             }
         }
         tch::no_grad(|| {
             for (name, mut var) in vars {
-                var.copy_(&saved[&name]);
+                var.copy_(&tensors[&name]);
             }
         });
         Ok(())

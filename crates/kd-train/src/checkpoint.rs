@@ -220,7 +220,9 @@ impl Checkpoints {
         let moments = take("optimizer/");
         let best = take("best/");
         let rng = take("rng/");
-        copy_into(model, &weights).map_err(|e| bad(format!("model: {e}")))?;
+        model
+            .copy_from(&weights, true)
+            .map_err(|e| bad(format!("model: {e}")))?;
         optimizer
             .load_state(&moments, &state.adam_steps)
             .map_err(|e| bad(e.to_string()))?;
@@ -258,30 +260,6 @@ impl Checkpoints {
         };
         Ok(Some((state, best)))
     }
-}
-
-/// Copies `weights` (by variable name) into the model's variables; every variable must be
-/// there with its shape.
-fn copy_into(model: &Model, weights: &BTreeMap<String, Tensor>) -> std::result::Result<(), String> {
-    let vars = model.var_store().variables();
-    for (name, var) in &vars {
-        let saved = weights
-            .get(name)
-            .ok_or_else(|| format!("no tensor for variable {name}"))?;
-        if saved.size() != var.size() {
-            return Err(format!(
-                "{name} has shape {:?}, the model's {:?}",
-                saved.size(),
-                var.size()
-            ));
-        }
-    }
-    tch::no_grad(|| {
-        for (name, mut var) in vars {
-            var.copy_(&weights[&name]);
-        }
-    });
-    Ok(())
 }
 
 /// The generators a fit on `device` draws from, by checkpoint key.
