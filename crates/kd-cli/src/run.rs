@@ -521,44 +521,8 @@ fn run_in(
                     cache.dtype,
                 ));
             };
-            // Each rank runs the teacher on its share of the images; a sum of the shares
-            // (each row written by one rank, zeros elsewhere) gives every rank the whole cache.
-            if d.len() < dp.world_size() {
-                bail!(
-                    "{} images for {} data-parallel ranks: every rank needs at least one",
-                    d.len(),
-                    dp.world_size()
-                );
-            }
-            let mine = dp.shard(d.len());
-            let (start, len) = (mine.start as i64, mine.len() as i64);
-            let part = d.select(&mine.collect::<Vec<_>>());
-            let logits = LogitCache::build(
-                &teacher,
-                &BatchLoader::new(&part, 1000, tf.clone(), device),
-                kd_core::CacheDtype::F32,
-            );
-            // Assembled in host memory (Gloo reduces there anyway), then placed like a
-            // single process's cache: on the device unless it is large.
-            let all = tch::Tensor::zeros(
-                [d.len() as i64, classes as i64],
-                (tch::Kind::Float, Device::Cpu),
-            );
-            tch::no_grad(|| all.narrow(0, start, len).copy_(logits.logits()));
-            dp.group.all_reduce_sum(&[all.shallow_clone()])?;
-            let kind = match cache.dtype {
-                kd_core::CacheDtype::F32 => tch::Kind::Float,
-                kd_core::CacheDtype::F16 => tch::Kind::Half,
-            };
-            let all = all.to_kind(kind);
-            let bytes = all.numel() as i64 * all.kind().elt_size_in_bytes() as i64;
-            Ok(LogitCache::from_logits(
-                if bytes > kd_core::cache::DEVICE_CACHE_LIMIT_BYTES {
-                    all
-                } else {
-                    all.to_device(device)
-                },
-            ))
+            dp.logit_cache(&teacher, d, tf, device, cache.dtype)
+                .map_err(|e| anyhow::anyhow!("teacher logits: {e}"))
         };
         let (train_cache, val_cache) = (build(&student_train)?, build(&data.val)?);
         let cached_accuracy = train_cache

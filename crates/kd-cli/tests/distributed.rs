@@ -76,11 +76,7 @@ fn a_rank_that_dies_stops_the_others_with_a_clear_error() {
     let config = config().replace("epochs = 3", "epochs = 40");
     let (dir, _) = workspace_with(&config);
     std::fs::write(dir.path().join("run.toml"), &config).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = kd_cli::launch::free_port().unwrap();
     let rank = |r: usize| {
         Command::new(env!("CARGO_BIN_EXE_kd-cli"))
             .args(["run", "run.toml", "--out", "out"])
@@ -158,11 +154,7 @@ fn kd_cli_run_works_unchanged_under_torchrun() {
     let (dir, _) = workspace_with(&config());
     std::fs::write(dir.path().join("run.toml"), config()).unwrap();
     let single = run_ok(dir.path(), "run.toml", "single");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = kd_cli::launch::free_port().unwrap();
     let out = Command::new(&torchrun)
         .args([
             "--nproc-per-node",

@@ -52,6 +52,16 @@ pub enum CacheDtype {
     F16,
 }
 
+impl CacheDtype {
+    /// The tensor kind the logits are stored as.
+    pub fn kind(self) -> Kind {
+        match self {
+            Self::F32 => Kind::Float,
+            Self::F16 => Kind::Half,
+        }
+    }
+}
+
 /// Cache settings (`[teacher.cache]` in a run config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -76,15 +86,15 @@ impl LogitCache {
     /// the logits as `dtype`, on `loader`'s device when they fit in
     /// [`DEVICE_CACHE_LIMIT_BYTES`].
     pub fn build(teacher: &Model, loader: &BatchLoader, dtype: CacheDtype) -> Self {
-        let kind = match dtype {
-            CacheDtype::F32 => Kind::Float,
-            CacheDtype::F16 => Kind::Half,
-        };
         let logits = tch::no_grad(|| {
             let (mut rows, mut order) = (Vec::new(), Vec::new());
             loader.with_epoch(0, |batches| {
                 for batch in batches {
-                    rows.push(teacher.forward_t(&batch.images, false).to_kind(kind));
+                    rows.push(
+                        teacher
+                            .forward_t(&batch.images, false)
+                            .to_kind(dtype.kind()),
+                    );
                     order.push(batch.indices);
                 }
             });
@@ -92,11 +102,19 @@ impl LogitCache {
             let order = Tensor::cat(&order, 0).to_device(logits.device());
             logits.zeros_like().index_copy(0, &order, &logits)
         });
+        let device = logits.device();
+        Self::placed(logits, dtype, device)
+    }
+
+    /// Logits `[n, k]` already in dataset order, kept as `dtype` on `device` when they fit in
+    /// [`DEVICE_CACHE_LIMIT_BYTES`], in host memory otherwise.
+    pub fn placed(logits: Tensor, dtype: CacheDtype, device: Device) -> Self {
+        let logits = logits.to_kind(dtype.kind());
         let bytes = logits.numel() as i64 * logits.kind().elt_size_in_bytes() as i64;
         let logits = if bytes > DEVICE_CACHE_LIMIT_BYTES {
             logits.to_device(Device::Cpu)
         } else {
-            logits
+            logits.to_device(device)
         };
         Self { logits }
     }

@@ -13,9 +13,11 @@
 use std::ops::Range;
 use std::time::Duration;
 
+use kd_core::{CacheDtype, LogitCache};
+use kd_data::{BatchLoader, ImageDataset, TransformConfig};
 use kd_models::Model;
 pub use kd_sys::dist::{DistError, ProcessGroup, Rendezvous};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// The torchrun environment of this process.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +151,42 @@ impl DataParallel<'_> {
             }
         });
         Ok(bucket.double_value(&[offset]))
+    }
+
+    /// The teacher's logits for every image of `data`, each rank running the teacher on its
+    /// share: a sum of the shares (each row written by one rank, zeros elsewhere, assembled in
+    /// host memory where Gloo reduces) gives every rank the whole cache, placed as
+    /// [`LogitCache::placed`] places a single process's.
+    pub fn logit_cache(
+        &self,
+        teacher: &Model,
+        data: &ImageDataset,
+        transform: &TransformConfig,
+        device: Device,
+        dtype: CacheDtype,
+    ) -> Result<LogitCache, String> {
+        if data.len() < self.world_size() {
+            return Err(format!(
+                "{} images for {} data-parallel ranks: every rank needs at least one",
+                data.len(),
+                self.world_size()
+            ));
+        }
+        let mine = self.shard(data.len());
+        let (start, len) = (mine.start as i64, mine.len() as i64);
+        let part = data.select(&mine.collect::<Vec<_>>());
+        let logits = LogitCache::build(
+            teacher,
+            &BatchLoader::new(&part, 1000, transform.clone(), device),
+            CacheDtype::F32,
+        );
+        let classes = logits.logits().size()[1];
+        let all = Tensor::zeros([data.len() as i64, classes], (Kind::Float, Device::Cpu));
+        tch::no_grad(|| all.narrow(0, start, len).copy_(logits.logits()));
+        self.group
+            .all_reduce_sum(&[all.shallow_clone()])
+            .map_err(|e| e.to_string())?;
+        Ok(LogitCache::placed(all, dtype, device))
     }
 
     /// Sums `values` over ranks.

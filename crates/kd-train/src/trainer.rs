@@ -330,38 +330,9 @@ pub fn fit_with(
                         scaler.backward_step(&mut trainable, &out.total, || opt.step())?
                     }
                     _ => {
-                        let problem = match (parallel, &forward) {
-                            (None, Some((_, out))) => {
-                                opt.backward(&out.total);
-                                find_nonfinite(Some(&out.total), opt.names(), &trainable)
-                            }
-                            (Some(dp), _) => {
-                                let local_flag = match &forward {
-                                    Some((_, out)) => {
-                                        opt.backward(&(&out.total * share));
-                                        f64::from(!out.total.double_value(&[]).is_finite())
-                                    }
-                                    None => {
-                                        // No images here: a zero gradient to the sum.
-                                        opt.zero_grad();
-                                        for p in &trainable {
-                                            (p.sum(tch::Kind::Float) * 0.0).backward();
-                                        }
-                                        0.0
-                                    }
-                                };
-                                if dp
-                                    .all_reduce_gradients(&trainable, local_flag)
-                                    .map_err(dist_error)?
-                                    > 0.0
-                                {
-                                    Some("loss (on at least one rank)".into())
-                                } else {
-                                    find_nonfinite(None, opt.names(), &trainable)
-                                }
-                            }
-                            (None, None) => None,
-                        };
+                        let loss = forward.as_ref().map(|(_, out)| &out.total);
+                        let problem =
+                            backward_and_check(&mut opt, &trainable, loss, share, parallel)?;
                         match problem {
                             None => {
                                 opt.step()?;
@@ -583,6 +554,47 @@ pub fn fit_with(
         ck.save_last(&st, model, &opt, best.as_ref())?;
     }
     Ok(st.outcome())
+}
+
+/// Back-propagates `loss` (`None`: this rank has no images in the batch), with data
+/// parallelism weighted by this rank's `share` and summed over ranks, and says what is not
+/// finite, if anything. Takes no optimizer step.
+fn backward_and_check(
+    opt: &mut Adam,
+    trainable: &[Tensor],
+    loss: Option<&Tensor>,
+    share: f64,
+    parallel: Option<DataParallel>,
+) -> Result<Option<String>> {
+    let Some(dp) = parallel else {
+        return Ok(loss.and_then(|loss| {
+            opt.backward(loss);
+            find_nonfinite(Some(loss), opt.names(), trainable)
+        }));
+    };
+    let local_flag = match loss {
+        Some(loss) => {
+            opt.backward(&(loss * share));
+            f64::from(!loss.double_value(&[]).is_finite())
+        }
+        None => {
+            // No images here: a zero gradient to the sum.
+            opt.zero_grad();
+            for p in trainable {
+                (p.sum(tch::Kind::Float) * 0.0).backward();
+            }
+            0.0
+        }
+    };
+    // The flag rides with the gradients, so every rank sees every rank's bad loss.
+    let flags = dp
+        .all_reduce_gradients(trainable, local_flag)
+        .map_err(dist_error)?;
+    Ok(if flags > 0.0 {
+        Some("loss (on at least one rank)".into())
+    } else {
+        find_nonfinite(None, opt.names(), trainable)
+    })
 }
 
 fn dist_error(e: crate::distributed::DistError) -> TrainError {

@@ -3,6 +3,8 @@
 //! learning-rate reductions, early stopping's best weights and dropout's random numbers all
 //! come back.
 
+mod common;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Mutex;
@@ -14,32 +16,14 @@ use kd_train::{
     evaluate, fit_with, Checkpoints, FitHooks, FitOutcome, LrSchedule, Objective, Progress, Split,
     TrainConfig,
 };
-use ndarray::Array4;
 use tch::{Device, Tensor};
 
 /// Fits draw from libtorch's global generator (initialization, dropout): one at a time.
 static GLOBAL_RNG: Mutex<()> = Mutex::new(());
 
-/// 8x8 images of 4 classes: class `k` lights quadrant `k`, with deterministic noise.
+/// The quadrants task of `common`, bright quadrants from 120.
 fn quadrants(n: usize, salt: usize) -> ImageDataset {
-    let mut px = Vec::with_capacity(n * 64);
-    let mut labels = Vec::with_capacity(n);
-    for i in 0..n {
-        let k = (i * 5 + salt) % 4;
-        labels.push(k as u8);
-        for y in 0..8 {
-            for x in 0..8 {
-                let noise = ((i * 29 + y * 11 + x * 7 + salt) % 90) as u8;
-                px.push(if (y / 4) * 2 + x / 4 == k {
-                    120 + noise
-                } else {
-                    noise
-                });
-            }
-        }
-    }
-    let images = Array4::from_shape_vec((n, 1, 8, 8), px).unwrap();
-    ImageDataset::new(images, labels, 4, Path::new("quadrants")).unwrap()
+    common::quadrants(n, salt, 120)
 }
 
 /// A batch-normalized CNN with dropout: buffers and random numbers both matter.

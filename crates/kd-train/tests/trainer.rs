@@ -1,35 +1,17 @@
 //! The training loop on a small synthetic task: it learns, cached logits line up with their
 //! images, and restoring the best weights really restores them.
 
-use std::path::Path;
+mod common;
 
 use kd_data::{BatchLoader, ImageDataset, TransformConfig};
 use kd_models::{Model, ModelConfig, StudentConfig};
 use kd_train::callback::EarlyStoppingConfig;
 use kd_train::{evaluate, fit, predict_logits, Objective, Split, TrainConfig};
-use ndarray::Array4;
 use tch::Device;
 
-/// 8x8 images of 4 classes: class `k` lights quadrant `k`, with deterministic noise.
+/// The quadrants task of `common`, bright quadrants from 150.
 fn quadrants(n: usize, salt: usize) -> ImageDataset {
-    let mut px = Vec::with_capacity(n * 64);
-    let mut labels = Vec::with_capacity(n);
-    for i in 0..n {
-        let k = (i * 5 + salt) % 4;
-        labels.push(k as u8);
-        for y in 0..8 {
-            for x in 0..8 {
-                let noise = ((i * 29 + y * 11 + x * 7 + salt) % 90) as u8;
-                px.push(if (y / 4) * 2 + x / 4 == k {
-                    150 + noise
-                } else {
-                    noise
-                });
-            }
-        }
-    }
-    let images = Array4::from_shape_vec((n, 1, 8, 8), px).unwrap();
-    ImageDataset::new(images, labels, 4, Path::new("quadrants")).unwrap()
+    common::quadrants(n, salt, 150)
 }
 
 fn small_student() -> ModelConfig {
