@@ -208,9 +208,13 @@ mod tests {
     use crate::download::tests::serve;
 
     /// The venv's Python with PyTorch, or `None` (the test then says why it skips).
-    fn python() -> Option<PathBuf> {
+    fn python(test: &str) -> Option<PathBuf> {
         let p = crate::setup::venv_python();
-        p.exists().then_some(p)
+        kd_testkit::require(
+            test,
+            p.exists().then_some(p),
+            "no venv Python with PyTorch (run `cargo xtask setup`)",
+        )
     }
 
     /// A small torchvision-style state dict saved by PyTorch: two convs and a classifier.
@@ -251,11 +255,8 @@ mod tests {
 
     /// Serves the tiny state dict as `/tiny-0000.pth`; returns the venv's Python, the base
     /// URL and the file's checksum in torchvision's style. `None` (and a note) without a venv.
-    fn serve_tiny_pth() -> Option<(PathBuf, String, Checksum)> {
-        let Some(python) = python() else {
-            eprintln!("skipped: no venv Python with PyTorch (run `cargo xtask setup`)");
-            return None;
-        };
+    fn serve_tiny_pth(test: &str) -> Option<(PathBuf, String, Checksum)> {
+        let python = python(test)?;
         let src = tempfile::tempdir().unwrap();
         let pth = src.path().join("tiny.pth");
         tiny_pth(&python, &pth);
@@ -280,7 +281,9 @@ mod tests {
 
     #[test]
     fn downloads_converts_and_checks_a_state_dict() {
-        let Some((python, base, checksum)) = serve_tiny_pth() else {
+        let Some((python, base, checksum)) =
+            serve_tiny_pth("downloads_converts_and_checks_a_state_dict")
+        else {
             return;
         };
         let spec = tiny_spec(checksum);
@@ -318,7 +321,9 @@ mod tests {
 
     #[test]
     fn weights_of_another_architecture_leave_no_converted_file() {
-        let Some((python, base, checksum)) = serve_tiny_pth() else {
+        let Some((python, base, checksum)) =
+            serve_tiny_pth("weights_of_another_architecture_leave_no_converted_file")
+        else {
             return;
         };
         let mut spec = spec("vgg19").unwrap();

@@ -1,4 +1,5 @@
-//! Build-script helper shared by every crate that links libtorch through `torch-sys`.
+//! Build-script helper for every crate that links libtorch through `torch-sys`, in this
+//! workspace or in yours.
 //!
 //! torch-sys links libtorch dynamically but gives the resulting binaries no rpath, so a
 //! binary (or test binary) would only start with `LD_LIBRARY_PATH` set. Calling
@@ -7,25 +8,46 @@
 //! linker's default `--as-needed` would otherwise drop it, and `tch::Cuda::is_available()`
 //! would report `false` even on a GPU machine.
 //!
-//! The crate calling this must depend on `torch-sys` directly, so that cargo hands its build
-//! script the `DEP_TCH_LIBTORCH_LIB` variable that torch-sys exports.
+//! Where libtorch is: `DEP_TCH_LIBTORCH_LIB`, which torch-sys exports to the build scripts of
+//! crates that depend on it directly; otherwise `$LIBTORCH/lib` (the variable torch-sys itself
+//! reads), so that a crate depending only on `kd-core` needs just this in its `build.rs`:
+//!
+//! ```text
+//! // build.rs
+//! fn main() {
+//!     kd_build::link_libtorch();
+//! }
+//! ```
 
-use std::path::Path;
+use std::path::PathBuf;
+
+/// Where libtorch's shared libraries are, as this build script can tell.
+pub fn libtorch_lib_dir() -> Option<PathBuf> {
+    if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
+        return Some(PathBuf::from(lib));
+    }
+    let root = PathBuf::from(std::env::var_os("LIBTORCH")?);
+    // A relative LIBTORCH (as in a `.cargo/config.toml` without `relative = true`) is
+    // relative to the directory cargo was started in, which build scripts do not know.
+    let lib = root.join("lib");
+    lib.is_dir().then(|| lib.canonicalize().unwrap_or(lib))
+}
 
 /// Emits the linker arguments described in the module documentation.
 ///
-/// Prints a cargo warning (instead of failing) when `DEP_TCH_LIBTORCH_LIB` is missing, which
-/// only happens when the calling crate forgot its direct `torch-sys` dependency.
+/// Prints a cargo warning (instead of failing) when libtorch cannot be found, naming what
+/// to set: the build then still works, and binaries need `LD_LIBRARY_PATH` to start.
 pub fn link_libtorch() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    let Some(lib) = libtorch_lib_dir() else {
         println!(
-            "cargo:warning=DEP_TCH_LIBTORCH_LIB is not set: add torch-sys as a direct dependency"
+            "cargo:warning=kd-build: libtorch not found: set LIBTORCH to the libtorch (or site-packages/torch) directory torch-sys builds against"
         );
         return;
     };
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
-    if Path::new(&lib).join("libtorch_cuda.so").exists() {
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    if lib.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
     }
 }

@@ -1,5 +1,7 @@
 //! `kd-cli compare REPORT...`: one row per run (usually one per seed) and the mean and
 //! sample standard deviation of each model's test accuracy, read from `report.json` files.
+//! A directory is a run (it holds `report.json`) or a directory of runs (`runs/quickstart`,
+//! whose `seed-*` runs are taken in order); a run named twice counts once.
 
 use std::path::{Path, PathBuf};
 
@@ -32,31 +34,72 @@ fn read_row(path: &Path) -> Result<(u64, [f64; 3])> {
     Ok((seed, acc))
 }
 
-/// Mean and sample standard deviation.
-fn mean_std(xs: &[f64]) -> (f64, f64) {
+/// Mean and sample standard deviation (`None` for a single value, which has none).
+fn mean_std(xs: &[f64]) -> (f64, Option<f64>) {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 {
-        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
+    let std = (xs.len() > 1)
+        .then(|| (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    (mean, std)
 }
 
-/// The comparison table for `reports` (paths to `report.json` files or run directories).
+/// The `report.json` files a command-line path stands for: the file itself, a run
+/// directory's report, or the reports of the runs in a directory of runs (sorted by name).
+fn report_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    if path.join("report.json").is_file() {
+        return Ok(vec![path.join("report.json")]);
+    }
+    let entries = std::fs::read_dir(path)
+        .with_context(|| format!("{}: cannot list the directory", path.display()))?;
+    let mut runs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path().join("report.json")))
+        .filter(|r| r.is_file())
+        .collect();
+    if runs.is_empty() {
+        bail!(
+            "{}: no report.json in it or in its subdirectories (expected a run directory such as runs/quickstart/seed-19, or runs/quickstart)",
+            path.display()
+        );
+    }
+    runs.sort_by_key(|r| seed_order(r));
+    Ok(runs)
+}
+
+/// Sort key of a run's report: `seed-N` directories by N, then others by name.
+fn seed_order(report: &Path) -> (u64, String) {
+    let name = report
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let seed = name
+        .strip_prefix("seed-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX);
+    (seed, name)
+}
+
+/// The comparison table for `reports` (`report.json` files, run directories, or
+/// directories of runs).
 pub fn compare(reports: &[PathBuf]) -> Result<String> {
     if reports.is_empty() {
         bail!("compare: expected at least one report.json or run directory");
     }
     let mut rows = Vec::new();
+    let mut seen = Vec::new();
     for p in reports {
-        let file = if p.is_dir() {
-            p.join("report.json")
-        } else {
-            p.clone()
-        };
-        rows.push(read_row(&file)?);
+        for file in report_files(p)? {
+            let id = file.canonicalize().unwrap_or_else(|_| file.clone());
+            if seen.contains(&id) {
+                tracing::warn!("{}: named twice, counted once", file.display());
+                continue;
+            }
+            seen.push(id);
+            rows.push(read_row(&file)?);
+        }
     }
     let mut out = format!(
         "{:>6} {:>9} {:>10} {:>9} {:>8}\n",
@@ -69,7 +112,18 @@ pub fn compare(reports: &[PathBuf]) -> Result<String> {
     let gains: Vec<f64> = rows.iter().map(|r| r.1[1] - r.1[2]).collect();
     let ((t, ts), (d, ds), (s, ss), (g, gs)) = (col(0), col(1), col(2), mean_std(&gains));
     out += &format!("{:>6} {t:>8.2}% {d:>9.2}% {s:>8.2}% {g:>+8.2}\n", "mean");
-    out += &format!("{:>6} {ts:>9.2} {ds:>10.2} {ss:>9.2} {gs:>8.2}\n", "std");
+    let std = |s: Option<f64>, width: usize| match s {
+        Some(s) => format!("{s:>width$.2}"),
+        None => format!("{:>width$}", "n/a"),
+    };
+    out += &format!(
+        "{:>6} {} {} {} {}\n",
+        "std",
+        std(ts, 9),
+        std(ds, 10),
+        std(ss, 9),
+        std(gs, 8)
+    );
     out += &format!(
         "distilled ahead of scratch in {} of {} runs\n",
         gains.iter().filter(|g| **g > 0.0).count(),
@@ -87,6 +141,66 @@ mod tests {
         // statistics.stdev([1, 2, 3, 4]) == 1.2909944487358056
         let (m, s) = mean_std(&[1.0, 2.0, 3.0, 4.0]);
         assert_eq!(m, 2.5);
-        assert!((s - 1.2909944487358056).abs() < 1e-12);
+        assert!((s.unwrap() - 1.2909944487358056).abs() < 1e-12);
+        // One value has no sample standard deviation.
+        assert_eq!(mean_std(&[84.4]), (84.4, None));
+    }
+
+    fn write_report(dir: &std::path::Path, seed: u64, distilled: f64) {
+        std::fs::create_dir_all(dir).unwrap();
+        let models: Vec<serde_json::Value> = [
+            ("teacher", 0.93),
+            ("distilled", distilled),
+            ("scratch", 0.84),
+        ]
+        .iter()
+        .map(|(role, acc)| serde_json::json!({"role": role, "test_accuracy": acc}))
+        .collect();
+        let report = serde_json::json!({"seed": seed, "models": models});
+        std::fs::write(dir.join("report.json"), report.to_string()).unwrap();
+    }
+
+    #[test]
+    fn a_directory_of_runs_is_expanded_in_seed_order_and_a_run_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for (seed, acc) in [(10, 0.86), (2, 0.85), (1, 0.845)] {
+            write_report(&dir.path().join(format!("seed-{seed}")), seed, acc);
+        }
+        let table = super::compare(&[
+            dir.path().to_path_buf(),
+            dir.path().join("seed-2"),
+            dir.path().join("seed-2/report.json"),
+        ])
+        .unwrap();
+        let seeds: Vec<&str> = table
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.trim_start().starts_with("mean"))
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(seeds, ["1", "2", "10"], "{table}");
+        assert!(table.contains("in 3 of 3 runs"), "{table}");
+    }
+
+    #[test]
+    fn a_single_run_has_no_standard_deviation() {
+        let dir = tempfile::tempdir().unwrap();
+        write_report(dir.path(), 19, 0.8443);
+        let table = super::compare(&[dir.path().to_path_buf()]).unwrap();
+        let std_line = table
+            .lines()
+            .find(|l| l.trim_start().starts_with("std"))
+            .unwrap();
+        assert_eq!(std_line.matches("n/a").count(), 4, "{table}");
+        assert!(!table.contains("0.00"), "{table}");
+    }
+
+    #[test]
+    fn a_directory_without_runs_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = super::compare(&[dir.path().to_path_buf()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no report.json"), "{e}");
     }
 }

@@ -318,25 +318,112 @@ impl RunConfig {
                 one_line(e.message())
             )
         })?;
-        // Second pass: the user's values laid over the defaults, section by section.
-        let mut user: toml::Value = toml::from_str(text).context("config is not TOML")?;
-        for set in sets {
-            // Each override alone must be a valid (partial) config: this names its key.
-            let alone = set.as_table();
-            let _checked: Self = alone
-                .clone()
-                .try_into()
-                .map_err(|e| anyhow::anyhow!("--set {set}: {}", one_line(&e.to_string())))?;
-            merge(&mut user, alone);
-        }
+        // Second pass: the user's values laid over the defaults, section by section, then
+        // each override over that, checked as it lands so that an error names it.
+        let user: toml::Value = toml::from_str(text).context("config is not TOML")?;
         let mut merged = toml::Value::try_from(Self::default())
             .context("cannot serialize the default config")?;
         merge(&mut merged, user);
+        for set in sets {
+            merge(&mut merged, set.as_table());
+            let _checked: Self = merged
+                .clone()
+                .try_into()
+                .map_err(|e| anyhow::anyhow!("--set {set}: {}", one_line(&e.to_string())))?;
+        }
         let mut cfg: Self = merged
             .try_into()
             .map_err(|e| anyhow::anyhow!("{}: invalid config: {e}", path.display()))?;
         cfg.data.dir = Some(cfg.data.dir());
         Ok(cfg)
+    }
+
+    /// [`RunConfig::load_with`], and what in the resolution would surprise the config's
+    /// author: a key of the file that does not take effect because an override changed its
+    /// section's `loss` or `kind` (which starts the section from that choice's defaults),
+    /// and a data directory that is where another dataset is fetched to.
+    pub fn load_with_warnings(path: &Path, sets: &[Override]) -> Result<(Self, Vec<String>)> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read the config", path.display()))?;
+        let cfg = Self::parse_with(&text, path, sets)?;
+        let user: toml::Value = toml::from_str(&text).context("config is not TOML")?;
+        let mut warnings = cfg.dropped_keys(&user, path, sets);
+        warnings.extend(cfg.data_dir_warning());
+        Ok((cfg, warnings))
+    }
+
+    /// Keys of the file (`user`) whose values the resolved config does not hold, other than
+    /// those an override set.
+    fn dropped_keys(&self, user: &toml::Value, path: &Path, sets: &[Override]) -> Vec<String> {
+        fn leaves(
+            v: &toml::Value,
+            prefix: &mut Vec<String>,
+            out: &mut Vec<(Vec<String>, toml::Value)>,
+        ) {
+            match v {
+                toml::Value::Table(t) => {
+                    for (k, v) in t {
+                        prefix.push(k.clone());
+                        leaves(v, prefix, out);
+                        prefix.pop();
+                    }
+                }
+                other => out.push((prefix.clone(), other.clone())),
+            }
+        }
+        let Ok(resolved) = toml::Value::try_from(self) else {
+            return Vec::new();
+        };
+        let mut file = Vec::new();
+        leaves(user, &mut Vec::new(), &mut file);
+        let mut warnings = Vec::new();
+        for (key, value) in file {
+            if sets.iter().any(|s| key.starts_with(&s.key)) {
+                continue;
+            }
+            let now = key.iter().try_fold(&resolved, |v, k| v.get(k));
+            if now == Some(&value) {
+                continue;
+            }
+            let section = key[..key.len() - 1].join(".");
+            let changed = sets
+                .iter()
+                .find(|s| s.key.len() == key.len() && s.key.starts_with(&key[..key.len() - 1]))
+                .map_or(String::from("an override"), |s| format!("--set {s}"));
+            warnings.push(match now {
+                None => format!(
+                    "{} = {value} in {} has no effect: {changed} chose another [{section}], which has no such key",
+                    key.join("."),
+                    path.display()
+                ),
+                Some(now) => format!(
+                    "{} = {value} in {} has no effect: {changed} chose another [{section}], which starts from its defaults ({} = {now})",
+                    key.join("."),
+                    path.display(),
+                    key.join("."),
+                ),
+            });
+        }
+        warnings
+    }
+
+    /// A warning when `data.dir` is the directory `fetch-data` fills for another dataset.
+    fn data_dir_warning(&self) -> Option<String> {
+        let dir = self.data.dir();
+        if self.data.dataset.default_dir() == dir {
+            return None;
+        }
+        let other = DatasetKind::ALL
+            .into_iter()
+            .find(|k| *k != self.data.dataset && k.default_dir() == dir)?;
+        Some(format!(
+            "data.dir = {:?} is where `cargo xtask fetch-data` puts {}, but data.dataset = {:?}: set data.dir to the {} files, or remove the key to use {}",
+            dir.display().to_string(),
+            other.name(),
+            self.data.dataset.name(),
+            self.data.dataset.name(),
+            self.data.dataset.default_dir().display()
+        ))
     }
 
     /// Checks every range that does not depend on the data (the model shapes are checked
@@ -413,6 +500,8 @@ mod tests {
     fn the_commented_default_config_is_exactly_the_built_in_defaults() {
         let mut expected = RunConfig::default();
         expected.data.dir = Some(expected.data.dir());
+        // The printed config pads Fashion-MNIST to the seed's 32x32 so that it runs as printed.
+        expected.data.transform.pad_to = Some(32);
         assert_eq!(parse(DEFAULT_CONFIG), expected);
         // Every key of the defaults is spelled out in the file (absent optional keys aside).
         fn keys(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
@@ -458,6 +547,8 @@ mod tests {
             "data.transform.std=[0.25]",
             "seed=7",
             "seed=8",
+            // One key of a tagged section keeps the section's kind.
+            "student.model.width=8",
         ]
         .iter()
         .map(|s| s.parse().unwrap())
@@ -472,6 +563,11 @@ mod tests {
         assert_eq!((cfg.name.as_str(), cfg.seed), ("my-run", 8));
         assert!(matches!(cfg.distill, LossConfig::Dkd(_)));
         assert_eq!(cfg.data.transform.mean, vec![0.5]);
+        assert!(
+            matches!(&cfg.student.model, ModelConfig::Student(s) if s.width == 8 && s.blocks == 5),
+            "{:?}",
+            cfg.student.model
+        );
     }
 
     #[test]

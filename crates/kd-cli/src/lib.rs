@@ -6,12 +6,14 @@
 
 pub mod atomic;
 pub mod bench;
+pub mod check;
 pub mod compare;
 pub mod config;
 pub mod env;
 pub mod eval;
 pub mod export;
 pub mod launch;
+pub mod logging;
 pub mod oom;
 pub mod plots;
 pub mod predict;

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kd_cli::{bench, compare, config, env, eval, export, launch, oom, predict, run, summary};
+use kd_cli::{
+    bench, check, compare, config, env, eval, export, launch, logging, oom, predict, run, summary,
+};
 
 /// Knowledge distillation on libtorch.
 #[derive(Debug, Parser)]
@@ -25,6 +27,10 @@ struct Cli {
 enum Command {
     /// Train (or load) a teacher, distill a student, train the same student from scratch,
     /// and compare the three on the test set.
+    #[command(after_help = "Examples:
+  kd-cli run configs/quickstart.toml
+  kd-cli run configs/quickstart.toml --seed 3 --set distill.loss=dkd --out runs/dkd-3
+  kd-cli run configs/quickstart.toml --resume runs/quickstart/seed-19   # after an interruption")]
     Run {
         /// The experiment's TOML config, e.g. configs/quickstart.toml.
         config: PathBuf,
@@ -45,9 +51,36 @@ enum Command {
         /// the same config and overrides it was started with).
         #[arg(long, value_name = "DIR")]
         resume: Option<PathBuf>,
+        /// Overrides the config's device: `cpu`, `cuda`, or `auto` (CUDA when available).
+        #[arg(long, value_enum)]
+        device: Option<config::DeviceChoice>,
+    },
+    /// Check a config without training: print the resolved config, the data found, both
+    /// models' summaries, the device and run directory, and warnings for surprising
+    /// resolutions. Exits non-zero where `run` would fail before training.
+    #[command(after_help = "Examples:
+  kd-cli check configs/quickstart.toml
+  kd-cli check configs/quickstart.toml --set distill.loss=dkd --set student.train.epochs=5")]
+    Check {
+        /// The experiment's TOML config.
+        config: PathBuf,
+        /// Overrides one config key, as `run --set` does (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<config::Override>,
+        /// Overrides the config's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run directory `run --out` would use.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Overrides the config's device: `cpu`, `cuda`, or `auto`.
+        #[arg(long, value_enum)]
+        device: Option<config::DeviceChoice>,
     },
     /// Runs `kd-cli run` as N local processes training one model data-parallel (PyTorch's
     /// c10d with Gloo), as `torchrun --nproc-per-node N` does; docs/distributed.md.
+    #[command(after_help = "Example:
+  kd-cli launch --nproc 2 configs/quickstart.toml --out runs/dp")]
     Launch {
         /// Number of processes (ranks).
         #[arg(long)]
@@ -61,6 +94,9 @@ enum Command {
     },
     /// Accuracy, per-class accuracy and confusion matrix of a model saved by `kd-cli run`,
     /// on its dataset's test split (the model file names its dataset and preprocessing).
+    #[command(after_help = "Examples:
+  kd-cli eval runs/quickstart/seed-19/distilled.safetensors
+  kd-cli eval runs/quickstart/seed-19/checkpoints/distilled/best.safetensors --json")]
     Eval {
         /// A `.safetensors` file from a run directory, e.g. runs/quickstart/seed-19/distilled.safetensors.
         model: PathBuf,
@@ -78,14 +114,18 @@ enum Command {
         json: bool,
     },
     /// The top classes of images (PNG, JPEG, BMP, TGA) under a model saved by `kd-cli run`.
+    /// Images that cannot be read are reported, the others predicted, and the exit status
+    /// is non-zero if any failed.
+    #[command(after_help = "Example:
+  kd-cli predict runs/quickstart/seed-19/distilled.safetensors shoe.png shirt.jpg --top-k 2")]
     Predict {
         /// A `.safetensors` file from a run directory.
         model: PathBuf,
         /// Image files.
         #[arg(required = true)]
         images: Vec<PathBuf>,
-        /// How many classes to show per image.
-        #[arg(long, default_value_t = 3)]
+        /// How many classes to show per image (at least 1).
+        #[arg(long, default_value_t = 3, value_parser = parse_top_k)]
         top_k: usize,
         /// `cpu`, `cuda`, or `auto` (CUDA when available).
         #[arg(long, value_enum, default_value = "auto")]
@@ -97,9 +137,14 @@ enum Command {
     /// Export a model saved by `kd-cli run` for use without kd: `--format torchscript`
     /// writes a module Python's `torch.jit.load` runs, preprocessing included (input: float
     /// images in [0, 1] at the dataset's native size; output: logits).
+    #[command(after_help = "Example:
+  kd-cli export runs/quickstart/seed-19/distilled.safetensors --out distilled.pt
+  python -c \"import torch; print(torch.jit.load('distilled.pt')(torch.rand(1, 1, 28, 28)))\"")]
     Export {
         /// A `.safetensors` file from a run directory.
         model: PathBuf,
+        /// The output format: `torchscript` (a traced module for `torch.jit.load`, C++
+        /// `torch::jit::load` and tch's `CModule`).
         #[arg(long, default_value = "torchscript")]
         format: String,
         /// Where to write the exported file, e.g. distilled.pt.
@@ -107,18 +152,29 @@ enum Command {
         out: PathBuf,
     },
     /// Configuration helpers.
+    #[command(after_help = "Example:
+  kd-cli config default > my.toml && kd-cli check my.toml")]
     Config {
         #[command(subcommand)]
         action: ConfigAction,
     },
     /// Print a Keras-style summary (layers, output shapes, parameters) of the config's
     /// teacher and student.
+    #[command(after_help = "Examples:
+  kd-cli summary configs/cifar10.toml
+  kd-cli summary configs/quickstart.toml --set student.model.width=32")]
     Summary {
         /// The experiment's TOML config.
         config: PathBuf,
+        /// Overrides one config key, as `run --set` does (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<config::Override>,
     },
     /// Time training and inference steps of the seed's models on synthetic 32x32x3 batches,
     /// as the PyTorch and Keras anchor scripts do; one JSON line per mode.
+    #[command(after_help = "Examples:
+  kd-cli bench --mode student,eval --steps 10
+  kd-cli bench --precision bf16 --channels-last --threads 2")]
     Bench {
         /// Modes to time, comma-separated.
         #[arg(
@@ -127,6 +183,7 @@ enum Command {
             default_value = "teacher,student,distill,distill-cached,eval"
         )]
         mode: Vec<bench::BenchMode>,
+        /// Images per step (the anchor scripts use 128).
         #[arg(long, default_value_t = 128)]
         batch: usize,
         /// Timed steps per mode.
@@ -149,8 +206,12 @@ enum Command {
         channels_last: bool,
     },
     /// Compare runs (e.g. one per seed): per-run and mean test accuracies.
+    #[command(after_help = "Examples:
+  kd-cli compare runs/quickstart                 # every seed-* run under it
+  kd-cli compare runs/quickstart/seed-1 runs/quickstart/seed-2")]
     Compare {
-        /// `report.json` files or run directories.
+        /// `report.json` files, run directories, or directories of runs (`runs/quickstart`).
+        #[arg(required = true)]
         reports: Vec<PathBuf>,
     },
     /// Print the torch version, the device that will be used, CUDA/cuDNN availability and
@@ -163,6 +224,15 @@ enum Command {
 enum ConfigAction {
     /// Print the default configuration, every key commented.
     Default,
+}
+
+/// `--top-k`'s parser: a count of at least 1.
+fn parse_top_k(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("expected at least 1 class per image, got 0".into()),
+        Ok(k) => Ok(k),
+        Err(_) => Err(format!("expected a whole number of classes, got {text:?}")),
+    }
 }
 
 /// `--precision`'s parser.
@@ -215,6 +285,7 @@ impl Command {
     fn name(&self) -> &'static str {
         match self {
             Self::Run { .. } => "run",
+            Self::Check { .. } => "check",
             Self::Launch { .. } => "launch",
             Self::Eval { .. } => "eval",
             Self::Predict { .. } => "predict",
@@ -239,15 +310,7 @@ fn main() -> ExitCode {
         (_, true) => "warn",
         _ => "info",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
-        )
-        .with_target(false)
-        .without_time()
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(level);
     keep_freed_memory();
     oom::set_activity(format!("running kd-cli {}", cli.command.name()));
     let result = oom::guard(None, || match cli.command {
@@ -277,7 +340,26 @@ fn main() -> ExitCode {
             device,
             threads,
         ),
-        Command::Summary { config } => summary::summary(&config).map(|t| print!("{t}")),
+        Command::Summary { config, sets } => {
+            summary::summary(&config, &sets).map(|t| print!("{t}"))
+        }
+        Command::Check {
+            config,
+            sets,
+            seed,
+            out,
+            device,
+        } => check::check(
+            &config,
+            &run::RunOverrides {
+                out,
+                seed,
+                sets,
+                device,
+                ..Default::default()
+            },
+        )
+        .map(|t| print!("{t}")),
         Command::Compare { reports } => compare::compare(&reports).map(|t| print!("{t}")),
         Command::Eval {
             model,
@@ -307,9 +389,22 @@ fn main() -> ExitCode {
             .and_then(|d| predict::predict(&model, &images, top_k, d))
             .and_then(|p| {
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&p)?);
+                    println!("{}", serde_json::to_string_pretty(&p.predicted)?);
                 } else {
-                    print!("{}", predict::text(&p));
+                    print!("{}", predict::text(&p.predicted));
+                }
+                if let ([], [only]) = (p.predicted.as_slice(), p.failed.as_slice()) {
+                    anyhow::bail!("{only}");
+                }
+                for failure in &p.failed {
+                    eprintln!("error: {failure}");
+                }
+                if !p.failed.is_empty() {
+                    anyhow::bail!(
+                        "{} of {} images could not be read (named above); the others are predicted",
+                        p.failed.len(),
+                        p.failed.len() + p.predicted.len()
+                    );
                 }
                 Ok(())
             }),
@@ -337,6 +432,7 @@ fn main() -> ExitCode {
             threads,
             sets,
             resume,
+            device,
         } => run::run(
             &config,
             &run::RunOverrides {
@@ -345,6 +441,7 @@ fn main() -> ExitCode {
                 threads,
                 sets,
                 resume,
+                device,
                 quiet: cli.quiet,
             },
         )

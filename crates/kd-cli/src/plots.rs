@@ -64,30 +64,48 @@ fn by_model(rows: &[(String, EpochMetrics)]) -> Curves<'_> {
     curves
 }
 
-/// `learning_curves.png`: loss (left) and accuracy (right) per epoch; one colour per model,
-/// training dashed-thin and validation solid.
+/// `learning_curves.png`, three panels with one colour per model: the validation
+/// cross-entropy (the one loss every model is measured by, so distilled and scratch students
+/// compare), the accuracy (training thin, validation thick), and each model's own training
+/// objective (training thin, validation thick; a distilled student's includes its
+/// teacher's term, on another scale than a scratch student's cross-entropy).
 pub fn learning_curves(rows: &[(String, EpochMetrics)], path: &Path) -> Result<()> {
     font()?;
     let curves = by_model(rows);
     if curves.is_empty() {
         bail!("no epochs to plot");
     }
-    let root = BitMapBackend::new(path, (1400, 560)).into_drawing_area();
+    let root = BitMapBackend::new(path, (2100, 560)).into_drawing_area();
     root.fill(&WHITE)?;
-    let panels = root.split_evenly((1, 2));
+    let panels = root.split_evenly((1, 3));
     let epochs = rows.iter().map(|(_, m)| m.epoch).max().unwrap_or(1).max(2) as f64;
-    type Get = fn(&EpochMetrics) -> (f64, f64);
-    let metrics: [(&str, Get); 2] = [
-        ("loss", |m| (m.loss, m.val_loss)),
-        ("accuracy", |m| (m.accuracy, m.val_accuracy)),
+    /// A panel's (training, validation) values of an epoch.
+    type Get = fn(&EpochMetrics) -> (Option<f64>, f64);
+    let metrics: [(&str, &str, Get); 3] = [
+        (
+            "cross-entropy",
+            "validation cross-entropy (comparable across models)",
+            |m| (None, m.val_cross_entropy),
+        ),
+        (
+            "accuracy",
+            "accuracy: training (thin), validation (thick)",
+            |m| (Some(m.accuracy), m.val_accuracy),
+        ),
+        (
+            "objective",
+            "each model's own objective: training (thin), validation (thick)",
+            |m| (Some(m.loss), m.val_loss),
+        ),
     ];
-    for (panel, (name, get)) in panels.iter().zip(metrics) {
+    for (panel, (name, caption, get)) in panels.iter().zip(metrics) {
         let values: Vec<f64> = rows
             .iter()
             .flat_map(|(_, m)| {
                 let (a, b) = get(m);
-                [a, b]
+                [a, Some(b)]
             })
+            .flatten()
             .filter(|v| v.is_finite())
             .collect();
         let (lo, hi) = values
@@ -95,12 +113,10 @@ pub fn learning_curves(rows: &[(String, EpochMetrics)], path: &Path) -> Result<(
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
                 (lo.min(v), hi.max(v))
             });
+        let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         let pad = ((hi - lo) * 0.05).max(1e-3);
         let mut chart = ChartBuilder::on(panel)
-            .caption(
-                format!("{name}: training (thin) and validation (thick)"),
-                ("sans-serif", 22),
-            )
+            .caption(caption, ("sans-serif", 20))
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -114,13 +130,18 @@ pub fn learning_curves(rows: &[(String, EpochMetrics)], path: &Path) -> Result<(
             .draw()?;
         for (i, (model, epochs)) in curves.iter().enumerate() {
             let c = colour(i);
+            let finite = |v: f64| v.is_finite().then_some(v);
             chart.draw_series(LineSeries::new(
-                epochs.iter().map(|m| (m.epoch as f64, get(m).0)),
+                epochs
+                    .iter()
+                    .filter_map(|m| get(m).0.and_then(finite).map(|v| (m.epoch as f64, v))),
                 c.stroke_width(1),
             ))?;
             chart
                 .draw_series(LineSeries::new(
-                    epochs.iter().map(|m| (m.epoch as f64, get(m).1)),
+                    epochs
+                        .iter()
+                        .filter_map(|m| finite(get(m).1).map(|v| (m.epoch as f64, v))),
                     c.stroke_width(3),
                 ))?
                 .label(*model)
@@ -290,6 +311,7 @@ mod tests {
             accuracy: 1.0 - loss / 3.0,
             val_loss: loss * 1.1,
             val_accuracy: 0.9 - loss / 3.0,
+            val_cross_entropy: loss * 1.2,
             lr,
             parts: vec![],
             seconds: 1.0,
@@ -299,11 +321,17 @@ mod tests {
 
     #[test]
     fn the_three_plots_are_pngs_of_their_sizes() {
-        if font().is_err() {
-            eprintln!(
-                "SKIPPED: no TrueType font on this machine ({:?})",
-                font().unwrap_err()
-            );
+        let reason = font()
+            .err()
+            .map(|e| format!("no TrueType font on this machine ({e:#})"));
+        let found = reason.is_none().then_some(());
+        if kd_testkit::require(
+            "the_three_plots_are_pngs_of_their_sizes",
+            found,
+            reason.as_deref().unwrap_or_default(),
+        )
+        .is_none()
+        {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -318,7 +346,7 @@ mod tests {
             .collect();
         let curves = dir.path().join("curves.png");
         learning_curves(&rows, &curves).unwrap();
-        assert_eq!(png_size(&curves), (1400, 560));
+        assert_eq!(png_size(&curves), (2100, 560));
         let lr = dir.path().join("lr.png");
         lr_schedule(&rows, &lr).unwrap();
         assert_eq!(png_size(&lr), (900, 520));

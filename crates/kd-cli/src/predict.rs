@@ -51,30 +51,56 @@ fn read_image(path: &Path, [c, h, w]: [usize; 3]) -> Result<Tensor> {
     })
 }
 
-/// Top-`k` classes of every image under the model at `model_path`.
+/// The predictions for the images that could be read, and an error for each that could not.
+#[derive(Debug)]
+pub struct Predictions {
+    pub predicted: Vec<Prediction>,
+    /// One line per unreadable image, naming it.
+    pub failed: Vec<String>,
+}
+
+/// Top-`k` classes of every readable image under the model at `model_path`; images that
+/// cannot be read are reported in [`Predictions::failed`], not fatal.
 pub fn predict(
     model_path: &Path,
     images: &[PathBuf],
     k: usize,
     device: Device,
-) -> Result<Vec<Prediction>> {
+) -> Result<Predictions> {
     if images.is_empty() {
         bail!("expected at least one IMAGE");
     }
+    if k == 0 {
+        bail!("--top-k: expected at least 1 class per image, got 0");
+    }
     let (model, info) = crate::saved_model::open(model_path, device)?;
-    let batch = images
-        .iter()
-        .map(|p| read_image(p, info.input_shape))
-        .collect::<Result<Vec<_>>>()?;
+    let mut batch = Vec::new();
+    let mut read = Vec::new();
+    let mut failed = Vec::new();
+    for path in images {
+        match read_image(path, info.input_shape) {
+            Ok(image) => {
+                batch.push(image);
+                read.push(path);
+            }
+            Err(e) => failed.push(format!("{e:#}")),
+        }
+    }
+    if batch.is_empty() {
+        return Ok(Predictions {
+            predicted: Vec::new(),
+            failed,
+        });
+    }
     let x = info
         .transform
         .apply(&Tensor::stack(&batch, 0).to_device(device));
     let probs =
         tch::no_grad(|| model.forward_t(&x, false).softmax(-1, Kind::Float)).to_device(Device::Cpu);
-    let k = k.clamp(1, info.classes);
+    let k = k.min(info.classes);
     let (values, indices) = probs.topk(k as i64, -1, true, true);
     let names = crate::eval::class_labels(info.dataset, info.classes);
-    images
+    let predicted = read
         .iter()
         .enumerate()
         .map(|(i, path)| {
@@ -89,7 +115,8 @@ pub fn predict(
                     .collect(),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Predictions { predicted, failed })
 }
 
 /// One line per image: `path: class (p) , class (p), ...`.

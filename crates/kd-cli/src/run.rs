@@ -48,18 +48,21 @@ pub struct RunOverrides {
     pub sets: Vec<crate::config::Override>,
     /// `--resume DIR`: continue the run in DIR.
     pub resume: Option<PathBuf>,
+    /// `--device`: overrides the config's device.
+    pub device: Option<crate::config::DeviceChoice>,
     /// No progress bars.
     pub quiet: bool,
 }
 
 /// The three splits used by a run.
-struct RunData {
-    train: ImageDataset,
-    val: ImageDataset,
-    test: ImageDataset,
+pub(crate) struct RunData {
+    pub train: ImageDataset,
+    pub val: ImageDataset,
+    pub test: ImageDataset,
 }
 
-fn load_data(cfg: &RunConfig) -> Result<RunData> {
+/// Reads the config's dataset and splits it as the run does.
+pub(crate) fn load_data(cfg: &RunConfig) -> Result<RunData> {
     let d = &cfg.data;
     let splits = d.dataset.load(&d.dir())?;
     let limit = |ds: ImageDataset, n: usize| {
@@ -270,19 +273,30 @@ fn student_labels(data: &ImageDataset, device: Device) -> tch::Tensor {
     tch::Tensor::from_slice(&labels).to_device(device)
 }
 
-/// Runs the experiment described by `config_path`; returns the report.
-pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
-    let start = Instant::now();
-    let mut cfg = RunConfig::load_with(config_path, &overrides.sets)?;
+/// The config of `config_path` with the command line's overrides applied and checked, and
+/// the warnings its resolution gives ([`RunConfig::load_with_warnings`]).
+pub fn resolve_config(
+    config_path: &Path,
+    overrides: &RunOverrides,
+) -> Result<(RunConfig, Vec<String>)> {
+    let (mut cfg, warnings) = RunConfig::load_with_warnings(config_path, &overrides.sets)?;
     if let Some(seed) = overrides.seed {
         cfg.seed = seed;
     }
     if let Some(threads) = overrides.threads {
         cfg.threads = threads;
     }
+    if let Some(device) = overrides.device {
+        cfg.device = device;
+    }
     cfg.validate()
         .with_context(|| format!("{}: invalid config", config_path.display()))?;
-    let out = match (&overrides.resume, &overrides.out) {
+    Ok((cfg, warnings))
+}
+
+/// The run directory: `--resume`'s, `--out`, or `runs/<name>/seed-<seed>`.
+pub fn run_dir(cfg: &RunConfig, overrides: &RunOverrides) -> Result<PathBuf> {
+    Ok(match (&overrides.resume, &overrides.out) {
         (Some(dir), Some(out)) if dir != out => bail!(
             "--resume {} with --out {}: a resumed run continues in its own directory; drop --out",
             dir.display(),
@@ -293,7 +307,17 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         (None, None) => PathBuf::from("runs")
             .join(&cfg.name)
             .join(format!("seed-{}", cfg.seed)),
-    };
+    })
+}
+
+/// Runs the experiment described by `config_path`; returns the report.
+pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
+    let start = Instant::now();
+    let (cfg, warnings) = resolve_config(config_path, overrides)?;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    let out = run_dir(&cfg, overrides)?;
     // Under torchrun or `kd-cli launch`: join the other ranks first.
     let launch = launch_env(|k| std::env::var(k).ok())
         .map_err(|e| anyhow::anyhow!("distributed launch environment: {e}"))?;
@@ -373,6 +397,7 @@ fn run_in(
         std::fs::create_dir_all(out)
             .with_context(|| format!("{}: cannot create the run directory", out.display()))?;
         write_atomic(&out.join("config.toml"), resolved.as_bytes())?;
+        crate::logging::log_to_file(&out.join("train.log"), overrides.resume.is_some())?;
     }
     let checkpoints = out.join("checkpoints");
     if writer && overrides.resume.is_none() && checkpoints.exists() {

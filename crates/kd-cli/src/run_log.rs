@@ -45,7 +45,7 @@ impl RunLog {
             }
         }
         let mut csv = String::from(
-            "model,epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,train_images_per_s",
+            "model,epoch,loss,accuracy,val_loss,val_accuracy,val_cross_entropy,lr,seconds,train_images_per_s",
         );
         for p in &parts {
             csv += &format!(",{p}");
@@ -53,12 +53,13 @@ impl RunLog {
         csv.push('\n');
         for (model, m) in &self.rows {
             csv += &format!(
-                "{model},{},{},{},{},{},{},{},{}",
+                "{model},{},{},{},{},{},{},{},{},{}",
                 m.epoch,
                 m.loss,
                 m.accuracy,
                 m.val_loss,
                 m.val_accuracy,
+                m.val_cross_entropy,
                 m.lr,
                 m.seconds,
                 m.train_images_per_s
@@ -104,6 +105,7 @@ mod tests {
             accuracy: 0.75,
             val_loss: 0.25,
             val_accuracy: 0.875,
+            val_cross_entropy: 0.3,
             lr: 1e-3,
             parts: parts.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
             seconds: 2.0,
@@ -141,10 +143,13 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
             lines[0],
-            "model,epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,train_images_per_s,student_loss"
+            "model,epoch,loss,accuracy,val_loss,val_accuracy,val_cross_entropy,lr,seconds,train_images_per_s,student_loss"
         );
-        assert_eq!(lines[1], "teacher,1,0.5,0.75,0.25,0.875,0.001,2,100,");
-        assert_eq!(lines[3], "distilled,2,0.5,0.75,0.25,0.875,0.001,2,100,0.5");
+        assert_eq!(lines[1], "teacher,1,0.5,0.75,0.25,0.875,0.3,0.001,2,100,");
+        assert_eq!(
+            lines[3],
+            "distilled,2,0.5,0.75,0.25,0.875,0.3,0.001,2,100,0.5"
+        );
         let events: Vec<serde_json::Value> = log
             .events_jsonl()
             .lines()

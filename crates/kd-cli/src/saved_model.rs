@@ -50,12 +50,36 @@ impl ModelInfo {
         ])
     }
 
-    /// Reads the metadata of `path`.
+    /// Reads the metadata of `path`; a missing file, a file of another format and a
+    /// training checkpoint are each named with what was expected and where to find it.
     pub fn read(path: &Path) -> Result<Self> {
-        let meta = kd_models::metadata::read_metadata(path)?;
+        const EXPECTED: &str = "expected a model file of a run directory, e.g. runs/quickstart/seed-19/distilled.safetensors";
+        if !path.exists() {
+            bail!("{}: no such file ({EXPECTED})", path.display());
+        }
+        if path.is_dir() {
+            bail!("{}: a directory ({EXPECTED})", path.display());
+        }
+        let meta = kd_models::metadata::read_metadata(path).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not a kd model file: {} ({EXPECTED})",
+                path.display(),
+                e.to_string()
+                    .strip_prefix(&format!("{}: ", path.display()))
+                    .unwrap_or(&e.to_string())
+            )
+        })?;
+        if meta.contains_key(kd_train::checkpoint::STATE_KEY) {
+            let best = path.with_file_name("best.safetensors");
+            bail!(
+                "{}: a training checkpoint (what --resume continues from), not a model file: use {} (the best epoch's model) or the run directory's <model>.safetensors",
+                path.display(),
+                best.display()
+            );
+        }
         if !meta.contains_key(MODEL) {
             bail!(
-                "{}: no kd model metadata in this safetensors file (expected a file written by `kd-cli run`)",
+                "{}: a safetensors file without kd's model metadata (architecture, classes, preprocessing), so kd cannot rebuild the model: {EXPECTED}",
                 path.display()
             );
         }

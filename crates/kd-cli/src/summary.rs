@@ -1,4 +1,4 @@
-//! `kd-cli summary CONFIG`: the Keras-style summary (`model.summary()`) of the config's
+//! `kd-cli summary CONFIG [--set KEY=VALUE]`: the Keras-style summary (`model.summary()`) of the config's
 //! teacher and student, for the input shape its dataset and transform produce. Nothing is
 //! trained and no data is read; pretrained weights are not loaded (the summary says whether
 //! the configured file is present).
@@ -9,11 +9,18 @@ use anyhow::{Context, Result};
 use kd_models::{Model, Summary};
 use tch::Device;
 
-use crate::config::RunConfig;
+use crate::config::{Override, RunConfig};
 
-/// The printed summaries of the teacher and the student of `config_path`.
-pub fn summary(config_path: &Path) -> Result<String> {
-    let cfg = RunConfig::load(config_path)?;
+/// The printed summaries of the teacher and the student of `config_path`, with `sets`
+/// applied.
+pub fn summary(config_path: &Path, sets: &[Override]) -> Result<String> {
+    let cfg = RunConfig::load_with(config_path, sets)?;
+    summaries(&cfg, config_path)
+}
+
+/// The printed summaries of the teacher and the student of a resolved config
+/// (`config_path` names it in errors).
+pub fn summaries(cfg: &RunConfig, config_path: &Path) -> Result<String> {
     let shape = cfg.data.input_shape();
     let [c, h, _] = shape;
     let classes = cfg.data.dataset.classes();

@@ -60,7 +60,7 @@ fn tiny_end_to_end_run_writes_a_complete_run_directory() {
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().collect();
     assert!(
-        rows[0].starts_with("model,epoch,loss,accuracy,val_loss,val_accuracy,lr"),
+        rows[0].starts_with("model,epoch,loss,accuracy,val_loss,val_accuracy,val_cross_entropy,lr"),
         "{csv}"
     );
     assert!(rows[0].contains("student_loss") && rows[0].contains("distillation_loss"));
@@ -339,7 +339,9 @@ fn exported_torchscript_runs_in_python_with_the_preprocessing_built_in() {
         "{got} vs {expected}"
     );
 
-    let Some(python) = common::venv_python() else {
+    let Some(python) =
+        common::venv_python("exported_torchscript_runs_in_python_with_the_preprocessing_built_in")
+    else {
         return;
     };
     let script = format!(
@@ -563,7 +565,7 @@ fn env_reports_torch_version_and_device() {
 
 #[test]
 fn real_fashion_mnist_tiny_run_learns() {
-    let Some(data) = common::fashion_mnist() else {
+    let Some(data) = common::fashion_mnist("real_fashion_mnist_tiny_run_learns") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

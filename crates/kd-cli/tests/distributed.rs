@@ -147,7 +147,7 @@ fn launch_stops_every_rank_when_one_fails_and_names_it() {
 #[test]
 fn kd_cli_run_works_unchanged_under_torchrun() {
     // torchrun serves the store itself and gives the workers a key prefix per attempt.
-    let Some(python) = venv_python() else {
+    let Some(python) = venv_python("kd_cli_run_works_unchanged_under_torchrun") else {
         return;
     };
     let torchrun = python.with_file_name("torchrun");

@@ -191,7 +191,8 @@ fn summary_prints_the_parameter_totals_keras_printed() {
 
 #[test]
 fn seed_architectures_on_real_fashion_mnist_padded_to_32() {
-    let Some(data) = common::fashion_mnist() else {
+    let Some(data) = common::fashion_mnist("seed_architectures_on_real_fashion_mnist_padded_to_32")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

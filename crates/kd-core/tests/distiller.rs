@@ -41,7 +41,11 @@ fn a_step_trains_the_student_only_against_the_teachers_inference_logits() {
         parts.total.double_value(&[]),
         expected.total.double_value(&[]),
     );
-    assert!((got - want).abs() <= 1e-6 * want.abs(), "{got} vs {want}");
+    // The same float32 computation twice: equal up to rounding on any CPU.
+    assert!(
+        (got - want).abs() <= 1e-6 + 1e-5 * want.abs(),
+        "{got} vs {want}"
+    );
     for (name, t) in distiller.teacher().var_store().variables() {
         assert!(!t.requires_grad(), "teacher {name} must be frozen");
     }

@@ -182,10 +182,13 @@ fn logits(b: i64, k: i64, (kind, scale): Pattern) -> Tensor {
     Tensor::from_slice(&v).reshape([b, k])
 }
 
-/// Within `1e-5` relative to `scale` (the value itself, or the gradient's norm for a
-/// projection that can cancel).
+/// Within what a float32 computation can promise on any CPU: `1e-5` relative to the value,
+/// plus `2e-6` of `scale` absolute (the case's largest term for the terms, the gradient's
+/// norm for a projection that can cancel). The absolute part matters where PyTorch's float64
+/// value is an exact zero: float32 log-sum-exps of equal logits leave about 5e-7 on some
+/// vector kernels (AVX-512 here) and none on others.
 fn close(got: f64, want: f64, scale: f64) -> bool {
-    (got - want).abs() <= 1e-5 * scale.abs().max(want.abs()).max(1e-6)
+    (got - want).abs() <= 1e-5 * want.abs() + 2e-6 * scale.abs()
 }
 
 /// Runs every case through the loss `make(T)` builds and compares with PyTorch's numbers.
@@ -204,9 +207,10 @@ fn check<const N: usize>(
         let mut got = vec![out.total.double_value(&[])];
         got.extend(out.parts.iter().map(|(_, p)| p.double_value(&[])));
         assert_eq!(got.len(), N, "{name} case {n}: terms");
+        let scale = values.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         for (g, w) in got.iter().zip(values) {
             assert!(
-                close(*g, *w, *w),
+                close(*g, *w, scale),
                 "{name} case {n}: {got:?} vs PyTorch {values:?}"
             );
         }
@@ -381,8 +385,11 @@ fn fitnets_hint_matches_pytorch() {
         out.parts[0].1.double_value(&[]),
         out.parts[1].1.double_value(&[]),
     ];
+    let scale = expected
+        .iter()
+        .fold(1.0f64, |m: f64, v: &f64| m.max(v.abs()));
     for (g, w) in got.iter().zip(expected) {
-        assert!(close(*g, w, w), "{got:?} vs PyTorch {expected:?}");
+        assert!(close(*g, w, scale), "{got:?} vs PyTorch {expected:?}");
     }
     let grad = fs.grad().to_kind(Kind::Double);
     let v = pattern(&[2, 3, 4, 4], 1.3, 0.5).to_kind(Kind::Double);

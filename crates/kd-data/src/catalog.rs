@@ -26,6 +26,15 @@ pub enum DatasetKind {
 }
 
 impl DatasetKind {
+    /// Every supported dataset.
+    pub const ALL: [Self; 5] = [
+        Self::FashionMnist,
+        Self::Mnist,
+        Self::Cifar10,
+        Self::Cifar100,
+        Self::Cifar100Coarse,
+    ];
+
     /// The config name, e.g. `fashion-mnist`.
     pub fn name(self) -> &'static str {
         match self {

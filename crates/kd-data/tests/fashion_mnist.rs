@@ -1,20 +1,17 @@
 //! Real Fashion-MNIST, when `cargo xtask fetch-data` has put it under `data/fashion-mnist`.
-//! Skips (with the reason printed) when it is absent.
-
-use std::path::PathBuf;
+//! Without it the test fails under CI and is reported as skipped elsewhere (`kd-testkit`).
 
 use kd_data::load_mnist_family;
 
 #[test]
 fn real_fashion_mnist_has_the_published_shape_and_balance() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/fashion-mnist");
-    if !dir.join("train-images-idx3-ubyte.gz").exists() {
-        eprintln!(
-            "SKIPPED: {} has no Fashion-MNIST (run `cargo xtask fetch-data`)",
-            dir.display()
-        );
+    let Some(dir) = kd_testkit::require(
+        "real_fashion_mnist_has_the_published_shape_and_balance",
+        kd_testkit::fashion_mnist(env!("CARGO_MANIFEST_DIR")),
+        "no Fashion-MNIST in data/fashion-mnist (run `cargo xtask fetch-data`)",
+    ) else {
         return;
-    }
+    };
     let s = load_mnist_family(&dir).unwrap();
     assert_eq!((s.train.len(), s.test.len()), (60_000, 10_000));
     assert_eq!(s.train.image_shape(), [1, 28, 28]);

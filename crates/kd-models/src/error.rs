@@ -30,7 +30,8 @@ pub enum ModelError {
         device: String,
         reason: String,
     },
-    #[error("{}: cannot write: {source}", path.display())]
+    /// A file that cannot be read or written; the cause (`source`) says why.
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -14,7 +14,7 @@ use std::path::Path;
 use crate::error::{ModelError, Result};
 
 fn invalid(path: &Path, detail: impl Into<String>) -> ModelError {
-    ModelError::Pretrained {
+    ModelError::ModelFile {
         path: path.to_path_buf(),
         detail: detail.into(),
     }
@@ -34,7 +34,7 @@ fn split(path: &Path, bytes: &[u8]) -> Result<(serde_json::Map<String, serde_jso
     let header = bytes.get(8..8usize.saturating_add(len)).ok_or_else(|| {
         invalid(
             path,
-            format!("not a safetensors file (header of {len} bytes runs past the end)"),
+            format!("not a safetensors file (its first 8 bytes announce a header of {len} bytes, longer than the file)"),
         )
     })?;
     let json: serde_json::Value = serde_json::from_slice(header).map_err(|e| {

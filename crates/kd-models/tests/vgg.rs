@@ -156,7 +156,14 @@ fn pretrained_vgg19_computes_what_pytorch_computes() {
     let loaded = m.pretrained().unwrap();
     assert_eq!((loaded.tensors, loaded.parameters), (32, 20_024_384));
     let f = pooled(&m, &input());
-    let close = |got: f64, want: f64| (got - want).abs() <= 1e-5 * want.abs().max(1e-3);
+    // float32 through 16 convolutions: 1e-4 relative plus 1e-5 of the largest feature
+    // absolute (a ReLU'd feature is an exact zero here, but a pre-activation within rounding
+    // of zero can land on either side on another CPU's kernels).
+    let scale = expected_100_110
+        .iter()
+        .chain(&expected_3_4)
+        .fold(0.0f64, |m: f64, v: &f64| m.max(v.abs()));
+    let close = |got: f64, want: f64| (got - want).abs() <= 1e-4 * want.abs() + 1e-5 * scale;
     for (j, want) in [(3, expected_3_4[0]), (4, expected_3_4[1])]
         .into_iter()
         .chain(

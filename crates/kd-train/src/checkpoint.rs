@@ -40,7 +40,7 @@ pub(crate) type Snapshot = HashMap<String, Tensor>;
 /// Version of the `last.safetensors` layout.
 const FORMAT: u32 = 1;
 /// The header key that holds the JSON state.
-const STATE_KEY: &str = "kd.train_state";
+pub const STATE_KEY: &str = "kd.train_state";
 
 /// Where a fit keeps its checkpoints, and whether it picks up the last one.
 #[derive(Debug, Clone)]

@@ -13,8 +13,12 @@ use crate::objective::{Objective, Split};
 /// Result of evaluating a model on one split.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Evaluation {
+    /// Mean of the objective's loss.
     pub loss: f64,
     pub accuracy: f64,
+    /// Mean cross-entropy against the labels (equal to `loss` for a cross-entropy
+    /// objective).
+    pub cross_entropy: f64,
     pub images: usize,
     pub images_per_s: f64,
 }
@@ -57,13 +61,23 @@ fn evaluate_pass(
     classes: Option<usize>,
 ) -> (Evaluation, Option<Tensor>) {
     let start = Instant::now();
-    let (sums, counts) = tch::no_grad(|| {
+    let sums = tch::no_grad(|| {
         loader.with_epoch(0, |batches| {
             let mut sums = DeviceSums::default();
             let mut counts: Option<Tensor> = None;
+            let mut cross_entropy: Option<Tensor> = None;
             for batch in batches {
                 let (logits, out) = objective.forward_loss(model, &batch, split, false);
                 sums.add(&logits, &batch.labels, &out);
+                let b = batch.labels.size()[0] as f64;
+                let ce = logits
+                    .cross_entropy_for_logits(&batch.labels)
+                    .to_kind(Kind::Double)
+                    * b;
+                cross_entropy = Some(match cross_entropy.take() {
+                    Some(s) => s + ce,
+                    None => ce,
+                });
                 if let Some(k) = classes.map(|k| k as i64) {
                     let cells = &batch.labels * k + logits.argmax(-1, false);
                     let batch_counts = cells.bincount(None::<Tensor>, k * k).to_kind(Kind::Int64);
@@ -73,12 +87,15 @@ fn evaluate_pass(
                     });
                 }
             }
-            (sums.read(), counts)
+            let ce = cross_entropy.map_or(0.0, |t| t.double_value(&[]));
+            (sums.read(), counts, ce)
         })
     });
+    let (sums, counts, ce_sum) = (sums.0, sums.1, sums.2);
     let evaluation = Evaluation {
         loss: sums.loss,
         accuracy: sums.accuracy(),
+        cross_entropy: ce_sum / sums.images.max(1) as f64,
         images: sums.images,
         images_per_s: sums.images as f64 / start.elapsed().as_secs_f64(),
     };

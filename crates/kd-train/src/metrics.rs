@@ -17,6 +17,11 @@ pub struct EpochMetrics {
     pub val_loss: f64,
     #[serde(with = "crate::json_float")]
     pub val_accuracy: f64,
+    /// Cross-entropy against the validation labels, whatever the objective: the quantity
+    /// that compares a distilled student with a scratch one (NaN in checkpoints written
+    /// before it was recorded).
+    #[serde(with = "crate::json_float", default = "not_recorded")]
+    pub val_cross_entropy: f64,
     /// Learning rate of the epoch's last step (schedules move it within an epoch).
     #[serde(with = "crate::json_float")]
     pub lr: f64,
@@ -28,6 +33,10 @@ pub struct EpochMetrics {
     /// Training images per second.
     #[serde(with = "crate::json_float")]
     pub train_images_per_s: f64,
+}
+
+fn not_recorded() -> f64 {
+    f64::NAN
 }
 
 /// All epochs run so far.

@@ -395,8 +395,10 @@ pub fn fit_with(
         let mut v = evaluate(model, val, objective, Split::Validation);
         if let Some(dp) = parallel {
             // Every rank validates the same weights; rank 0's numbers drive every decision.
-            let agreed = dp.from_rank0(&[v.loss, v.accuracy]).map_err(dist_error)?;
-            (v.loss, v.accuracy) = (agreed[0], agreed[1]);
+            let agreed = dp
+                .from_rank0(&[v.loss, v.accuracy, v.cross_entropy])
+                .map_err(dist_error)?;
+            (v.loss, v.accuracy, v.cross_entropy) = (agreed[0], agreed[1], agreed[2]);
         }
         if !v.loss.is_finite() {
             return Err(TrainError::Diverged {
@@ -411,6 +413,7 @@ pub fn fit_with(
             accuracy: sums.accuracy(),
             val_loss: v.loss,
             val_accuracy: v.accuracy,
+            val_cross_entropy: v.cross_entropy,
             lr: st.lr
                 * config
                     .lr_schedule
@@ -482,12 +485,21 @@ pub fn fit_with(
             match action {
                 Action::Stop => {
                     stop = true;
+                    tracing::info!(
+                        "{phase} epoch {epoch}: early stopping (no improvement of {} for {} epochs)",
+                        config.early_stopping.monitor.name(),
+                        config.early_stopping.patience
+                    );
                     event(
                         "early_stopping",
                         "no improvement for `patience` epochs".into(),
                     );
                 }
                 Action::SetLr(new) => {
+                    tracing::info!(
+                        "{phase} epoch {epoch}: ReduceLROnPlateau reducing the learning rate from {:.2e} to {new:.2e}",
+                        st.lr
+                    );
                     event("reduce_lr", format!("lr {:.2e} -> {new:.2e}", st.lr));
                     st.lr = new;
                     opt.set_lr(st.lr);
@@ -499,6 +511,10 @@ pub fn fit_with(
                 Action::RestoreBest => {
                     if let Some(snap) = &best {
                         restore(model, snap);
+                        tracing::info!(
+                            "{phase} epoch {epoch}: restoring the weights of the best epoch ({})",
+                            st.early.as_ref().map_or(0, |e| e.best_epoch())
+                        );
                         event("best_weights_restored", "on early stopping".into());
                     }
                 }
@@ -533,6 +549,10 @@ pub fn fit_with(
         if cb.on_train_end().contains(&Action::RestoreBest) {
             if let Some(snap) = &best {
                 restore(model, snap);
+                tracing::info!(
+                    "{phase}: restoring the weights of the best epoch ({}) at the end of training",
+                    cb.best_epoch()
+                );
                 st.events.push(TrainEvent {
                     epoch: st.history.epochs.len(),
                     action: "best_weights_restored".into(),

@@ -21,18 +21,15 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// The workspace's real Fashion-MNIST directory, or `None` (and a `SKIPPED` note) when
-/// `cargo xtask fetch-data` has not put it there.
-pub fn fashion_mnist() -> Option<PathBuf> {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/fashion-mnist");
-    if !data.join("train-images-idx3-ubyte.gz").exists() {
-        eprintln!(
-            "SKIPPED: {} has no Fashion-MNIST (run `cargo xtask fetch-data`)",
-            data.display()
-        );
-        return None;
-    }
-    Some(data.canonicalize().unwrap())
+/// The workspace's real Fashion-MNIST directory; when `cargo xtask fetch-data` has not put
+/// it there, `test` fails under CI and is reported as skipped elsewhere ([`kd_testkit::require`]).
+pub fn fashion_mnist(test: &str) -> Option<PathBuf> {
+    kd_testkit::require(
+        test,
+        kd_testkit::fashion_mnist(env!("CARGO_MANIFEST_DIR")),
+        "no Fashion-MNIST in data/fashion-mnist (run `cargo xtask fetch-data`)",
+    )
+    .map(|d| d.canonicalize().unwrap())
 }
 
 /// Runs `kd-cli run CONFIG --out OUT` in `cwd`, asserting success, and returns the report.
@@ -47,21 +44,13 @@ pub fn run_ok(cwd: &Path, config: &str, out: &str) -> serde_json::Value {
 }
 
 /// The Python of the venv `cargo xtask setup` made (`KD_VENV`, or `<workspace>/.venv`), with
-/// PyTorch; `None` (and a `SKIPPED` note) when there is none.
-pub fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("KD_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let python = venv.join("bin/python");
-    if python.exists() {
-        Some(python)
-    } else {
-        eprintln!(
-            "SKIPPED: no venv Python at {} (run `cargo xtask setup`)",
-            python.display()
-        );
-        None
-    }
+/// PyTorch; when there is none, `test` fails under CI and is reported as skipped elsewhere.
+pub fn venv_python(test: &str) -> Option<PathBuf> {
+    kd_testkit::require(
+        test,
+        kd_testkit::venv_python(env!("CARGO_MANIFEST_DIR")),
+        "no venv Python with PyTorch (run `cargo xtask setup`)",
+    )
 }
 
 pub fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {

@@ -98,10 +98,6 @@ impl EarlyStopping {
     pub fn on_train_end(&self) -> Vec<Action> {
         let c = &self.config;
         if c.restore_best_weights && c.restore_at_end && self.stopped_epoch.is_none() {
-            tracing::info!(
-                "Restoring model weights from the end of the best epoch ({}).",
-                self.best_epoch
-            );
             vec![Action::RestoreBest]
         } else {
             Vec::new()
@@ -133,10 +129,8 @@ impl Callback for EarlyStopping {
         self.stopped_epoch = Some(m.epoch);
         let mut actions = vec![Action::Stop];
         if c.restore_best_weights {
-            tracing::info!("Restoring model weights from the end of the best epoch.");
             actions.push(Action::RestoreBest);
         }
-        tracing::info!("Epoch {:05}: early stopping", m.epoch);
         actions
     }
 }

@@ -46,6 +46,7 @@ pub(crate) mod test_support {
                     accuracy: 0.0,
                     val_loss: v,
                     val_accuracy: 0.0,
+                    val_cross_entropy: v,
                     lr: 0.0,
                     parts: Vec::new(),
                     seconds: 0.0,

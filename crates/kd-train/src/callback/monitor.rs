@@ -14,6 +14,14 @@ pub enum Monitor {
 }
 
 impl Monitor {
+    /// The metric's name as configs and logs spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ValLoss => "val_loss",
+            Self::ValAccuracy => "val_accuracy",
+        }
+    }
+
     /// The monitored value of an epoch.
     pub fn value(self, m: &EpochMetrics) -> f64 {
         match self {

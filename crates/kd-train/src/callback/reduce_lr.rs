@@ -122,11 +122,6 @@ impl Callback for ReduceLrOnPlateau {
             return Vec::new();
         }
         let new_lr = (old_lr * c.factor).max(c.min_lr);
-        tracing::info!(
-            "Epoch {:05}: ReduceLROnPlateau reducing learning rate to {}.",
-            m.epoch,
-            python_float_repr(new_lr)
-        );
         self.cooldown_counter = c.cooldown;
         self.wait = 0;
         vec![Action::SetLr(new_lr)]
