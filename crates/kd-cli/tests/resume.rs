@@ -1,6 +1,8 @@
 //! `kd-cli run CONFIG --resume DIR` as a user meets it: a run killed with SIGKILL in the
-//! middle of training resumes to exactly the result of the same run left alone, and a run
-//! directory is never resumed with another configuration.
+//! middle of training resumes to exactly the result of the same run left alone — bit for
+//! bit on one machine with the same thread count (the config's `threads = 1` here; another
+//! CPU's kernels round differently) — and a run directory is never resumed with another
+//! configuration.
 
 mod common;
 
@@ -107,7 +109,7 @@ fn run_and_kill_when(cwd: &Path, out: &str, marker: &str) {
 }
 
 #[test]
-fn a_run_killed_mid_training_resumes_to_the_uninterrupted_result() {
+fn a_run_killed_mid_training_resumes_to_the_uninterrupted_result_on_the_same_machine_and_threads() {
     let (dir, _) = workspace_with(&config());
     std::fs::write(dir.path().join("run.toml"), config()).unwrap();
     run_ok(dir.path(), "run.toml", "whole");

@@ -1,7 +1,7 @@
 //! Checkpoint and resume: a fit cut short in the middle of an epoch and resumed from its last
-//! checkpoint ends bit for bit where the uninterrupted fit ends — weights, optimizer moments,
-//! learning-rate reductions, early stopping's best weights and dropout's random numbers all
-//! come back.
+//! checkpoint ends bit for bit where the uninterrupted fit ends (in the same process: one
+//! machine, one thread count) — weights, optimizer moments, learning-rate reductions, early
+//! stopping's best weights and dropout's random numbers all come back.
 
 mod common;
 
