@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter};
 
@@ -41,30 +41,39 @@ pub fn stderr_colour(is_terminal: bool, no_color: Option<&str>) -> bool {
     is_terminal && no_color.is_none_or(str::is_empty)
 }
 
-/// Installs the subscriber: `RUST_LOG` if set, else `level` (`debug`, `info`, `warn`).
+/// Installs the subscriber. Stderr shows `RUST_LOG` if set, else `level` (`debug`, `info`,
+/// `warn`); the run's `train.log` keeps at least the `info` lines whatever stderr shows
+/// (`-q` quiets the terminal, not the record).
 pub fn init(level: &str) {
     let terminal = std::io::stderr().is_terminal();
     let colour = stderr_colour(terminal, std::env::var("NO_COLOR").ok().as_deref());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let stderr_filter =
+        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let on_terminal = terminal.then(|| {
         fmt::layer()
             .with_target(false)
             .without_time()
             .with_ansi(colour)
             .with_writer(std::io::stderr)
+            .with_filter(stderr_filter())
     });
     let off_terminal = (!terminal).then(|| {
         fmt::layer()
             .with_target(false)
             .with_ansi(colour)
             .with_writer(std::io::stderr)
+            .with_filter(stderr_filter())
     });
     let file = fmt::layer()
         .with_target(false)
         .with_ansi(false)
-        .with_writer(|| RunLogWriter);
+        .with_writer(|| RunLogWriter)
+        .with_filter(EnvFilter::new(if level == "debug" {
+            "debug"
+        } else {
+            "info"
+        }));
     tracing_subscriber::registry()
-        .with(filter)
         .with(on_terminal)
         .with(off_terminal)
         .with(file)

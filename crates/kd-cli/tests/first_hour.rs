@@ -331,6 +331,9 @@ fn run_outputs_follow_the_umask_like_model_files() {
     ] {
         assert_eq!(mode(&out.join(file)), model, "{file}");
     }
+    // The run's log keeps the epoch lines though stderr showed warnings only (RUST_LOG=warn).
+    let log = std::fs::read_to_string(out.join("train.log")).unwrap();
+    assert!(log.contains("teacher epoch 1/3: loss"), "{log}");
     let export = kd_cli(
         &["export", "out/distilled.safetensors", "--out", "model.pt"],
         dir.path(),
