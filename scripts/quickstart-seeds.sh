@@ -4,25 +4,39 @@
 #   SEEDS    the seeds (default "1 2 3")
 #   JOBS     how many runs at once (default 1)
 #   THREADS  libtorch threads per run (default: libtorch's own, the number of cores)
-# The README's table: SEEDS="1 2 3" JOBS=3 THREADS=1 (2 cores).
+# The README's table: SEEDS="1 2 3" JOBS=3 THREADS=1 (2 cores). Each run's log is
+# runs/quickstart/seed-N.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo xtask setup
 cargo xtask fetch-data
 cargo build --release --package kd-cli
-threads=()
-if [ -n "${THREADS:-}" ]; then threads=(--threads "$THREADS"); fi
+mkdir -p runs/quickstart
+args=()
+if [ -n "${THREADS:-}" ]; then args+=(--threads "$THREADS"); fi
+seeds=(${SEEDS:-1 2 3})
 dirs=()
-running=0
-for seed in ${SEEDS:-1 2 3}; do
-  ./target/release/kd-cli -q run configs/quickstart.toml --seed "$seed" "${threads[@]}" \
-    > "runs-quickstart-seed-$seed.log" 2>&1 &
-  dirs+=("runs/quickstart/seed-$seed")
-  running=$((running + 1))
-  if [ "$running" -ge "${JOBS:-1}" ]; then
-    wait -n
-    running=$((running - 1))
+pids=()
+failed=0
+# Waits for the oldest running seed; reports it if it failed.
+wait_oldest() {
+  local pid=${pids[0]} seed=${pid_seeds[0]}
+  pids=("${pids[@]:1}")
+  pid_seeds=("${pid_seeds[@]:1}")
+  if ! wait "$pid"; then
+    echo "seed $seed failed: see runs/quickstart/seed-$seed.log" >&2
+    failed=1
   fi
+}
+pid_seeds=()
+for seed in "${seeds[@]}"; do
+  ./target/release/kd-cli run configs/quickstart.toml --seed "$seed" ${args[@]+"${args[@]}"} \
+    > "runs/quickstart/seed-$seed.log" 2>&1 &
+  pids+=($!)
+  pid_seeds+=("$seed")
+  dirs+=("runs/quickstart/seed-$seed")
+  if [ "${#pids[@]}" -ge "${JOBS:-1}" ]; then wait_oldest; fi
 done
-wait
+while [ "${#pids[@]}" -gt 0 ]; do wait_oldest; done
+if [ "$failed" -ne 0 ]; then exit 1; fi
 ./target/release/kd-cli compare "${dirs[@]}"

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo xtask setup                         install PyTorch 2.11.0 (libtorch) into a venv
-//! cargo xtask fetch-data [--dataset fashion-mnist|mnist|cifar10|cifar100] [--mirror URL]
+//! cargo xtask fetch-data [--dataset fashion-mnist|cifar10|cifar100] [--mirror URL]
 //! cargo xtask fetch-weights vgg19 [--mirror URL]   ImageNet VGG19 → data/weights/vgg19.safetensors
 //! cargo xtask run [kd-cli run args]         setup + fetch-data + kd-cli run configs/quickstart.toml
 //! cargo xtask test [--numeric] [-- cargo test args]   setup + fetch-data + the test suite
@@ -50,7 +50,7 @@ const FETCH_DATA: TaskSpec = TaskSpec {
     name: "fetch-data",
     usage: "usage: cargo xtask fetch-data [--dataset NAME] [--mirror URL]
 
-  --dataset NAME   fashion-mnist (default), mnist, cifar10 or cifar100
+  --dataset NAME   fashion-mnist (default), cifar10 or cifar100
   --mirror URL     download from this base URL instead of the published host (or KD_MIRROR)
 
 Checks the published checksums; Fashion-MNIST falls back to Debian's dataset-fashion-mnist

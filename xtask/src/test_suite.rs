@@ -22,6 +22,7 @@ use crate::{cargo, root};
 pub const NUMERIC: &[&[&str]] = &[
     &[
         "--workspace",
+        "--no-fail-fast",
         "--test",
         "loss_zoo",
         "--test",
@@ -37,6 +38,7 @@ pub const NUMERIC: &[&[&str]] = &[
     ],
     &[
         "--workspace",
+        "--no-fail-fast",
         "--test",
         "cli",
         "--test",
@@ -132,7 +134,16 @@ pub fn run(numeric: bool, extra: &[String]) -> Result<()> {
         let mut args = args;
         let at = args.iter().position(|a| *a == "--").unwrap_or(args.len());
         args.splice(at..at, extra.iter().copied());
-        ok &= cargo_test(&args, &skip_log, &mut counts)?;
+        let failed_before = counts.failed;
+        if !cargo_test(&args, &skip_log, &mut counts)? {
+            ok = false;
+            if counts.failed == failed_before {
+                // A build error, or a test binary that died (a signal, out of memory) before
+                // printing its result line: still a failure in the summary.
+                eprintln!("xtask: cargo test failed without a failing test's result line (a build error, or a test binary that crashed: see above)");
+                counts.failed += 1;
+            }
+        }
     }
     if !numeric && extra.is_empty() {
         // The library example must keep running, not only compiling.

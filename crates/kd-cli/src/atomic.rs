@@ -14,9 +14,16 @@ fn temporary_beside(path: &Path, suffix: &str) -> Result<tempfile::NamedTempFile
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    if !dir.is_dir() {
+    if !dir.exists() {
         bail!(
             "cannot write {}: the folder {} does not exist (create it first, or choose another path)",
+            path.display(),
+            dir.display()
+        );
+    }
+    if !dir.is_dir() {
+        bail!(
+            "cannot write {}: {} is a file, not a folder",
             path.display(),
             dir.display()
         );

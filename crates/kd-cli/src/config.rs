@@ -253,6 +253,22 @@ fn one_line(message: &str) -> String {
         .join("; ")
 }
 
+/// Old key names still accepted: (section, old name, name). Renamed before the file is laid
+/// over the defaults, which hold the new name (both would be a duplicate key).
+const RENAMED_KEYS: [(&str, &str, &str); 1] =
+    [("distill", "scale_by_t_squared", "temperature_squared")];
+
+/// Renames the old keys of [`RENAMED_KEYS`] in a user table.
+fn rename_old_keys(user: &mut toml::Value) {
+    for (section, old, new) in RENAMED_KEYS {
+        if let Some(toml::Value::Table(t)) = user.get_mut(section) {
+            if let Some(v) = t.remove(old) {
+                t.entry(new).or_insert(v);
+            }
+        }
+    }
+}
+
 /// Lays `user` over `base`: tables merge key by key, everything else is replaced. A table
 /// whose `kind` (architecture) or `loss` differs from the base's replaces it whole.
 fn merge(base: &mut toml::Value, user: toml::Value) {
@@ -320,12 +336,15 @@ impl RunConfig {
         })?;
         // Second pass: the user's values laid over the defaults, section by section, then
         // each override over that, checked as it lands so that an error names it.
-        let user: toml::Value = toml::from_str(text).context("config is not TOML")?;
+        let mut user: toml::Value = toml::from_str(text).context("config is not TOML")?;
+        rename_old_keys(&mut user);
         let mut merged = toml::Value::try_from(Self::default())
             .context("cannot serialize the default config")?;
         merge(&mut merged, user);
         for set in sets {
-            merge(&mut merged, set.as_table());
+            let mut table = set.as_table();
+            rename_old_keys(&mut table);
+            merge(&mut merged, table);
             let _checked: Self = merged
                 .clone()
                 .try_into()
@@ -352,8 +371,8 @@ impl RunConfig {
         Ok((cfg, warnings))
     }
 
-    /// Keys of the file (`user`) whose values the resolved config does not hold, other than
-    /// those an override set.
+    /// Keys of the file (`user`) that do not take effect because an override changed their
+    /// section's `loss` or `kind`, which starts the section from that choice's defaults.
     fn dropped_keys(&self, user: &toml::Value, path: &Path, sets: &[Override]) -> Vec<String> {
         fn leaves(
             v: &toml::Value,
@@ -371,38 +390,49 @@ impl RunConfig {
                 other => out.push((prefix.clone(), other.clone())),
             }
         }
+        /// Equal as config values: TOML's `4` and `4.0` are the same number here.
+        fn same(a: &toml::Value, b: &toml::Value) -> bool {
+            match (a, b) {
+                (toml::Value::Integer(i), toml::Value::Float(f))
+                | (toml::Value::Float(f), toml::Value::Integer(i)) => *i as f64 == *f,
+                _ => a == b,
+            }
+        }
         let Ok(resolved) = toml::Value::try_from(self) else {
             return Vec::new();
         };
         let mut file = Vec::new();
         leaves(user, &mut Vec::new(), &mut file);
         let mut warnings = Vec::new();
-        for (key, value) in file {
-            if sets.iter().any(|s| key.starts_with(&s.key)) {
-                continue;
-            }
-            let now = key.iter().try_fold(&resolved, |v, k| v.get(k));
-            if now == Some(&value) {
-                continue;
-            }
-            let section = key[..key.len() - 1].join(".");
-            let changed = sets
-                .iter()
-                .find(|s| s.key.len() == key.len() && s.key.starts_with(&key[..key.len() - 1]))
-                .map_or(String::from("an override"), |s| format!("--set {s}"));
-            warnings.push(match now {
-                None => format!(
-                    "{} = {value} in {} has no effect: {changed} chose another [{section}], which has no such key",
-                    key.join("."),
-                    path.display()
-                ),
-                Some(now) => format!(
-                    "{} = {value} in {} has no effect: {changed} chose another [{section}], which starts from its defaults ({} = {now})",
-                    key.join("."),
+        // The overrides that chose another loss or architecture for a section.
+        let retagging = sets
+            .iter()
+            .filter(|s| s.key.last().is_some_and(|k| k == "loss" || k == "kind"));
+        for set in retagging {
+            let section = &set.key[..set.key.len() - 1];
+            for (key, value) in file.iter().filter(|(k, _)| {
+                k.len() > section.len()
+                    && k.starts_with(section)
+                    && k[section.len()..] != set.key[section.len()..]
+            }) {
+                if sets.iter().any(|s| key.starts_with(&s.key)) {
+                    continue;
+                }
+                let now = key.iter().try_fold(&resolved, |v, k| v.get(k));
+                if now.is_some_and(|now| same(now, value)) {
+                    continue;
+                }
+                let dotted = key.join(".");
+                let why = match now {
+                    None => "which has no such key".to_string(),
+                    Some(now) => format!("which starts from its defaults ({dotted} = {now})"),
+                };
+                warnings.push(format!(
+                    "{dotted} = {value} in {} has no effect: --set {set} chose another [{}], {why}",
                     path.display(),
-                    key.join("."),
-                ),
-            });
+                    section.join(".")
+                ));
+            }
         }
         warnings
     }
@@ -417,7 +447,7 @@ impl RunConfig {
             .into_iter()
             .find(|k| *k != self.data.dataset && k.default_dir() == dir)?;
         Some(format!(
-            "data.dir = {:?} is where `cargo xtask fetch-data` puts {}, but data.dataset = {:?}: set data.dir to the {} files, or remove the key to use {}",
+            "data.dir = {:?} is the default directory of {}, but data.dataset = {:?}: set data.dir to the {} files, or remove the key to use {}",
             dir.display().to_string(),
             other.name(),
             self.data.dataset.name(),
@@ -598,6 +628,36 @@ mod tests {
             .parse::<Override>()
             .unwrap_err()
             .contains("dotted key"));
+    }
+
+    #[test]
+    fn only_an_override_that_changes_a_loss_or_kind_warns_about_dropped_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.toml");
+        // An integer where the config holds a float, and the old name of a key: neither is
+        // dropped by anything.
+        std::fs::write(
+            &file,
+            "[distill]\nalpha = 0.5\ntemperature = 4\nscale_by_t_squared = true\n",
+        )
+        .unwrap();
+        let warnings = |sets: &[&str]| {
+            let sets: Vec<Override> = sets.iter().map(|s| s.parse().unwrap()).collect();
+            RunConfig::load_with_warnings(&file, &sets).unwrap().1
+        };
+        assert_eq!(warnings(&[]), Vec::<String>::new());
+        assert_eq!(warnings(&["distill.alpha=0.3"]), Vec::<String>::new());
+        let w = warnings(&["distill.alpha=0.3", "distill.loss=dkd"]);
+        assert!(
+            w.iter().all(|w| w.contains("--set distill.loss=\"dkd\"")),
+            "{w:?}"
+        );
+        // alpha was set explicitly; temperature 4 is dkd's default too; the T² key is gone.
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("distill.scale_by_t_squared = true"),
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -401,9 +401,14 @@ fn main() -> ExitCode {
                 }
                 if !p.failed.is_empty() {
                     anyhow::bail!(
-                        "{} of {} images could not be read (named above); the others are predicted",
+                        "{} of {} images could not be read (named above){}",
                         p.failed.len(),
-                        p.failed.len() + p.predicted.len()
+                        p.failed.len() + p.predicted.len(),
+                        if p.predicted.is_empty() {
+                            ""
+                        } else {
+                            "; the others are predicted"
+                        }
                     );
                 }
                 Ok(())

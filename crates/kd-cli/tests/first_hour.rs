@@ -106,7 +106,7 @@ fn check_warns_where_an_override_or_a_dataset_surprises() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("warning: data.dir = \"data/fashion-mnist\" is where `cargo xtask fetch-data` puts fashion-mnist, but data.dataset = \"mnist\""),
+        text.contains("warning: data.dir = \"data/fashion-mnist\" is the default directory of fashion-mnist, but data.dataset = \"mnist\""),
         "{text}"
     );
     for dropped in ["distill.alpha = 0.5", "distill.temperature_squared = true"] {

@@ -30,12 +30,12 @@ pub enum ModelError {
         device: String,
         reason: String,
     },
-    /// A file that cannot be read or written; the cause (`source`) says why.
-    #[error("{}", path.display())]
+    /// A file that cannot be read or written, and why (in the message, not as a chained
+    /// source, so that every way of printing the error says why once).
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 

@@ -75,9 +75,9 @@ pub fn with_metadata(
 /// The `__metadata__` of the safetensors file at `path` (empty if it has none).
 pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
     // Only the length and the header are read, not the tensors after them.
-    let io = |source| ModelError::Io {
+    let io = |cause| ModelError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut prefix = Vec::new();

@@ -45,7 +45,7 @@ fn write_then_rename(
 ) -> Result<u64> {
     let io_at = |at: &Path| {
         let at = at.to_path_buf();
-        move |source| ModelError::Io { path: at, source }
+        move |cause| ModelError::Io { path: at, cause }
     };
     // safetensors stores row-major data: channels-last tensors are written NCHW.
     let row_major: Vec<(&str, Tensor)> = tensors
@@ -75,9 +75,9 @@ fn write_then_rename(
 
 /// Every tensor of the safetensors file at `path`, by name.
 pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+    let bytes = std::fs::read(path).map_err(|cause| ModelError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     parse_tensors(&bytes, path)
 }

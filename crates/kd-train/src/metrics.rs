@@ -152,6 +152,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn epochs_recorded_before_the_validation_cross_entropy_still_load() {
+        // An epoch as checkpoints written before `val_cross_entropy` existed hold it.
+        let old = r#"{"epoch": 3, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.6,
+            "val_accuracy": 0.75, "lr": 0.001, "parts": [], "seconds": 1.0,
+            "train_images_per_s": 100.0}"#;
+        let m: EpochMetrics = serde_json::from_str(old).unwrap();
+        assert_eq!((m.epoch, m.val_loss), (3, 0.6));
+        assert!(m.val_cross_entropy.is_nan());
+        // And it round-trips once recorded.
+        let again: EpochMetrics = serde_json::from_str(
+            &serde_json::to_string(&EpochMetrics {
+                val_cross_entropy: 0.25,
+                ..m
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(again.val_cross_entropy, 0.25);
+    }
+
+    #[test]
     fn sums_are_weighted_by_batch_size() {
         let mut sums = DeviceSums::default();
         let logits = Tensor::from_slice2(&[[1.0f32, 0.0], [0.0, 1.0], [1.0, 0.0]]);
