@@ -540,7 +540,7 @@ fn run_in(
         let started = Instant::now();
         let build = |d: &ImageDataset| -> Result<LogitCache> {
             let Some(dp) = ranks.parallel else {
-                return Ok(LogitCache::build(
+                return Ok(kd_train::cache_teacher_logits(
                     &teacher,
                     &BatchLoader::new(d, 1000, tf.clone(), device),
                     cache.dtype,

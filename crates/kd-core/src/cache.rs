@@ -10,9 +10,10 @@
 //! judged. Beyer et al. (2022, "Knowledge distillation: A good teacher is patient and
 //! consistent", CVPR) show that "consistent teaching" (teacher and student on the same
 //! augmented view) matters, so the cache is off by default when augmenting.
+//!
+//! kd-train's `cache_teacher_logits` fills a cache from a data loader; [`LogitCache::placed`]
+//! and [`LogitCache::from_logits`] take logits computed any other way.
 
-use kd_data::BatchLoader;
-use kd_models::Model;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -82,30 +83,6 @@ pub struct LogitCache {
 }
 
 impl LogitCache {
-    /// Runs `teacher` (inference mode, no gradients) over every image of `loader` and keeps
-    /// the logits as `dtype`, on `loader`'s device when they fit in
-    /// [`DEVICE_CACHE_LIMIT_BYTES`].
-    pub fn build(teacher: &Model, loader: &BatchLoader, dtype: CacheDtype) -> Self {
-        let logits = tch::no_grad(|| {
-            let (mut rows, mut order) = (Vec::new(), Vec::new());
-            loader.with_epoch(0, |batches| {
-                for batch in batches {
-                    rows.push(
-                        teacher
-                            .forward_t(&batch.images, false)
-                            .to_kind(dtype.kind()),
-                    );
-                    order.push(batch.indices);
-                }
-            });
-            let logits = Tensor::cat(&rows, 0);
-            let order = Tensor::cat(&order, 0).to_device(logits.device());
-            logits.zeros_like().index_copy(0, &order, &logits)
-        });
-        let device = logits.device();
-        Self::placed(logits, dtype, device)
-    }
-
     /// Logits `[n, k]` already in dataset order, kept as `dtype` on `device` when they fit in
     /// [`DEVICE_CACHE_LIMIT_BYTES`], in host memory otherwise.
     pub fn placed(logits: Tensor, dtype: CacheDtype, device: Device) -> Self {

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kd_core::{CacheDtype, HintonKdConfig, LogitCache};
+use kd_core::{CacheDtype, HintonKdConfig};
 use kd_data::{BatchLoader, ImageDataset, TransformConfig};
 use kd_models::{CnnConfig, Model, ModelConfig, StudentConfig};
 use kd_train::{fit, Objective, TeacherSignal, TrainConfig};
@@ -39,8 +39,8 @@ fn bench(c: &mut Criterion) {
     let teacher = Model::new(&teacher_cfg, 1, 28, 10, Device::Cpu).unwrap();
     let all = |d| BatchLoader::new(d, 1000, tf.clone(), Device::Cpu);
     let (train_cache, val_cache) = (
-        LogitCache::build(&teacher, &all(&train), CacheDtype::F32),
-        LogitCache::build(&teacher, &all(&val), CacheDtype::F32),
+        kd_train::cache_teacher_logits(&teacher, &all(&train), CacheDtype::F32),
+        kd_train::cache_teacher_logits(&teacher, &all(&val), CacheDtype::F32),
     );
     let loss = HintonKdConfig::default().build("distill").unwrap();
     let mut config = TrainConfig {

@@ -175,7 +175,7 @@ impl DataParallel<'_> {
         let mine = self.shard(data.len());
         let (start, len) = (mine.start as i64, mine.len() as i64);
         let part = data.select(&mine.collect::<Vec<_>>());
-        let logits = LogitCache::build(
+        let logits = crate::cache_teacher_logits(
             teacher,
             &BatchLoader::new(&part, 1000, transform.clone(), device),
             CacheDtype::F32,

@@ -105,7 +105,7 @@ fn evaluate_pass(
 /// The logits `[n, classes]` (f32) of every image of `loader`'s dataset, row `i` for image
 /// `i` whatever order the loader visits them in.
 pub fn predict_logits(model: &Model, loader: &BatchLoader) -> Tensor {
-    kd_core::LogitCache::build(model, loader, kd_core::CacheDtype::F32)
+    crate::cache_teacher_logits(model, loader, kd_core::CacheDtype::F32)
         .logits()
         .shallow_clone()
 }

@@ -26,6 +26,7 @@ pub mod objective;
 pub mod optimizer;
 pub mod progress;
 pub mod schedule;
+pub mod teacher_cache;
 pub mod trainer;
 
 pub use checkpoint::Checkpoints;
@@ -38,4 +39,5 @@ pub use objective::{Objective, Split, TeacherSignal};
 pub use optimizer::Adam;
 pub use progress::{NoProgress, Progress};
 pub use schedule::LrSchedule;
+pub use teacher_cache::cache_teacher_logits;
 pub use trainer::{fit, fit_with, FitHooks, FitOutcome, TrainConfig, TrainEvent};

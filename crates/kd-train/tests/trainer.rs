@@ -116,12 +116,12 @@ fn cached_teacher_logits_give_the_losses_of_a_live_teacher() {
     let teacher = Model::new(&small_student(), 1, 8, 4, Device::Cpu).unwrap();
     let tf = TransformConfig::default();
     let loss = kd_core::DkdConfig::default().build("distill").unwrap();
-    let f32_cache = kd_core::LogitCache::build(
+    let f32_cache = kd_train::cache_teacher_logits(
         &teacher,
         &BatchLoader::new(&data, 16, tf.clone(), Device::Cpu),
         kd_core::CacheDtype::F32,
     );
-    let f16_cache = kd_core::LogitCache::build(
+    let f16_cache = kd_train::cache_teacher_logits(
         &teacher,
         &BatchLoader::new(&data, 16, tf.clone(), Device::Cpu),
         kd_core::CacheDtype::F16,
