@@ -7,11 +7,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::config::RunConfig;
 use crate::env::device_name;
-use crate::run::{load_data, resolve_config, run_dir, RunOverrides};
+use crate::run::{load_data, resolve_config, run_dir, student_images, RunOverrides};
 
 /// The text `kd-cli check` prints; an error when `kd-cli run` would fail before training.
 pub fn check(config_path: &Path, overrides: &RunOverrides) -> Result<String> {
@@ -57,15 +57,7 @@ fn data_section(cfg: &RunConfig, config_path: &Path) -> Result<String> {
     let data = load_data(cfg)?;
     let [c, h, w] = data.train.image_shape();
     let [ic, ih, iw] = cfg.data.transform.output_shape([c, h, w]);
-    let students = match cfg.student.train_images {
-        0 => data.train.len(),
-        n if n > data.train.len() => bail!(
-            "{}: student.train_images: expected at most {} (the training split), got {n}",
-            config_path.display(),
-            data.train.len()
-        ),
-        n => n,
-    };
+    let students = student_images(cfg, &data, config_path)?;
     let mut out = String::new();
     writeln!(
         out,

@@ -61,6 +61,20 @@ pub(crate) struct RunData {
     pub test: ImageDataset,
 }
 
+/// How many training images the students learn from: `student.train_images`, or the whole
+/// training split (0); more than the split is an error naming the key.
+pub(crate) fn student_images(cfg: &RunConfig, data: &RunData, config_path: &Path) -> Result<usize> {
+    match cfg.student.train_images {
+        0 => Ok(data.train.len()),
+        n if n > data.train.len() => bail!(
+            "{}: student.train_images: expected at most {} (the training split), got {n}",
+            config_path.display(),
+            data.train.len()
+        ),
+        n => Ok(n),
+    }
+}
+
 /// Reads the config's dataset and splits it as the run does.
 pub(crate) fn load_data(cfg: &RunConfig) -> Result<RunData> {
     let d = &cfg.data;
@@ -405,14 +419,7 @@ fn run_in(
         std::fs::remove_dir_all(&checkpoints)
             .with_context(|| format!("{}: cannot remove", checkpoints.display()))?;
     }
-    if cfg.student.train_images > data.train.len() {
-        bail!(
-            "{}: student.train_images: expected at most {} (the training split), got {}",
-            config_path.display(),
-            data.train.len(),
-            cfg.student.train_images
-        );
-    }
+    student_images(cfg, &data, config_path)?;
     tracing::info!(
         "run {} (seed {}) on {}: {} train / {} validation / {} test images of {c}x{h}x{h}, writing to {}",
         cfg.name,

@@ -7,7 +7,7 @@ use kd_data::BatchLoader;
 use kd_models::Model;
 use tch::{Kind, Tensor};
 
-use crate::metrics::DeviceSums;
+use crate::metrics::{accumulate, DeviceSums};
 use crate::objective::{Objective, Split};
 
 /// Result of evaluating a model on one split.
@@ -74,10 +74,7 @@ fn evaluate_pass(
                     .cross_entropy_for_logits(&batch.labels)
                     .to_kind(Kind::Double)
                     * b;
-                cross_entropy = Some(match cross_entropy.take() {
-                    Some(s) => s + ce,
-                    None => ce,
-                });
+                accumulate(&mut cross_entropy, ce);
                 if let Some(k) = classes.map(|k| k as i64) {
                     let cells = &batch.labels * k + logits.argmax(-1, false);
                     let batch_counts = cells.bincount(None::<Tensor>, k * k).to_kind(Kind::Int64);

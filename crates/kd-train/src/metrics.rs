@@ -104,7 +104,7 @@ impl EpochSums {
 }
 
 /// `sum += value` for an optional running sum.
-fn accumulate(sum: &mut Option<Tensor>, value: Tensor) {
+pub(crate) fn accumulate(sum: &mut Option<Tensor>, value: Tensor) {
     *sum = Some(match sum.take() {
         Some(s) => s + value,
         None => value,
