@@ -1,7 +1,7 @@
 //! `kd-cli`: the command-line front end of kd. It parses, wires the library crates together
 //! and reports; the work happens in `kd-data`, `kd-models`, `kd-core` and `kd-train`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -241,6 +241,59 @@ fn parse_precision(name: &str) -> Result<kd_models::Precision, String> {
         .ok_or_else(|| format!("expected f32, bf16 or f16, got {name:?}"))
 }
 
+/// `kd-cli eval`: evaluates and prints the result as text or JSON.
+fn eval_command(
+    model: &Path,
+    data: Option<PathBuf>,
+    split: &str,
+    device: config::DeviceChoice,
+    json: bool,
+) -> anyhow::Result<()> {
+    let result = eval::eval(model, data, split, device.resolve("--device")?)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print!("{}", result.text());
+    }
+    Ok(())
+}
+
+/// `kd-cli predict`: prints the predictions of the images that could be read, names each
+/// that could not, and fails if any could not.
+fn predict_command(
+    model: &Path,
+    images: &[PathBuf],
+    top_k: usize,
+    device: config::DeviceChoice,
+    json: bool,
+) -> anyhow::Result<()> {
+    let p = predict::predict(model, images, top_k, device.resolve("--device")?)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&p.predicted)?);
+    } else {
+        print!("{}", predict::text(&p.predicted));
+    }
+    if let ([], [only]) = (p.predicted.as_slice(), p.failed.as_slice()) {
+        anyhow::bail!("{only}");
+    }
+    for failure in &p.failed {
+        eprintln!("error: {failure}");
+    }
+    if !p.failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} images could not be read (named above){}",
+            p.failed.len(),
+            p.failed.len() + p.predicted.len(),
+            if p.predicted.is_empty() {
+                ""
+            } else {
+                "; the others are predicted"
+            }
+        );
+    }
+    Ok(())
+}
+
 /// Sets the device and thread count of `kd-cli bench`, runs it, prints its lines.
 fn bench_command(
     mut args: bench::BenchArgs,
@@ -313,7 +366,20 @@ fn main() -> ExitCode {
     logging::init(level);
     keep_freed_memory();
     oom::set_activity(format!("running kd-cli {}", cli.command.name()));
-    let result = oom::guard(None, || match cli.command {
+    let quiet = cli.quiet;
+    let result = oom::guard(None, || execute(cli.command, quiet));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one command.
+fn execute(command: Command, quiet: bool) -> anyhow::Result<()> {
+    match command {
         Command::Env => {
             env::print_env();
             Ok(())
@@ -367,52 +433,14 @@ fn main() -> ExitCode {
             split,
             device,
             json,
-        } => device
-            .resolve("--device")
-            .and_then(|d| eval::eval(&model, data, &split, d))
-            .and_then(|r| {
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&r)?);
-                } else {
-                    print!("{}", r.text());
-                }
-                Ok(())
-            }),
+        } => eval_command(&model, data, &split, device, json),
         Command::Predict {
             model,
             images,
             top_k,
             device,
             json,
-        } => device
-            .resolve("--device")
-            .and_then(|d| predict::predict(&model, &images, top_k, d))
-            .and_then(|p| {
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&p.predicted)?);
-                } else {
-                    print!("{}", predict::text(&p.predicted));
-                }
-                if let ([], [only]) = (p.predicted.as_slice(), p.failed.as_slice()) {
-                    anyhow::bail!("{only}");
-                }
-                for failure in &p.failed {
-                    eprintln!("error: {failure}");
-                }
-                if !p.failed.is_empty() {
-                    anyhow::bail!(
-                        "{} of {} images could not be read (named above){}",
-                        p.failed.len(),
-                        p.failed.len() + p.predicted.len(),
-                        if p.predicted.is_empty() {
-                            ""
-                        } else {
-                            "; the others are predicted"
-                        }
-                    );
-                }
-                Ok(())
-            }),
+        } => predict_command(&model, &images, top_k, device, json),
         Command::Export { model, format, out } => export::export(&model, &format, &out).map(|()| {
             println!(
                 "wrote {} (TorchScript; input: float images in [0, 1])",
@@ -447,7 +475,7 @@ fn main() -> ExitCode {
                 sets,
                 resume,
                 device,
-                quiet: cli.quiet,
+                quiet,
             },
         )
         .map(|r| {
@@ -457,12 +485,5 @@ fn main() -> ExitCode {
             }
             print!("{}", r.table())
         }),
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
     }
 }

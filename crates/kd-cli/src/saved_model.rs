@@ -69,7 +69,7 @@ impl ModelInfo {
                     .unwrap_or(&e.to_string())
             )
         })?;
-        if meta.contains_key(kd_train::checkpoint::STATE_KEY) {
+        if meta.contains_key(kd_train::state::STATE_KEY) {
             let best = path.with_file_name("best.safetensors");
             bail!(
                 "{}: a training checkpoint (what --resume continues from), not a model file: use {} (the best epoch's model) or the run directory's <model>.safetensors",

@@ -1,5 +1,5 @@
-//! Loss layer of kd: distillation losses as plain functions of tensors, and a [`Distiller`]
-//! that pairs a frozen teacher with a student, importable into any workspace that trains
+//! Loss layer of kd: distillation losses as plain functions of tensors, and the [`Distiller`]
+//! that teaches a student with a frozen teacher's logits or features, importable into any workspace that trains
 //! tch models. No optimizer and no training loop live here (see `kd-train`).
 //!
 //! ```
@@ -24,7 +24,7 @@ pub mod error;
 pub mod loss;
 
 pub use cache::{CacheConfig, CacheDtype, CacheMode, LogitCache};
-pub use distiller::Distiller;
+pub use distiller::{Distiller, Examples, Split};
 pub use error::{CoreError, Result};
 pub use loss::{
     DistillLoss, Dkd, DkdConfig, FitNetsConfig, FitNetsHint, HintonKd, HintonKdConfig, KerasKd,

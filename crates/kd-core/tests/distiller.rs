@@ -1,12 +1,12 @@
-//! The Distiller: the teacher is frozen and runs in inference mode without gradients; the
-//! student's step loss is the loss against the teacher's logits on the same images.
+//! The Distiller: the teacher runs in inference mode without gradients; the student's step
+//! loss is the loss against the teacher's logits on the same images, and cached logits give
+//! the live teacher's loss.
 
-use kd_core::{Distiller, HintonKdConfig};
+use kd_core::{Distiller, Examples, HintonKdConfig, LogitCache, Split};
 use kd_models::{CnnConfig, Model, ModelConfig, StudentConfig};
 use tch::{Device, Kind, Tensor};
 
-#[test]
-fn a_step_trains_the_student_only_against_the_teachers_inference_logits() {
+fn models() -> (Model, Model) {
     tch::manual_seed(3);
     // A teacher with dropout and batch norm: inference mode makes its logits deterministic.
     let teacher_cfg = ModelConfig::Cnn(CnnConfig {
@@ -22,21 +22,35 @@ fn a_step_trains_the_student_only_against_the_teachers_inference_logits() {
     });
     let teacher = Model::new(&teacher_cfg, 1, 8, 3, Device::Cpu).unwrap();
     let student = Model::new(&student_cfg, 1, 8, 3, Device::Cpu).unwrap();
+    (teacher, student)
+}
+
+#[test]
+fn a_step_trains_the_student_only_against_the_teachers_inference_logits() {
+    let (teacher, student) = models();
     let loss = HintonKdConfig::default().build("distill").unwrap();
-    let distiller = Distiller::new(teacher, student, Box::new(loss));
+    let distiller = Distiller::live(&teacher, &loss);
     let images = Tensor::rand([6, 1, 8, 8], (Kind::Float, Device::Cpu));
     let labels = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2]);
+    let indices = Tensor::arange(6, (Kind::Int64, Device::Cpu));
+    let batch = Examples {
+        images: &images,
+        labels: &labels,
+        indices: &indices,
+    };
 
-    let first = distiller.teacher_logits(&images);
+    let first = distiller.teacher_logits(batch, Split::Train).unwrap();
     assert!(!first.requires_grad());
     assert!(
-        first.equal(&distiller.teacher_logits(&images)),
+        first.equal(&distiller.teacher_logits(batch, Split::Train).unwrap()),
         "dropout must be off"
     );
 
-    let (student_logits, parts) = distiller.step(&images, &labels);
+    let (student_logits, parts) = distiller.step(&student, batch, Split::Train, true);
     parts.total.backward();
-    let expected = distiller.loss_with(&student_logits, &first, &labels);
+    let expected = distiller
+        .loss_with(&student_logits, &first, &labels)
+        .unwrap();
     let (got, want) = (
         parts.total.double_value(&[]),
         expected.total.double_value(&[]),
@@ -46,12 +60,50 @@ fn a_step_trains_the_student_only_against_the_teachers_inference_logits() {
         (got - want).abs() <= 1e-6 + 1e-5 * want.abs(),
         "{got} vs {want}"
     );
-    for (name, t) in distiller.teacher().var_store().variables() {
-        assert!(!t.requires_grad(), "teacher {name} must be frozen");
+    for (name, t) in teacher.var_store().variables() {
+        assert!(!t.grad().defined(), "teacher {name} must get no gradient");
     }
-    let grads = distiller.student().var_store().trainable_variables();
+    let grads = student.var_store().trainable_variables();
     assert!(
         grads.iter().all(|t| t.grad().defined()),
         "every student parameter gets a gradient"
     );
+}
+
+#[test]
+fn cached_logits_are_gathered_by_dataset_index_per_split() {
+    let (teacher, student) = models();
+    let loss = HintonKdConfig::default().build("distill").unwrap();
+    let images = Tensor::rand([5, 1, 8, 8], (Kind::Float, Device::Cpu));
+    let labels = Tensor::from_slice(&[0i64, 1, 2, 0, 1]);
+    let all = tch::no_grad(|| teacher.forward_t(&images, false));
+    // The training cache holds the real logits; the validation cache their negation, so
+    // a gather from the wrong split cannot pass.
+    let (train, val) = (
+        LogitCache::from_logits(all.shallow_clone()),
+        LogitCache::from_logits(-&all),
+    );
+    let cached = Distiller::cached(&train, &val, &loss);
+    let live = Distiller::live(&teacher, &loss);
+    // A batch of images 3 and 1, in that order.
+    let pick = Tensor::from_slice(&[3i64, 1]);
+    let (batch_images, batch_labels) =
+        (images.index_select(0, &pick), labels.index_select(0, &pick));
+    let batch = Examples {
+        images: &batch_images,
+        labels: &batch_labels,
+        indices: &pick,
+    };
+    let want = live.teacher_logits(batch, Split::Train).unwrap();
+    let got = cached.teacher_logits(batch, Split::Train).unwrap();
+    assert!(got.allclose(&want, 1e-5, 1e-6, false));
+    let got_val = cached.teacher_logits(batch, Split::Validation).unwrap();
+    assert!(got_val.allclose(&-&want, 1e-5, 1e-6, false));
+    let (_, from_cache) = cached.step(&student, batch, Split::Train, false);
+    let (_, from_live) = live.step(&student, batch, Split::Train, false);
+    let (a, b) = (
+        from_cache.total.double_value(&[]),
+        from_live.total.double_value(&[]),
+    );
+    assert!((a - b).abs() <= 1e-6 + 1e-5 * b.abs(), "{a} vs {b}");
 }

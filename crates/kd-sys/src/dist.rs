@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tch::{Device, Tensor};
 
-use crate::ffi::{self, KdProcessGroup, PgSpec};
+use crate::ffi::{self, PgHandle, PgSpec};
 
 /// A collective or the rendezvous failed: a peer did not appear in time, died, or sent
 /// something unexpected.
@@ -43,7 +43,7 @@ pub struct Rendezvous {
 /// Membership of a c10d Gloo process group.
 #[derive(Debug)]
 pub struct ProcessGroup {
-    ptr: *mut KdProcessGroup,
+    handle: PgHandle,
     rank: usize,
     world: usize,
 }
@@ -53,7 +53,7 @@ impl ProcessGroup {
     /// timeout naming who is missing.
     pub fn join(r: &Rendezvous) -> Result<Self, DistError> {
         let timeout_ms = i64::try_from(r.timeout.as_millis()).unwrap_or(i64::MAX);
-        let ptr = ffi::pg_new(&PgSpec {
+        let handle = ffi::pg_new(&PgSpec {
             host: &r.host,
             port: r.port,
             rank: r.rank,
@@ -70,7 +70,7 @@ impl ProcessGroup {
             message: first_line(&message),
         })?;
         Ok(Self {
-            ptr,
+            handle,
             rank: r.rank,
             world: r.world_size,
         })
@@ -96,19 +96,19 @@ impl ProcessGroup {
     /// Sums each tensor over all ranks, in place. CPU tensors are reduced directly; others
     /// go through a CPU copy (Gloo is a CPU backend).
     pub fn all_reduce_sum(&self, tensors: &[Tensor]) -> Result<(), DistError> {
-        self.on_cpu(tensors, |cpu| ffi::pg_all_reduce_sum(self.ptr, cpu))
+        self.on_cpu(tensors, |cpu| self.handle.all_reduce_sum(cpu))
             .map_err(|m| self.error("all-reduce", m))
     }
 
     /// Copies each tensor from rank `root` to every rank, in place.
     pub fn broadcast(&self, tensors: &[Tensor], root: usize) -> Result<(), DistError> {
-        self.on_cpu(tensors, |cpu| ffi::pg_broadcast(self.ptr, cpu, root))
+        self.on_cpu(tensors, |cpu| self.handle.broadcast(cpu, root))
             .map_err(|m| self.error("broadcast", m))
     }
 
     /// Waits until every rank gets here.
     pub fn barrier(&self) -> Result<(), DistError> {
-        ffi::pg_barrier(self.ptr).map_err(|m| self.error("barrier", m))
+        self.handle.barrier().map_err(|m| self.error("barrier", m))
     }
 
     /// Runs `op` on contiguous CPU versions of `tensors` and copies results back where a
@@ -138,12 +138,6 @@ impl ProcessGroup {
             }
         });
         Ok(())
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        ffi::pg_free(self.ptr);
     }
 }
 

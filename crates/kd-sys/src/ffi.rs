@@ -213,8 +213,13 @@ fn c_string(what: &str, s: &str) -> Result<std::ffi::CString, String> {
     std::ffi::CString::new(s).map_err(|_| format!("{what} {s:?} contains a NUL byte"))
 }
 
+/// A live c10d process group made by the shim: owned, freed (leaving the group) exactly
+/// once when dropped, and only reachable through its methods.
+#[derive(Debug)]
+pub(crate) struct PgHandle(std::ptr::NonNull<KdProcessGroup>);
+
 /// Joins a c10d Gloo process group (blocks until every rank has joined or the timeout).
-pub(crate) fn pg_new(spec: &PgSpec) -> Result<*mut KdProcessGroup, String> {
+pub(crate) fn pg_new(spec: &PgSpec) -> Result<PgHandle, String> {
     let host = c_string("host", spec.host)?;
     let prefix = c_string("prefix", spec.prefix)?;
     let gloo_host = c_string("Gloo host", spec.gloo_host)?;
@@ -235,41 +240,43 @@ pub(crate) fn pg_new(spec: &PgSpec) -> Result<*mut KdProcessGroup, String> {
             &mut out,
         )
     })?;
-    Ok(out)
+    std::ptr::NonNull::new(out)
+        .map(PgHandle)
+        .ok_or_else(|| "the shim reported success without a process group".to_string())
 }
 
 fn pointers(tensors: &[Tensor]) -> Vec<*mut C_tensor> {
     tensors.iter().map(|t| t.as_ptr() as *mut _).collect()
 }
 
-/// In-place sum over ranks.
-pub(crate) fn pg_all_reduce_sum(pg: *mut KdProcessGroup, tensors: &[Tensor]) -> Result<(), String> {
-    let ptrs = pointers(tensors);
-    // SAFETY: `pg` is a live group (owned by its Rust wrapper); the tensors are live for the
-    // call and updated in place, which the shim waits for before returning.
-    check(unsafe { kd_pg_all_reduce_sum(pg, ptrs.as_ptr(), ptrs.len()) })
+impl PgHandle {
+    /// In-place sum over ranks.
+    pub(crate) fn all_reduce_sum(&self, tensors: &[Tensor]) -> Result<(), String> {
+        let ptrs = pointers(tensors);
+        // SAFETY: the group is live while `self` is; the tensors are live for the call and
+        // updated in place, which the shim waits for before returning.
+        check(unsafe { kd_pg_all_reduce_sum(self.0.as_ptr(), ptrs.as_ptr(), ptrs.len()) })
+    }
+
+    /// In-place broadcast from `root`.
+    pub(crate) fn broadcast(&self, tensors: &[Tensor], root: usize) -> Result<(), String> {
+        let ptrs = pointers(tensors);
+        let root = c_int::try_from(root).map_err(|_| format!("root {root} too large"))?;
+        // SAFETY: as in `all_reduce_sum`.
+        check(unsafe { kd_pg_broadcast(self.0.as_ptr(), ptrs.as_ptr(), ptrs.len(), root) })
+    }
+
+    /// Waits for every rank.
+    pub(crate) fn barrier(&self) -> Result<(), String> {
+        // SAFETY: the group is live while `self` is.
+        check(unsafe { kd_pg_barrier(self.0.as_ptr()) })
+    }
 }
 
-/// In-place broadcast from `root`.
-pub(crate) fn pg_broadcast(
-    pg: *mut KdProcessGroup,
-    tensors: &[Tensor],
-    root: usize,
-) -> Result<(), String> {
-    let ptrs = pointers(tensors);
-    let root = c_int::try_from(root).map_err(|_| format!("root {root} too large"))?;
-    // SAFETY: as in pg_all_reduce_sum.
-    check(unsafe { kd_pg_broadcast(pg, ptrs.as_ptr(), ptrs.len(), root) })
-}
-
-/// Waits for every rank.
-pub(crate) fn pg_barrier(pg: *mut KdProcessGroup) -> Result<(), String> {
-    // SAFETY: `pg` is a live group.
-    check(unsafe { kd_pg_barrier(pg) })
-}
-
-/// Leaves the group and frees it.
-pub(crate) fn pg_free(pg: *mut KdProcessGroup) {
-    // SAFETY: called once, by the owner's Drop, on a pointer from pg_new.
-    unsafe { kd_pg_free(pg) }
+impl Drop for PgHandle {
+    /// Leaves the group and frees it.
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from `kd_pg_new` and this is its only owner, dropped once.
+        unsafe { kd_pg_free(self.0.as_ptr()) }
+    }
 }

@@ -7,10 +7,10 @@
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kd_core::{CacheDtype, HintonKdConfig};
+use kd_core::{CacheDtype, Distiller, HintonKdConfig};
 use kd_data::{BatchLoader, ImageDataset, TransformConfig};
 use kd_models::{CnnConfig, Model, ModelConfig, StudentConfig};
-use kd_train::{fit, Objective, TeacherSignal, TrainConfig};
+use kd_train::{fit, Objective, TrainConfig};
 use ndarray::Array4;
 use tch::Device;
 
@@ -52,17 +52,8 @@ fn bench(c: &mut Criterion) {
     config.reduce_lr.enabled = false;
     let loader = BatchLoader::new(&train, 32, tf.clone(), Device::Cpu).shuffled(1);
     let val_loader = BatchLoader::new(&val, 32, tf.clone(), Device::Cpu);
-    let cached = Objective::Distill {
-        loss: &loss,
-        teacher: TeacherSignal::Cached {
-            train: &train_cache,
-            val: &val_cache,
-        },
-    };
-    let live = Objective::Distill {
-        loss: &loss,
-        teacher: TeacherSignal::Live(&teacher),
-    };
+    let cached = Objective::Distill(Distiller::cached(&train_cache, &val_cache, &loss));
+    let live = Objective::Distill(Distiller::live(&teacher, &loss));
     let mut group = c.benchmark_group("student epoch, 2000 images");
     group.sample_size(10);
     for (name, objective) in [

@@ -10,7 +10,8 @@
 //!                    optimizer/exp_avg_sq/<var>, best/<var> (the weights early stopping would
 //!                    restore), rng/cpu and rng/cuda (libtorch's generator states); the rest of
 //!                    the state (epoch, step, learning rate, callbacks, loss scaler, history,
-//!                    events, configuration) is JSON in the header's `kd.train_state`
+//!                    events, configuration) is JSON in the header's `kd.train_state`, laid
+//!                    out by [`crate::state`]
 //! best.safetensors   the model at its best epoch so far (early stopping's monitor and
 //!                    min_delta), an ordinary model file with the caller's metadata
 //! ```
@@ -19,28 +20,18 @@
 //! order and augmentation from `(seed, epoch)` and the generators come back as they were, so
 //! the epoch that was cut short is replayed exactly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kd_models::tensor_file::{read_tensors, write_tensors};
 use kd_models::Model;
-use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
-use crate::callback::{EarlyStopping, ReduceLrOnPlateau};
-use crate::error::{Result, TrainError};
-use crate::loss_scale::LossScaler;
-use crate::metrics::History;
+use crate::config::TrainConfig;
+use crate::error::{CheckpointError, Result, TrainError};
 use crate::optimizer::Adam;
-use crate::trainer::{TrainConfig, TrainEvent};
-
-/// Deep copies of a model's variables by name (early stopping's best weights).
-pub(crate) type Snapshot = HashMap<String, Tensor>;
-
-/// Version of the `last.safetensors` layout.
-const FORMAT: u32 = 1;
-/// The header key that holds the JSON state.
-pub const STATE_KEY: &str = "kd.train_state";
+use crate::snapshot::Snapshot;
+use crate::state::{FormatOnly, TrainState, FORMAT, STATE_KEY};
 
 /// Where a fit keeps its checkpoints, and whether it picks up the last one.
 #[derive(Debug, Clone)]
@@ -105,9 +96,9 @@ impl Checkpoints {
     }
 
     fn create_dir(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| TrainError::Io {
+        std::fs::create_dir_all(&self.dir).map_err(|cause| TrainError::Io {
             path: self.dir.clone(),
-            source,
+            cause,
         })
     }
 
@@ -119,9 +110,10 @@ impl Checkpoints {
         self.create_dir()?;
         let mut metadata = self.model_metadata.clone();
         metadata.insert("kd.epoch".into(), epoch.to_string());
+        let path = self.best_path();
         model
-            .save_with_metadata(&self.best_path(), &metadata)
-            .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+            .save_with_metadata(&path, &metadata)
+            .map_err(|cause| failed(&path, CheckpointError::File { cause }))?;
         Ok(())
     }
 
@@ -155,14 +147,17 @@ impl Checkpoints {
                     .map(|(name, t)| (format!("best/{name}"), t.shallow_clone())),
             );
         }
+        let path = self.last_path();
         for (key, device) in generator_devices(model.var_store().device()) {
-            tensors.push((key.into(), rng_state(device)?));
+            let state = kd_sys::rng_state(device)
+                .map_err(|cause| failed(&path, CheckpointError::Generator { cause }))?;
+            tensors.push((key.into(), state));
         }
         let json = serde_json::to_string(state)
-            .map_err(|e| TrainError::Checkpoint(format!("state does not serialize: {e}")))?;
+            .map_err(|cause| failed(&path, CheckpointError::State { cause }))?;
         let metadata = BTreeMap::from([(STATE_KEY.to_string(), json)]);
-        write_tensors(&self.last_path(), &tensors, &metadata)
-            .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+        write_tensors(&path, &tensors, &metadata)
+            .map_err(|cause| failed(&path, CheckpointError::File { cause }))?;
         Ok(())
     }
 
@@ -180,29 +175,34 @@ impl Checkpoints {
         if !self.resume || !path.exists() {
             return Ok(None);
         }
-        let bad = |detail: String| TrainError::Checkpoint(format!("{}: {detail}", path.display()));
-        let metadata = kd_models::metadata::read_metadata(&path).map_err(|e| bad(e.to_string()))?;
-        let json = metadata.get(STATE_KEY).ok_or_else(|| {
-            bad(format!(
-                "not a kd checkpoint (no {STATE_KEY} in its header)"
-            ))
-        })?;
-        let state: TrainState =
-            serde_json::from_str(json).map_err(|e| bad(format!("unreadable state: {e}")))?;
-        if state.format != FORMAT {
-            return Err(bad(format!(
-                "checkpoint format {}, this kd reads format {FORMAT}",
-                state.format
-            )));
+        let bad = |cause: CheckpointError| failed(&path, cause);
+        let file = |cause| bad(CheckpointError::File { cause });
+        let metadata = kd_models::metadata::read_metadata(&path).map_err(file)?;
+        let json = metadata
+            .get(STATE_KEY)
+            .ok_or_else(|| bad(CheckpointError::NotACheckpoint))?;
+        let unreadable = |cause| bad(CheckpointError::State { cause });
+        // The version first: an older layout is refused by name, not by a parse error.
+        let found = serde_json::from_str::<FormatOnly>(json)
+            .map_err(unreadable)?
+            .format;
+        if found != FORMAT {
+            return Err(bad(CheckpointError::Format {
+                found,
+                expected: FORMAT,
+            }));
         }
+        let state: TrainState = serde_json::from_str(json).map_err(unreadable)?;
         if state.fingerprint != self.fingerprint || state.phase != phase || state.config != *config
         {
-            return Err(bad(format!(
-                "written by another configuration (phase {:?}, fingerprint {}), not this run's (phase {phase:?}, fingerprint {})",
-                state.phase, state.fingerprint, self.fingerprint
-            )));
+            return Err(bad(CheckpointError::OtherRun {
+                found_phase: state.phase,
+                found_fingerprint: state.fingerprint,
+                phase: phase.into(),
+                fingerprint: self.fingerprint.clone(),
+            }));
         }
-        let mut tensors = read_tensors(&path).map_err(|e| bad(e.to_string()))?;
+        let mut tensors = read_tensors(&path).map_err(file)?;
         let mut take = |prefix: &str| -> BTreeMap<String, Tensor> {
             let keys: Vec<String> = tensors
                 .keys()
@@ -222,15 +222,16 @@ impl Checkpoints {
         let rng = take("rng/");
         model
             .copy_from(&weights, true)
-            .map_err(|e| bad(format!("model: {e}")))?;
+            .map_err(|mismatch| bad(CheckpointError::Weights { mismatch }))?;
         optimizer
             .load_state(&moments, &state.adam_steps)
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(bad)?;
         for (key, device) in generator_devices(model.var_store().device()) {
             let saved = rng
                 .get(key.trim_start_matches("rng/"))
-                .ok_or_else(|| bad(format!("no {key}")))?;
-            kd_sys::set_rng_state(device, saved).map_err(|e| bad(e.to_string()))?;
+                .ok_or_else(|| bad(CheckpointError::Missing { name: key.into() }))?;
+            kd_sys::set_rng_state(device, saved)
+                .map_err(|cause| bad(CheckpointError::Generator { cause }))?;
         }
         let best = if state.best_kept {
             // Every variable, with its shape: restoring them must not fail later.
@@ -239,13 +240,17 @@ impl Checkpoints {
                 match best.get(name) {
                     Some(t) if t.size() == var.size() => {}
                     Some(t) => {
-                        return Err(bad(format!(
-                            "best/{name} has shape {:?}, the model's {:?}",
-                            t.size(),
-                            var.size()
-                        )))
+                        return Err(bad(CheckpointError::Shape {
+                            name: format!("best/{name}"),
+                            found: t.size(),
+                            expected: var.size(),
+                        }))
                     }
-                    None => return Err(bad(format!("no best/{name}"))),
+                    None => {
+                        return Err(bad(CheckpointError::Missing {
+                            name: format!("best/{name}"),
+                        }))
+                    }
                 }
             }
             let device = model.var_store().device();
@@ -271,64 +276,10 @@ fn generator_devices(device: Device) -> Vec<(&'static str, Device)> {
     devices
 }
 
-fn rng_state(device: Device) -> Result<Tensor> {
-    kd_sys::rng_state(device).map_err(|e| TrainError::Checkpoint(e.to_string()))
-}
-
-/// Everything about a fit in progress that is not a tensor.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct TrainState {
-    pub format: u32,
-    pub fingerprint: String,
-    pub phase: String,
-    pub config: TrainConfig,
-    /// Epochs completed.
-    pub epoch: usize,
-    /// Optimizer steps taken (for per-step schedules).
-    pub step: usize,
-    /// The base learning rate (after any reductions).
-    pub lr: f64,
-    pub adam_steps: BTreeMap<String, i64>,
-    pub early: Option<EarlyStopping>,
-    pub reduce: Option<ReduceLrOnPlateau>,
-    pub scaler: Option<LossScaler>,
-    pub history: History,
-    pub events: Vec<TrainEvent>,
-    /// Whether `best/<var>` tensors hold early stopping's best weights.
-    pub best_kept: bool,
-    /// The best monitored value so far and its epoch (what `best.safetensors` holds).
-    #[serde(with = "crate::json_float")]
-    pub best_value: f64,
-    pub best_epoch: usize,
-    /// Training time spent before this process.
-    pub seconds: f64,
-    pub stopped_epoch: Option<usize>,
-    /// The fit is over: the model holds its final weights.
-    pub complete: bool,
-}
-
-impl TrainState {
-    pub(crate) fn new(fingerprint: &str, phase: &str, config: &TrainConfig) -> Self {
-        Self {
-            format: FORMAT,
-            fingerprint: fingerprint.into(),
-            phase: phase.into(),
-            config: config.clone(),
-            epoch: 0,
-            step: 0,
-            lr: config.lr,
-            adam_steps: BTreeMap::new(),
-            early: None,
-            reduce: None,
-            scaler: None,
-            history: History::default(),
-            events: Vec::new(),
-            best_kept: false,
-            best_value: config.early_stopping.monitor.worst(),
-            best_epoch: 0,
-            seconds: 0.0,
-            stopped_epoch: None,
-            complete: false,
-        }
+/// A checkpoint error about the file at `path`.
+fn failed(path: &Path, cause: CheckpointError) -> TrainError {
+    TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        cause,
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use kd_core::{CacheDtype, LogitCache};
 use kd_data::{BatchLoader, ImageDataset, TransformConfig};
-use kd_models::Model;
+use kd_models::{Model, Precision};
 pub use kd_sys::dist::{DistError, ProcessGroup, Rendezvous};
 use tch::{Device, Kind, Tensor};
 
@@ -123,6 +123,36 @@ impl DataParallel<'_> {
         (r * n / w)..((r + 1) * n / w)
     }
 
+    /// Checks what a fit under `config` needs from data parallelism: not float16 (its loss
+    /// scaling is per process), and a global batch of at least one image per rank; `key`
+    /// names the config section (`student.train`, say).
+    pub fn check_config(
+        &self,
+        config: &crate::TrainConfig,
+        precision: Precision,
+        key: &str,
+    ) -> crate::Result<()> {
+        if precision == Precision::F16 {
+            return Err(crate::TrainError::InvalidConfig {
+                key: "precision".into(),
+                expected: "f32 or bf16 with data parallelism (float16 loss scaling is per process)"
+                    .into(),
+                got: "f16".into(),
+            });
+        }
+        if config.batch_size < self.world_size() {
+            return Err(crate::TrainError::InvalidConfig {
+                key: format!("{key}.batch_size"),
+                expected: format!(
+                    "at least the number of data-parallel ranks ({}): it is the global batch",
+                    self.world_size()
+                ),
+                got: config.batch_size.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// Makes every rank's variables (parameters and buffers) rank 0's.
     pub fn broadcast_model(&self, model: &Model) -> Result<(), DistError> {
         let mut vars: Vec<(String, Tensor)> = model.var_store().variables().into_iter().collect();
@@ -164,13 +194,12 @@ impl DataParallel<'_> {
         transform: &TransformConfig,
         device: Device,
         dtype: CacheDtype,
-    ) -> Result<LogitCache, String> {
+    ) -> crate::Result<LogitCache> {
         if data.len() < self.world_size() {
-            return Err(format!(
-                "{} images for {} data-parallel ranks: every rank needs at least one",
-                data.len(),
-                self.world_size()
-            ));
+            return Err(crate::TrainError::TooFewImages {
+                images: data.len(),
+                ranks: self.world_size(),
+            });
         }
         let mine = self.shard(data.len());
         let (start, len) = (mine.start as i64, mine.len() as i64);
@@ -183,9 +212,7 @@ impl DataParallel<'_> {
         let classes = logits.logits().size()[1];
         let all = Tensor::zeros([data.len() as i64, classes], (Kind::Float, Device::Cpu));
         tch::no_grad(|| all.narrow(0, start, len).copy_(logits.logits()));
-        self.group
-            .all_reduce_sum(&[all.shallow_clone()])
-            .map_err(|e| e.to_string())?;
+        self.group.all_reduce_sum(&[all.shallow_clone()])?;
         Ok(LogitCache::placed(all, dtype, device))
     }
 

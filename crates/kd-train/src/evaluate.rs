@@ -8,7 +8,9 @@ use kd_models::Model;
 use tch::{Kind, Tensor};
 
 use crate::metrics::{accumulate, DeviceSums};
-use crate::objective::{Objective, Split};
+use kd_core::Split;
+
+use crate::objective::Objective;
 
 /// Result of evaluating a model on one split.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]

@@ -1,23 +1,35 @@
 //! Training layer of kd: the loop, the optimizer, metrics and Keras-style callbacks.
 //!
-//! - [`trainer`]: [`fit`] and its [`TrainConfig`];
-//! - [`objective`]: cross-entropy or distillation against cached teacher logits;
+//! - [`fit`]: the loop ([`fit()`], [`fit_with`]), each concern behind it in a file of its own:
+//!   - `training`: the state of a fit in progress (start or resume, callbacks' actions,
+//!     checkpoints, finish);
+//!   - `epoch`: the batches of one epoch and its metrics;
+//!   - `step`: one optimizer step, plain or loss-scaled;
+//!   - `replicas`: one process or data parallelism, with every collective the loop makes;
+//! - [`config`]: [`TrainConfig`], the settings of a fit;
+//! - [`objective`]: cross-entropy, or kd-core's `Distiller`;
 //! - [`evaluate`]: loss/accuracy passes and logit prediction;
+//! - [`teacher_cache`]: the teacher's logits cached from a loader;
 //! - [`schedule`]: per-step learning-rate schedules (constant, cosine);
-//! - [`callback`]: `EarlyStopping` and `ReduceLROnPlateau` with Keras 2.4 semantics;
+//! - [`callback`]: the callback list — best checkpoint, `EarlyStopping` and
+//!   `ReduceLROnPlateau` with Keras 2.4 semantics;
 //! - [`distributed`]: data-parallel training over c10d (torchrun's environment);
 //! - [`checkpoint`]: last and best checkpoints, and resuming from them;
+//! - [`state`]: the resume state as checkpoints store it (the on-disk format);
 //! - [`optimizer`]: Adam with its state open to checkpoints;
 //! - [`metrics`]: per-epoch metrics and history;
-//! - [`nonfinite`]: catching NaN and infinite losses and gradients in the step;
+//! - [`nonfinite`]: catching NaN and infinite losses and gradients;
 //! - [`progress`]: observing a run as it goes (progress bars);
 //! - [`loss_scale`]: dynamic loss scaling for float16 mixed precision.
 
 pub mod callback;
 pub mod checkpoint;
+pub mod config;
 pub mod distributed;
+mod epoch;
 pub mod error;
 pub mod evaluate;
+pub mod fit;
 mod json_float;
 pub mod loss_scale;
 pub mod metrics;
@@ -25,19 +37,26 @@ pub mod nonfinite;
 pub mod objective;
 pub mod optimizer;
 pub mod progress;
+mod replicas;
 pub mod schedule;
+mod snapshot;
+pub mod state;
+mod step;
 pub mod teacher_cache;
-pub mod trainer;
+mod training;
 
 pub use checkpoint::Checkpoints;
-pub use error::{Result, TrainError};
+pub use config::TrainConfig;
+pub use error::{CheckpointError, Result, TrainError};
 pub use evaluate::{evaluate, evaluate_with_confusion, predict_logits, Evaluation};
+pub use fit::{fit, fit_with, FitHooks};
+pub use kd_core::Split;
 pub use loss_scale::LossScaler;
 pub use metrics::{EpochMetrics, History};
 pub use nonfinite::OnNonFinite;
-pub use objective::{Objective, Split, TeacherSignal};
+pub use objective::Objective;
 pub use optimizer::Adam;
 pub use progress::{NoProgress, Progress};
 pub use schedule::LrSchedule;
+pub use state::{FitOutcome, TrainEvent};
 pub use teacher_cache::cache_teacher_logits;
-pub use trainer::{fit, fit_with, FitHooks, FitOutcome, TrainConfig, TrainEvent};

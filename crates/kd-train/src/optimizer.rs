@@ -8,7 +8,7 @@ use kd_sys::{adam_step, AdamConfig, AdamState};
 use tch::nn::VarStore;
 use tch::Tensor;
 
-use crate::error::{Result, TrainError};
+use crate::error::{CheckpointError, Result, TrainError};
 
 /// Adam over named parameters.
 #[derive(Debug)]
@@ -72,7 +72,7 @@ impl Adam {
     /// One step with the gradients in place.
     pub fn step(&mut self) -> Result<()> {
         adam_step(&self.params, &mut self.state, &self.config)
-            .map_err(|e| TrainError::Optimizer(e.to_string()))
+            .map_err(|cause| TrainError::Optimizer { cause })
     }
 
     /// Clears the gradients, back-propagates `loss`, steps.
@@ -109,8 +109,10 @@ impl Adam {
         &mut self,
         tensors: &BTreeMap<String, Tensor>,
         steps: &BTreeMap<String, i64>,
-    ) -> Result<()> {
-        let missing = |what: String| TrainError::Checkpoint(format!("optimizer state: no {what}"));
+    ) -> std::result::Result<(), CheckpointError> {
+        let missing = |name: String| CheckpointError::Missing {
+            name: format!("optimizer state {name}"),
+        };
         for ((name, p), s) in self.names.iter().zip(&self.params).zip(&mut self.state) {
             let step = *steps
                 .get(name)
@@ -119,15 +121,15 @@ impl Adam {
                 *s = AdamState::default();
                 continue;
             }
-            let moment = |kind: &str| -> Result<Tensor> {
+            let moment = |kind: &str| -> std::result::Result<Tensor, CheckpointError> {
                 let key = format!("{kind}/{name}");
                 let saved = tensors.get(&key).ok_or_else(|| missing(key.clone()))?;
                 if saved.size() != p.size() {
-                    return Err(TrainError::Checkpoint(format!(
-                        "optimizer state: {key} has shape {:?}, the parameter {:?}",
-                        saved.size(),
-                        p.size()
-                    )));
+                    return Err(CheckpointError::Shape {
+                        name: format!("optimizer state {key}"),
+                        found: saved.size(),
+                        expected: p.size(),
+                    });
                 }
                 let mut t = p.detach().zeros_like();
                 tch::no_grad(|| t.copy_(saved));

@@ -5,13 +5,11 @@
 use std::cell::Cell;
 use std::path::Path;
 
-use kd_core::{DistillLoss, LossParts};
+use kd_core::{DistillLoss, Distiller, LossParts};
 use kd_data::{BatchLoader, ImageDataset, TransformConfig};
 use kd_models::{Model, ModelConfig, StudentConfig};
 use kd_train::callback::{EarlyStoppingConfig, ReduceLrConfig};
-use kd_train::{
-    fit_with, Checkpoints, FitHooks, Objective, OnNonFinite, TeacherSignal, TrainConfig, TrainError,
-};
+use kd_train::{fit_with, Checkpoints, FitHooks, Objective, OnNonFinite, TrainConfig, TrainError};
 use ndarray::Array4;
 use tch::{Device, Kind, Tensor};
 
@@ -88,10 +86,7 @@ fn fit(
     let val = BatchLoader::new(&val, 8, tf, Device::Cpu);
     let model = student();
     let teacher = student();
-    let objective = Objective::Distill {
-        loss,
-        teacher: TeacherSignal::Live(&teacher),
-    };
+    let objective = Objective::Distill(Distiller::live(&teacher, loss));
     let ck = Checkpoints::new(dir, "fp");
     let outcome = fit_with(
         &model,

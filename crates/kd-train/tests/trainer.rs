@@ -3,6 +3,7 @@
 
 mod common;
 
+use kd_core::Distiller;
 use kd_data::{BatchLoader, ImageDataset, TransformConfig};
 use kd_models::{Model, ModelConfig, StudentConfig};
 use kd_train::callback::EarlyStoppingConfig;
@@ -127,29 +128,17 @@ fn cached_teacher_logits_give_the_losses_of_a_live_teacher() {
         kd_core::CacheDtype::F16,
     );
     assert_eq!(f16_cache.logits().kind(), tch::Kind::Half);
-    let objective = |teacher| Objective::Distill {
-        loss: &loss,
-        teacher,
-    };
-    let live = objective(kd_train::TeacherSignal::Live(&teacher));
-    let cached = objective(kd_train::TeacherSignal::Cached {
-        train: &f32_cache,
-        val: &f32_cache,
-    });
-    let half = objective(kd_train::TeacherSignal::Cached {
-        train: &f16_cache,
-        val: &f16_cache,
-    });
+    let live = Objective::Distill(Distiller::live(&teacher, &loss));
+    let cached = Objective::Distill(Distiller::cached(&f32_cache, &f32_cache, &loss));
+    let half = Objective::Distill(Distiller::cached(&f16_cache, &f16_cache, &loss));
     let student = Model::new(&small_student(), 1, 8, 4, Device::Cpu).unwrap();
     // Batches of another size, in shuffled order, over two epochs.
     let loader = BatchLoader::new(&data, 7, tf, Device::Cpu).shuffled(5);
     for epoch in 1..=2 {
         for batch in loader.epoch(epoch) {
-            let logits = student.forward_t(&batch.images, false);
             let value = |o: &Objective| {
-                o.loss(&logits, &batch, Split::Train)
-                    .total
-                    .double_value(&[])
+                let (_, loss) = o.forward_loss(&student, &batch, Split::Train, false);
+                loss.total.double_value(&[])
             };
             let (l, c, h) = (value(&live), value(&cached), value(&half));
             assert!(

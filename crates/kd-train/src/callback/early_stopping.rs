@@ -17,9 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Callback, Monitor};
+use super::{Action, Callback, EpochEnd, Monitor};
 use crate::error::{Result, TrainError};
-use crate::metrics::History;
 
 /// Settings of [`EarlyStopping`]; defaults are the seed's
 /// `EarlyStopping(patience=5, min_delta=1e-4, restore_best_weights=True)`.
@@ -62,22 +61,18 @@ impl EarlyStoppingConfig {
         }
         Ok(EarlyStopping {
             config: self.clone(),
-            best: self.monitor.worst(),
-            best_epoch: 0,
             wait: 0,
             stopped_epoch: None,
         })
     }
 }
 
-/// Stops training when the monitored metric stops improving (see module docs). Its state
-/// serializes, for checkpoints.
+/// Stops training when the monitored metric stops improving (see module docs); whether an
+/// epoch improved is the callback list's [`BestTracker`](super::BestTracker) verdict, built
+/// from this config's `monitor` and `min_delta`. Its state serializes, for checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EarlyStopping {
     config: EarlyStoppingConfig,
-    #[serde(with = "crate::json_float")]
-    best: f64,
-    best_epoch: usize,
     wait: usize,
     stopped_epoch: Option<usize>,
 }
@@ -87,34 +82,19 @@ impl EarlyStopping {
     pub fn stopped_epoch(&self) -> Option<usize> {
         self.stopped_epoch
     }
-
-    /// The 1-based epoch with the best monitored value so far (0 before any epoch).
-    pub fn best_epoch(&self) -> usize {
-        self.best_epoch
-    }
-
-    /// Actions for the end of training: restore the best weights if `restore_at_end` asks
-    /// for it and training was not already stopped (and restored) early.
-    pub fn on_train_end(&self) -> Vec<Action> {
-        let c = &self.config;
-        if c.restore_best_weights && c.restore_at_end && self.stopped_epoch.is_none() {
-            vec![Action::RestoreBest]
-        } else {
-            Vec::new()
-        }
-    }
 }
 
 impl Callback for EarlyStopping {
-    fn on_epoch_end(&mut self, history: &History, _lr: f64) -> Vec<Action> {
-        let Some(m) = history.last() else {
+    fn name(&self) -> &'static str {
+        "early_stopping"
+    }
+
+    fn on_epoch_end(&mut self, epoch: &EpochEnd) -> Vec<Action> {
+        let Some(m) = epoch.history.last() else {
             return Vec::new();
         };
         let c = &self.config;
-        let current = c.monitor.value(m);
-        if c.monitor.improves(current, self.best, c.min_delta) {
-            self.best = current;
-            self.best_epoch = m.epoch;
+        if epoch.improved {
             self.wait = 0;
             return if c.restore_best_weights {
                 vec![Action::SnapshotBest]
@@ -133,18 +113,34 @@ impl Callback for EarlyStopping {
         }
         actions
     }
+
+    /// Restores the best weights if `restore_at_end` asks for it and training was not
+    /// already stopped (and restored) early.
+    fn on_train_end(&mut self) -> Vec<Action> {
+        let c = &self.config;
+        if c.restore_best_weights && c.restore_at_end && self.stopped_epoch.is_none() {
+            vec![Action::RestoreBest]
+        } else {
+            Vec::new()
+        }
+    }
+
+    super::list::state_is_self!();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::callback::test_support::history_of;
+    use crate::callback::test_support::drive;
+    use crate::callback::BestTracker;
 
     /// Runs the callback over `val_losses` and returns the actions of each epoch.
     fn decisions(config: EarlyStoppingConfig, val_losses: &[f64]) -> Vec<Vec<Action>> {
+        let best = BestTracker::new(config.monitor, config.min_delta);
         let mut es = config.build("early_stopping").unwrap();
-        (1..=val_losses.len())
-            .map(|n| es.on_epoch_end(&history_of(&val_losses[..n]), 1e-3))
+        drive(&mut es, best, 1e-3, val_losses)
+            .into_iter()
+            .map(|(actions, _)| actions)
             .collect()
     }
 
@@ -197,12 +193,31 @@ mod tests {
             ..Default::default()
         };
         let mut es = cfg.build("es").unwrap();
-        let losses = [1.0, 0.8, 0.85];
-        for n in 1..=losses.len() {
-            es.on_epoch_end(&history_of(&losses[..n]), 1e-3);
-        }
-        assert_eq!(es.best_epoch(), 2);
+        drive(
+            &mut es,
+            BestTracker::new(cfg.monitor, 0.0),
+            1e-3,
+            &[1.0, 0.8, 0.85],
+        );
         assert_eq!(es.on_train_end(), vec![Action::RestoreBest]);
+        let mut stopped = EarlyStoppingConfig {
+            patience: 1,
+            ..cfg.clone()
+        }
+        .build("es")
+        .unwrap();
+        drive(
+            &mut stopped,
+            BestTracker::new(cfg.monitor, 0.0),
+            1e-3,
+            &[1.0, 1.5],
+        );
+        assert_eq!(stopped.stopped_epoch(), Some(2));
+        assert_eq!(
+            stopped.on_train_end(),
+            vec![],
+            "restored on stopping already"
+        );
     }
 
     #[test]

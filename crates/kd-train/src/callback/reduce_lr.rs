@@ -21,9 +21,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Callback, Monitor};
+use super::{Action, Callback, EpochEnd, Monitor};
 use crate::error::{Result, TrainError};
-use crate::metrics::History;
 
 /// Settings of [`ReduceLrOnPlateau`]; defaults are the seed's `ReduceLROnPlateau(patience=2)`
 /// with Keras' defaults (factor 0.1, min_delta 1e-4, cooldown 0, min_lr 0).
@@ -95,8 +94,16 @@ pub struct ReduceLrOnPlateau {
 }
 
 impl Callback for ReduceLrOnPlateau {
-    fn on_epoch_end(&mut self, history: &History, lr: f64) -> Vec<Action> {
-        let Some(m) = history.last() else {
+    fn name(&self) -> &'static str {
+        "reduce_lr"
+    }
+
+    super::list::state_is_self!();
+
+    /// Watches its own monitor with its own `min_delta` (Keras keeps a separate best here).
+    fn on_epoch_end(&mut self, epoch: &EpochEnd) -> Vec<Action> {
+        let lr = epoch.lr;
+        let Some(m) = epoch.history.last() else {
             return Vec::new();
         };
         let c = &self.config;
@@ -153,22 +160,19 @@ pub fn python_float_repr(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::callback::test_support::history_of;
+    use crate::callback::test_support::drive;
+    use crate::callback::BestTracker;
 
     /// Runs the callback over `val_losses` starting at `lr`, applying its reductions, and
     /// returns the learning rate in use after each epoch.
-    fn lrs(config: ReduceLrConfig, mut lr: f64, val_losses: &[f64]) -> Vec<f64> {
+    fn lrs(config: ReduceLrConfig, lr: f64, val_losses: &[f64]) -> Vec<f64> {
         let mut cb = config.build("reduce_lr").unwrap();
-        let mut out = Vec::new();
-        for n in 1..=val_losses.len() {
-            for a in cb.on_epoch_end(&history_of(&val_losses[..n]), lr) {
-                if let Action::SetLr(new) = a {
-                    lr = new;
-                }
-            }
-            out.push(lr);
-        }
-        out
+        // The list's tracker does not drive this callback: it keeps its own best.
+        let ignored = BestTracker::new(Monitor::ValAccuracy, 0.0);
+        drive(&mut cb, ignored, lr, val_losses)
+            .into_iter()
+            .map(|(_, lr)| lr)
+            .collect()
     }
 
     #[test]

@@ -1,0 +1,66 @@
+//! The teacher-logits phase: when the students' batches are not augmented, the frozen
+//! teacher's logits are the same every epoch, so they are computed once per image of the
+//! students' training and validation sets (each rank computing its share under data
+//! parallelism); otherwise the teacher runs live on every batch and nothing is cached.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use kd_core::LogitCache;
+use kd_data::{BatchLoader, ImageDataset};
+use kd_models::Model;
+use tch::Device;
+
+use super::context::RunContext;
+use super::seeds::{self, Stream};
+
+/// The cached logits of the students' training and validation images.
+pub(super) type Caches = (LogitCache, LogitCache);
+
+/// Caches the teacher's logits if the run's loss and augmentation call for it.
+pub(super) fn teacher_logits(ctx: &RunContext, teacher: &Model) -> Result<Option<Caches>> {
+    let (cfg, p) = (ctx.cfg, ctx.prepared);
+    let cache = &cfg.teacher.cache;
+    let augmented = cfg.student.train.augment.is_enabled();
+    if p.logit_loss.is_none() || !cache.mode.caches(augmented) {
+        tracing::info!("teacher runs live on every student batch (no logit cache)");
+        return Ok(None);
+    }
+    crate::oom::set_activity("caching the teacher's logits");
+    seeds::enter(Stream::TeacherLogits, cfg.seed);
+    let started = Instant::now();
+    let (tf, device) = (&cfg.data.transform, ctx.device());
+    let build = |d: &ImageDataset| -> Result<LogitCache> {
+        Ok(match ctx.ranks.parallel {
+            None => kd_train::cache_teacher_logits(
+                teacher,
+                &BatchLoader::new(d, 1000, tf.clone(), device),
+                cache.dtype,
+            ),
+            Some(dp) => dp.logit_cache(teacher, d, tf, device, cache.dtype)?,
+        })
+    };
+    let (train, val) = (build(&p.student_train)?, build(&p.data.val)?);
+    let cached_accuracy = train
+        .logits()
+        .argmax(-1, false)
+        .eq_tensor(&labels(&p.student_train, train.logits().device()))
+        .to_kind(tch::Kind::Float)
+        .mean(tch::Kind::Float)
+        .double_value(&[]);
+    tracing::info!(
+        "teacher logits cached ({:?}) for {} training and {} validation images in {:.1}s (teacher accuracy on the training images {:.2}%)",
+        cache.dtype,
+        p.student_train.len(),
+        p.data.val.len(),
+        started.elapsed().as_secs_f64(),
+        100.0 * cached_accuracy
+    );
+    Ok(Some((train, val)))
+}
+
+/// The labels of `data` as an i64 tensor on `device`.
+fn labels(data: &ImageDataset, device: Device) -> tch::Tensor {
+    let labels: Vec<i64> = data.labels().iter().map(|&l| i64::from(l)).collect();
+    tch::Tensor::from_slice(&labels).to_device(device)
+}

@@ -1,0 +1,154 @@
+//! What every training phase of a run shares: the run directory, the test set, the log, the
+//! progress display and the ranks — and the two things each phase does with a model: fit
+//! it (the one place a fit is wired to checkpoints, progress and data parallelism) and
+//! finish it (save, evaluate on the test set, report).
+
+use std::path::Path;
+
+use anyhow::Result;
+use kd_data::BatchLoader;
+use kd_models::{Model, ModelConfig};
+use kd_train::{
+    evaluate_with_confusion, fit_with, Checkpoints, FitHooks, FitOutcome, Objective, Split,
+    TrainConfig,
+};
+use tch::Device;
+
+use super::build::build_model;
+use super::prepare::Prepared;
+use super::Ranks;
+use crate::config::RunConfig;
+use crate::progress::TerminalProgress;
+use crate::report::{median, ModelReport};
+use crate::run_log::RunLog;
+use crate::saved_model::ModelInfo;
+
+/// The state shared by the phases of a run.
+pub(super) struct RunContext<'a> {
+    pub cfg: &'a RunConfig,
+    pub out: &'a Path,
+    pub prepared: &'a Prepared,
+    pub test: BatchLoader<'a>,
+    pub log: RunLog,
+    pub bars: TerminalProgress,
+    /// Fingerprint of the resolved config, for checkpoints.
+    pub fingerprint: String,
+    pub resume: bool,
+    pub ranks: Ranks<'a>,
+}
+
+/// What finishing a model gives: its report and its test-set confusion matrix.
+pub(super) type Finished = (ModelReport, Vec<Vec<i64>>);
+
+impl RunContext<'_> {
+    pub fn device(&self) -> Device {
+        self.prepared.device
+    }
+
+    /// A model built from `config` for the run's data, precision and memory format.
+    pub fn build(&self, config: &ModelConfig) -> Result<Model> {
+        build_model(self.cfg, config, self.prepared.shape, self.device())
+    }
+
+    /// What a model file of this run says about a model built from `config`.
+    pub fn model_info(&self, config: &ModelConfig) -> ModelInfo {
+        let train = &self.prepared.data.train;
+        ModelInfo {
+            model: config.clone(),
+            input_shape: train.image_shape(),
+            classes: train.classes(),
+            transform: self.cfg.data.transform.clone(),
+            dataset: self.cfg.data.dataset,
+        }
+    }
+
+    /// Fits `model` (built from `model_config`) as the `role` phase, checkpointed in
+    /// `checkpoints/<role>`, on the `(train, val)` loaders.
+    pub fn fit(
+        &mut self,
+        role: &str,
+        model: &Model,
+        model_config: &ModelConfig,
+        (train, val): (&BatchLoader, &BatchLoader),
+        objective: &Objective,
+        config: &TrainConfig,
+    ) -> Result<FitOutcome> {
+        let mut checkpoints = Checkpoints::new(
+            self.out.join("checkpoints").join(role),
+            self.fingerprint.clone(),
+        )
+        .with_model_metadata(self.model_info(model_config).to_metadata())
+        .resuming(self.resume);
+        if !self.ranks.writer() {
+            checkpoints = checkpoints.read_only();
+        }
+        let hooks = FitHooks {
+            progress: Some(&mut self.bars),
+            checkpoints: Some(&checkpoints),
+            parallel: self.ranks.parallel,
+        };
+        Ok(fit_with(model, train, val, objective, config, role, hooks)?)
+    }
+
+    /// Saves `model` as `<role>.safetensors` (rank 0), evaluates it on the test set, logs
+    /// its fit and returns its report.
+    pub fn finish(
+        &mut self,
+        role: &str,
+        model: &Model,
+        config: &ModelConfig,
+        origin: Option<String>,
+        objective: serde_json::Value,
+        outcome: Option<&FitOutcome>,
+    ) -> Result<Finished> {
+        let weights = format!("{role}.safetensors");
+        let info = self.model_info(config);
+        let file_bytes = if self.ranks.writer() {
+            model.save_with_metadata(&self.out.join(&weights), &info.to_metadata())?
+        } else {
+            0
+        };
+        let (eval, confusion) = evaluate_with_confusion(
+            model,
+            &self.test,
+            &Objective::CrossEntropy,
+            Split::Validation,
+            info.classes,
+        );
+        let history = outcome.map(|o| o.history.epochs.as_slice()).unwrap_or(&[]);
+        if let Some(outcome) = outcome {
+            self.log.add_fit(role, outcome);
+        }
+        self.log.event(role, history.len(), "saved", &weights);
+        let throughputs: Vec<f64> = history.iter().map(|m| m.train_images_per_s).collect();
+        tracing::info!(
+            "{role}: test accuracy {:.2}% (loss {:.4}), {} parameters, {:.2} MB",
+            100.0 * eval.accuracy,
+            eval.loss,
+            model.trainable_parameters(),
+            file_bytes as f64 / 1048576.0
+        );
+        let report = ModelReport {
+            role: role.into(),
+            architecture: config.describe(),
+            pretrained: origin,
+            objective,
+            test_accuracy: eval.accuracy,
+            test_loss: eval.loss,
+            parameters: model.trainable_parameters(),
+            file_bytes,
+            train_seconds: outcome.map_or(0.0, |o| o.seconds),
+            epochs_run: history.len(),
+            stopped_epoch: outcome.and_then(|o| o.stopped_epoch),
+            train_images_per_s: median(&throughputs),
+            eval_images_per_s: eval.images_per_s,
+            weights,
+        };
+        Ok((report, confusion))
+    }
+}
+
+/// The report's description of a model trained on labels alone.
+pub(super) fn cross_entropy() -> serde_json::Value {
+    serde_json::json!({ "loss": "cross-entropy" })
+}

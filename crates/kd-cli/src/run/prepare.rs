@@ -1,0 +1,171 @@
+//! The first phase of a run: every check of the config against the data, the models, the
+//! device and the ranks — before anything trains — then the run directory. A config that
+//! cannot run fails here, naming the file and key, with nothing trained and nothing written.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use kd_core::{DistillLoss, LossConfig};
+use kd_data::{random_subset, ImageDataset};
+use kd_train::TrainConfig;
+use tch::Device;
+
+use super::build::build_model;
+use super::data::{load_data, student_images, RunData};
+use super::seeds::{self, Stream};
+use super::students::fitnets_hint;
+use super::{Ranks, RunOverrides};
+use crate::atomic::write_atomic;
+use crate::config::RunConfig;
+use crate::env::{device_name, prepare_device};
+
+/// What every later phase starts from.
+pub(super) struct Prepared {
+    pub data: RunData,
+    /// The students' training images: the training split or a seeded subset of it.
+    pub student_train: ImageDataset,
+    /// `[channels, height, classes]` of every model.
+    pub shape: [usize; 3],
+    pub device: Device,
+    /// The logit loss (`None` for FitNets, whose hint is built with the student).
+    pub logit_loss: Option<Box<dyn DistillLoss>>,
+    /// The resolved config as written to `config.toml`.
+    pub resolved: String,
+}
+
+/// Checks everything, then creates the run directory (rank 0), its config and its log.
+pub(super) fn prepare(
+    config_path: &Path,
+    overrides: &RunOverrides,
+    cfg: &RunConfig,
+    out: &Path,
+    ranks: Ranks,
+) -> Result<Prepared> {
+    let invalid = || format!("{}: invalid config", config_path.display());
+    let resolved = cfg.to_toml()?;
+    if overrides.resume.is_some() {
+        // Before anything is written: a mismatch leaves the directory as it was.
+        crate::resume::check_same_config(out, &resolved)?;
+    }
+    let data = load_data(cfg)?;
+    let [c, h, _] = cfg.data.transform.output_shape(data.train.image_shape());
+    let shape = [c, h, data.train.classes()];
+    for (key, model) in [
+        ("teacher.model", &cfg.teacher.model),
+        ("student.model", &cfg.student.model),
+    ] {
+        model.validate(key, h).with_context(invalid)?;
+    }
+    let device = match (cfg.device.resolve("device")?, ranks.parallel) {
+        // One GPU per rank on each machine.
+        (Device::Cuda(_), Some(_)) => Device::Cuda(ranks.local_rank),
+        (device, _) => device,
+    };
+    prepare_device(device);
+    if cfg.threads > 0 {
+        tch::set_num_threads(cfg.threads as i32);
+    }
+    let logit_loss = match &cfg.distill {
+        LossConfig::Fitnets(_) => None,
+        logits => Some(logits.build("distill")?),
+    };
+    if let Some(loss) = &logit_loss {
+        loss.check_classes(shape[2]).with_context(invalid)?;
+    }
+    student_images(cfg, &data, config_path)?;
+    let student_train = match cfg.student.train_images {
+        0 => data.train.clone(),
+        n => random_subset(&data.train, n, cfg.seed.wrapping_add(2))?,
+    };
+    check_ranks(cfg, ranks, &student_train, &data).with_context(invalid)?;
+    if let LossConfig::Fitnets(f) = &cfg.distill {
+        // The hinted layers, on throw-away models of the run's architectures.
+        seeds::enter(Stream::Prepare, cfg.seed);
+        let teacher = build_model(cfg, &cfg.teacher.model.without_pretrained(), shape, device)?;
+        let student = build_model(cfg, &cfg.student.model, shape, device)?;
+        fitnets_hint(f, &teacher, &student, [c, h, h]).with_context(invalid)?;
+    }
+    create_run_dir(overrides, out, &resolved, ranks.writer())?;
+    tracing::info!(
+        "run {} (seed {}) on {}: {} train / {} validation / {} test images of {c}x{h}x{h}, writing to {}",
+        cfg.name,
+        cfg.seed,
+        device_name(device),
+        data.train.len(),
+        data.val.len(),
+        data.test.len(),
+        out.display()
+    );
+    if let Some(p) = ranks.parallel {
+        tracing::info!(
+            "data parallel: rank {} of {}, global batch sizes as configured",
+            p.rank(),
+            p.world_size()
+        );
+    }
+    Ok(Prepared {
+        data,
+        student_train,
+        shape,
+        device,
+        logit_loss,
+        resolved,
+    })
+}
+
+/// With data parallelism: what every fit and the logit cache will check, checked now
+/// (a student batch smaller than the number of ranks must not surface after the teacher's
+/// hours of training).
+fn check_ranks(
+    cfg: &RunConfig,
+    ranks: Ranks,
+    student_train: &ImageDataset,
+    data: &RunData,
+) -> Result<()> {
+    let Some(dp) = ranks.parallel else {
+        return Ok(());
+    };
+    let fits: [(&str, &TrainConfig); 2] = [
+        ("teacher.train", &cfg.teacher.train),
+        ("student.train", &cfg.student.train),
+    ];
+    for (key, train) in fits {
+        dp.check_config(train, cfg.precision, key)?;
+    }
+    for (what, images) in [
+        ("student training", student_train),
+        ("validation", &data.val),
+    ] {
+        if images.len() < dp.world_size() {
+            anyhow::bail!(
+                "{what} images: {} for {} data-parallel ranks: every rank needs at least one",
+                images.len(),
+                dp.world_size()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The run directory with its `config.toml` and `train.log` (rank 0); a new run in an old
+/// directory first removes the old run's checkpoints, which must never be resumed.
+fn create_run_dir(
+    overrides: &RunOverrides,
+    out: &Path,
+    resolved: &str,
+    writer: bool,
+) -> Result<()> {
+    if !writer {
+        return Ok(());
+    }
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot create the run directory", out.display()))?;
+    write_atomic(&out.join("config.toml"), resolved.as_bytes())?;
+    crate::logging::log_to_file(&out.join("train.log"), overrides.resume.is_some())?;
+    let checkpoints = out.join("checkpoints");
+    if overrides.resume.is_none() && checkpoints.exists() {
+        std::fs::remove_dir_all(&checkpoints)
+            .with_context(|| format!("{}: cannot remove", checkpoints.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! The students phase: the same student architecture trained twice from the same initial
+//! weights on the same batches — once distilled from the teacher through kd-core's
+//! [`Distiller`] (cached or live logits, or a FitNets hint), once from the labels alone as
+//! the baseline — each saved and tested.
+
+use anyhow::{bail, Result};
+use kd_core::{Distiller, FitNetsConfig, FitNetsHint, LossConfig};
+use kd_data::BatchLoader;
+use kd_models::Model;
+use kd_train::Objective;
+
+use super::cache::Caches;
+use super::context::{cross_entropy, Finished, RunContext};
+use super::seeds::{self, Stream};
+use super::teacher::Teacher;
+
+/// The two students' results.
+pub(super) struct Students {
+    pub distilled: Finished,
+    pub scratch: Finished,
+}
+
+/// Runs the students phase; the teacher and its logits are dropped once the distilled
+/// student no longer needs them.
+pub(super) fn students(
+    ctx: &mut RunContext,
+    teacher: Teacher,
+    caches: Option<Caches>,
+) -> Result<Students> {
+    let (cfg, p) = (ctx.cfg, ctx.prepared);
+    let (s, tf, device) = (&cfg.student.train, &cfg.data.transform, ctx.device());
+    let train = BatchLoader::new(&p.student_train, s.batch_size, tf.clone(), device)
+        .shuffled(cfg.seed.wrapping_add(1))
+        .augmented(s.augment.clone());
+    let val = BatchLoader::new(&p.data.val, s.batch_size, tf.clone(), device);
+    let loaders = (&train, &val);
+
+    crate::oom::set_activity("building the distilled student");
+    seeds::enter(Stream::Student, cfg.seed);
+    let distilled = ctx.build(&cfg.student.model)?;
+    let hint = match &cfg.distill {
+        LossConfig::Fitnets(f) => {
+            let [c, h, _] = p.shape;
+            Some(fitnets_hint(f, &teacher.model, &distilled, [c, h, h])?)
+        }
+        _ => None,
+    };
+    let distiller = match (&p.logit_loss, &hint, &caches) {
+        (Some(loss), _, Some((train, val))) => Distiller::cached(train, val, loss.as_ref()),
+        (Some(loss), _, None) => Distiller::live(&teacher.model, loss.as_ref()),
+        (None, Some(hint), _) => Distiller::fitnets(&teacher.model, hint),
+        (None, None, _) => unreachable!("a loss is either a logit loss or fitnets"),
+    };
+    let mut described = serde_json::to_value(&cfg.distill)?;
+    described["teacher_logits"] = match &caches {
+        Some(_) => format!("cached, {:?}", cfg.teacher.cache.dtype)
+            .to_lowercase()
+            .into(),
+        None => "live".into(),
+    };
+    crate::oom::set_activity("training the distilled student");
+    let objective = Objective::Distill(distiller);
+    let model = &cfg.student.model;
+    let outcome = ctx.fit("distilled", &distilled, model, loaders, &objective, s)?;
+    let distilled_result = ctx.finish(
+        "distilled",
+        &distilled,
+        model,
+        None,
+        described,
+        Some(&outcome),
+    )?;
+    drop((distilled, hint, caches, teacher));
+
+    crate::oom::set_activity("building the scratch student");
+    seeds::enter(Stream::Student, cfg.seed);
+    let scratch = ctx.build(model)?;
+    crate::oom::set_activity("training the scratch student");
+    let objective = Objective::CrossEntropy;
+    let outcome = ctx.fit("scratch", &scratch, model, loaders, &objective, s)?;
+    let scratch_result = ctx.finish(
+        "scratch",
+        &scratch,
+        model,
+        None,
+        cross_entropy(),
+        Some(&outcome),
+    )?;
+    Ok(Students {
+        distilled: distilled_result,
+        scratch: scratch_result,
+    })
+}
+
+/// The FitNets hint between the configured layers, its regressor in the student's
+/// variable store (under `aux.`, so it trains with the student but is not saved with it).
+pub(super) fn fitnets_hint(
+    config: &FitNetsConfig,
+    teacher: &Model,
+    student: &Model,
+    [c, h, w]: [usize; 3],
+) -> Result<FitNetsHint> {
+    let probe = tch::Tensor::zeros(
+        [1, c as i64, h as i64, w as i64],
+        (tch::Kind::Float, student.var_store().device()),
+    );
+    let channels = |model: &Model, key: &str, layer: &str| -> Result<i64> {
+        let Some(feature) = tch::no_grad(|| model.forward_feature(&probe, false, layer)) else {
+            let names: Vec<&str> = model
+                .layers()
+                .layers()
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect();
+            bail!("distill.{key}: expected one of the model's layers {names:?}, got {layer:?}");
+        };
+        let size = feature.size();
+        if size.len() != 4 {
+            bail!(
+                "distill.{key}: expected a layer with a [c, h, w] output, {layer} gives {:?}",
+                &size[1..]
+            );
+        }
+        Ok(size[1])
+    };
+    let cs = channels(student, "student_layer", &config.student_layer)?;
+    let ct = channels(teacher, "teacher_layer", &config.teacher_layer)?;
+    let path = student.var_store().root() / "aux" / "hint";
+    Ok(config.build("distill", &path, cs, ct)?)
+}

@@ -1,0 +1,87 @@
+//! The teacher phase: load the teacher from a checkpoint, or train it (from pretrained
+//! feature weights when configured) on the training split; then freeze, save and test it.
+
+use anyhow::Result;
+use kd_data::BatchLoader;
+use kd_models::{Model, ModelConfig};
+use kd_train::Objective;
+
+use super::context::{cross_entropy, RunContext};
+use super::seeds::{self, Stream};
+use crate::report::ModelReport;
+
+/// The frozen teacher and its report.
+pub(super) struct Teacher {
+    pub model: Model,
+    pub report: ModelReport,
+}
+
+/// Runs the teacher phase.
+pub(super) fn teacher(ctx: &mut RunContext) -> Result<Teacher> {
+    let cfg = ctx.cfg;
+    crate::oom::set_activity("building the teacher");
+    seeds::enter(Stream::Teacher, cfg.seed);
+    let model_cfg = match &cfg.teacher.checkpoint {
+        Some(_) => cfg.teacher.model.without_pretrained(),
+        None => cfg.teacher.model.clone(),
+    };
+    let mut teacher = ctx.build(&model_cfg)?;
+    let origin = origin(ctx, &teacher);
+    crate::oom::set_activity("training the teacher");
+    let outcome = match &cfg.teacher.checkpoint {
+        Some(path) => {
+            teacher.load(path)?;
+            tracing::info!("teacher loaded from {}", path.display());
+            None
+        }
+        None => {
+            let (t, tf, device) = (&cfg.teacher.train, &cfg.data.transform, ctx.device());
+            let data = &ctx.prepared.data;
+            let train = BatchLoader::new(&data.train, t.batch_size, tf.clone(), device)
+                .shuffled(cfg.seed)
+                .augmented(t.augment.clone());
+            let val = BatchLoader::new(&data.val, t.batch_size, tf.clone(), device);
+            let loaders = (&train, &val);
+            let objective = Objective::CrossEntropy;
+            Some(ctx.fit("teacher", &teacher, &model_cfg, loaders, &objective, t)?)
+        }
+    };
+    teacher.freeze();
+    let (report, _) = ctx.finish(
+        "teacher",
+        &teacher,
+        &model_cfg,
+        origin,
+        cross_entropy(),
+        outcome.as_ref(),
+    )?;
+    Ok(Teacher {
+        model: teacher,
+        report,
+    })
+}
+
+/// Where the teacher's starting weights come from, for the report (`None`: random).
+fn origin(ctx: &RunContext, teacher: &Model) -> Option<String> {
+    let cfg = ctx.cfg;
+    match (&cfg.teacher.checkpoint, teacher.pretrained()) {
+        (Some(ckpt), _) => Some(format!("checkpoint {}", ckpt.display())),
+        (None, Some(loaded)) => Some(format!(
+            "{} tensors ({} parameters) from {}",
+            loaded.tensors,
+            loaded.parameters,
+            loaded.path.display()
+        )),
+        (None, None) => {
+            let arch = cfg.teacher.model.describe();
+            if let ModelConfig::Vgg(_) = cfg.teacher.model {
+                tracing::warn!(
+                    "teacher {arch}: no pretrained weights or checkpoint configured; starting from random initialization"
+                );
+            } else {
+                tracing::info!("teacher {arch} starts from random initialization");
+            }
+            None
+        }
+    }
+}

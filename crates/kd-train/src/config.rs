@@ -1,0 +1,80 @@
+//! The settings of one fit: epochs, batch size, Adam, the learning-rate schedule,
+//! augmentation, the callbacks' settings and the non-finite policy, with their range checks.
+
+use kd_data::AugmentConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::callback::{EarlyStoppingConfig, ReduceLrConfig};
+use crate::error::{Result, TrainError};
+use crate::nonfinite::OnNonFinite;
+use crate::schedule::LrSchedule;
+
+/// Hyperparameters of one training run; defaults are the seed's student settings
+/// (20 epochs, batch 512, Adam 1e-3, EarlyStopping and ReduceLROnPlateau on `val_loss`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Adam's (L2) weight decay.
+    pub weight_decay: f64,
+    /// Per-step schedule on top of the base rate (`constant` or `cosine`).
+    pub lr_schedule: LrSchedule,
+    /// Augmentation of the training images (off by default, as in the seed).
+    pub augment: AugmentConfig,
+    pub early_stopping: EarlyStoppingConfig,
+    pub reduce_lr: ReduceLrConfig,
+    /// What to do when a step's loss or gradient is NaN or infinite: `stop` or
+    /// `skip_batch`.
+    pub on_nonfinite: OnNonFinite,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 20,
+            batch_size: 512,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            lr_schedule: LrSchedule::Constant,
+            augment: AugmentConfig::default(),
+            early_stopping: EarlyStoppingConfig::default(),
+            reduce_lr: ReduceLrConfig::default(),
+            on_nonfinite: OnNonFinite::Stop,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every range (epochs >= 1, batch_size >= 1, lr > 0, weight_decay >= 0, and the
+    /// callbacks'); `key` prefixes error messages, e.g. `student.train`.
+    pub fn validate(&self, key: &str) -> Result<()> {
+        let invalid = |field: &str, expected: &str, got: String| TrainError::InvalidConfig {
+            key: format!("{key}.{field}"),
+            expected: expected.into(),
+            got,
+        };
+        if self.epochs == 0 {
+            return Err(invalid("epochs", "at least 1", "0".into()));
+        }
+        if self.batch_size == 0 {
+            return Err(invalid("batch_size", "at least 1", "0".into()));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(invalid("lr", "a finite value > 0", self.lr.to_string()));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(invalid(
+                "weight_decay",
+                "a finite value >= 0",
+                self.weight_decay.to_string(),
+            ));
+        }
+        self.early_stopping
+            .build(&format!("{key}.early_stopping"))?;
+        self.reduce_lr.build(&format!("{key}.reduce_lr"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+//! One epoch of a fit: every batch through the step with the non-finite policy applied,
+//! then the epoch's metrics — checked finite, logged, and added to the history.
+
+use std::time::Instant;
+
+use kd_core::Split;
+use kd_data::BatchLoader;
+
+use crate::error::{Result, TrainError};
+use crate::evaluate::Evaluation;
+use crate::metrics::{DeviceSums, EpochMetrics, EpochSums};
+use crate::nonfinite::OnNonFinite;
+use crate::objective::Objective;
+use crate::progress::Progress;
+use crate::replicas::Replicas;
+use crate::schedule::LrSchedule;
+use crate::step::{step, Stepped};
+use crate::training::Training;
+
+/// What the training pass of an epoch gives.
+pub(crate) struct EpochPass {
+    /// This rank's sums (read from the device once, at the end).
+    pub sums: EpochSums,
+    /// Batches skipped for a non-finite loss or gradient.
+    pub skipped: usize,
+    /// Seconds the pass took.
+    pub seconds: f64,
+}
+
+/// Trains `t`'s model on every batch of epoch `epoch` of `train`.
+pub(crate) fn train_epoch(
+    t: &mut Training,
+    train: &BatchLoader,
+    objective: &Objective,
+    replicas: Replicas,
+    progress: &mut dyn Progress,
+    epoch: usize,
+) -> Result<EpochPass> {
+    let start = Instant::now();
+    let (config, phase, model) = (t.config, t.phase, t.model);
+    let total_steps = config.epochs * t.steps_per_epoch;
+    let mut skipped = 0usize;
+    let sums = train.with_epoch(epoch, |batches| -> Result<DeviceSums> {
+        let mut sums = DeviceSums::default();
+        for (done, batch) in batches.enumerate().map(|(i, b)| (i + 1, b)) {
+            if config.lr_schedule != LrSchedule::Constant {
+                let factor = config.lr_schedule.factor(t.state.step, total_steps);
+                t.opt.set_lr(t.state.lr * factor);
+            }
+            t.state.step += 1;
+            let (batch, share) = replicas.shard(batch);
+            let forward = (!batch.is_empty())
+                .then(|| objective.forward_loss(model, &batch, Split::Train, true));
+            let loss = forward.as_ref().map(|(_, out)| &out.total);
+            let stepped = step(
+                &mut t.opt,
+                &mut t.trainable,
+                t.state.scaler.as_mut(),
+                loss,
+                share,
+                replicas,
+            )?;
+            // The non-finite policy, for every kind of step.
+            let taken = match stepped {
+                Stepped::Taken => true,
+                Stepped::SkippedByScaler => false,
+                Stepped::NonFinite(what) if config.on_nonfinite == OnNonFinite::SkipBatch => {
+                    tracing::warn!(
+                        "{phase}: non-finite {what} at step {} (epoch {epoch}, batch {done}); batch skipped",
+                        t.state.step
+                    );
+                    skipped += 1;
+                    false
+                }
+                Stepped::NonFinite(what) => {
+                    return Err(TrainError::NonFinite {
+                        phase: phase.into(),
+                        what,
+                        step: t.state.step,
+                        epoch,
+                        batch: done,
+                        checkpoint: last_good(t),
+                    });
+                }
+            };
+            // A skipped step is not part of the epoch's metrics (its loss may be infinite);
+            // PyTorch's GradScaler skips it the same way.
+            if let (true, Some((logits, out))) = (taken, &forward) {
+                sums.add(logits, &batch.labels, out);
+            }
+            progress.batch(done, &|| {
+                let r = sums.read();
+                (r.loss, r.accuracy())
+            });
+        }
+        Ok(sums)
+    })?;
+    // The epoch's one host synchronisation: the sums are read here, not per step.
+    Ok(EpochPass {
+        sums: sums.read(),
+        skipped,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The metrics of epoch `epoch` (begun at `started`) from its training `sums` (over every
+/// rank, `train_seconds` of training) and validation, or the error of a diverged
+/// validation; logged.
+pub(crate) fn epoch_metrics(
+    t: &Training,
+    sums: EpochSums,
+    validation: Evaluation,
+    epoch: usize,
+    started: Instant,
+    train_seconds: f64,
+) -> Result<EpochMetrics> {
+    let (config, phase) = (t.config, t.phase);
+    let total_steps = config.epochs * t.steps_per_epoch;
+    if !validation.loss.is_finite() {
+        return Err(TrainError::Diverged {
+            phase: format!("{phase} (validation)"),
+            epoch,
+            loss: validation.loss,
+        });
+    }
+    let m = EpochMetrics {
+        epoch,
+        loss: sums.loss,
+        accuracy: sums.accuracy(),
+        val_loss: validation.loss,
+        val_accuracy: validation.accuracy,
+        val_cross_entropy: validation.cross_entropy,
+        lr: t.state.lr
+            * config
+                .lr_schedule
+                .factor(t.state.step.saturating_sub(1), total_steps),
+        parts: sums.parts,
+        seconds: started.elapsed().as_secs_f64(),
+        train_images_per_s: sums.images as f64 / train_seconds.max(1e-9),
+    };
+    tracing::info!(
+        "{phase} epoch {epoch}/{}: loss {:.4} - accuracy {:.4} - val_loss {:.4} - val_accuracy {:.4} - lr {:.2e} - {:.1}s ({:.0} img/s)",
+        config.epochs,
+        m.loss,
+        m.accuracy,
+        m.val_loss,
+        m.val_accuracy,
+        m.lr,
+        m.seconds,
+        m.train_images_per_s
+    );
+    Ok(m)
+}
+
+/// Fails a training pass whose loss is not finite, or that counted no image (every step
+/// overflowed in float16 and was skipped).
+pub(crate) fn check_trained(sums: &EpochSums, phase: &str, epoch: usize) -> Result<()> {
+    let finite_parts = sums.parts.iter().all(|(_, v)| v.is_finite());
+    if sums.loss.is_finite() && finite_parts && sums.images > 0 {
+        return Ok(());
+    }
+    Err(TrainError::Diverged {
+        phase: phase.into(),
+        epoch,
+        loss: if sums.images == 0 {
+            f64::NAN
+        } else {
+            sums.loss
+        },
+    })
+}
+
+/// Adds epoch `m` to the history, with its skipped batches as an event.
+pub(crate) fn record_epoch(t: &mut Training, m: EpochMetrics, skipped: usize) {
+    let (epoch, phase) = (m.epoch, t.phase);
+    if skipped > 0 {
+        let detail = format!("{skipped} batches with a non-finite loss or gradient");
+        t.state.event(epoch, "skipped_nonfinite", detail);
+    }
+    t.state.history.epochs.push(m);
+    if let Some(s) = t.state.scaler.as_ref().filter(|s| s.skipped_steps() > 0) {
+        tracing::info!(
+            "{phase}: float16 loss scale {}, {} steps skipped for non-finite gradients so far",
+            s.scale(),
+            s.skipped_steps()
+        );
+    }
+}
+
+/// The last good checkpoint of `t`, in words.
+fn last_good(t: &Training) -> String {
+    match t.checkpoints {
+        Some(ck) if t.state.epoch > 0 => format!(
+            "last good checkpoint: {} (after epoch {})",
+            ck.last_path().display(),
+            t.state.epoch
+        ),
+        Some(_) => "no checkpoint yet (it failed in the first epoch)".into(),
+        None => "no checkpoints kept".into(),
+    }
+}

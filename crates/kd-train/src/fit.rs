@@ -1,0 +1,131 @@
+//! The training loop, Keras' `fit`: Adam (Kingma & Ba 2015) over seeded mini-batches,
+//! validation after every epoch, then the callbacks decide (stop, change the learning rate,
+//! keep, save or restore the best weights), in the order Keras runs them. With
+//! [`Checkpoints`], every epoch ends with a checkpoint and an interrupted fit resumes from
+//! the last one.
+//!
+//! [`fit_with`] is the whole loop; each concern behind it lives in a file of its own:
+//! [`crate::training`] (the fit's state: start or resume, actions, checkpoints),
+//! [`crate::epoch`] (the batches of an epoch and its metrics), [`crate::step`] (one
+//! optimizer step), [`crate::replicas`] (one process or data parallelism: every collective)
+//! and [`crate::callback`] (the callback list).
+
+use std::time::Instant;
+
+use kd_core::Split;
+use kd_data::BatchLoader;
+use kd_models::Model;
+
+use crate::checkpoint::Checkpoints;
+use crate::config::TrainConfig;
+use crate::distributed::DataParallel;
+use crate::epoch::{check_trained, epoch_metrics, record_epoch, train_epoch};
+use crate::error::Result;
+use crate::evaluate::evaluate;
+use crate::objective::Objective;
+use crate::progress::{NoProgress, Progress};
+use crate::replicas::Replicas;
+use crate::state::FitOutcome;
+use crate::training::{Training, When};
+
+/// What watches a fit besides its caller: progress display and checkpoints.
+#[derive(Default)]
+pub struct FitHooks<'a> {
+    /// Told about every batch and epoch (`None`: nobody).
+    pub progress: Option<&'a mut dyn Progress>,
+    /// Where to checkpoint, and whether to resume (`None`: no checkpoints).
+    pub checkpoints: Option<&'a Checkpoints>,
+    /// Data parallelism over a process group (`None`: this process alone).
+    pub parallel: Option<DataParallel<'a>>,
+}
+
+impl std::fmt::Debug for FitHooks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FitHooks")
+            .field("progress", &self.progress.is_some())
+            .field("checkpoints", &self.checkpoints)
+            .field(
+                "parallel",
+                &self.parallel.map(|p| (p.rank(), p.world_size())),
+            )
+            .finish()
+    }
+}
+
+/// Trains `model` on `train`, validating on `val` after each epoch; `phase` names the run in
+/// log lines (`teacher`, `distilled`, ...).
+pub fn fit(
+    model: &Model,
+    train: &BatchLoader,
+    val: &BatchLoader,
+    objective: &Objective,
+    config: &TrainConfig,
+    phase: &str,
+) -> Result<FitOutcome> {
+    let hooks = FitHooks::default();
+    fit_with(model, train, val, objective, config, phase, hooks)
+}
+
+/// [`fit`], reporting its progress and checkpointing through `hooks`. A resumed fit whose
+/// checkpoint says it is complete only loads its final weights.
+pub fn fit_with(
+    model: &Model,
+    train: &BatchLoader,
+    val: &BatchLoader,
+    objective: &Objective,
+    config: &TrainConfig,
+    phase: &str,
+    hooks: FitHooks,
+) -> Result<FitOutcome> {
+    // A debug-level span: shown with `-v`, silent in the default epoch lines.
+    let _span = tracing::debug_span!("fit", phase).entered();
+    config.validate(phase)?;
+    let replicas = Replicas::new(hooks.parallel);
+    replicas.check(config, model.precision(), phase)?;
+    let mut no_progress = NoProgress;
+    let progress = hooks.progress.unwrap_or(&mut no_progress);
+    let start = Instant::now();
+    let mut t = Training::start(model, config, phase, hooks.checkpoints, train.num_batches())?;
+    replicas.agree_on_start(t.resume_point(), t.state.lr, phase)?;
+    if let Some(done) = t.announce_resume() {
+        return Ok(done);
+    }
+    replicas.broadcast_weights(model)?;
+    // Training time of the processes before this one (a resumed fit) and of this one.
+    let earlier_seconds = t.state.seconds;
+    let seconds = || earlier_seconds + start.elapsed().as_secs_f64();
+
+    for epoch in t.state.epoch + 1..=config.epochs {
+        let started = Instant::now();
+        objective.begin_epoch(epoch);
+        progress.epoch_start(phase, epoch, config.epochs, train.num_batches());
+        let pass = train_epoch(&mut t, train, objective, replicas, progress, epoch)?;
+        let sums = replicas.sum_epoch(pass.sums)?;
+        check_trained(&sums, phase, epoch)?;
+        let validation = evaluate(model, val, objective, Split::Validation);
+        let validation = replicas.agree_on_validation(validation)?;
+        let m = epoch_metrics(&t, sums, validation, epoch, started, pass.seconds)?;
+        progress.epoch_end(phase, &m);
+        record_epoch(&mut t, m, pass.skipped);
+
+        let actions = t.callbacks.on_epoch_end(&t.state.history, t.state.lr);
+        let stop = t.apply(actions, When::EpochEnd(epoch))?;
+        let (stop, lr) = replicas.agree_on_decisions(stop, t.state.lr, phase)?;
+        t.set_lr(lr);
+        t.state.epoch = epoch;
+        if stop {
+            t.state.stopped_epoch = Some(epoch);
+            break;
+        }
+        // The last epoch's state is the final checkpoint, written below.
+        if epoch < config.epochs {
+            t.save_last(seconds())?;
+        }
+    }
+    let actions = t.callbacks.on_train_end();
+    t.apply(actions, When::TrainEnd)?;
+    // Batch-norm statistics are per rank: every rank leaves with rank 0's model (the one
+    // saved), so whatever runs it next (a teacher's logits) runs the same model.
+    replicas.broadcast_weights(model)?;
+    t.finish(seconds())
+}

@@ -1,0 +1,235 @@
+//! The state of one fit in progress — model, optimizer, resume state, callbacks and the
+//! best weights kept — and what the loop does with it besides stepping: start fresh or
+//! from the last checkpoint, carry out the callbacks' actions, checkpoint, finish.
+
+use std::path::PathBuf;
+
+use kd_models::{Model, Precision};
+use tch::Tensor;
+
+use crate::callback::{Action, CallbackList};
+use crate::checkpoint::Checkpoints;
+use crate::config::TrainConfig;
+use crate::error::{Result, ResumePoint, TrainError};
+use crate::loss_scale::LossScaler;
+use crate::optimizer::Adam;
+use crate::snapshot::{restore, snapshot, Snapshot};
+use crate::state::{FitOutcome, TrainState};
+
+/// When callbacks' actions are carried out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum When {
+    /// After epoch `n` (1-based).
+    EpochEnd(usize),
+    /// Once training is over.
+    TrainEnd,
+}
+
+/// A fit in progress.
+pub(crate) struct Training<'a> {
+    pub model: &'a Model,
+    pub config: &'a TrainConfig,
+    pub phase: &'a str,
+    pub checkpoints: Option<&'a Checkpoints>,
+    pub opt: Adam,
+    /// The optimizer's parameters (what gradients are computed for).
+    pub trainable: Vec<Tensor>,
+    pub state: TrainState,
+    pub callbacks: CallbackList,
+    /// The best weights, kept while a callback may ask to restore them.
+    pub best: Option<Snapshot>,
+    /// The checkpoint this fit resumed from.
+    pub resumed_from: Option<PathBuf>,
+    /// Batches per epoch (per-step schedules run over `epochs` times this).
+    pub steps_per_epoch: usize,
+}
+
+impl<'a> Training<'a> {
+    /// A fresh fit, or — when `checkpoints` resume and hold one — the fit of the last
+    /// checkpoint, with model, optimizer, generators, callbacks and best weights put back.
+    pub fn start(
+        model: &'a Model,
+        config: &'a TrainConfig,
+        phase: &'a str,
+        checkpoints: Option<&'a Checkpoints>,
+        steps_per_epoch: usize,
+    ) -> Result<Self> {
+        let mut opt = Adam::new(model.var_store(), config.lr, config.weight_decay);
+        let mut callbacks = CallbackList::from_config(config, checkpoints.is_some())?;
+        let fingerprint = checkpoints.map_or("", |c| c.fingerprint());
+        let mut state = TrainState::new(fingerprint, phase, config, callbacks.best().clone());
+        // float16 needs loss scaling; float32 and bfloat16 do not.
+        state.scaler = (model.precision() == Precision::F16).then(LossScaler::default);
+        let (mut best, mut resumed_from) = (None, None);
+        if let Some(ck) = checkpoints {
+            if let Some((restored, snap)) = ck.restore_last(phase, config, model, &mut opt)? {
+                callbacks
+                    .load_states(restored.best.clone(), &restored.callbacks)
+                    .map_err(|cause| TrainError::Checkpoint {
+                        path: ck.last_path(),
+                        cause,
+                    })?;
+                state = restored;
+                best = snap;
+                opt.set_lr(state.lr);
+                resumed_from = Some(ck.last_path());
+            }
+        }
+        let trainable = opt.params().iter().map(Tensor::shallow_clone).collect();
+        Ok(Self {
+            model,
+            config,
+            phase,
+            checkpoints,
+            opt,
+            trainable,
+            state,
+            callbacks,
+            best,
+            resumed_from,
+            steps_per_epoch,
+        })
+    }
+
+    /// Where this fit starts.
+    pub fn resume_point(&self) -> ResumePoint {
+        ResumePoint {
+            epoch: self.state.epoch,
+            step: self.state.step,
+            complete: self.state.complete,
+        }
+    }
+
+    /// Says that (and where from) the fit resumed; the outcome if it was already complete.
+    pub fn announce_resume(&mut self) -> Option<FitOutcome> {
+        let path = self.resumed_from.as_ref()?;
+        let phase = self.phase;
+        if self.state.complete {
+            tracing::info!(
+                "{phase}: complete in {}, final weights loaded",
+                path.display()
+            );
+            return Some(self.state.outcome());
+        }
+        tracing::info!(
+            "{phase}: resuming after epoch {} from {}",
+            self.state.epoch,
+            path.display()
+        );
+        let detail = format!("from {}", path.display());
+        self.state.event(self.state.epoch, "resumed", detail);
+        None
+    }
+
+    /// Carries out `actions` in order; returns whether one of them stops training.
+    pub fn apply(&mut self, actions: Vec<Action>, when: When) -> Result<bool> {
+        let phase = self.phase;
+        let epoch = match when {
+            When::EpochEnd(epoch) => epoch,
+            When::TrainEnd => self.state.history.epochs.len(),
+        };
+        let mut stop = false;
+        for action in actions {
+            match action {
+                Action::SaveBest => self.save_best(epoch)?,
+                Action::Stop => {
+                    stop = true;
+                    let es = &self.config.early_stopping;
+                    tracing::info!(
+                        "{phase} epoch {epoch}: early stopping (no improvement of {} for {} epochs)",
+                        es.monitor.name(),
+                        es.patience
+                    );
+                    let detail = "no improvement for `patience` epochs".into();
+                    self.state.event(epoch, "early_stopping", detail);
+                }
+                Action::SetLr(new) => {
+                    let old = self.state.lr;
+                    tracing::info!(
+                        "{phase} epoch {epoch}: ReduceLROnPlateau reducing the learning rate from {old:.2e} to {new:.2e}"
+                    );
+                    self.state
+                        .event(epoch, "reduce_lr", format!("lr {old:.2e} -> {new:.2e}"));
+                    self.set_lr(new);
+                }
+                Action::SnapshotBest => {
+                    self.best = Some(snapshot(self.model));
+                    self.state
+                        .event(epoch, "best_weights_kept", format!("epoch {epoch}"));
+                }
+                Action::RestoreBest => self.restore_best(when),
+            }
+        }
+        Ok(stop)
+    }
+
+    /// The base learning rate from now on.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.state.lr = lr;
+        self.opt.set_lr(lr);
+    }
+
+    fn save_best(&mut self, epoch: usize) -> Result<()> {
+        let Some(ck) = self.checkpoints else {
+            return Ok(());
+        };
+        ck.save_best(self.model, epoch)?;
+        let best = self.callbacks.best();
+        let detail = format!(
+            "{} ({:?} {:.4})",
+            ck.best_path().display(),
+            best.monitor(),
+            best.best()
+        );
+        self.state.event(epoch, "best_checkpoint", detail);
+        Ok(())
+    }
+
+    fn restore_best(&mut self, when: When) {
+        let Some(snap) = &self.best else {
+            return;
+        };
+        restore(self.model, snap);
+        let (phase, best_epoch) = (self.phase, self.callbacks.best().best_epoch());
+        match when {
+            When::EpochEnd(epoch) => {
+                tracing::info!(
+                    "{phase} epoch {epoch}: restoring the weights of the best epoch ({best_epoch})"
+                );
+                self.state
+                    .event(epoch, "best_weights_restored", "on early stopping".into());
+            }
+            When::TrainEnd => {
+                tracing::info!(
+                    "{phase}: restoring the weights of the best epoch ({best_epoch}) at the end of training"
+                );
+                let epoch = self.state.history.epochs.len();
+                self.state.event(
+                    epoch,
+                    "best_weights_restored",
+                    "at the end of training".into(),
+                );
+            }
+        }
+    }
+
+    /// Writes `last.safetensors` (if checkpointing), `seconds` of training so far.
+    pub fn save_last(&mut self, seconds: f64) -> Result<()> {
+        self.state.seconds = seconds;
+        let Some(ck) = self.checkpoints else {
+            return Ok(());
+        };
+        self.state.adam_steps = self.opt.state().1;
+        self.state.best_kept = self.best.is_some();
+        (self.state.best, self.state.callbacks) = self.callbacks.states();
+        ck.save_last(&self.state, self.model, &self.opt, self.best.as_ref())
+    }
+
+    /// Marks the fit complete after `seconds` of training, writes its final checkpoint and
+    /// returns its outcome.
+    pub fn finish(mut self, seconds: f64) -> Result<FitOutcome> {
+        self.state.complete = true;
+        self.save_last(seconds)?;
+        Ok(self.state.outcome())
+    }
+}
