@@ -5,10 +5,10 @@
 //! the last one.
 //!
 //! [`fit_with`] is the whole loop; each concern behind it lives in a file of its own:
-//! [`crate::training`] (the fit's state: start or resume, actions, checkpoints),
-//! [`crate::epoch`] (the batches of an epoch and its metrics), [`crate::step`] (one
-//! optimizer step), [`crate::replicas`] (one process or data parallelism: every collective)
-//! and [`crate::callback`] (the callback list).
+//! `training.rs` (the fit's state: start or resume, actions, checkpoints), `epoch.rs` (the
+//! batches of an epoch and its metrics), `step.rs` (one optimizer step), `replicas.rs` (one
+//! process or data parallelism: every collective) and [`crate::callback`] (the callback
+//! list).
 
 use std::time::Instant;
 

@@ -1,6 +1,6 @@
 //! Training layer of kd: the loop, the optimizer, metrics and Keras-style callbacks.
 //!
-//! - [`fit`]: the loop ([`fit()`], [`fit_with`]), each concern behind it in a file of its own:
+//! - [`fit`](mod@fit): the loop ([`fit()`], [`fit_with`]), each concern behind it in a file of its own:
 //!   - `training`: the state of a fit in progress (start or resume, callbacks' actions,
 //!     checkpoints, finish);
 //!   - `epoch`: the batches of one epoch and its metrics;
@@ -8,7 +8,7 @@
 //!   - `replicas`: one process or data parallelism, with every collective the loop makes;
 //! - [`config`]: [`TrainConfig`], the settings of a fit;
 //! - [`objective`]: cross-entropy, or kd-core's `Distiller`;
-//! - [`evaluate`]: loss/accuracy passes and logit prediction;
+//! - [`evaluate`](mod@evaluate): loss/accuracy passes and logit prediction;
 //! - [`teacher_cache`]: the teacher's logits cached from a loader;
 //! - [`schedule`]: per-step learning-rate schedules (constant, cosine);
 //! - [`callback`]: the callback list — best checkpoint, `EarlyStopping` and

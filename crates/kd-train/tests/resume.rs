@@ -295,6 +295,52 @@ fn a_checkpoint_from_another_configuration_is_refused_and_kept() {
 }
 
 #[test]
+fn a_checkpoint_of_an_older_format_is_refused_naming_both_versions() {
+    let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let task = Task::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ck = Checkpoints::new(dir.path(), "fp");
+    let short = TrainConfig {
+        epochs: 2,
+        ..config()
+    };
+    task.fit(&model(1), &short, &ck, None).unwrap();
+    // The same checkpoint with a state laid out as format 1 wrote it: the callbacks in
+    // fields of their own and the best value beside them.
+    let path = ck.last_path();
+    let tensors = kd_models::tensor_file::read_tensors(&path).unwrap();
+    let header = kd_models::metadata::read_metadata(&path).unwrap();
+    let mut state: serde_json::Value =
+        serde_json::from_str(&header[kd_train::state::STATE_KEY]).unwrap();
+    let fields = state.as_object_mut().unwrap();
+    fields.insert("format".into(), 1.into());
+    fields.remove("best");
+    fields.remove("callbacks");
+    fields.insert("early".into(), serde_json::Value::Null);
+    fields.insert("reduce".into(), serde_json::Value::Null);
+    fields.insert("best_value".into(), 0.5.into());
+    fields.insert("best_epoch".into(), 2.into());
+    let tensors: Vec<(String, Tensor)> = tensors.into_iter().collect();
+    let metadata = std::collections::BTreeMap::from([(
+        kd_train::state::STATE_KEY.to_string(),
+        state.to_string(),
+    )]);
+    kd_models::tensor_file::write_tensors(&path, &tensors, &metadata).unwrap();
+    let before = std::fs::read(&path).unwrap();
+
+    let err = task
+        .fit(&model(1), &short, &ck.clone().resuming(true), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("last.safetensors")
+            && err.contains("checkpoint format 1, this kd reads format 2"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before, "nothing overwritten");
+}
+
+#[test]
 fn a_corrupt_checkpoint_is_an_error_naming_it() {
     let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let task = Task::new();

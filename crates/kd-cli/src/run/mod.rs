@@ -15,10 +15,10 @@
 //! from their checkpoints, the interrupted one continues after its last completed epoch.
 //!
 //! A run is a sequence of phases, each in a file of its own and each drawing from its own
-//! seeded generator stream ([`seeds`]): [`prepare`] (every check, before anything trains),
-//! [`teacher`], [`cache`] (the teacher's logits), [`students`] (distilled and scratch) and
-//! [`outputs`] (the report and files). [`context`] holds what they share, and the one place
-//! a fit is wired to checkpoints, progress and data parallelism.
+//! seeded generator stream (`seeds.rs`): `prepare.rs` (every check, before anything
+//! trains), `teacher.rs`, `cache.rs` (the teacher's logits), `students.rs` (distilled and
+//! scratch) and `outputs.rs` (the report and files). `context.rs` holds what they share, and
+//! the one place a fit is wired to checkpoints, progress and data parallelism.
 
 mod build;
 mod cache;
