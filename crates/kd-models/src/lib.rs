@@ -29,7 +29,7 @@ pub mod tensor_file;
 pub mod vgg;
 
 pub use cnn::CnnConfig;
-pub use error::{ModelError, Result};
+pub use error::{ModelError, PrecisionCause, Result};
 pub use layers::Sequential;
 pub use model::{Model, ModelConfig};
 pub use precision::Precision;

@@ -96,7 +96,9 @@ pub fn parse_metadata(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Stri
     let (header, _) = split(path, bytes)?;
     match header.get("__metadata__") {
         None => Ok(BTreeMap::new()),
-        Some(m) => serde_json::from_value(m.clone())
-            .map_err(|e| invalid(path, format!("__metadata__ is not a map of strings: {e}"))),
+        Some(m) => serde_json::from_value(m.clone()).map_err(|cause| ModelError::Metadata {
+            path: path.to_path_buf(),
+            cause,
+        }),
     }
 }

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{ModelError, Result};
+use crate::error::{ModelError, PrecisionCause, Result};
 
 /// Arithmetic precision of forward passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -78,25 +78,22 @@ impl Precision {
             return Ok(());
         };
         let x = Tensor::ones([1, 1, 3, 3], (Kind::Float, device));
-        let error = |reason: String| ModelError::Precision {
+        let error = |cause| ModelError::Precision {
             precision: self.name(),
-            device: format!("{device:?}"),
-            reason,
+            device,
+            cause,
         };
         let produced = kd_sys::autocast(device, kind, || {
             x.f_conv2d(&x, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)
         })
-        .map_err(|e| error(e.message))?
-        .map_err(|e| {
-            error(format!(
-                "libtorch has no lower-precision convolution there: {e}"
-            ))
-        })?
+        .map_err(|e| error(PrecisionCause::Autocast(e)))?
+        .map_err(|e| error(PrecisionCause::Convolution(e)))?
         .kind();
         if produced != kind {
-            return Err(error(format!(
-                "autocast produced {produced:?}, not {kind:?}"
-            )));
+            return Err(error(PrecisionCause::WrongKind {
+                produced,
+                wanted: kind,
+            }));
         }
         Ok(())
     }

@@ -86,18 +86,21 @@ pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
 /// header is checked whole (offsets contiguous, sizes matching shapes and dtypes, the data
 /// exactly filling the file) before any tensor is built.
 pub fn parse_tensors(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Tensor>> {
-    let bad = |detail: String| ModelError::ModelFile {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let file = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| bad(format!("not a valid safetensors file: {e:?}")))?;
+    let path = path.to_path_buf();
+    let file =
+        safetensors::SafeTensors::deserialize(bytes).map_err(|cause| ModelError::Safetensors {
+            path: path.clone(),
+            cause,
+        })?;
     file.tensors()
         .into_iter()
-        .map(|(name, view)| {
-            let tensor = Tensor::try_from(view)
-                .map_err(|e| bad(format!("tensor {name:?} cannot be read: {e}")))?;
-            Ok((name, tensor))
+        .map(|(name, view)| match Tensor::try_from(view) {
+            Ok(tensor) => Ok((name, tensor)),
+            Err(cause) => Err(ModelError::TensorData {
+                path: path.clone(),
+                name,
+                cause,
+            }),
         })
         .collect()
 }

@@ -280,6 +280,6 @@ fn generator_devices(device: Device) -> Vec<(&'static str, Device)> {
 fn failed(path: &Path, cause: CheckpointError) -> TrainError {
     TrainError::Checkpoint {
         path: path.to_path_buf(),
-        cause,
+        cause: Box::new(cause),
     }
 }

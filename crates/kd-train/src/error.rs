@@ -56,7 +56,7 @@ pub enum TrainError {
     #[error("checkpoint {}: {cause}", path.display())]
     Checkpoint {
         path: PathBuf,
-        cause: CheckpointError,
+        cause: Box<CheckpointError>,
     },
     #[error(transparent)]
     Tch(#[from] tch::TchError),

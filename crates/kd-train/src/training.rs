@@ -67,7 +67,7 @@ impl<'a> Training<'a> {
                     .load_states(restored.best.clone(), &restored.callbacks)
                     .map_err(|cause| TrainError::Checkpoint {
                         path: ck.last_path(),
-                        cause,
+                        cause: Box::new(cause),
                     })?;
                 state = restored;
                 best = snap;
