@@ -122,6 +122,36 @@ fn a_rank_that_dies_stops_the_others_with_a_clear_error() {
 }
 
 #[test]
+fn a_student_batch_smaller_than_the_ranks_fails_before_the_teacher_trains() {
+    let (dir, _) = workspace_with(&config());
+    std::fs::write(dir.path().join("run.toml"), config()).unwrap();
+    let out = kd_cli(
+        &[
+            "launch",
+            "--nproc",
+            "2",
+            "run.toml",
+            "--out",
+            "o",
+            "--set",
+            "student.train.batch_size=1",
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("student.train.batch_size")
+            && stderr.contains("at least the number of data-parallel ranks (2)"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("o/checkpoints/teacher").exists(),
+        "the teacher started training"
+    );
+}
+
+#[test]
 fn launch_stops_every_rank_when_one_fails_and_names_it() {
     // Rank 1 cannot read its data: the launcher stops rank 0 and names rank 1.
     let (dir, _) = workspace_with(&config());

@@ -12,6 +12,7 @@ use kd_models::Model;
 use tch::Device;
 
 use super::context::RunContext;
+use super::prepare::caches_teacher_logits;
 use super::seeds::{self, Stream};
 
 /// The cached logits of the students' training and validation images.
@@ -21,8 +22,7 @@ pub(super) type Caches = (LogitCache, LogitCache);
 pub(super) fn teacher_logits(ctx: &RunContext, teacher: &Model) -> Result<Option<Caches>> {
     let (cfg, p) = (ctx.cfg, ctx.prepared);
     let cache = &cfg.teacher.cache;
-    let augmented = cfg.student.train.augment.is_enabled();
-    if p.logit_loss.is_none() || !cache.mode.caches(augmented) {
+    if !caches_teacher_logits(cfg) {
         tracing::info!("teacher runs live on every student batch (no logit cache)");
         return Ok(None);
     }

@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use kd_core::{DistillLoss, LossConfig};
 use kd_data::{random_subset, ImageDataset};
-use kd_train::TrainConfig;
 use tch::Device;
 
 use super::build::build_model;
@@ -125,26 +124,33 @@ fn check_ranks(
     let Some(dp) = ranks.parallel else {
         return Ok(());
     };
-    let fits: [(&str, &TrainConfig); 2] = [
-        ("teacher.train", &cfg.teacher.train),
-        ("student.train", &cfg.student.train),
-    ];
-    for (key, train) in fits {
-        dp.check_config(train, cfg.precision, key)?;
+    if cfg.teacher.checkpoint.is_none() {
+        dp.check_config(&cfg.teacher.train, cfg.precision, "teacher.train")?;
     }
-    for (what, images) in [
+    dp.check_config(&cfg.student.train, cfg.precision, "student.train")?;
+    // The cached logits are computed a share per rank: every rank needs an image of each set.
+    let caches = caches_teacher_logits(cfg);
+    let sets = [
         ("student training", student_train),
         ("validation", &data.val),
-    ] {
+    ];
+    for (what, images) in sets.into_iter().filter(|_| caches) {
         if images.len() < dp.world_size() {
             anyhow::bail!(
-                "{what} images: {} for {} data-parallel ranks: every rank needs at least one",
+                "{what} images: {} for {} data-parallel ranks: the teacher's logits are cached a share per rank, and every rank needs at least one",
                 images.len(),
                 dp.world_size()
             );
         }
     }
     Ok(())
+}
+
+/// Whether the run caches the teacher's logits: a logit loss (not FitNets) on batches the
+/// cache mode allows (by default, un-augmented ones).
+pub(super) fn caches_teacher_logits(cfg: &RunConfig) -> bool {
+    let augmented = cfg.student.train.augment.is_enabled();
+    !matches!(cfg.distill, LossConfig::Fitnets(_)) && cfg.teacher.cache.mode.caches(augmented)
 }
 
 /// The run directory with its `config.toml` and `train.log` (rank 0); a new run in an old
