@@ -757,3 +757,44 @@ fn bench_prints_one_json_line_per_mode() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("expected f32, bf16 or f16"), "{stderr}");
 }
+
+/// Each phase of a run draws from its own generator stream: a teacher with dropout (whose
+/// training draws random numbers) trains to the same weights whatever the distillation loss,
+/// FitNets' check of its hinted layers included (one machine, one thread count).
+#[test]
+fn the_teacher_trains_the_same_whatever_the_distillation_loss() {
+    let config = TINY_CONFIG.replace("dropout = 0.0", "dropout = 0.3");
+    let (dir, _) = workspace_with(&config);
+    let runs: [(&str, &[&str]); 2] = [
+        ("kd", &[]),
+        (
+            "fitnets",
+            &[
+                "--set",
+                "distill.loss=fitnets",
+                "--set",
+                "distill.teacher_layer=features.2",
+                "--set",
+                "distill.student_layer=features.1",
+            ],
+        ),
+    ];
+    for (out, sets) in runs {
+        let mut args = vec!["run", "run.toml", "--out", out];
+        args.extend_from_slice(sets);
+        let output = kd_cli(&args, dir.path());
+        assert!(
+            output.status.success(),
+            "{out}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let teacher = |out: &str| std::fs::read(dir.path().join(out).join("teacher.safetensors"));
+    assert!(
+        teacher("kd").unwrap() == teacher("fitnets").unwrap(),
+        "the FitNets run trained another teacher"
+    );
+    // The students did learn differently (the losses differ), so the runs are not one run.
+    let student = |out: &str| std::fs::read(dir.path().join(out).join("distilled.safetensors"));
+    assert!(student("kd").unwrap() != student("fitnets").unwrap());
+}
