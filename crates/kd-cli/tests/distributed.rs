@@ -121,23 +121,20 @@ fn a_rank_that_dies_stops_the_others_with_a_clear_error() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-#[test]
-fn a_student_batch_smaller_than_the_ranks_fails_before_the_teacher_trains() {
+/// `kd-cli launch --nproc 2` of the config with one `--set` override, into `o/`.
+fn launch_two_with(set: &str) -> (tempfile::TempDir, std::process::Output) {
     let (dir, _) = workspace_with(&config());
     std::fs::write(dir.path().join("run.toml"), config()).unwrap();
-    let out = kd_cli(
-        &[
-            "launch",
-            "--nproc",
-            "2",
-            "run.toml",
-            "--out",
-            "o",
-            "--set",
-            "student.train.batch_size=1",
-        ],
-        dir.path(),
-    );
+    let args = [
+        "launch", "--nproc", "2", "run.toml", "--out", "o", "--set", set,
+    ];
+    let out = kd_cli(&args, dir.path());
+    (dir, out)
+}
+
+#[test]
+fn a_student_batch_smaller_than_the_ranks_fails_before_the_teacher_trains() {
+    let (dir, out) = launch_two_with("student.train.batch_size=1");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -154,21 +151,7 @@ fn a_student_batch_smaller_than_the_ranks_fails_before_the_teacher_trains() {
 #[test]
 fn launch_stops_every_rank_when_one_fails_and_names_it() {
     // Rank 1 cannot read its data: the launcher stops rank 0 and names rank 1.
-    let (dir, _) = workspace_with(&config());
-    std::fs::write(dir.path().join("run.toml"), config()).unwrap();
-    let out = kd_cli(
-        &[
-            "launch",
-            "--nproc",
-            "2",
-            "run.toml",
-            "--out",
-            "o",
-            "--set",
-            "data.dir=nowhere",
-        ],
-        dir.path(),
-    );
+    let (_dir, out) = launch_two_with("data.dir=nowhere");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("of 2 failed"), "{stderr}");

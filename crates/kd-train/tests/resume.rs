@@ -259,10 +259,8 @@ fn cut_and_resume(epoch: usize, batch: usize) {
     );
 }
 
-#[test]
-fn a_checkpoint_from_another_configuration_is_refused_and_kept() {
-    let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    let task = Task::new();
+/// A complete two-epoch fit of `task`, checkpointed in a new directory; its config.
+fn two_epochs_checkpointed(task: &Task) -> (tempfile::TempDir, Checkpoints, TrainConfig) {
     let dir = tempfile::tempdir().unwrap();
     let ck = Checkpoints::new(dir.path(), "fp");
     let short = TrainConfig {
@@ -270,6 +268,14 @@ fn a_checkpoint_from_another_configuration_is_refused_and_kept() {
         ..config()
     };
     task.fit(&model(1), &short, &ck, None).unwrap();
+    (dir, ck, short)
+}
+
+#[test]
+fn a_checkpoint_from_another_configuration_is_refused_and_kept() {
+    let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let task = Task::new();
+    let (dir, ck, short) = two_epochs_checkpointed(&task);
     let before = std::fs::read(ck.last_path()).unwrap();
 
     let other = TrainConfig {
@@ -298,13 +304,7 @@ fn a_checkpoint_from_another_configuration_is_refused_and_kept() {
 fn a_checkpoint_of_an_older_format_is_refused_naming_both_versions() {
     let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let task = Task::new();
-    let dir = tempfile::tempdir().unwrap();
-    let ck = Checkpoints::new(dir.path(), "fp");
-    let short = TrainConfig {
-        epochs: 2,
-        ..config()
-    };
-    task.fit(&model(1), &short, &ck, None).unwrap();
+    let (_dir, ck, short) = two_epochs_checkpointed(&task);
     // The same checkpoint with a state laid out as format 1 wrote it: the callbacks in
     // fields of their own and the best value beside them.
     let path = ck.last_path();
