@@ -5,6 +5,7 @@
 //! - [`vgg`]: VGG11-19 convolutional bases with a GAP + dense head (the seed's teacher);
 //! - [`conv_stack`]: the conv/ReLU/max-pool + GAP + dense shape both share;
 //! - [`cnn`]: a compact batch-normalized CNN teacher;
+//! - [`resnet`], [`wrn`]: the distillation benchmarks' CIFAR-style ResNets and wide ResNets;
 //! - [`layers`]: [`Sequential`], named layers in order;
 //! - [`memory_format`]: channels-last (NHWC) tensors;
 //! - [`metadata`]: what a weights file is, in its safetensors header;
@@ -23,16 +24,20 @@ pub mod metadata;
 pub mod model;
 pub mod precision;
 pub mod pretrained;
+pub mod resnet;
 pub mod student;
 pub mod summary;
 pub mod tensor_file;
 pub mod vgg;
+pub mod wrn;
 
 pub use cnn::CnnConfig;
 pub use error::{ModelError, PrecisionCause, Result};
 pub use layers::Sequential;
 pub use model::{Model, ModelConfig};
 pub use precision::Precision;
+pub use resnet::ResNetConfig;
 pub use student::StudentConfig;
 pub use summary::Summary;
 pub use vgg::VggConfig;
+pub use wrn::WrnConfig;

@@ -13,8 +13,10 @@ use crate::error::{ModelError, Result};
 use crate::layers::Sequential;
 use crate::precision::Precision;
 use crate::pretrained::{load_prefix, Loaded};
+use crate::resnet::{resnet, ResNetConfig};
 use crate::student::{student, StudentConfig};
 use crate::vgg::{vgg, VggConfig};
+use crate::wrn::{wrn, WrnConfig};
 
 /// Name prefix of auxiliary parameters that train with a model but are not part of it (a
 /// FitNets regressor): not saved, not counted.
@@ -30,6 +32,11 @@ pub enum ModelConfig {
     Cnn(CnnConfig),
     /// VGG with a global-average-pooling head, optionally ImageNet-pretrained ([`VggConfig`]).
     Vgg(VggConfig),
+    /// A CIFAR-style ResNet of the distillation benchmarks ([`ResNetConfig`]).
+    #[serde(rename = "resnet")]
+    ResNet(ResNetConfig),
+    /// A wide ResNet of the distillation benchmarks ([`WrnConfig`]).
+    Wrn(WrnConfig),
 }
 
 impl ModelConfig {
@@ -39,6 +46,8 @@ impl ModelConfig {
             Self::Student(c) => c.validate(key, input_hw),
             Self::Cnn(c) => c.validate(key, input_hw),
             Self::Vgg(c) => c.validate(key, input_hw),
+            Self::ResNet(c) => c.validate(key, input_hw),
+            Self::Wrn(c) => c.validate(key, input_hw),
         }
     }
 
@@ -67,6 +76,8 @@ impl ModelConfig {
             Self::Student(c) => format!("student {}x{}x{}", c.blocks, c.convs_per_block, c.width),
             Self::Cnn(c) => format!("cnn {:?}x{}", c.channels, c.convs_per_stage),
             Self::Vgg(c) => format!("vgg{}", c.depth),
+            Self::ResNet(c) => c.describe(),
+            Self::Wrn(c) => c.describe(),
         }
     }
 }
@@ -101,6 +112,8 @@ impl Model {
             ModelConfig::Student(c) => student(&root, c, in_channels, classes),
             ModelConfig::Cnn(c) => cnn(&root, c, in_channels, input_hw, classes),
             ModelConfig::Vgg(c) => vgg(&root, c, in_channels, classes),
+            ModelConfig::ResNet(c) => resnet(&root, c, in_channels, classes),
+            ModelConfig::Wrn(c) => wrn(&root, c, in_channels, classes),
         };
         let pretrained = match config {
             ModelConfig::Vgg(VggConfig {
