@@ -43,4 +43,15 @@ pub enum DataError {
     },
     #[error("dataset directory {}: {detail}", dir.display())]
     MissingDataset { dir: PathBuf, detail: String },
+    /// An image folder's layout is not usable (no classes, an empty class, classes that
+    /// differ between splits).
+    #[error("{}: {detail}", dir.display())]
+    Folder { dir: PathBuf, detail: String },
+    #[error("{}: {count} images do not decode (on_bad_image = \"skip\" skips them): {named}", dir.display())]
+    BadImages {
+        dir: PathBuf,
+        count: usize,
+        /// The first of them, each with why.
+        named: String,
+    },
 }

@@ -1,0 +1,365 @@
+//! Image-folder datasets in torchvision's `ImageFolder` layout: `dir/train/<class>/*` and,
+//! optionally, `dir/val/<class>/*` and `dir/test/<class>/*`, PNG or JPEG files (grayscale or
+//! colour), one folder per class. The classes are the training folder's subfolders in
+//! sorted order, so label `i` is the `i`-th name.
+//!
+//! Every image is decoded once — in parallel — to `channels` x `image_size` x `image_size`
+//! u8 pixels (resize the shorter side and crop the centre, as torchvision's `Resize(s)` +
+//! `CenterCrop(s)`, or resize exactly) and kept in a cache beside the data
+//! (`dir/.kd-cache/`, see [`crate::folder_cache`]); a later run with the same files and
+//! settings reads the cache instead.
+//!
+//! A file that does not decode (truncated, zero bytes, not an image) is an error naming every
+//! bad file (up to [`NAMED_BAD_FILES`]) before anything trains, or, with
+//! `on_bad_image = "skip"`, skipped and counted.
+
+use std::path::{Path, PathBuf};
+
+use image::imageops::FilterType;
+use image::DynamicImage;
+use ndarray::Array4;
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::ImageDataset;
+use crate::error::{DataError, Result};
+use crate::folder_cache::{self, FileStamp};
+
+/// How many bad files an error names (it counts them all).
+pub const NAMED_BAD_FILES: usize = 10;
+
+/// How an image becomes `image_size` x `image_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResizeMode {
+    /// Resize the shorter side to `image_size`, then crop the centre (torchvision's
+    /// `Resize(s)` + `CenterCrop(s)`): no distortion.
+    #[default]
+    ShorterSideCenterCrop,
+    /// Resize both sides to `image_size` (distorts non-square images).
+    Exact,
+}
+
+/// What to do with an image that does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBadImage {
+    /// Fail, naming the files, before anything trains.
+    #[default]
+    Error,
+    /// Skip them and say how many.
+    Skip,
+}
+
+/// Settings of an image-folder dataset (`[data.image_folder]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageFolderConfig {
+    /// Side of the square images the models see.
+    pub image_size: usize,
+    /// 1 (grayscale) or 3 (RGB); images of the other kind are converted.
+    pub channels: usize,
+    pub resize: ResizeMode,
+    pub on_bad_image: OnBadImage,
+}
+
+impl Default for ImageFolderConfig {
+    fn default() -> Self {
+        Self {
+            image_size: 32,
+            channels: 3,
+            resize: ResizeMode::default(),
+            on_bad_image: OnBadImage::default(),
+        }
+    }
+}
+
+impl ImageFolderConfig {
+    /// Checks the ranges; `key` prefixes error messages.
+    pub fn validate(&self, key: &str) -> Result<()> {
+        let invalid = |field: &str, expected: &str, got: usize| DataError::InvalidConfig {
+            key: format!("{key}.{field}"),
+            expected: expected.into(),
+            got: got.to_string(),
+        };
+        if !(1..=4096).contains(&self.image_size) {
+            return Err(invalid("image_size", "1 to 4096 pixels", self.image_size));
+        }
+        if self.channels != 1 && self.channels != 3 {
+            return Err(invalid("channels", "1 or 3", self.channels));
+        }
+        Ok(())
+    }
+
+    /// `[channels, image_size, image_size]`.
+    pub fn image_shape(&self) -> [usize; 3] {
+        [self.channels, self.image_size, self.image_size]
+    }
+}
+
+/// The splits of an image folder and its class names.
+#[derive(Debug, Clone)]
+pub struct FolderSplits {
+    pub train: ImageDataset,
+    /// `dir/val`, if there is one.
+    pub val: Option<ImageDataset>,
+    /// `dir/test`, if there is one.
+    pub test: Option<ImageDataset>,
+    /// Class names in label order.
+    pub classes: Vec<String>,
+}
+
+/// Reads the image folder at `dir` (decoding, or from its cache).
+pub fn load_image_folder(dir: &Path, config: &ImageFolderConfig) -> Result<FolderSplits> {
+    config.validate("data.image_folder")?;
+    let train_dir = dir.join("train");
+    if !train_dir.is_dir() {
+        return Err(DataError::MissingDataset {
+            dir: dir.to_path_buf(),
+            detail: "expected a train/ folder with one subfolder per class (and optionally val/ and test/)".into(),
+        });
+    }
+    let classes = class_folders(&train_dir)?;
+    if classes.len() < 2 {
+        return Err(DataError::Folder {
+            dir: train_dir,
+            detail: format!(
+                "expected at least two class subfolders, found {}",
+                classes.len()
+            ),
+        });
+    }
+    let train = load_split(&train_dir, &classes, config)?;
+    let optional = |name: &str| -> Result<Option<ImageDataset>> {
+        let split = dir.join(name);
+        if !split.is_dir() {
+            return Ok(None);
+        }
+        let found = class_folders(&split)?;
+        if found != classes {
+            let missing: Vec<&String> = classes.iter().filter(|c| !found.contains(c)).collect();
+            let extra: Vec<&String> = found.iter().filter(|c| !classes.contains(c)).collect();
+            return Err(DataError::Folder {
+                dir: split,
+                detail: format!(
+                    "its classes differ from train/'s: missing {missing:?}, not in train/ {extra:?}"
+                ),
+            });
+        }
+        load_split(&split, &classes, config).map(Some)
+    };
+    let val = optional("val")?;
+    let test = optional("test")?;
+    Ok(FolderSplits {
+        train,
+        val,
+        test,
+        classes,
+    })
+}
+
+/// The sorted names of `dir`'s subfolders (hidden ones, like the cache, excluded).
+fn class_folders(dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = read_dir(dir)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(DataError::Folder {
+            dir: dir.to_path_buf(),
+            detail: "expected one subfolder per class, found none".into(),
+        });
+    }
+    Ok(names)
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let io = |source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|entry| entry.map(|e| e.path()).map_err(io))
+        .collect()
+}
+
+/// Whether `path` names a PNG or JPEG file by its extension.
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+}
+
+/// One split folder: its images by class, from the cache when it is current.
+fn load_split(
+    split: &Path,
+    classes: &[String],
+    config: &ImageFolderConfig,
+) -> Result<ImageDataset> {
+    let mut files = Vec::new();
+    for (label, class) in classes.iter().enumerate() {
+        let class_dir = split.join(class);
+        let mut images: Vec<PathBuf> = read_dir(&class_dir)?
+            .into_iter()
+            .filter(|p| p.is_file() && is_image(p))
+            .collect();
+        if images.is_empty() {
+            return Err(DataError::Folder {
+                dir: class_dir,
+                detail: "an empty class: expected PNG or JPEG files".into(),
+            });
+        }
+        images.sort();
+        files.extend(images.into_iter().map(|p| (p, label as u8)));
+    }
+    let stamps = files
+        .iter()
+        .map(|(path, label)| FileStamp::of(path, split, *label))
+        .collect::<Result<Vec<_>>>()?;
+    let key = folder_cache::key(&stamps, config);
+    if let Some(cached) = folder_cache::read(split, key, classes.len())? {
+        tracing::info!(
+            "{}: {} images from the cache",
+            split.display(),
+            cached.len()
+        );
+        return Ok(cached);
+    }
+    let started = std::time::Instant::now();
+    let decoded = decode_all(&files, config);
+    let (mut pixels, mut labels, mut bad) = (Vec::new(), Vec::new(), Vec::new());
+    for ((path, label), result) in files.iter().zip(decoded) {
+        match result {
+            Ok(p) => {
+                pixels.extend_from_slice(&p);
+                labels.push(*label);
+            }
+            Err(reason) => bad.push((path.clone(), reason)),
+        }
+    }
+    if !bad.is_empty() {
+        if config.on_bad_image == OnBadImage::Error || labels.is_empty() {
+            return Err(DataError::BadImages {
+                dir: split.to_path_buf(),
+                count: bad.len(),
+                named: bad
+                    .iter()
+                    .take(NAMED_BAD_FILES)
+                    .map(|(p, why)| format!("{}: {why}", p.display()))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+        }
+        tracing::warn!(
+            "{}: {} images that do not decode skipped (on_bad_image = \"skip\")",
+            split.display(),
+            bad.len()
+        );
+    }
+    let [c, h, w] = config.image_shape();
+    let images = Array4::from_shape_vec((labels.len(), c, h, w), pixels)
+        .expect("every decoded image has the configured shape");
+    let dataset = ImageDataset::new(images, labels, classes.len(), split)?;
+    tracing::info!(
+        "{}: {} images decoded in {:.1}s",
+        split.display(),
+        dataset.len(),
+        started.elapsed().as_secs_f64()
+    );
+    folder_cache::write(split, key, &dataset);
+    Ok(dataset)
+}
+
+/// Decodes every file on all cores, in order.
+fn decode_all(
+    files: &[(PathBuf, u8)],
+    config: &ImageFolderConfig,
+) -> Vec<std::result::Result<Vec<u8>, String>> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = files.len().div_ceil(workers).max(1);
+    let total = files.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                let done = &done;
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(path, _)| {
+                            let result = decode(path, config);
+                            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                            if n % 10_000 == 0 {
+                                tracing::info!("decoded {n} of {total} images");
+                            }
+                            result
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("an image decoder thread panicked"))
+            .collect()
+    })
+}
+
+/// One image as `channels` x `image_size` x `image_size` u8 pixels, channel-major.
+fn decode(path: &Path, config: &ImageFolderConfig) -> std::result::Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    if bytes.is_empty() {
+        return Err("an empty file (0 bytes)".into());
+    }
+    let image = image::load_from_memory(&bytes).map_err(|e| e.to_string())?;
+    let s = config.image_size as u32;
+    let sized = match config.resize {
+        ResizeMode::Exact => image.resize_exact(s, s, FilterType::Triangle),
+        ResizeMode::ShorterSideCenterCrop => {
+            let (w, h) = (image.width(), image.height());
+            let scale = s as f64 / w.min(h) as f64;
+            let (nw, nh) = (
+                ((w as f64 * scale).round() as u32).max(s),
+                ((h as f64 * scale).round() as u32).max(s),
+            );
+            let resized = if (nw, nh) == (w, h) {
+                image
+            } else {
+                image.resize_exact(nw, nh, FilterType::Triangle)
+            };
+            resized.crop_imm((nw - s) / 2, (nh - s) / 2, s, s)
+        }
+    };
+    Ok(channel_major(&sized, config.channels))
+}
+
+/// The pixels as `[c, h, w]` bytes. Colour becomes gray as PIL's `convert("L")` makes it
+/// (ITU-R 601-2 luma, `(19595 R + 38470 G + 7471 B + 2^15) >> 16`), so that a folder reads
+/// as torchvision reads it.
+fn channel_major(image: &DynamicImage, channels: usize) -> Vec<u8> {
+    if channels == 1 {
+        if !image.color().has_color() {
+            return image.to_luma8().into_raw();
+        }
+        return image
+            .to_rgb8()
+            .pixels()
+            .map(|p| {
+                let [r, g, b] = p.0.map(u32::from);
+                ((19595 * r + 38470 * g + 7471 * b + (1 << 15)) >> 16) as u8
+            })
+            .collect();
+    }
+    let rgb = image.to_rgb8();
+    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+    let mut out = vec![0u8; 3 * w * h];
+    for (i, px) in rgb.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * w * h + i] = px.0[c];
+        }
+    }
+    out
+}
