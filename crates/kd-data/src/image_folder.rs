@@ -292,7 +292,7 @@ fn decode_all(
                         .map(|(path, _)| {
                             let result = decode(path, config);
                             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                            if n % 10_000 == 0 {
+                            if n.is_multiple_of(10_000) {
                                 tracing::info!("decoded {n} of {total} images");
                             }
                             result
