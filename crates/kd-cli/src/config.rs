@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use kd_core::{CacheConfig, LossConfig};
-use kd_data::{DatasetKind, TransformConfig};
+use kd_data::{DatasetKind, ImageFolderConfig, TransformConfig};
 use kd_models::{ModelConfig, Precision, StudentConfig};
 use kd_train::TrainConfig;
 use serde::{Deserialize, Serialize};
@@ -94,6 +94,9 @@ pub struct DataConfig {
     /// Use only the first N test images (0: all).
     pub test_limit: usize,
     pub transform: TransformConfig,
+    /// How an `image-folder` dataset is decoded (`image_size`, `channels`, `resize`,
+    /// `on_bad_image`); unused by the built-in datasets.
+    pub image_folder: ImageFolderConfig,
 }
 
 impl Default for DataConfig {
@@ -105,6 +108,7 @@ impl Default for DataConfig {
             train_limit: 0,
             test_limit: 0,
             transform: TransformConfig::default(),
+            image_folder: ImageFolderConfig::default(),
         }
     }
 }
@@ -117,9 +121,29 @@ impl DataConfig {
             .unwrap_or_else(|| self.dataset.default_dir())
     }
 
+    /// `[channels, height, width]` of an image as read (an image folder's from its settings).
+    pub fn image_shape(&self) -> [usize; 3] {
+        self.dataset
+            .image_shape()
+            .unwrap_or_else(|| self.image_folder.image_shape())
+    }
+
     /// `[channels, height, width]` of the model input after the transform.
     pub fn input_shape(&self) -> [usize; 3] {
-        self.transform.output_shape(self.dataset.image_shape())
+        self.transform.output_shape(self.image_shape())
+    }
+
+    /// The number of classes (an image folder's from its `train/` subfolders).
+    pub fn classes(&self) -> Result<usize> {
+        match self.dataset.classes() {
+            Some(n) => Ok(n),
+            None => Ok(kd_data::image_folder::class_names(&self.dir().join("train"))?.len()),
+        }
+    }
+
+    /// Reads the dataset's splits.
+    pub fn load(&self) -> Result<kd_data::Splits> {
+        Ok(self.dataset.load(&self.dir(), &self.image_folder)?)
     }
 }
 
@@ -467,6 +491,9 @@ impl RunConfig {
         }
         self.teacher.train.validate("teacher.train")?;
         self.student.train.validate("student.train")?;
+        if self.data.dataset == DatasetKind::ImageFolder {
+            self.data.image_folder.validate("data.image_folder")?;
+        }
         self.distill.validate("distill")?;
         if let Some(weights) = self.teacher.model.pretrained() {
             if !weights.is_file() && self.teacher.checkpoint.is_none() {

@@ -36,7 +36,8 @@ pub fn eval(
 ) -> Result<EvalReport> {
     let (model, info) = crate::saved_model::open(model_path, device)?;
     let dir = data_dir.unwrap_or_else(|| info.dataset.default_dir());
-    let splits = info.dataset.load(&dir)?;
+    let folder = info.image_folder.clone().unwrap_or_default();
+    let splits = info.dataset.load(&dir, &folder)?;
     let data: ImageDataset = match split {
         "test" => splits.test,
         "train" => splits.train,
@@ -64,7 +65,7 @@ pub fn eval(
         .enumerate()
         .map(|(i, row)| row[i] as f64 / row.iter().sum::<i64>().max(1) as f64)
         .collect();
-    let classes = class_labels(info.dataset, info.classes);
+    let classes = info.class_labels();
     Ok(EvalReport {
         model: model_path.display().to_string(),
         dataset: info.dataset.name().into(),
@@ -78,8 +79,15 @@ pub fn eval(
     })
 }
 
-/// Class names of `dataset` (or indices when it has none).
-pub fn class_labels(dataset: kd_data::DatasetKind, classes: usize) -> Vec<String> {
+/// Class names: the data's own (`names`), else `dataset`'s, else the indices.
+pub fn class_labels(
+    dataset: kd_data::DatasetKind,
+    names: Option<&[String]>,
+    classes: usize,
+) -> Vec<String> {
+    if let Some(names) = names.filter(|n| n.len() == classes) {
+        return names.to_vec();
+    }
     match dataset.class_names() {
         Some(names) if names.len() == classes => names.iter().map(|s| s.to_string()).collect(),
         _ => (0..classes).map(|i| i.to_string()).collect(),

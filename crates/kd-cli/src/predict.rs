@@ -99,7 +99,7 @@ pub fn predict(
         tch::no_grad(|| model.forward_t(&x, false).softmax(-1, Kind::Float)).to_device(Device::Cpu);
     let k = k.min(info.classes);
     let (values, indices) = probs.topk(k as i64, -1, true, true);
-    let names = crate::eval::class_labels(info.dataset, info.classes);
+    let names = info.class_labels();
     let predicted = read
         .iter()
         .enumerate()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use kd_data::{DatasetKind, TransformConfig};
+use kd_data::{DatasetKind, ImageFolderConfig, TransformConfig};
 use kd_models::{Model, ModelConfig};
 use tch::Device;
 
@@ -16,6 +16,8 @@ const INPUT: &str = "kd.input_shape";
 const CLASSES: &str = "kd.classes";
 const TRANSFORM: &str = "kd.transform";
 const DATASET: &str = "kd.dataset";
+const CLASS_NAMES: &str = "kd.class_names";
+const IMAGE_FOLDER: &str = "kd.image_folder";
 
 /// What a saved model is.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +28,11 @@ pub struct ModelInfo {
     pub classes: usize,
     pub transform: TransformConfig,
     pub dataset: DatasetKind,
+    /// The class names in label order, where the data brought them (an image folder's
+    /// folder names); the built-in datasets' names are kd's own.
+    pub class_names: Option<Vec<String>>,
+    /// How an image-folder dataset was decoded (so `eval` reads it the same way).
+    pub image_folder: Option<ImageFolderConfig>,
 }
 
 impl ModelInfo {
@@ -48,6 +55,22 @@ impl ModelInfo {
                 json(serde_json::to_value(self.dataset).expect("enum serializes")),
             ),
         ])
+        .into_iter()
+        .chain(
+            self.class_names
+                .as_ref()
+                .map(|names| (CLASS_NAMES.into(), json(serde_json::json!(names)))),
+        )
+        .chain(self.image_folder.as_ref().map(|f| {
+            let value = serde_json::to_value(f).expect("config serializes");
+            (IMAGE_FOLDER.into(), json(value))
+        }))
+        .collect()
+    }
+
+    /// The class names in label order: the data's own, the dataset's, or the indices.
+    pub fn class_labels(&self) -> Vec<String> {
+        crate::eval::class_labels(self.dataset, self.class_names.as_deref(), self.classes)
     }
 
     /// Reads the metadata of `path`; a missing file, a file of another format and a
@@ -94,8 +117,21 @@ impl ModelInfo {
             classes,
             transform,
             dataset,
+            class_names: optional_field(path, &meta, CLASS_NAMES)?,
+            image_folder: optional_field(path, &meta, IMAGE_FOLDER)?,
         })
     }
+}
+
+/// A metadata entry kd writes only for some models (absent: `None`).
+fn optional_field<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    meta: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<Option<T>> {
+    meta.contains_key(key)
+        .then(|| field(path, meta, key))
+        .transpose()
 }
 
 /// One metadata entry, decoded from its JSON text.

@@ -23,7 +23,7 @@ pub fn summary(config_path: &Path, sets: &[Override]) -> Result<String> {
 pub fn summaries(cfg: &RunConfig, config_path: &Path) -> Result<String> {
     let shape = cfg.data.input_shape();
     let [c, h, _] = shape;
-    let classes = cfg.data.dataset.classes();
+    let classes = cfg.data.classes()?;
     let mut out = String::new();
     for (role, key, model) in [
         ("teacher", "teacher.model", &cfg.teacher.model),

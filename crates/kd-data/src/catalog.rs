@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cifar::{load_cifar10, load_cifar100, CifarLabel};
 use crate::dataset::{load_mnist_family, Splits};
-use crate::error::Result;
+use crate::error::{DataError, Result};
+use crate::image_folder::{load_image_folder, ImageFolderConfig};
 
 /// A supported dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,10 +24,13 @@ pub enum DatasetKind {
     Cifar100,
     /// CIFAR-100 with its 20 coarse (superclass) labels.
     Cifar100Coarse,
+    /// A folder of PNG/JPEG files, one subfolder per class ([`crate::image_folder`]): its
+    /// shape, classes and names come from its settings and its folders.
+    ImageFolder,
 }
 
 impl DatasetKind {
-    /// Every supported dataset.
+    /// Every built-in dataset (what `cargo xtask fetch-data` can download).
     pub const ALL: [Self; 5] = [
         Self::FashionMnist,
         Self::Mnist,
@@ -43,23 +47,27 @@ impl DatasetKind {
             Self::Cifar10 => "cifar10",
             Self::Cifar100 => "cifar100",
             Self::Cifar100Coarse => "cifar100-coarse",
+            Self::ImageFolder => "image-folder",
         }
     }
 
-    /// `[channels, height, width]` of one image as stored.
-    pub fn image_shape(self) -> [usize; 3] {
+    /// `[channels, height, width]` of one image as stored (`None` for an image folder,
+    /// whose settings say).
+    pub fn image_shape(self) -> Option<[usize; 3]> {
         match self {
-            Self::FashionMnist | Self::Mnist => [1, 28, 28],
-            Self::Cifar10 | Self::Cifar100 | Self::Cifar100Coarse => [3, 32, 32],
+            Self::FashionMnist | Self::Mnist => Some([1, 28, 28]),
+            Self::Cifar10 | Self::Cifar100 | Self::Cifar100Coarse => Some([3, 32, 32]),
+            Self::ImageFolder => None,
         }
     }
 
-    /// Number of classes.
-    pub fn classes(self) -> usize {
+    /// Number of classes (`None` for an image folder, whose folders say).
+    pub fn classes(self) -> Option<usize> {
         match self {
-            Self::FashionMnist | Self::Mnist | Self::Cifar10 => 10,
-            Self::Cifar100 => 100,
-            Self::Cifar100Coarse => 20,
+            Self::FashionMnist | Self::Mnist | Self::Cifar10 => Some(10),
+            Self::Cifar100 => Some(100),
+            Self::Cifar100Coarse => Some(20),
+            Self::ImageFolder => None,
         }
     }
 
@@ -92,7 +100,7 @@ impl DatasetKind {
                 "ship",
                 "truck",
             ]),
-            Self::Cifar100 | Self::Cifar100Coarse => None,
+            Self::Cifar100 | Self::Cifar100Coarse | Self::ImageFolder => None,
         }
     }
 
@@ -103,16 +111,32 @@ impl DatasetKind {
             Self::Mnist => "data/mnist",
             Self::Cifar10 => "data/cifar-10-batches-bin",
             Self::Cifar100 | Self::Cifar100Coarse => "data/cifar-100-binary",
+            Self::ImageFolder => "data/images",
         })
     }
 
-    /// Reads the training and test splits from `dir`.
-    pub fn load(self, dir: &Path) -> Result<Splits> {
+    /// Reads the training and test splits from `dir`; an image folder is read with its
+    /// settings (`folder`) and must have a `test/` folder.
+    pub fn load(self, dir: &Path, folder: &ImageFolderConfig) -> Result<Splits> {
         match self {
             Self::FashionMnist | Self::Mnist => load_mnist_family(dir),
             Self::Cifar10 => load_cifar10(dir),
             Self::Cifar100 => load_cifar100(dir, CifarLabel::Cifar100Fine),
             Self::Cifar100Coarse => load_cifar100(dir, CifarLabel::Cifar100Coarse),
+            Self::ImageFolder => {
+                let splits = load_image_folder(dir, folder)?;
+                let test = splits.test.ok_or_else(|| DataError::Folder {
+                    dir: dir.to_path_buf(),
+                    detail: "expected a test/ folder (one subfolder per class) to evaluate on"
+                        .into(),
+                })?;
+                Ok(Splits {
+                    train: splits.train,
+                    val: splits.val,
+                    test,
+                    class_names: Some(splits.classes),
+                })
+            }
         }
     }
 }

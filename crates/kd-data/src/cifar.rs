@@ -149,7 +149,9 @@ pub fn load_cifar10(dir: &Path) -> Result<Splits> {
     let test = existing(dir, CIFAR10_TEST_FILE, "cifar10")?;
     Ok(Splits {
         train: read_cifar_files(&train, CifarLabel::Cifar10)?,
+        val: None,
         test: read_cifar(&test, CifarLabel::Cifar10)?,
+        class_names: None,
     })
 }
 
@@ -164,7 +166,9 @@ pub fn load_cifar100(dir: &Path, label: CifarLabel) -> Result<Splits> {
     let test = existing(dir, CIFAR100_TEST_FILE, "cifar100")?;
     Ok(Splits {
         train: read_cifar(&train, label)?,
+        val: None,
         test: read_cifar(&test, label)?,
+        class_names: None,
     })
 }
 

@@ -132,11 +132,15 @@ impl ImageDataset {
     }
 }
 
-/// A dataset's training and test splits.
+/// A dataset's training and test splits (and validation split, where it has one).
 #[derive(Debug, Clone)]
 pub struct Splits {
     pub train: ImageDataset,
+    /// A validation split the dataset brings (an image folder's `val/`).
+    pub val: Option<ImageDataset>,
     pub test: ImageDataset,
+    /// Class names read from the data (an image folder's folders).
+    pub class_names: Option<Vec<String>>,
 }
 
 /// File names of the MNIST-family datasets (MNIST and Fashion-MNIST use the same ones).
@@ -169,6 +173,8 @@ pub fn load_mnist_family(dir: &Path) -> Result<Splits> {
     let [tr_x, tr_y, te_x, te_y] = IDX_FILES;
     Ok(Splits {
         train: ImageDataset::from_idx(&find(tr_x)?, &find(tr_y)?, 10)?,
+        val: None,
         test: ImageDataset::from_idx(&find(te_x)?, &find(te_y)?, 10)?,
+        class_names: None,
     })
 }

@@ -157,6 +157,12 @@ pub fn load_image_folder(dir: &Path, config: &ImageFolderConfig) -> Result<Folde
     })
 }
 
+/// The class names of an image folder's split folder `dir` (its `train/`, say): the sorted
+/// names of its subfolders, hidden ones excluded; an error naming `dir` when it has none.
+pub fn class_names(dir: &Path) -> Result<Vec<String>> {
+    class_folders(dir)
+}
+
 /// The sorted names of `dir`'s subfolders (hidden ones, like the cache, excluded).
 fn class_folders(dir: &Path) -> Result<Vec<String>> {
     let mut names: Vec<String> = read_dir(dir)?

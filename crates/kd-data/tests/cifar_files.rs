@@ -35,7 +35,9 @@ fn write_cifar10(dir: &Path, per_batch: usize) {
 fn cifar10_planes_and_batch_order() {
     let dir = tempfile::tempdir().unwrap();
     write_cifar10(dir.path(), 3);
-    let splits = DatasetKind::Cifar10.load(dir.path()).unwrap();
+    let splits = DatasetKind::Cifar10
+        .load(dir.path(), &Default::default())
+        .unwrap();
     assert_eq!(splits.train.len(), 15);
     assert_eq!(splits.test.len(), 3);
     assert_eq!(splits.train.image_shape(), [3, 32, 32]);
@@ -58,7 +60,9 @@ fn truncated_batch_names_the_file_and_the_record_size() {
     let p = dir.path().join("data_batch_4.bin");
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..bytes.len() - 100]).unwrap();
-    let err = DatasetKind::Cifar10.load(dir.path()).unwrap_err();
+    let err = DatasetKind::Cifar10
+        .load(dir.path(), &Default::default())
+        .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, DataError::Shape { .. }), "{msg}");
     assert!(
@@ -100,7 +104,9 @@ fn missing_batch_names_the_fetch_command() {
     let dir = tempfile::tempdir().unwrap();
     write_cifar10(dir.path(), 1);
     std::fs::remove_file(dir.path().join("data_batch_5.bin")).unwrap();
-    let err = DatasetKind::Cifar10.load(dir.path()).unwrap_err();
+    let err = DatasetKind::Cifar10
+        .load(dir.path(), &Default::default())
+        .unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("data_batch_5.bin") && msg.contains("fetch-data --dataset cifar10"),
@@ -122,10 +128,14 @@ fn cifar100_fine_and_coarse() {
     )
     .unwrap();
     std::fs::write(dir.path().join("test.bin"), rec(2, 3)).unwrap();
-    let fine = DatasetKind::Cifar100.load(dir.path()).unwrap();
+    let fine = DatasetKind::Cifar100
+        .load(dir.path(), &Default::default())
+        .unwrap();
     assert_eq!(fine.train.labels(), &[4, 99, 50]);
     assert_eq!(fine.train.classes(), 100);
-    let coarse = DatasetKind::Cifar100Coarse.load(dir.path()).unwrap();
+    let coarse = DatasetKind::Cifar100Coarse
+        .load(dir.path(), &Default::default())
+        .unwrap();
     assert_eq!(coarse.train.labels(), &[0, 19, 7]);
     assert_eq!(coarse.test.labels(), &[2]);
     assert_eq!(coarse.test.classes(), 20);

@@ -59,6 +59,9 @@ impl RunContext<'_> {
             classes: train.classes(),
             transform: self.cfg.data.transform.clone(),
             dataset: self.cfg.data.dataset,
+            class_names: self.prepared.data.class_names.clone(),
+            image_folder: (self.cfg.data.dataset == kd_data::DatasetKind::ImageFolder)
+                .then(|| self.cfg.data.image_folder.clone()),
         }
     }
 

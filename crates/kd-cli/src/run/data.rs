@@ -12,6 +12,8 @@ pub(crate) struct RunData {
     pub train: ImageDataset,
     pub val: ImageDataset,
     pub test: ImageDataset,
+    /// Class names the data brings (an image folder's), in label order.
+    pub class_names: Option<Vec<String>>,
 }
 
 /// How many training images the students learn from: `student.train_images`, or the whole
@@ -31,7 +33,7 @@ pub(crate) fn student_images(cfg: &RunConfig, data: &RunData, config_path: &Path
 /// Reads the config's dataset and splits it as the run does.
 pub(crate) fn load_data(cfg: &RunConfig) -> Result<RunData> {
     let d = &cfg.data;
-    let splits = d.dataset.load(&d.dir())?;
+    let splits = d.load()?;
     let limit = |ds: ImageDataset, n: usize| {
         if n == 0 || n >= ds.len() {
             ds
@@ -41,12 +43,19 @@ pub(crate) fn load_data(cfg: &RunConfig) -> Result<RunData> {
     };
     let train_all = limit(splits.train, d.train_limit);
     let test = limit(splits.test, d.test_limit);
-    let (train, val) = if d.validation_holdout == 0 {
-        (train_all, test.clone())
-    } else {
-        holdout_split(&train_all, d.validation_holdout, cfg.seed)?
+    // A validation split the data brings (an image folder's val/) is used as it is;
+    // otherwise a seeded hold-out of the training images, or the test set (holdout 0).
+    let (train, val) = match splits.val {
+        Some(val) => (train_all, val),
+        None if d.validation_holdout == 0 => (train_all, test.clone()),
+        None => holdout_split(&train_all, d.validation_holdout, cfg.seed)?,
     };
     d.transform
         .validate("data.transform", train.image_shape())?;
-    Ok(RunData { train, val, test })
+    Ok(RunData {
+        train,
+        val,
+        test,
+        class_names: splits.class_names,
+    })
 }

@@ -53,15 +53,16 @@ pub(super) fn write_outputs(
         let json = serde_json::to_string_pretty(&report)?;
         write_atomic(&out.join("report.json"), json.as_bytes())?;
         write_atomic(&out.join("report.md"), report.markdown().as_bytes())?;
-        write_plots(out, log, cfg.data.dataset, &confusion);
+        let names = p.data.class_names.as_deref();
+        let classes = crate::eval::class_labels(cfg.data.dataset, names, confusion.len());
+        write_plots(out, log, &classes, &confusion);
     }
     Ok(report)
 }
 
 /// The run's PNG plots, each written atomically; a plot that cannot be drawn (no font, say)
 /// is a warning, not a failed run.
-fn write_plots(out: &Path, log: &RunLog, dataset: kd_data::DatasetKind, confusion: &[Vec<i64>]) {
-    let classes = crate::eval::class_labels(dataset, confusion.len());
+fn write_plots(out: &Path, log: &RunLog, classes: &[String], confusion: &[Vec<i64>]) {
     type Draw<'a> = &'a dyn Fn(&Path) -> Result<()>;
     let plots: [(&str, Draw); 3] = [
         ("learning_curves.png", &|p| {
@@ -71,7 +72,7 @@ fn write_plots(out: &Path, log: &RunLog, dataset: kd_data::DatasetKind, confusio
             crate::plots::lr_schedule(log.rows(), p)
         }),
         ("confusion_distilled.png", &|p| {
-            crate::plots::confusion("distilled student, test set", &classes, confusion, p)
+            crate::plots::confusion("distilled student, test set", classes, confusion, p)
         }),
     ];
     for (name, draw) in plots {
