@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use kd_core::{CacheConfig, LossConfig};
 use kd_data::{DatasetKind, ImageFolderConfig, TransformConfig};
-use kd_models::{ModelConfig, Precision, StudentConfig};
+use kd_models::{ModelConfig, Precision, StudentConfig, TeacherInput};
 use kd_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
@@ -154,6 +154,11 @@ pub struct TeacherConfig {
     pub model: ModelConfig,
     /// A `.safetensors` file to load instead of training the teacher.
     pub checkpoint: Option<PathBuf>,
+    /// A module saved by PyTorch's `torch.jit.save` to teach instead of a kd model
+    /// (`model` and `train` are then unused).
+    pub torchscript: Option<PathBuf>,
+    /// What the TorchScript teacher expects: `mean`, `std`, `image_size`.
+    pub input: TeacherInput,
     /// Whether and how the teacher's logits are cached for the students.
     pub cache: CacheConfig,
     pub train: TrainConfig,
@@ -164,6 +169,8 @@ impl Default for TeacherConfig {
         Self {
             model: ModelConfig::Cnn(Default::default()),
             checkpoint: None,
+            torchscript: None,
+            input: TeacherInput::default(),
             cache: CacheConfig::default(),
             train: TrainConfig {
                 epochs: 25,
@@ -510,6 +517,32 @@ impl RunConfig {
                     ckpt.display()
                 );
             }
+        }
+        if let Some(module) = &self.teacher.torchscript {
+            self.validate_torchscript_teacher(module)?;
+        }
+        Ok(())
+    }
+
+    /// A TorchScript teacher: an existing file, not beside a checkpoint, and batches the
+    /// teacher's own preprocessing can start from (pixels in [0, 1] at their size).
+    fn validate_torchscript_teacher(&self, module: &Path) -> Result<()> {
+        if !module.is_file() {
+            bail!(
+                "teacher.torchscript: expected an existing file saved with torch.jit.save, got {}",
+                module.display()
+            );
+        }
+        if self.teacher.checkpoint.is_some() {
+            bail!("teacher.torchscript and teacher.checkpoint: expected one teacher, got both");
+        }
+        let t = &self.data.transform;
+        if !t.mean.is_empty() || t.pad_to.is_some() {
+            bail!(
+                "data.transform: expected no mean/std and no pad_to with a TorchScript teacher (its preprocessing is teacher.input's: mean, std, image_size), got mean {:?}, pad_to {:?}",
+                t.mean,
+                t.pad_to
+            );
         }
         Ok(())
     }

@@ -8,11 +8,17 @@ use std::path::Path;
 
 use common::{kd_cli, read_json, run_ok, TINY_CONFIG};
 
+/// The folder names of the quadrants, in quadrant order (sorted, they are another order).
+const NAMES: [&str; 4] = ["top-left", "top-right", "bottom-left", "bottom-right"];
+
 /// The 4-class quadrant task of `common::write_dataset` as 12x12 gray PNGs, written under
-/// `dir/<split>/<class>/`, `n` images per split; the classes are named so that sorting
-/// them is not their quadrant order.
-fn write_folder(dir: &Path, split: &str, n: usize, salt: usize) {
-    let names = ["top-left", "top-right", "bottom-left", "bottom-right"];
+/// `dir/<split>/<class>/`, `n` images per split; returns the pixels (`[n, 12, 12]`) and
+/// sorted-name labels, as PyTorch gets them in the TorchScript test.
+fn write_folder(dir: &Path, split: &str, n: usize, salt: usize) -> (Vec<u8>, Vec<u8>) {
+    let names = NAMES;
+    let mut sorted = NAMES;
+    sorted.sort();
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for i in 0..n {
         let k = (i * 7 + salt) % 4;
         let image = image::ImageBuffer::from_fn(12, 12, |x, y| {
@@ -24,7 +30,10 @@ fn write_folder(dir: &Path, split: &str, n: usize, salt: usize) {
         let folder = dir.join(split).join(names[k]);
         std::fs::create_dir_all(&folder).unwrap();
         image.save(folder.join(format!("{i:04}.png"))).unwrap();
+        pixels.extend_from_slice(image.as_raw());
+        labels.push(sorted.iter().position(|s| *s == names[k]).unwrap() as u8);
     }
+    (pixels, labels)
 }
 
 #[test]
@@ -120,4 +129,122 @@ fn an_image_folder_without_test_is_refused_before_training() {
         "{stderr}"
     );
     assert!(!dir.path().join("out/checkpoints").exists());
+}
+
+/// Trains a small CNN on the folder's training pixels in plain PyTorch, saves it with
+/// `torch.jit.save(torch.jit.trace(...))`, and prints its accuracy on the test pixels, with
+/// the module file's SHA-256. Also writes the bad teachers: a `state_dict` saved with
+/// `torch.save`, and a traced module with 1000 outputs.
+const TEACHER_PY: &str = r#"
+import hashlib, sys, torch
+torch.manual_seed(0)
+d = sys.argv[1]
+def load(name, n):
+    x = torch.frombuffer(bytearray(open(f"{d}/{name}.pixels", "rb").read()), dtype=torch.uint8)
+    y = torch.frombuffer(bytearray(open(f"{d}/{name}.labels", "rb").read()), dtype=torch.uint8)
+    return (x.float() / 255).reshape(n, 1, 12, 12), y.long()
+xs, ys = load("train", 240)
+xt, yt = load("test", 80)
+net = torch.nn.Sequential(
+    torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+    torch.nn.Flatten(), torch.nn.Linear(8 * 36, 4))
+opt = torch.optim.Adam(net.parameters(), 1e-2)
+for step in range(150):
+    i = torch.randint(0, 240, (32,))
+    loss = torch.nn.functional.cross_entropy(net(xs[i]), ys[i])
+    opt.zero_grad(); loss.backward(); opt.step()
+net.eval()
+module = torch.jit.trace(net, xt[:2])
+torch.jit.save(module, f"{d}/teacher.pt")
+with torch.no_grad():
+    acc = (module(xt).argmax(1) == yt).float().mean().item()
+digest = hashlib.sha256(open(f"{d}/teacher.pt", "rb").read()).hexdigest()
+print(f"{acc:.6f} {digest}")
+torch.save(net.state_dict(), f"{d}/state_dict.pth")
+wide = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(144, 1000)).eval()
+torch.jit.save(torch.jit.trace(wide, xt[:2]), f"{d}/imagenet.pt")
+"#;
+
+#[test]
+fn a_pytorch_teacher_teaches_and_kd_measures_its_accuracy_as_pytorch_does() {
+    let test = "a_pytorch_teacher_teaches_and_kd_measures_its_accuracy_as_pytorch_does";
+    let Some(python) = common::venv_python(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    for (split, n, salt) in [("train", 240, 0), ("val", 40, 2), ("test", 80, 1)] {
+        let (pixels, labels) = write_folder(&images, split, n, salt);
+        std::fs::write(dir.path().join(format!("{split}.pixels")), pixels).unwrap();
+        std::fs::write(dir.path().join(format!("{split}.labels")), labels).unwrap();
+    }
+    let script = dir.path().join("teacher.py");
+    std::fs::write(&script, TEACHER_PY).unwrap();
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let (accuracy, digest) = printed.trim().split_once(' ').unwrap();
+    let pytorch_accuracy: f64 = accuracy.parse().unwrap();
+    assert!(
+        pytorch_accuracy > 0.9,
+        "the PyTorch teacher did not learn: {pytorch_accuracy}"
+    );
+
+    let config = |teacher: &str| {
+        TINY_CONFIG.replace(
+            "[data]\ndir = \"data\"\nvalidation_holdout = 40",
+            "[data]\ndataset = \"image-folder\"\ndir = \"images\"\n[data.image_folder]\nimage_size = 12\nchannels = 1",
+        )
+        .replace("[teacher.model]", &format!("[teacher]\ntorchscript = \"{teacher}\"\n[teacher.model]"))
+    };
+    std::fs::write(dir.path().join("run.toml"), config("teacher.pt")).unwrap();
+    let report = run_ok(dir.path(), "run.toml", "out");
+    let teacher = &report["models"][0];
+    assert_eq!(teacher["architecture"], "torchscript");
+    assert!(
+        teacher["pretrained"].as_str().unwrap().contains(digest),
+        "{teacher}"
+    );
+    let kd_accuracy = teacher["test_accuracy"].as_f64().unwrap();
+    assert!(
+        (kd_accuracy - pytorch_accuracy).abs() < 1e-6,
+        "kd measured {kd_accuracy}, PyTorch {pytorch_accuracy}"
+    );
+    assert_eq!(
+        teacher["epochs_run"], 0,
+        "a TorchScript teacher is not trained"
+    );
+    assert!(!dir.path().join("out/teacher.safetensors").exists());
+
+    // Bad teachers fail before any training, naming the file and what was expected.
+    std::fs::write(dir.path().join("notes.txt"), "not a model").unwrap();
+    for (file, expect) in [
+        ("state_dict.pth", "not a TorchScript module"),
+        ("notes.txt", "not a TorchScript module"),
+        (
+            "imagenet.pt",
+            "returns [2, 1000] for a batch of 2, expected [2, 4]",
+        ),
+    ] {
+        std::fs::write(dir.path().join("bad.toml"), config(file)).unwrap();
+        let out = kd_cli(&["run", "bad.toml", "--out", "bad"], dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
+        assert!(
+            stderr.contains(file) && stderr.contains(expect),
+            "{file}: {stderr}"
+        );
+        assert!(
+            !dir.path().join("bad/checkpoints").exists(),
+            "{file}: training started"
+        );
+    }
 }

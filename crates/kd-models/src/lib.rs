@@ -13,6 +13,7 @@
 //! - [`pretrained`]: strict loading of published weights by name;
 //! - [`summary`]: Keras-style per-layer summaries;
 //! - [`tensor_file`]: atomic safetensors writes, with metadata;
+//! - [`torchscript`]: a frozen teacher saved by PyTorch's `torch.jit.save`;
 //! - [`model`]: [`Model`], a built architecture with safetensors save/load.
 
 pub mod cnn;
@@ -28,6 +29,7 @@ pub mod resnet;
 pub mod student;
 pub mod summary;
 pub mod tensor_file;
+pub mod torchscript;
 pub mod vgg;
 pub mod wrn;
 
@@ -39,5 +41,6 @@ pub use precision::Precision;
 pub use resnet::ResNetConfig;
 pub use student::StudentConfig;
 pub use summary::Summary;
+pub use torchscript::{TeacherInput, TorchScriptTeacher};
 pub use vgg::VggConfig;
 pub use wrn::WrnConfig;

@@ -15,6 +15,7 @@ use crate::precision::Precision;
 use crate::pretrained::{load_prefix, Loaded};
 use crate::resnet::{resnet, ResNetConfig};
 use crate::student::{student, StudentConfig};
+use crate::torchscript::TorchScriptTeacher;
 use crate::vgg::{vgg, VggConfig};
 use crate::wrn::{wrn, WrnConfig};
 
@@ -139,6 +140,26 @@ impl Model {
             precision: Precision::F32,
             channels_last: false,
         })
+    }
+
+    /// A frozen teacher trained outside kd ([`crate::torchscript`]), described as
+    /// `architecture`: it has no variables of its own (its weights live in the module), is
+    /// never trained or saved by kd, and runs in eval mode whatever it is asked.
+    pub fn from_torchscript(
+        teacher: TorchScriptTeacher,
+        architecture: String,
+        device: Device,
+    ) -> Self {
+        let mut net = Sequential::new();
+        net.push("torchscript", "TorchScript", teacher);
+        Self {
+            architecture,
+            vs: nn::VarStore::new(device),
+            net,
+            pretrained: None,
+            precision: Precision::F32,
+            channels_last: false,
+        }
     }
 
     /// What was loaded from pretrained weights, if anything.

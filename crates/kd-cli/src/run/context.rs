@@ -40,6 +40,15 @@ pub(super) struct RunContext<'a> {
 /// What finishing a model gives: its report and its test-set confusion matrix.
 pub(super) type Finished = (ModelReport, Vec<Vec<i64>>);
 
+/// Where a finished model comes from, which decides its file and its description.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Built<'m> {
+    /// Built by kd from this config: saved as `<role>.safetensors`.
+    Kd(&'m ModelConfig),
+    /// A TorchScript module: not saved by kd, named by its file.
+    TorchScript { path: &'m Path, parameters: usize },
+}
+
 impl RunContext<'_> {
     pub fn device(&self) -> Device {
         self.prepared.device
@@ -93,30 +102,46 @@ impl RunContext<'_> {
         Ok(fit_with(model, train, val, objective, config, role, hooks)?)
     }
 
-    /// Saves `model` as `<role>.safetensors` (rank 0), evaluates it on the test set, logs
-    /// its fit and returns its report.
+    /// Saves `model` as `<role>.safetensors` (rank 0; a TorchScript teacher stays where it
+    /// is), evaluates it on the test set, logs its fit and returns its report.
     pub fn finish(
         &mut self,
         role: &str,
         model: &Model,
-        config: &ModelConfig,
+        built: Built,
         origin: Option<String>,
         objective: serde_json::Value,
         outcome: Option<&FitOutcome>,
     ) -> Result<Finished> {
-        let weights = format!("{role}.safetensors");
-        let info = self.model_info(config);
-        let file_bytes = if self.ranks.writer() {
-            model.save_with_metadata(&self.out.join(&weights), &info.to_metadata())?
-        } else {
-            0
+        let (weights, file_bytes, architecture, parameters) = match built {
+            Built::Kd(config) => {
+                let weights = format!("{role}.safetensors");
+                let metadata = self.model_info(config).to_metadata();
+                let bytes = if self.ranks.writer() {
+                    model.save_with_metadata(&self.out.join(&weights), &metadata)?
+                } else {
+                    0
+                };
+                (
+                    weights,
+                    bytes,
+                    config.describe(),
+                    model.trainable_parameters(),
+                )
+            }
+            Built::TorchScript { path, parameters } => {
+                let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+                let weights = path.display().to_string();
+                (weights, bytes, "torchscript".to_string(), parameters)
+            }
         };
+        let classes = self.prepared.shape[2];
         let (eval, confusion) = evaluate_with_confusion(
             model,
             &self.test,
             &Objective::CrossEntropy,
             Split::Validation,
-            info.classes,
+            classes,
         );
         let history = outcome.map(|o| o.history.epochs.as_slice()).unwrap_or(&[]);
         if let Some(outcome) = outcome {
@@ -125,20 +150,19 @@ impl RunContext<'_> {
         self.log.event(role, history.len(), "saved", &weights);
         let throughputs: Vec<f64> = history.iter().map(|m| m.train_images_per_s).collect();
         tracing::info!(
-            "{role}: test accuracy {:.2}% (loss {:.4}), {} parameters, {:.2} MB",
+            "{role}: test accuracy {:.2}% (loss {:.4}), {parameters} parameters, {:.2} MB",
             100.0 * eval.accuracy,
             eval.loss,
-            model.trainable_parameters(),
             file_bytes as f64 / 1048576.0
         );
         let report = ModelReport {
             role: role.into(),
-            architecture: config.describe(),
+            architecture,
             pretrained: origin,
             objective,
             test_accuracy: eval.accuracy,
             test_loss: eval.loss,
-            parameters: model.trainable_parameters(),
+            parameters,
             file_bytes,
             train_seconds: outcome.map_or(0.0, |o| o.seconds),
             epochs_run: history.len(),

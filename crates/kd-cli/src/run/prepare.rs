@@ -71,6 +71,16 @@ pub(super) fn prepare(
     if let Some(loss) = &logit_loss {
         loss.check_classes(shape[2]).with_context(invalid)?;
     }
+    if let Some(path) = &cfg.teacher.torchscript {
+        // Loads, takes the data's shape, gives the data's classes: before any training.
+        cfg.teacher
+            .input
+            .validate("teacher.input", c)
+            .with_context(invalid)?;
+        let input = &cfg.teacher.input;
+        kd_models::torchscript::load_checked(path, input, [c, h], shape[2], device)
+            .with_context(invalid)?;
+    }
     student_images(cfg, &data, config_path)?;
     let student_train = match cfg.student.train_images {
         0 => data.train.clone(),
@@ -124,7 +134,7 @@ fn check_ranks(
     let Some(dp) = ranks.parallel else {
         return Ok(());
     };
-    if cfg.teacher.checkpoint.is_none() {
+    if cfg.teacher.checkpoint.is_none() && cfg.teacher.torchscript.is_none() {
         dp.check_config(&cfg.teacher.train, cfg.precision, "teacher.train")?;
     }
     dp.check_config(&cfg.student.train, cfg.precision, "student.train")?;

@@ -10,7 +10,7 @@ use kd_models::Model;
 use kd_train::Objective;
 
 use super::cache::Caches;
-use super::context::{cross_entropy, Finished, RunContext};
+use super::context::{cross_entropy, Built, Finished, RunContext};
 use super::seeds::{self, Stream};
 use super::teacher::Teacher;
 
@@ -65,7 +65,7 @@ pub(super) fn students(
     let distilled_result = ctx.finish(
         "distilled",
         &distilled,
-        model,
+        Built::Kd(model),
         None,
         described,
         Some(&outcome),
@@ -81,7 +81,7 @@ pub(super) fn students(
     let scratch_result = ctx.finish(
         "scratch",
         &scratch,
-        model,
+        Built::Kd(model),
         None,
         cross_entropy(),
         Some(&outcome),

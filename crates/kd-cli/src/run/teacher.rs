@@ -1,12 +1,14 @@
 //! The teacher phase: load the teacher from a checkpoint, or train it (from pretrained
 //! feature weights when configured) on the training split; then freeze, save and test it.
 
+use std::path::Path;
+
 use anyhow::Result;
 use kd_data::BatchLoader;
 use kd_models::{Model, ModelConfig};
 use kd_train::Objective;
 
-use super::context::{cross_entropy, RunContext};
+use super::context::{cross_entropy, Built, RunContext};
 use super::seeds::{self, Stream};
 use crate::report::ModelReport;
 
@@ -19,6 +21,9 @@ pub(super) struct Teacher {
 /// Runs the teacher phase.
 pub(super) fn teacher(ctx: &mut RunContext) -> Result<Teacher> {
     let cfg = ctx.cfg;
+    if let Some(path) = &cfg.teacher.torchscript {
+        return torchscript_teacher(ctx, path);
+    }
     crate::oom::set_activity("building the teacher");
     seeds::enter(Stream::Teacher, cfg.seed);
     let model_cfg = match &cfg.teacher.checkpoint {
@@ -50,7 +55,7 @@ pub(super) fn teacher(ctx: &mut RunContext) -> Result<Teacher> {
     let (report, _) = ctx.finish(
         "teacher",
         &teacher,
-        &model_cfg,
+        Built::Kd(&model_cfg),
         origin,
         cross_entropy(),
         outcome.as_ref(),
@@ -59,6 +64,34 @@ pub(super) fn teacher(ctx: &mut RunContext) -> Result<Teacher> {
         model: teacher,
         report,
     })
+}
+
+/// A teacher saved by PyTorch: loaded (checked on the run's input shape and classes),
+/// never trained, tested, and named in the report by its file and SHA-256.
+fn torchscript_teacher(ctx: &mut RunContext, path: &Path) -> Result<Teacher> {
+    crate::oom::set_activity("loading the TorchScript teacher");
+    let [c, h, classes] = ctx.prepared.shape;
+    let input = &ctx.cfg.teacher.input;
+    let module = kd_models::torchscript::load_checked(path, input, [c, h], classes, ctx.device())?;
+    let parameters = module.parameters() as usize;
+    let digest = kd_models::torchscript::file_digest(path)?;
+    let origin = format!("TorchScript {} (sha256 {digest})", path.display());
+    tracing::info!("teacher: {origin}, {parameters} parameters");
+    let model = Model::from_torchscript(
+        module,
+        format!("torchscript {}", path.display()),
+        ctx.device(),
+    );
+    let built = Built::TorchScript { path, parameters };
+    let (report, _) = ctx.finish(
+        "teacher",
+        &model,
+        built,
+        Some(origin),
+        cross_entropy(),
+        None,
+    )?;
+    Ok(Teacher { model, report })
 }
 
 /// Where the teacher's starting weights come from, for the report (`None`: random).

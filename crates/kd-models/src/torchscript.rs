@@ -1,0 +1,169 @@
+//! A teacher trained outside kd: any module saved with PyTorch's `torch.jit.save` (traced or
+//! scripted; torchvision and timm models included), loaded through libtorch's TorchScript
+//! runtime, frozen and always run in eval mode. Its input preprocessing is stated, not
+//! guessed: kd's batches (pixels scaled to [0, 1]) are resized to the teacher's
+//! `image_size` (bilinear) when it differs, then normalized with its `mean` and `std`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::nn::ModuleT;
+use tch::{CModule, Device, Kind, Tensor};
+
+use crate::error::{invalid, ModelError, Result};
+
+/// What a TorchScript teacher expects as input (`[teacher.input]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TeacherInput {
+    /// Per-channel mean subtracted after scaling to [0, 1] (empty: none).
+    pub mean: Vec<f64>,
+    /// Per-channel standard deviation divided by (as many as `mean`).
+    pub std: Vec<f64>,
+    /// Side the teacher was trained on (0: the images' own size).
+    pub image_size: usize,
+}
+
+impl TeacherInput {
+    /// Checks the values for `channels`-channel images; `key` prefixes error messages.
+    pub fn validate(&self, key: &str, channels: usize) -> Result<()> {
+        if self.mean.len() != self.std.len()
+            || !(self.mean.is_empty() || self.mean.len() == channels)
+        {
+            return Err(invalid(
+                &format!("{key}.mean"),
+                &format!("mean and std of {channels} channels each (or both empty)"),
+                format!("{} means and {} stds", self.mean.len(), self.std.len()),
+            ));
+        }
+        if self.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
+            return Err(invalid(
+                &format!("{key}.std"),
+                "finite values > 0",
+                format!("{:?}", self.std),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A loaded TorchScript module with its preprocessing, as one layer of a [`crate::Model`].
+#[derive(Debug)]
+pub struct TorchScriptTeacher {
+    module: CModule,
+    input: TeacherInput,
+    mean: Option<(Tensor, Tensor)>,
+}
+
+impl TorchScriptTeacher {
+    /// Loads `path` on `device` in eval mode; an error names the file when it is not a
+    /// TorchScript module (a `state_dict` saved with `torch.save`, a text file).
+    pub fn load(path: &Path, input: &TeacherInput, device: Device) -> Result<Self> {
+        let mut module = CModule::load_on_device(path, device).map_err(|e| {
+            ModelError::ModelFile {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "not a TorchScript module (save one with torch.jit.save(torch.jit.trace(model, example), path); a state_dict from torch.save is not one): {}",
+                    first_line(&e.to_string())
+                ),
+            }
+        })?;
+        module.set_eval();
+        let mean = (!input.mean.is_empty()).then(|| {
+            let shape = [1, input.mean.len() as i64, 1, 1];
+            let t = |v: &[f64]| {
+                Tensor::from_slice(v)
+                    .to_kind(Kind::Float)
+                    .reshape(shape)
+                    .to_device(device)
+            };
+            (t(&input.mean), t(&input.std))
+        });
+        Ok(Self {
+            module,
+            input: input.clone(),
+            mean,
+        })
+    }
+
+    /// Runs the module on `[b, c, h, w]` images in [0, 1]; an error for an input the
+    /// module does not take.
+    pub fn try_forward(&self, images: &Tensor) -> std::result::Result<Tensor, tch::TchError> {
+        let s = self.input.image_size as i64;
+        let size = images.size();
+        let mut x = if s > 0 && (size[2] != s || size[3] != s) {
+            images.upsample_bilinear2d([s, s], false, None, None)
+        } else {
+            images.shallow_clone()
+        };
+        if let Some((mean, std)) = &self.mean {
+            x = (x - mean) / std;
+        }
+        tch::no_grad(|| self.module.forward_ts(&[x]))
+    }
+
+    /// Number of parameters the module holds.
+    pub fn parameters(&self) -> i64 {
+        self.module
+            .named_parameters()
+            .map_or(0, |p| p.iter().map(|(_, t)| t.numel() as i64).sum())
+    }
+}
+
+impl ModuleT for TorchScriptTeacher {
+    /// Always eval mode (the teacher is frozen), without gradients.
+    fn forward_t(&self, images: &Tensor, _train: bool) -> Tensor {
+        self.try_forward(images)
+            .expect("a TorchScript teacher is checked on the run's input shape when loaded")
+    }
+}
+
+/// Loads the TorchScript teacher at `path` and checks that it takes `[c, hw, hw]` images and
+/// returns `[batch, classes]`; the error names both shapes.
+pub fn load_checked(
+    path: &Path,
+    input: &TeacherInput,
+    [c, hw]: [usize; 2],
+    classes: usize,
+    device: Device,
+) -> Result<TorchScriptTeacher> {
+    let teacher = TorchScriptTeacher::load(path, input, device)?;
+    let probe = Tensor::zeros([2, c as i64, hw as i64, hw as i64], (Kind::Float, device));
+    let bad = |detail: String| ModelError::ModelFile {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let out = teacher.try_forward(&probe).map_err(|e| {
+        bad(format!(
+            "the TorchScript teacher does not take [batch, {c}, {hw}, {hw}] images (the dataset's, resized to teacher.input.image_size if set): {}",
+            first_line(&e.to_string())
+        ))
+    })?;
+    if out.size() != [2, classes as i64] {
+        return Err(bad(format!(
+            "the TorchScript teacher returns {:?} for a batch of 2, expected [2, {classes}] (the dataset's {classes} classes)",
+            out.size()
+        )));
+    }
+    Ok(teacher)
+}
+
+/// libtorch's messages carry a C++ backtrace after their first line.
+fn first_line(message: &str) -> String {
+    message
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(message)
+        .trim()
+        .to_string()
+}
+
+/// The SHA-256 of a file, hex (what the report names a TorchScript teacher by).
+pub fn file_digest(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).map_err(|cause| ModelError::Io {
+        path: PathBuf::from(path),
+        cause,
+    })?;
+    Ok(format!("{:x}", sha2::Sha256::digest(&bytes)))
+}
