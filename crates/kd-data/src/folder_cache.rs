@@ -16,7 +16,7 @@ use std::time::UNIX_EPOCH;
 use ndarray::Array4;
 
 use crate::dataset::ImageDataset;
-use crate::error::{DataError, Result};
+use crate::error::Result;
 
 const MAGIC: &[u8; 8] = b"KDIMG001";
 const HEADER: usize = 8 + 6 * 8;
@@ -32,18 +32,14 @@ pub struct FileStamp {
 }
 
 impl FileStamp {
-    /// The stamp of `path` (inside `split`), labelled `label`.
-    pub fn of(path: &Path, split: &Path, label: u8) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    /// The stamp of `path` (inside `split`, labelled `label`) from its metadata.
+    pub fn new(path: &Path, split: &Path, label: u8, meta: &std::fs::Metadata) -> Self {
         let modified_ns = meta
             .modified()
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
-        Ok(Self {
+        Self {
             relative: path
                 .strip_prefix(split)
                 .unwrap_or(path)
@@ -52,7 +48,7 @@ impl FileStamp {
             bytes: meta.len(),
             modified_ns,
             label,
-        })
+        }
     }
 }
 
@@ -106,9 +102,10 @@ pub fn read(split: &Path, key: u64, classes: usize) -> Result<Option<ImageDatase
     if k != classes || bytes.len() != HEADER + n + pixels {
         return Ok(None);
     }
-    let labels = bytes[HEADER..HEADER + n].to_vec();
-    let images = Array4::from_shape_vec((n, c, h, w), bytes[HEADER + n..].to_vec())
-        .expect("the length was checked");
+    let mut bytes = bytes;
+    let pixels = bytes.split_off(HEADER + n);
+    let labels = bytes.split_off(HEADER);
+    let images = Array4::from_shape_vec((n, c, h, w), pixels).expect("the length was checked");
     ImageDataset::new(images, labels, classes, &path).map(Some)
 }
 

@@ -192,6 +192,27 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
+/// The PNG and JPEG files of `dir` with their metadata (one `stat` each: the directory
+/// listing says what is a file).
+fn image_files(dir: &Path) -> Result<Vec<(PathBuf, std::fs::Metadata)>> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DataError::Io { path, source }
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(io(&path))?;
+        let kind_is_file = kind.is_file() || (kind.is_symlink() && path.is_file());
+        if kind_is_file && is_image(&path) {
+            let meta = std::fs::metadata(&path).map_err(io(&path))?;
+            out.push((path, meta));
+        }
+    }
+    Ok(out)
+}
+
 /// Whether `path` names a PNG or JPEG file by its extension.
 fn is_image(path: &Path) -> bool {
     path.extension()
@@ -205,26 +226,22 @@ fn load_split(
     classes: &[String],
     config: &ImageFolderConfig,
 ) -> Result<ImageDataset> {
-    let mut files = Vec::new();
+    let (mut files, mut stamps) = (Vec::new(), Vec::new());
     for (label, class) in classes.iter().enumerate() {
         let class_dir = split.join(class);
-        let mut images: Vec<PathBuf> = read_dir(&class_dir)?
-            .into_iter()
-            .filter(|p| p.is_file() && is_image(p))
-            .collect();
+        let mut images = image_files(&class_dir)?;
         if images.is_empty() {
             return Err(DataError::Folder {
                 dir: class_dir,
                 detail: "an empty class: expected PNG or JPEG files".into(),
             });
         }
-        images.sort();
-        files.extend(images.into_iter().map(|p| (p, label as u8)));
+        images.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, meta) in images {
+            stamps.push(FileStamp::new(&path, split, label as u8, &meta));
+            files.push((path, label as u8));
+        }
     }
-    let stamps = files
-        .iter()
-        .map(|(path, label)| FileStamp::of(path, split, *label))
-        .collect::<Result<Vec<_>>>()?;
     let key = folder_cache::key(&stamps, config);
     if let Some(cached) = folder_cache::read(split, key, classes.len())? {
         tracing::info!(

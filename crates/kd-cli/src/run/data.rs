@@ -33,7 +33,14 @@ pub(crate) fn student_images(cfg: &RunConfig, data: &RunData, config_path: &Path
 /// Reads the config's dataset and splits it as the run does.
 pub(crate) fn load_data(cfg: &RunConfig) -> Result<RunData> {
     let d = &cfg.data;
+    let started = std::time::Instant::now();
     let splits = d.load()?;
+    tracing::info!(
+        "{}: {} data read in {:.2}s",
+        d.dir().display(),
+        d.dataset.name(),
+        started.elapsed().as_secs_f64()
+    );
     let limit = |ds: ImageDataset, n: usize| {
         if n == 0 || n >= ds.len() {
             ds
