@@ -192,9 +192,8 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
-/// The PNG and JPEG files of `dir` with their metadata (one `stat` each: the directory
-/// listing says what is a file).
-fn image_files(dir: &Path) -> Result<Vec<(PathBuf, std::fs::Metadata)>> {
+/// The PNG and JPEG files of `dir` (the directory listing says what is a file: no `stat`).
+fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| DataError::Io { path, source }
@@ -206,11 +205,39 @@ fn image_files(dir: &Path) -> Result<Vec<(PathBuf, std::fs::Metadata)>> {
         let kind = entry.file_type().map_err(io(&path))?;
         let kind_is_file = kind.is_file() || (kind.is_symlink() && path.is_file());
         if kind_is_file && is_image(&path) {
-            let meta = std::fs::metadata(&path).map_err(io(&path))?;
-            out.push((path, meta));
+            out.push(path);
         }
     }
     Ok(out)
+}
+
+/// The metadata of every file of `files`, in order, read on all cores (one `stat` each:
+/// what a cache check costs).
+fn metadata_all(files: &[(PathBuf, u8)]) -> Result<Vec<std::fs::Metadata>> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = files.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(path, _)| {
+                            std::fs::metadata(path).map_err(|source| DataError::Io {
+                                path: path.clone(),
+                                source,
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(files.len());
+        for h in handles {
+            all.extend(h.join().expect("a stat thread panicked")?);
+        }
+        Ok(all)
+    })
 }
 
 /// Whether `path` names a PNG or JPEG file by its extension.
@@ -226,7 +253,7 @@ fn load_split(
     classes: &[String],
     config: &ImageFolderConfig,
 ) -> Result<ImageDataset> {
-    let (mut files, mut stamps) = (Vec::new(), Vec::new());
+    let mut files = Vec::new();
     for (label, class) in classes.iter().enumerate() {
         let class_dir = split.join(class);
         let mut images = image_files(&class_dir)?;
@@ -236,12 +263,14 @@ fn load_split(
                 detail: "an empty class: expected PNG or JPEG files".into(),
             });
         }
-        images.sort_by(|a, b| a.0.cmp(&b.0));
-        for (path, meta) in images {
-            stamps.push(FileStamp::new(&path, split, label as u8, &meta));
-            files.push((path, label as u8));
-        }
+        images.sort();
+        files.extend(images.into_iter().map(|p| (p, label as u8)));
     }
+    let stamps: Vec<FileStamp> = files
+        .iter()
+        .zip(metadata_all(&files)?)
+        .map(|((path, label), meta)| FileStamp::new(path, split, *label, &meta))
+        .collect();
     let key = folder_cache::key(&stamps, config);
     if let Some(cached) = folder_cache::read(split, key, classes.len())? {
         tracing::info!(

@@ -174,13 +174,15 @@ pub fn resnet(p: &nn::Path, cfg: &ResNetConfig, in_channels: usize, classes: usi
         }
     }
     // [b, f3, h/4, w/4] -> [b, f3] -> [b, classes]
+    pooled_head(&mut net, p, c_in, classes);
+    net
+}
+
+/// Global average pooling and the dense `fc` layer, from `channels` to `classes`.
+pub(crate) fn pooled_head(net: &mut Sequential, p: &nn::Path, channels: i64, classes: usize) {
     net.push_fn("avgpool", "AdaptiveAvgPool2d", |x| {
         x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
     });
-    net.push(
-        "fc",
-        "Linear",
-        nn::linear(p / "fc", c_in, classes as i64, Default::default()),
-    );
-    net
+    let fc = nn::linear(p / "fc", channels, classes as i64, Default::default());
+    net.push("fc", "Linear", fc);
 }

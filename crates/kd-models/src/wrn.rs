@@ -16,7 +16,7 @@ use tch::Tensor;
 
 use crate::error::{invalid, Result};
 use crate::layers::Sequential;
-use crate::resnet::{conv1x1, conv3x3};
+use crate::resnet::{conv1x1, conv3x3, pooled_head};
 
 /// Shape of a wide ResNet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,13 +152,6 @@ pub fn wrn(p: &nn::Path, cfg: &WrnConfig, in_channels: usize, classes: usize) ->
     );
     net.push_fn("relu", "ReLU", |x| x.relu());
     // [b, 64k, h/4, w/4] -> [b, 64k] -> [b, classes]
-    net.push_fn("avgpool", "AdaptiveAvgPool2d", |x| {
-        x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
-    });
-    net.push(
-        "fc",
-        "Linear",
-        nn::linear(p / "fc", c_in, classes as i64, Default::default()),
-    );
+    pooled_head(&mut net, p, c_in, classes);
     net
 }
