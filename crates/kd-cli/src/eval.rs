@@ -79,21 +79,6 @@ pub fn eval(
     })
 }
 
-/// Class names: the data's own (`names`), else `dataset`'s, else the indices.
-pub fn class_labels(
-    dataset: kd_data::DatasetKind,
-    names: Option<&[String]>,
-    classes: usize,
-) -> Vec<String> {
-    if let Some(names) = names.filter(|n| n.len() == classes) {
-        return names.to_vec();
-    }
-    match dataset.class_names() {
-        Some(names) if names.len() == classes => names.iter().map(|s| s.to_string()).collect(),
-        _ => (0..classes).map(|i| i.to_string()).collect(),
-    }
-}
-
 impl EvalReport {
     /// The report as text: accuracy, then one row per class with its accuracy and its row
     /// of the confusion matrix.

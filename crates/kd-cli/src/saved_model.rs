@@ -70,7 +70,7 @@ impl ModelInfo {
 
     /// The class names in label order: the data's own, the dataset's, or the indices.
     pub fn class_labels(&self) -> Vec<String> {
-        crate::eval::class_labels(self.dataset, self.class_names.as_deref(), self.classes)
+        class_labels(self.dataset, self.class_names.as_deref(), self.classes)
     }
 
     /// Reads the metadata of `path`; a missing file, a file of another format and a
@@ -166,4 +166,19 @@ pub fn open(path: &Path, device: Device) -> Result<(Model, ModelInfo)> {
         })?;
     model.load(path)?;
     Ok((model, info))
+}
+
+/// Class names: the data's own (`names`), else `dataset`'s, else the indices.
+pub fn class_labels(
+    dataset: kd_data::DatasetKind,
+    names: Option<&[String]>,
+    classes: usize,
+) -> Vec<String> {
+    if let Some(names) = names.filter(|n| n.len() == classes) {
+        return names.to_vec();
+    }
+    match dataset.class_names() {
+        Some(names) if names.len() == classes => names.iter().map(|s| s.to_string()).collect(),
+        _ => (0..classes).map(|i| i.to_string()).collect(),
+    }
 }

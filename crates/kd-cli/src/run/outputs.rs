@@ -54,7 +54,7 @@ pub(super) fn write_outputs(
         write_atomic(&out.join("report.json"), json.as_bytes())?;
         write_atomic(&out.join("report.md"), report.markdown().as_bytes())?;
         let names = p.data.class_names.as_deref();
-        let classes = crate::eval::class_labels(cfg.data.dataset, names, confusion.len());
+        let classes = crate::saved_model::class_labels(cfg.data.dataset, names, confusion.len());
         write_plots(out, log, &classes, &confusion);
     }
     Ok(report)
