@@ -247,4 +247,16 @@ fn a_pytorch_teacher_teaches_and_kd_measures_its_accuracy_as_pytorch_does() {
             "{file}: training started"
         );
     }
+    // FitNets needs a kd teacher's named layers.
+    let args = [
+        "run",
+        "run.toml",
+        "--out",
+        "bad",
+        "--set",
+        "distill.loss=fitnets",
+    ];
+    let out = kd_cli(&args, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("teacher.pt has none"), "{stderr}");
 }

@@ -192,8 +192,9 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
-/// The PNG and JPEG files of `dir` (the directory listing says what is a file: no `stat`).
-fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The PNG and JPEG files of `dir` with their metadata: the listing says what is a file, and
+/// each file's metadata is read relative to the open directory (no path walk per file).
+fn image_files(dir: &Path) -> Result<Vec<(PathBuf, std::fs::Metadata)>> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| DataError::Io { path, source }
@@ -202,39 +203,40 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
         let path = entry.path();
+        if !is_image(&path) {
+            continue;
+        }
         let kind = entry.file_type().map_err(io(&path))?;
-        let kind_is_file = kind.is_file() || (kind.is_symlink() && path.is_file());
-        if kind_is_file && is_image(&path) {
-            out.push(path);
+        let meta = if kind.is_symlink() {
+            std::fs::metadata(&path).map_err(io(&path))?
+        } else {
+            entry.metadata().map_err(io(&path))?
+        };
+        if meta.is_file() {
+            out.push((path, meta));
         }
     }
     Ok(out)
 }
 
-/// The metadata of every file of `files`, in order, read on all cores (one `stat` each:
-/// what a cache check costs).
-fn metadata_all(files: &[(PathBuf, u8)]) -> Result<Vec<std::fs::Metadata>> {
+/// [`image_files`] of every class folder of `split`, the folders listed on all cores.
+fn class_files(split: &Path, classes: &[String]) -> Result<Vec<Vec<(PathBuf, std::fs::Metadata)>>> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = files.len().div_ceil(workers).max(1);
+    let chunk = classes.len().div_ceil(workers).max(1);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = files
+        let handles: Vec<_> = classes
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(path, _)| {
-                            std::fs::metadata(path).map_err(|source| DataError::Io {
-                                path: path.clone(),
-                                source,
-                            })
-                        })
+                        .map(|class| image_files(&split.join(class)))
                         .collect::<Result<Vec<_>>>()
                 })
             })
             .collect();
-        let mut all = Vec::with_capacity(files.len());
+        let mut all = Vec::with_capacity(classes.len());
         for h in handles {
-            all.extend(h.join().expect("a stat thread panicked")?);
+            all.extend(h.join().expect("a listing thread panicked")?);
         }
         Ok(all)
     })
@@ -253,24 +255,21 @@ fn load_split(
     classes: &[String],
     config: &ImageFolderConfig,
 ) -> Result<ImageDataset> {
-    let mut files = Vec::new();
-    for (label, class) in classes.iter().enumerate() {
-        let class_dir = split.join(class);
-        let mut images = image_files(&class_dir)?;
+    let (mut files, mut stamps) = (Vec::new(), Vec::new());
+    for (label, (class, mut images)) in classes.iter().zip(class_files(split, classes)?).enumerate()
+    {
         if images.is_empty() {
             return Err(DataError::Folder {
-                dir: class_dir,
+                dir: split.join(class),
                 detail: "an empty class: expected PNG or JPEG files".into(),
             });
         }
-        images.sort();
-        files.extend(images.into_iter().map(|p| (p, label as u8)));
+        images.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, meta) in images {
+            stamps.push(FileStamp::new(&path, split, label as u8, &meta));
+            files.push((path, label as u8));
+        }
     }
-    let stamps: Vec<FileStamp> = files
-        .iter()
-        .zip(metadata_all(&files)?)
-        .map(|((path, label), meta)| FileStamp::new(path, split, *label, &meta))
-        .collect();
     let key = folder_cache::key(&stamps, config);
     if let Some(cached) = folder_cache::read(split, key, classes.len())? {
         tracing::info!(

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use kd_core::{DistillLoss, LossConfig};
 use kd_data::{random_subset, ImageDataset};
 use tch::Device;
@@ -87,6 +87,13 @@ pub(super) fn prepare(
         n => random_subset(&data.train, n, cfg.seed.wrapping_add(2))?,
     };
     check_ranks(cfg, ranks, &student_train, &data).with_context(invalid)?;
+    if let (LossConfig::Fitnets(_), Some(path)) = (&cfg.distill, &cfg.teacher.torchscript) {
+        bail!(
+            "{}: distill.loss = \"fitnets\" hints from a named layer of a kd teacher; the TorchScript teacher {} has none (use a logit loss)",
+            config_path.display(),
+            path.display()
+        );
+    }
     if let LossConfig::Fitnets(f) = &cfg.distill {
         // The hinted layers, on throw-away models of the run's architectures.
         seeds::enter(Stream::Prepare, cfg.seed);
