@@ -219,26 +219,20 @@ fn image_files(dir: &Path) -> Result<Vec<(PathBuf, std::fs::Metadata)>> {
     Ok(out)
 }
 
-/// [`image_files`] of every class folder of `split`, the folders listed on all cores.
-fn class_files(split: &Path, classes: &[String]) -> Result<Vec<Vec<(PathBuf, std::fs::Metadata)>>> {
+/// `f` of every item, in order, the items split evenly over all cores.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = classes.len().div_ceil(workers).max(1);
+    let chunk = items.len().div_ceil(workers).max(1);
+    let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = classes
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|class| image_files(&split.join(class)))
-                        .collect::<Result<Vec<_>>>()
-                })
-            })
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
             .collect();
-        let mut all = Vec::with_capacity(classes.len());
-        for h in handles {
-            all.extend(h.join().expect("a listing thread panicked")?);
-        }
-        Ok(all)
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
     })
 }
 
@@ -256,8 +250,10 @@ fn load_split(
     config: &ImageFolderConfig,
 ) -> Result<ImageDataset> {
     let (mut files, mut stamps) = (Vec::new(), Vec::new());
-    for (label, (class, mut images)) in classes.iter().zip(class_files(split, classes)?).enumerate()
-    {
+    // The class folders listed on all cores.
+    let listed = parallel_map(classes, |class| image_files(&split.join(class)));
+    for (label, (class, images)) in classes.iter().zip(listed).enumerate() {
+        let mut images = images?;
         if images.is_empty() {
             return Err(DataError::Folder {
                 dir: split.join(class),
@@ -329,33 +325,15 @@ fn decode_all(
     files: &[(PathBuf, u8)],
     config: &ImageFolderConfig,
 ) -> Vec<std::result::Result<Vec<u8>, String>> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = files.len().div_ceil(workers).max(1);
     let total = files.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                let done = &done;
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(path, _)| {
-                            let result = decode(path, config);
-                            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                            if n.is_multiple_of(10_000) {
-                                tracing::info!("decoded {n} of {total} images");
-                            }
-                            result
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("an image decoder thread panicked"))
-            .collect()
+    parallel_map(files, |(path, _)| {
+        let result = decode(path, config);
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if n.is_multiple_of(10_000) {
+            tracing::info!("decoded {n} of {total} images");
+        }
+        result
     })
 }
 
