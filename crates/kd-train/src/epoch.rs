@@ -38,7 +38,7 @@ pub(crate) fn train_epoch(
 ) -> Result<EpochPass> {
     let start = Instant::now();
     let (config, phase, model) = (t.config, t.phase, t.model);
-    let total_steps = config.epochs * t.steps_per_epoch;
+    let total_steps = t.total_steps();
     let mut skipped = 0usize;
     let sums = train.with_epoch(epoch, |batches| -> Result<DeviceSums> {
         let mut sums = DeviceSums::default();
@@ -115,7 +115,7 @@ pub(crate) fn epoch_metrics(
     train_seconds: f64,
 ) -> Result<EpochMetrics> {
     let (config, phase) = (t.config, t.phase);
-    let total_steps = config.epochs * t.steps_per_epoch;
+    let total_steps = t.total_steps();
     if !validation.loss.is_finite() {
         return Err(TrainError::Diverged {
             phase: format!("{phase} (validation)"),

@@ -91,6 +91,11 @@ impl<'a> Training<'a> {
         })
     }
 
+    /// Optimizer steps of the whole fit (what per-step schedules run over).
+    pub fn total_steps(&self) -> usize {
+        self.config.epochs * self.steps_per_epoch
+    }
+
     /// Where this fit starts.
     pub fn resume_point(&self) -> ResumePoint {
         ResumePoint {

@@ -145,7 +145,8 @@ fn run_in(
     start: Instant,
     ranks: Ranks,
 ) -> Result<Report> {
-    let prepared = prepare::prepare(config_path, overrides, cfg, out, ranks)?;
+    let mut prepared = prepare::prepare(config_path, overrides, cfg, out, ranks)?;
+    let torchscript = prepared.torchscript.take();
     let test = &prepared.data.test;
     let mut ctx = RunContext {
         cfg,
@@ -158,7 +159,7 @@ fn run_in(
         resume: overrides.resume.is_some(),
         ranks,
     };
-    let teacher = teacher::teacher(&mut ctx)?;
+    let teacher = teacher::teacher(&mut ctx, torchscript)?;
     let caches = cache::teacher_logits(&ctx, &teacher.model)?;
     let teacher_report = teacher.report.clone();
     let students = students::students(&mut ctx, teacher, caches)?;

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use kd_core::{DistillLoss, LossConfig};
 use kd_data::{random_subset, ImageDataset};
+use kd_models::TorchScriptTeacher;
 use tch::Device;
 
 use super::build::build_model;
@@ -30,6 +31,8 @@ pub(super) struct Prepared {
     pub logit_loss: Option<Box<dyn DistillLoss>>,
     /// The resolved config as written to `config.toml`.
     pub resolved: String,
+    /// The TorchScript teacher, loaded and checked here (taken by the teacher phase).
+    pub torchscript: Option<TorchScriptTeacher>,
 }
 
 /// Checks everything, then creates the run directory (rank 0), its config and its log.
@@ -71,16 +74,18 @@ pub(super) fn prepare(
     if let Some(loss) = &logit_loss {
         loss.check_classes(shape[2]).with_context(invalid)?;
     }
-    if let Some(path) = &cfg.teacher.torchscript {
+    let torchscript = match &cfg.teacher.torchscript {
         // Loads, takes the data's shape, gives the data's classes: before any training.
-        cfg.teacher
-            .input
-            .validate("teacher.input", c)
-            .with_context(invalid)?;
-        let input = &cfg.teacher.input;
-        kd_models::torchscript::load_checked(path, input, [c, h], shape[2], device)
-            .with_context(invalid)?;
-    }
+        Some(path) => {
+            let input = &cfg.teacher.input;
+            input.validate("teacher.input", c).with_context(invalid)?;
+            let module =
+                kd_models::torchscript::load_checked(path, input, [c, h], shape[2], device)
+                    .with_context(invalid)?;
+            Some(module)
+        }
+        None => None,
+    };
     student_images(cfg, &data, config_path)?;
     let student_train = match cfg.student.train_images {
         0 => data.train.clone(),
@@ -126,6 +131,7 @@ pub(super) fn prepare(
         device,
         logit_loss,
         resolved,
+        torchscript,
     })
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use kd_data::BatchLoader;
-use kd_models::{Model, ModelConfig};
+use kd_models::{Model, ModelConfig, TorchScriptTeacher};
 use kd_train::Objective;
 
 use super::context::{cross_entropy, Built, RunContext};
@@ -18,11 +18,14 @@ pub(super) struct Teacher {
     pub report: ModelReport,
 }
 
-/// Runs the teacher phase.
-pub(super) fn teacher(ctx: &mut RunContext) -> Result<Teacher> {
+/// Runs the teacher phase; `torchscript` is the TorchScript teacher prepare loaded, if any.
+pub(super) fn teacher(
+    ctx: &mut RunContext,
+    torchscript: Option<TorchScriptTeacher>,
+) -> Result<Teacher> {
     let cfg = ctx.cfg;
-    if let Some(path) = &cfg.teacher.torchscript {
-        return torchscript_teacher(ctx, path);
+    if let (Some(path), Some(module)) = (&cfg.teacher.torchscript, torchscript) {
+        return torchscript_teacher(ctx, path, module);
     }
     crate::oom::set_activity("building the teacher");
     seeds::enter(Stream::Teacher, cfg.seed);
@@ -66,13 +69,14 @@ pub(super) fn teacher(ctx: &mut RunContext) -> Result<Teacher> {
     })
 }
 
-/// A teacher saved by PyTorch: loaded (checked on the run's input shape and classes),
-/// never trained, tested, and named in the report by its file and SHA-256.
-fn torchscript_teacher(ctx: &mut RunContext, path: &Path) -> Result<Teacher> {
-    crate::oom::set_activity("loading the TorchScript teacher");
-    let [c, h, classes] = ctx.prepared.shape;
-    let input = &ctx.cfg.teacher.input;
-    let module = kd_models::torchscript::load_checked(path, input, [c, h], classes, ctx.device())?;
+/// A teacher saved by PyTorch (`module`, loaded from `path` and checked on the run's input
+/// shape and classes by prepare): never trained, tested, and named in the report by its
+/// file and SHA-256.
+fn torchscript_teacher(
+    ctx: &mut RunContext,
+    path: &Path,
+    module: TorchScriptTeacher,
+) -> Result<Teacher> {
     let parameters = module.parameters() as usize;
     let digest = kd_models::torchscript::file_digest(path)?;
     let origin = format!("TorchScript {} (sha256 {digest})", path.display());
