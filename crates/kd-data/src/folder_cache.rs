@@ -9,7 +9,7 @@
 //! Layout (little-endian): `KDIMG001`, key (u64), n, channels, height, width, classes (u64
 //! each), then n labels (u8) and n x channels x height x width pixels (u8).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -32,23 +32,29 @@ pub struct FileStamp {
 }
 
 impl FileStamp {
-    /// The stamp of `path` (inside `split`, labelled `label`) from its metadata.
-    pub fn new(path: &Path, split: &Path, label: u8, meta: &std::fs::Metadata) -> Self {
+    /// The stamp of the file `name` in the class folder `class` (labelled `label`), from
+    /// its metadata.
+    pub fn new(class: &str, name: &str, label: u8, meta: &std::fs::Metadata) -> Self {
         let modified_ns = meta
             .modified()
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         Self {
-            relative: path
-                .strip_prefix(split)
-                .unwrap_or(path)
-                .to_string_lossy()
-                .into_owned(),
+            relative: format!("{class}/{name}"),
             bytes: meta.len(),
             modified_ns,
             label,
         }
+    }
+
+    /// Path relative to the split folder (`<class>/<file>`).
+    pub fn relative(&self) -> &str {
+        &self.relative
+    }
+
+    pub fn label(&self) -> u8 {
+        self.label
     }
 }
 
@@ -84,28 +90,33 @@ pub fn cache_path(split: &Path) -> PathBuf {
         .join(format!("{name}.kdimg"))
 }
 
-/// The cached dataset of `split` if its cache exists and has `key` (`None`: decode).
+/// The cached dataset of `split` if its cache exists and has `key` (`None`: decode). The
+/// header is checked before the pixels are read, straight into the dataset's buffer.
 pub fn read(split: &Path, key: u64, classes: usize) -> Result<Option<ImageDataset>> {
     let path = cache_path(split);
-    let Ok(bytes) = std::fs::read(&path) else {
+    let Ok(mut file) = std::fs::File::open(&path) else {
         return Ok(None);
     };
+    let mut header = [0u8; HEADER];
+    if file.read_exact(&mut header).is_err() || &header[..8] != MAGIC {
+        return Ok(None);
+    }
     let word = |i: usize| -> u64 {
         let at = 8 + 8 * i;
-        u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+        u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"))
     };
-    if bytes.len() < HEADER || &bytes[..8] != MAGIC || word(0) != key {
-        return Ok(None);
-    }
     let [n, c, h, w, k] = [1, 2, 3, 4, 5].map(|i| word(i) as usize);
     let pixels = n * c * h * w;
-    if k != classes || bytes.len() != HEADER + n + pixels {
+    let expected_len = (HEADER + n + pixels) as u64;
+    let len = file.metadata().map_or(0, |m| m.len());
+    if word(0) != key || k != classes || len != expected_len {
         return Ok(None);
     }
-    let mut bytes = bytes;
-    let pixels = bytes.split_off(HEADER + n);
-    let labels = bytes.split_off(HEADER);
-    let images = Array4::from_shape_vec((n, c, h, w), pixels).expect("the length was checked");
+    let (mut labels, mut images) = (vec![0u8; n], vec![0u8; pixels]);
+    if file.read_exact(&mut labels).is_err() || file.read_exact(&mut images).is_err() {
+        return Ok(None);
+    }
+    let images = Array4::from_shape_vec((n, c, h, w), images).expect("the length was checked");
     ImageDataset::new(images, labels, classes, &path).map(Some)
 }
 

@@ -14,6 +14,7 @@
 //! `on_bad_image = "skip"`, skipped and counted.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::imageops::FilterType;
 use image::DynamicImage;
@@ -128,27 +129,54 @@ pub fn load_image_folder(dir: &Path, config: &ImageFolderConfig) -> Result<Folde
             ),
         });
     }
-    let train = load_split(&train_dir, &classes, config)?;
-    let optional = |name: &str| -> Result<Option<ImageDataset>> {
+    // The splits there are. One whose classes differ from train/'s is an error, reported
+    // after train/'s own (an empty class there may be the cause).
+    let (mut split_dirs, mut optional, mut differing) = (vec![train_dir], Vec::new(), None);
+    for name in ["val", "test"] {
         let split = dir.join(name);
         if !split.is_dir() {
-            return Ok(None);
+            continue;
         }
         let found = class_folders(&split)?;
         if found != classes {
             let missing: Vec<&String> = classes.iter().filter(|c| !found.contains(c)).collect();
             let extra: Vec<&String> = found.iter().filter(|c| !classes.contains(c)).collect();
-            return Err(DataError::Folder {
+            differing.get_or_insert(DataError::Folder {
                 dir: split,
                 detail: format!(
                     "its classes differ from train/'s: missing {missing:?}, not in train/ {extra:?}"
                 ),
             });
+            continue;
         }
-        load_split(&split, &classes, config).map(Some)
-    };
-    let val = optional("val")?;
-    let test = optional("test")?;
+        split_dirs.push(split);
+        optional.push(name);
+    }
+    // Every class folder of every split listed at once, on all cores.
+    let folders: Vec<PathBuf> = split_dirs
+        .iter()
+        .flat_map(|split| classes.iter().map(move |class| split.join(class)))
+        .collect();
+    let mut listed = parallel_map(&folders, |folder| image_files(folder)).into_iter();
+    let mut stamps_by_split = Vec::new();
+    for split in &split_dirs {
+        stamps_by_split.push(stamps(
+            split,
+            &classes,
+            listed.by_ref().take(classes.len()),
+        )?);
+        if let Some(error) = differing.take() {
+            return Err(error);
+        }
+    }
+    let mut datasets = Vec::new();
+    for (split, stamps) in split_dirs.iter().zip(stamps_by_split) {
+        datasets.push(load_split(split, &classes, stamps, config)?);
+    }
+    let mut datasets = datasets.into_iter();
+    let train = datasets.next().expect("train/ is loaded first");
+    let mut next_if_present = |name| optional.contains(&name).then(|| datasets.next()).flatten();
+    let (val, test) = (next_if_present("val"), next_if_present("test"));
     Ok(FolderSplits {
         train,
         val,
@@ -192,9 +220,10 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
-/// The PNG and JPEG files of `dir` with their metadata: the listing says what is a file, and
-/// each file's metadata is read relative to the open directory (no path walk per file).
-fn image_files(dir: &Path) -> Result<Vec<(PathBuf, std::fs::Metadata)>> {
+/// The PNG and JPEG files of `dir`, sorted by name, with their metadata: the listing says
+/// what is a file, and each file's metadata is read relative to the open directory (no
+/// path walk per file). A name that is not UTF-8 is an error naming the file.
+fn image_files(dir: &Path) -> Result<Vec<(String, std::fs::Metadata)>> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| DataError::Io { path, source }
@@ -202,38 +231,63 @@ fn image_files(dir: &Path) -> Result<Vec<(PathBuf, std::fs::Metadata)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
-        let path = entry.path();
-        if !is_image(&path) {
+        let name = entry.file_name();
+        if !is_image(Path::new(&name)) {
             continue;
         }
-        let kind = entry.file_type().map_err(io(&path))?;
+        let Some(name) = name.to_str().map(str::to_string) else {
+            return Err(DataError::Folder {
+                dir: dir.to_path_buf(),
+                detail: format!("{name:?}: expected a UTF-8 file name"),
+            });
+        };
+        let kind = entry.file_type().map_err(io(&entry.path()))?;
         let meta = if kind.is_symlink() {
-            std::fs::metadata(&path).map_err(io(&path))?
+            std::fs::metadata(entry.path()).map_err(io(&entry.path()))?
         } else {
-            entry.metadata().map_err(io(&path))?
+            entry.metadata().map_err(io(&entry.path()))?
         };
         if meta.is_file() {
-            out.push((path, meta));
+            out.push((name, meta));
         }
     }
+    // Byte order of the names (comparing them as paths, component by component, costs more
+    // than listing them).
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
-/// `f` of every item, in order, the items split evenly over all cores.
+/// `f` of every item, in order, on all cores: each worker takes the next item as it finishes
+/// one, so items of unequal cost (class folders of different sizes) keep every core busy.
 fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = items.len().div_ceil(workers).max(1);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let (f, next) = (&f, &next);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, f(item)));
+                    }
+                })
+            })
             .collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().expect("a worker thread panicked"))
             .collect()
-    })
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Whether `path` names a PNG or JPEG file by its extension.
@@ -243,29 +297,36 @@ fn is_image(path: &Path) -> bool {
         .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
 }
 
-/// One split folder: its images by class, from the cache when it is current.
-fn load_split(
+/// The stamps of a split's files, label by label, from its class folders' listings (in
+/// `classes` order); an empty class is an error naming its folder.
+fn stamps(
     split: &Path,
     classes: &[String],
-    config: &ImageFolderConfig,
-) -> Result<ImageDataset> {
-    let (mut files, mut stamps) = (Vec::new(), Vec::new());
-    // The class folders listed on all cores.
-    let listed = parallel_map(classes, |class| image_files(&split.join(class)));
+    listed: impl Iterator<Item = Result<Vec<(String, std::fs::Metadata)>>>,
+) -> Result<Vec<FileStamp>> {
+    let mut stamps = Vec::new();
     for (label, (class, images)) in classes.iter().zip(listed).enumerate() {
-        let mut images = images?;
+        let images = images?;
         if images.is_empty() {
             return Err(DataError::Folder {
                 dir: split.join(class),
                 detail: "an empty class: expected PNG or JPEG files".into(),
             });
         }
-        images.sort_by(|a, b| a.0.cmp(&b.0));
-        for (path, meta) in images {
-            stamps.push(FileStamp::new(&path, split, label as u8, &meta));
-            files.push((path, label as u8));
+        for (name, meta) in images {
+            stamps.push(FileStamp::new(class, &name, label as u8, &meta));
         }
     }
+    Ok(stamps)
+}
+
+/// One split folder's images, from the cache when it is current, decoded otherwise.
+fn load_split(
+    split: &Path,
+    classes: &[String],
+    stamps: Vec<FileStamp>,
+    config: &ImageFolderConfig,
+) -> Result<ImageDataset> {
     let key = folder_cache::key(&stamps, config);
     if let Some(cached) = folder_cache::read(split, key, classes.len())? {
         tracing::info!(
@@ -275,6 +336,10 @@ fn load_split(
         );
         return Ok(cached);
     }
+    let files: Vec<(PathBuf, u8)> = stamps
+        .iter()
+        .map(|s| (split.join(s.relative()), s.label()))
+        .collect();
     let started = std::time::Instant::now();
     let decoded = decode_all(&files, config);
     let (mut pixels, mut labels, mut bad) = (Vec::new(), Vec::new(), Vec::new());
@@ -326,10 +391,10 @@ fn decode_all(
     config: &ImageFolderConfig,
 ) -> Vec<std::result::Result<Vec<u8>, String>> {
     let total = files.len();
-    let done = std::sync::atomic::AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
     parallel_map(files, |(path, _)| {
         let result = decode(path, config);
-        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
         if n.is_multiple_of(10_000) {
             tracing::info!("decoded {n} of {total} images");
         }
