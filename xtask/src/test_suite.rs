@@ -26,6 +26,8 @@ pub const NUMERIC: &[&[&str]] = &[
         "--test",
         "loss_zoo",
         "--test",
+        "unlabeled_rows",
+        "--test",
         "keras_kd",
         "--test",
         "distiller",

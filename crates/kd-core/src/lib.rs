@@ -27,6 +27,7 @@ pub use cache::{CacheConfig, CacheDtype, CacheMode, LogitCache};
 pub use distiller::{Distiller, Examples, Split};
 pub use error::{CoreError, Result};
 pub use loss::{
-    DistillLoss, Dkd, DkdConfig, FitNetsConfig, FitNetsHint, HintonKd, HintonKdConfig, KerasKd,
-    KerasKdConfig, LogitStandardKd, LogitStandardKdConfig, LossConfig, LossParts,
+    label_term, DistillLoss, Dkd, DkdConfig, FitNetsConfig, FitNetsHint, HintonKd, HintonKdConfig,
+    KerasKd, KerasKdConfig, LogitStandardKd, LogitStandardKdConfig, LossConfig, LossParts,
+    NO_LABEL,
 };

@@ -9,6 +9,24 @@ use crate::error::{DataError, Result};
 use crate::idx::read_idx;
 
 /// Images `[n, channels, height, width]` as `u8` and one label per image.
+/// The stored label of an image that has none (a transfer-set image, Hinton et al. 2015,
+/// section 2): loaders hand it out as [`UNLABELED_TARGET`].
+pub const UNLABELED: u8 = u8::MAX;
+
+/// The label an unlabeled image has in a batch: `-1`, which no class index equals, so a
+/// label-only loss given one fails instead of learning from it (kd-core's losses leave such
+/// rows out of their label term).
+pub const UNLABELED_TARGET: i64 = -1;
+
+/// The batch label of a stored label.
+pub fn batch_label(stored: u8) -> i64 {
+    if stored == UNLABELED {
+        UNLABELED_TARGET
+    } else {
+        i64::from(stored)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ImageDataset {
     images: Array4<u8>,
@@ -120,6 +138,22 @@ impl ImageDataset {
                 .collect(),
             classes: first.classes,
         })
+    }
+
+    /// The same images with their labels taken away (each becomes [`UNLABELED`]): what a
+    /// distilled student learns from through the teacher alone. `None` when the dataset has
+    /// 256 classes, whose last label is the marker's value.
+    pub fn without_labels(&self) -> Option<Self> {
+        (self.classes <= usize::from(UNLABELED)).then(|| Self {
+            images: self.images.clone(),
+            labels: vec![UNLABELED; self.labels.len()],
+            classes: self.classes,
+        })
+    }
+
+    /// How many images have a label.
+    pub fn labelled_len(&self) -> usize {
+        self.labels.iter().filter(|&&l| l != UNLABELED).count()
     }
 
     /// A new dataset holding the images at `indices`, in that order.

@@ -28,12 +28,14 @@ pub mod transform;
 pub use augment::AugmentConfig;
 pub use catalog::DatasetKind;
 pub use cifar::{load_cifar10, load_cifar100, CifarLabel};
-pub use dataset::{load_mnist_family, ImageDataset, Splits};
+pub use dataset::{
+    batch_label, load_mnist_family, ImageDataset, Splits, UNLABELED, UNLABELED_TARGET,
+};
 pub use error::{DataError, Result};
 pub use image_folder::{
     load_image_folder, FolderSplits, ImageFolderConfig, OnBadImage, ResizeMode,
 };
 pub use loader::{Batch, BatchLoader};
 pub use prefetch::{prefetch, Prefetched};
-pub use split::{holdout_split, random_subset};
+pub use split::{holdout_split, random_subset, random_subset_and_rest};
 pub use transform::TransformConfig;

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
 use crate::augment::AugmentConfig;
-use crate::dataset::ImageDataset;
+use crate::dataset::{batch_label, ImageDataset};
 use crate::prefetch::{prefetch, Prefetched};
 use crate::transform::TransformConfig;
 
@@ -114,7 +114,7 @@ impl<'a> BatchLoader<'a> {
             .images()
             .as_slice()
             .expect("dataset images are stored contiguously");
-        let labels: Vec<i64> = self.data.labels().iter().map(|&l| i64::from(l)).collect();
+        let labels: Vec<i64> = self.data.labels().iter().map(|&l| batch_label(l)).collect();
         let images = Tensor::from_slice(pixels)
             .view([n, c as i64, h as i64, w as i64])
             .to_device(self.device);
@@ -221,7 +221,7 @@ impl<'a> BatchLoader<'a> {
         let raw = Tensor::from_slice(&buf).view([b, c as i64, h as i64, w as i64]);
         let labels: Vec<i64> = indices
             .iter()
-            .map(|&i| i64::from(self.data.labels()[i]))
+            .map(|&i| batch_label(self.data.labels()[i]))
             .collect();
         Batch {
             images: self.transform.apply(&raw.to_device(self.device)),

@@ -33,6 +33,16 @@ pub fn holdout_split(
 /// A seeded random subset of `size` images of `data` (kept in their original order), e.g. a
 /// small labelled set for a student.
 pub fn random_subset(data: &ImageDataset, size: usize, seed: u64) -> Result<ImageDataset> {
+    random_subset_and_rest(data, size, seed).map(|(subset, _)| subset)
+}
+
+/// [`random_subset`] and the images it left out (in their original order): the labelled
+/// few and the rest, which a distilled student can still learn from through the teacher.
+pub fn random_subset_and_rest(
+    data: &ImageDataset,
+    size: usize,
+    seed: u64,
+) -> Result<(ImageDataset, ImageDataset)> {
     if size == 0 || size > data.len() {
         return Err(DataError::InvalidConfig {
             key: "student.train_images".into(),
@@ -42,7 +52,8 @@ pub fn random_subset(data: &ImageDataset, size: usize, seed: u64) -> Result<Imag
     }
     let mut order: Vec<usize> = (0..data.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let chosen = &mut order[..size];
+    let (chosen, rest) = order.split_at_mut(size);
     chosen.sort_unstable();
-    Ok(data.select(chosen))
+    rest.sort_unstable();
+    Ok((data.select(chosen), data.select(rest)))
 }

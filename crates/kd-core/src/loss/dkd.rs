@@ -10,6 +10,9 @@
 //! warmup = min(epoch / warmup_epochs, 1)                          # epoch counts from 1
 //! ```
 //!
+//! An unlabeled row (label `-1`, a transfer-set image) has no `CE` term, and its target and
+//! non-target classes are split at the teacher's top class.
+//!
 //! The authors' code (mdistiller) masks the target logit with `-1000` and takes `log` of
 //! probabilities; here every log-probability comes from a log-sum-exp, which gives the same
 //! values and stays finite when a probability underflows (logits of ±50 at low `T`).
@@ -19,7 +22,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::{check_nonnegative, check_temperature, check_two_classes, DistillLoss, LossParts};
+use super::{
+    check_nonnegative, check_temperature, check_two_classes, label_term, DistillLoss, LossParts,
+};
 use crate::error::Result;
 
 /// Hyperparameters of [`Dkd`].
@@ -100,7 +105,9 @@ impl DistillLoss for Dkd {
         let c = &self.config;
         let t = c.temperature;
         let classes = student.size()[1];
-        let target = labels.one_hot(classes).to_kind(Kind::Bool);
+        // A row without a label splits at the teacher's top class instead.
+        let split_at = labels.where_self(&labels.ge(0), &teacher.argmax(-1, false));
+        let target = split_at.one_hot(classes).to_kind(Kind::Bool);
         let (s_bin, s_other) = decoupled_log_probs(&(student / t), &target);
         let (t_bin, t_other) = decoupled_log_probs(&(teacher / t), &target);
         let b = student.size()[0] as f64;
@@ -108,7 +115,7 @@ impl DistillLoss for Dkd {
         // 0 * (-inf - -inf) at the target: the difference is zeroed there first.
         let diff = (&t_other - &s_other).masked_fill(&target, 0.0);
         let nckd = (t_other.exp() * diff).sum(Kind::Float) * (t * t / b);
-        let hard = student.cross_entropy_for_logits(labels);
+        let hard = label_term(student, labels);
         let warm = self.warmup();
         let total = &hard * c.ce_weight + (&tckd * c.alpha + &nckd * c.beta) * warm;
         LossParts {

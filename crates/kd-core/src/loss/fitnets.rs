@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
-use super::{check_nonnegative, LossParts};
+use super::{check_nonnegative, label_term, LossParts};
 use crate::error::{CoreError, Result};
 
 /// Hyperparameters of [`FitNetsHint`].
@@ -118,7 +118,7 @@ impl FitNetsHint {
         let hint = nn::Module::forward(&self.regressor, student_feature)
             .mse_loss(&target, tch::Reduction::Mean)
             .to_kind(Kind::Float);
-        let hard = student_logits.cross_entropy_for_logits(labels);
+        let hard = label_term(student_logits, labels);
         LossParts {
             total: &hard * self.config.ce_weight + &hint * self.config.hint_weight,
             parts: vec![("student_loss", hard), ("hint_loss", hint)],

@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::{check_temperature, check_unit, kl_rows, DistillLoss, LossParts};
+use super::{check_temperature, check_unit, kl_rows, label_term, DistillLoss, LossParts};
 use crate::error::Result;
 
 /// Hyperparameters of [`HintonKd`].
@@ -60,7 +60,7 @@ impl DistillLoss for HintonKd {
             alpha,
             temperature: t,
         } = self.config;
-        let hard = student.cross_entropy_for_logits(labels);
+        let hard = label_term(student, labels);
         let soft = kl_rows(&(teacher / t), &(student / t)).mean(tch::Kind::Float) * (t * t);
         LossParts {
             total: &hard * alpha + &soft * (1.0 - alpha),

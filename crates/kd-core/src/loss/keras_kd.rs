@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::{check_temperature, check_unit, DistillLoss, LossParts};
+use super::{check_temperature, check_unit, label_term, DistillLoss, LossParts};
 use crate::error::Result;
 
 /// Keras' `backend.epsilon()`, the clip floor of `KLDivergence`.
@@ -77,7 +77,7 @@ impl DistillLoss for KerasKd {
             temperature: t,
             temperature_squared,
         } = self.config;
-        let hard = student.cross_entropy_for_logits(labels);
+        let hard = label_term(student, labels);
         let p_teacher = (teacher / t).softmax(-1, Kind::Float);
         let p_student = (student / t).softmax(-1, Kind::Float);
         let mut soft = keras_kl_divergence(&p_teacher, &p_student);

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::{
-    check_nonnegative, check_temperature, check_two_classes, kl_rows, DistillLoss, LossParts,
+    check_nonnegative, check_temperature, check_two_classes, kl_rows, label_term, DistillLoss,
+    LossParts,
 };
 use crate::error::Result;
 
@@ -71,7 +72,7 @@ impl DistillLoss for LogitStandardKd {
             kd_weight,
             temperature: t,
         } = self.config;
-        let hard = student.cross_entropy_for_logits(labels);
+        let hard = label_term(student, labels);
         let soft = kl_rows(&(standardize(teacher) / t), &(standardize(student) / t))
             .mean(Kind::Float)
             * (t * t);

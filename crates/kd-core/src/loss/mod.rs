@@ -45,6 +45,22 @@ pub trait DistillLoss: std::fmt::Debug + Send {
     }
 }
 
+/// The label of a row that has none (an image of the transfer set): its label term is 0
+/// and only the teacher teaches it. Equal to kd-data's `UNLABELED_TARGET`.
+pub const NO_LABEL: i64 = -1;
+
+/// The label term of a batch: the cross-entropy of `student` logits `[b, k]` against
+/// `labels` `[b]`, summed over the labelled rows and divided by the whole batch size `b`, so
+/// each row weighs `1 / b` whether or not it has a label and rows labelled [`NO_LABEL`] add
+/// nothing. On a batch where every row has a label this is PyTorch's
+/// `F.cross_entropy(s, y)`; on a mixed batch of `l` labelled and `u` unlabeled rows the
+/// whole loss is `l / b` times the labelled rows' loss plus `u / b` times the unlabeled
+/// rows'.
+pub fn label_term(student: &Tensor, labels: &Tensor) -> Tensor {
+    let rows = student.size()[0].max(1) as f64;
+    student.cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Sum, NO_LABEL, 0.0) / rows
+}
+
 /// Per-row `KL(softmax(p_logits) || softmax(q_logits))` `[b]`, from log-probabilities: a
 /// class with probability 0 under `p` contributes exactly 0.
 pub fn kl_rows(p_logits: &Tensor, q_logits: &Tensor) -> Tensor {
