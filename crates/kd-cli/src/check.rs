@@ -98,7 +98,7 @@ fn plan_section(cfg: &RunConfig, overrides: &RunOverrides) -> Result<String> {
     writeln!(
         out,
         "students: distilled with loss {:?} and from scratch, up to {} epochs each (batch {}, Adam {:.2e})",
-        cfg.distill.name(),
+        cfg.distill.loss.name(),
         cfg.student.train.epochs,
         cfg.student.train.batch_size,
         cfg.student.train.lr

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use crate::student_t::mean_interval;
+
 /// Test accuracies (in %) of teacher, distilled and scratch in one report, and its seed.
 fn read_row(path: &Path) -> Result<(u64, [f64; 3])> {
     let text = std::fs::read_to_string(path)
@@ -36,11 +38,8 @@ fn read_row(path: &Path) -> Result<(u64, [f64; 3])> {
 
 /// Mean and sample standard deviation (`None` for a single value, which has none).
 fn mean_std(xs: &[f64]) -> (f64, Option<f64>) {
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let std = (xs.len() > 1)
-        .then(|| (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
-    (mean, std)
+    let m = mean_interval(xs);
+    (m.mean, m.std)
 }
 
 /// The `report.json` files a command-line path stands for: the file itself, a run
@@ -124,12 +123,29 @@ pub fn compare(reports: &[PathBuf]) -> Result<String> {
         std(ss, 9),
         std(gs, 8)
     );
-    out += &format!(
+    out += &paired_gain(&gains);
+    Ok(out)
+}
+
+/// The paired gain (distilled − scratch, same seed): how many seeds are ahead, and with
+/// two or more seeds its 95 % confidence interval and whether the mean is beyond twice the
+/// standard deviation.
+fn paired_gain(gains: &[f64]) -> String {
+    let mut out = format!(
         "distilled ahead of scratch in {} of {} runs\n",
         gains.iter().filter(|g| **g > 0.0).count(),
         gains.len()
     );
-    Ok(out)
+    let m = mean_interval(gains);
+    if let (Some(std), Some((lo, hi))) = (m.std, m.interval) {
+        out += &format!(
+            "paired gain: mean {:+.2} points, std {std:.2}, 95% CI [{lo:+.2}, {hi:+.2}] (Student's t, {} df); mean {} 2 x std\n",
+            m.mean,
+            gains.len() - 1,
+            if m.mean.abs() > 2.0 * std { ">" } else { "<=" },
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -193,6 +209,22 @@ mod tests {
             .unwrap();
         assert_eq!(std_line.matches("n/a").count(), 4, "{table}");
         assert!(!table.contains("0.00"), "{table}");
+    }
+
+    #[test]
+    fn the_paired_gain_has_its_t_interval() {
+        // Gains 1, 2, 3 points: mean 2, sd 1, se 1 / sqrt(3) = 0.57735, t(0.975, 2) =
+        // 4.302653, half-width 2.48414: [-0.48, +4.48]; the mean is not beyond 2 x sd.
+        let dir = tempfile::tempdir().unwrap();
+        for (seed, acc) in [(1, 0.85), (2, 0.86), (3, 0.87)] {
+            write_report(&dir.path().join(format!("seed-{seed}")), seed, acc);
+        }
+        let table = super::compare(&[dir.path().to_path_buf()]).unwrap();
+        assert!(
+            table.contains("paired gain: mean +2.00 points, std 1.00, 95% CI [-0.48, +4.48] (Student's t, 2 df); mean <= 2 x std"),
+            "{table}"
+        );
+        assert!(table.contains("in 3 of 3 runs"), "{table}");
     }
 
     #[test]

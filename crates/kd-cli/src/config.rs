@@ -6,11 +6,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use kd_core::{CacheConfig, LossConfig};
+use kd_core::{CacheConfig, CacheMode};
 use kd_data::{DatasetKind, ImageFolderConfig, TransformConfig};
 use kd_models::{ModelConfig, Precision, StudentConfig, TeacherInput};
 use kd_train::TrainConfig;
 use serde::{Deserialize, Serialize};
+
+pub use crate::distill_config::{DistillConfig, TeacherViews};
 
 /// A whole experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,8 +36,9 @@ pub struct RunConfig {
     pub data: DataConfig,
     pub teacher: TeacherConfig,
     pub student: StudentSection,
-    /// The distillation loss, by name (`loss = "dkd"`) with its parameters.
-    pub distill: LossConfig,
+    /// The distillation loss, by name (`loss = "dkd"`) with its parameters, and how the
+    /// teacher sees the student's batches.
+    pub distill: DistillConfig,
 }
 
 impl Default for RunConfig {
@@ -50,7 +53,7 @@ impl Default for RunConfig {
             data: DataConfig::default(),
             teacher: TeacherConfig::default(),
             student: StudentSection::default(),
-            distill: LossConfig::default(),
+            distill: DistillConfig::default(),
         }
     }
 }
@@ -190,6 +193,12 @@ pub struct StudentSection {
     /// Train the students on a seeded random subset of this many training images (0: all
     /// of them); the teacher always trains on the whole training split.
     pub train_images: usize,
+    /// Images the distilled student also learns from, through the teacher alone (the
+    /// transfer set): `"rest"` (the training images outside `train_images`), a folder of
+    /// images, or `""` (none). The scratch student never sees them.
+    pub unlabeled: String,
+    /// At most this many unlabeled images, a seeded subset (0: all of them).
+    pub unlabeled_images: usize,
     pub train: TrainConfig,
 }
 
@@ -198,6 +207,8 @@ impl Default for StudentSection {
         Self {
             model: ModelConfig::Student(StudentConfig::default()),
             train_images: 0,
+            unlabeled: String::new(),
+            unlabeled_images: 0,
             train: TrainConfig::default(),
         }
     }
@@ -502,6 +513,9 @@ impl RunConfig {
             self.data.image_folder.validate("data.image_folder")?;
         }
         self.distill.validate("distill")?;
+        if self.distill.needs_live_teacher() && self.teacher.cache.mode == CacheMode::Always {
+            bail!("teacher.cache.mode = \"always\": cached logits belong to unmixed, unaugmented images, but distill.teacher_views = \"same\" or distill.mixup > 0 needs the teacher live on the student's batches (use mode = \"auto\")");
+        }
         if let Some(weights) = self.teacher.model.pretrained() {
             if !weights.is_file() && self.teacher.checkpoint.is_none() {
                 bail!(
@@ -651,7 +665,7 @@ mod tests {
         );
         assert_eq!(cfg.student.train.lr, 3e-4);
         assert_eq!((cfg.name.as_str(), cfg.seed), ("my-run", 8));
-        assert!(matches!(cfg.distill, LossConfig::Dkd(_)));
+        assert!(matches!(cfg.distill.loss, kd_core::LossConfig::Dkd(_)));
         assert_eq!(cfg.data.transform.mean, vec![0.5]);
         assert!(
             matches!(&cfg.student.model, ModelConfig::Student(s) if s.width == 8 && s.blocks == 5),

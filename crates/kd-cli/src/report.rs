@@ -31,6 +31,28 @@ pub struct ModelReport {
     pub eval_images_per_s: f64,
     /// File name of the weights inside the run directory.
     pub weights: String,
+    /// Training images it learned from with their labels, and without (through the
+    /// teacher alone); both 0 for a model that was loaded, not trained.
+    pub labelled_images: usize,
+    pub unlabeled_images: usize,
+}
+
+impl ModelReport {
+    /// Records the images the model trained on.
+    pub fn trained_on(&mut self, data: &kd_data::ImageDataset) {
+        self.labelled_images = data.labelled_len();
+        self.unlabeled_images = data.len() - self.labelled_images;
+    }
+
+    /// `5,000` or `5,000 + 50,000 unlabeled`; `-` for a model that was not trained.
+    fn images_seen(&self) -> String {
+        use kd_models::summary::thousands;
+        match (self.labelled_images, self.unlabeled_images) {
+            (0, 0) => "-".into(),
+            (l, 0) => thousands(l),
+            (l, u) => format!("{} + {} unlabeled", thousands(l), thousands(u)),
+        }
+    }
 }
 
 /// The whole run.
@@ -93,6 +115,9 @@ impl Report {
                 m.epochs_run
             );
         }
+        for m in self.models.iter().filter(|m| m.unlabeled_images > 0) {
+            out += &format!("{} trained on {} images\n", m.role, m.images_seen());
+        }
         if let Some(d) = self.models.iter().find(|m| m.role == "distilled") {
             out += &format!("distilled with {}\n", d.objective);
         }
@@ -150,7 +175,12 @@ impl Report {
             self.distillation_gain_points, self.test_images
         );
         for m in &self.models {
-            md += &format!("- {} objective: `{}`\n", m.role, m.objective);
+            md += &format!(
+                "- {} objective: `{}`; training images: {}\n",
+                m.role,
+                m.objective,
+                m.images_seen()
+            );
         }
         if let Some(from) = self.models.first().and_then(|m| m.pretrained.as_ref()) {
             md += &format!("- teacher weights from {from}\n");

@@ -15,12 +15,17 @@
 //!
 //! The teacher always runs in inference mode under `no_grad`: no gradient reaches it and its
 //! dropout is off, whether or not its parameters were frozen.
+//!
+//! With [`Distiller::with_mixup`], every training batch is mixed ([`crate::mixup`]) before
+//! teacher and student see it: both see the same mixed images, which needs a live teacher.
 
 use kd_models::Model;
 use tch::Tensor;
 
 use crate::cache::LogitCache;
+use crate::error::{CoreError, Result};
 use crate::loss::{DistillLoss, FitNetsHint, LossParts};
+use crate::mixup::mix;
 
 /// Which split a batch comes from (it selects the cached teacher logits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +74,8 @@ enum Method<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Distiller<'a> {
     method: Method<'a>,
+    /// mixup's `α` for training batches (`None`: no mixup).
+    mixup: Option<f64>,
 }
 
 impl<'a> Distiller<'a> {
@@ -79,6 +86,7 @@ impl<'a> Distiller<'a> {
                 loss,
                 teacher: TeacherLogits::Live(teacher),
             },
+            mixup: None,
         }
     }
 
@@ -90,6 +98,7 @@ impl<'a> Distiller<'a> {
                 loss,
                 teacher: TeacherLogits::Cached { train, val },
             },
+            mixup: None,
         }
     }
 
@@ -97,7 +106,35 @@ impl<'a> Distiller<'a> {
     pub fn fitnets(teacher: &'a Model, hint: &'a FitNetsHint) -> Self {
         Self {
             method: Method::Hint { hint, teacher },
+            mixup: None,
         }
+    }
+
+    /// Mixes every training batch with mixup at `Beta(alpha, alpha)` (`alpha` in `(0, 1]`; 0
+    /// leaves mixup off), teacher and student seeing the same mixed images. Cached logits
+    /// belong to unmixed images, so a cached Distiller refuses; the error names `key`.
+    pub fn with_mixup(mut self, alpha: f64, key: &str) -> Result<Self> {
+        let invalid = |expected: &str| CoreError::InvalidConfig {
+            key: key.into(),
+            expected: expected.into(),
+            got: alpha.to_string(),
+        };
+        if !(0.0..=1.0).contains(&alpha) {
+            return Err(invalid("a value in [0, 1]"));
+        }
+        if alpha > 0.0 {
+            if let Method::Logits {
+                teacher: TeacherLogits::Cached { .. },
+                ..
+            } = self.method
+            {
+                return Err(invalid(
+                    "0 with cached teacher logits (they belong to unmixed images): mixup needs the teacher live",
+                ));
+            }
+            self.mixup = Some(alpha);
+        }
+        Ok(self)
     }
 
     /// Tells schedule-dependent losses (DKD's warm-up) that `epoch` (from 1) begins.
@@ -128,7 +165,7 @@ impl<'a> Distiller<'a> {
     }
 
     /// Runs `student` on `batch` (training behaviour if `train`) and returns its logits and
-    /// the distillation loss.
+    /// the distillation loss; a training batch is mixed first if mixup is on.
     pub fn step(
         &self,
         student: &Model,
@@ -136,14 +173,46 @@ impl<'a> Distiller<'a> {
         split: Split,
         train: bool,
     ) -> (Tensor, LossParts) {
+        let mixed = self
+            .mixup
+            .filter(|_| train)
+            .map(|alpha| mix(batch.images, batch.labels, alpha));
+        let batch = match &mixed {
+            Some(m) => Examples {
+                images: &m.images,
+                ..batch
+            },
+            None => batch,
+        };
+        let (logits, loss_for) = self.forward(student, batch, split, train);
+        let parts = match &mixed {
+            None => loss_for(batch.labels),
+            Some(m) => blend(
+                loss_for(batch.labels),
+                loss_for(&m.partner_labels),
+                &m.lambda,
+            ),
+        };
+        (logits, parts)
+    }
+
+    /// The student's logits on `batch` and the loss as a function of the labels (mixup asks
+    /// for two).
+    fn forward<'s>(
+        &'s self,
+        student: &Model,
+        batch: Examples,
+        split: Split,
+        train: bool,
+    ) -> (Tensor, Box<dyn Fn(&Tensor) -> LossParts + 's>) {
         match self.method {
             Method::Logits { loss, .. } => {
                 let logits = student.forward_t(batch.images, train);
                 let teacher = self
                     .teacher_logits(batch, split)
                     .expect("a logit method has teacher logits");
-                let parts = loss.loss(&logits, &teacher, batch.labels);
-                (logits, parts)
+                let s = logits.shallow_clone();
+                (logits, Box::new(move |y| loss.loss(&s, &teacher, y)))
             }
             Method::Hint { hint, teacher } => {
                 let c = hint.config();
@@ -155,8 +224,8 @@ impl<'a> Distiller<'a> {
                 let (logits, s_feature) = student
                     .forward_features(batch.images, train, &[&c.student_layer])
                     .expect(checked);
-                let parts = hint.loss(&logits, &s_feature[0], &t_feature, batch.labels);
-                (logits, parts)
+                let (s, f) = (logits.shallow_clone(), s_feature[0].shallow_clone());
+                (logits, Box::new(move |y| hint.loss(&s, &f, &t_feature, y)))
             }
         }
     }
@@ -173,5 +242,20 @@ impl<'a> Distiller<'a> {
             Method::Logits { loss, .. } => Some(loss.loss(student, teacher, labels)),
             Method::Hint { .. } => None,
         }
+    }
+}
+
+/// `λ·a + (1 − λ)·b`, term by term: the loss of a mixed batch from its losses against each
+/// image's own label and its partner's.
+fn blend(a: LossParts, b: LossParts, lambda: &Tensor) -> LossParts {
+    let mixed = |x: &Tensor, y: &Tensor| x * lambda + y * (1.0 - lambda);
+    LossParts {
+        total: mixed(&a.total, &b.total),
+        parts: a
+            .parts
+            .iter()
+            .zip(&b.parts)
+            .map(|((name, x), (_, y))| (*name, mixed(x, y)))
+            .collect(),
     }
 }

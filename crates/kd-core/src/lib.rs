@@ -22,6 +22,7 @@ pub mod cache;
 pub mod distiller;
 pub mod error;
 pub mod loss;
+pub mod mixup;
 
 pub use cache::{CacheConfig, CacheDtype, CacheMode, LogitCache};
 pub use distiller::{Distiller, Examples, Split};

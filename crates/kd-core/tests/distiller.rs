@@ -107,3 +107,75 @@ fn cached_logits_are_gathered_by_dataset_index_per_split() {
     );
     assert!((a - b).abs() <= 1e-6 + 1e-5 * b.abs(), "{a} vs {b}");
 }
+
+#[test]
+fn mixup_gives_teacher_and_student_the_same_mixed_images() {
+    // The student is the teacher's twin (same architecture and weights, no dropout or batch
+    // norm): their logits agree exactly when they see the same images, so the distillation
+    // term of a mixed batch is 0 only if both saw the same mix.
+    let twin = || {
+        tch::manual_seed(11);
+        let cfg = ModelConfig::Student(StudentConfig {
+            blocks: 1,
+            convs_per_block: 1,
+            width: 4,
+        });
+        Model::new(&cfg, 1, 8, 3, Device::Cpu).unwrap()
+    };
+    let (teacher, student) = (twin(), twin());
+    let loss = HintonKdConfig::default().build("distill").unwrap();
+    let distiller = Distiller::live(&teacher, &loss)
+        .with_mixup(1.0, "distill.mixup")
+        .unwrap();
+    tch::manual_seed(5);
+    let images = Tensor::rand([8, 1, 8, 8], (Kind::Float, Device::Cpu));
+    let labels = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2, 0, 1]);
+    let indices = Tensor::arange(8, (Kind::Int64, Device::Cpu));
+    let batch = Examples {
+        images: &images,
+        labels: &labels,
+        indices: &indices,
+    };
+    let (mixed_logits, parts) = distiller.step(&student, batch, Split::Train, true);
+    let soft = parts.parts[1].1.double_value(&[]);
+    assert!(soft.abs() < 1e-6, "the teacher saw other images: KL {soft}");
+    // And the batch was mixed: the student's logits differ from those on the raw images.
+    let raw = student.forward_t(&images, true);
+    assert!(
+        (mixed_logits - raw).abs().max().double_value(&[]) > 1e-4,
+        "mixup left the images as they were"
+    );
+    // Validation batches are never mixed.
+    let (val_logits, _) = distiller.step(&student, batch, Split::Validation, false);
+    assert!(val_logits.allclose(&student.forward_t(&images, false), 1e-6, 1e-6, false));
+}
+
+#[test]
+fn mixup_refuses_cached_logits_and_values_outside_0_1() {
+    let (teacher, _) = models();
+    let loss = HintonKdConfig::default().build("distill").unwrap();
+    let logits = tch::no_grad(|| {
+        teacher.forward_t(
+            &Tensor::rand([4, 1, 8, 8], (Kind::Float, Device::Cpu)),
+            false,
+        )
+    });
+    let cache = LogitCache::from_logits(logits);
+    let err = Distiller::cached(&cache, &cache, &loss)
+        .with_mixup(0.2, "distill.mixup")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("distill.mixup") && err.contains("live"),
+        "{err}"
+    );
+    let err = Distiller::live(&teacher, &loss)
+        .with_mixup(1.5, "distill.mixup")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[0, 1]"), "{err}");
+    // 0 leaves mixup off, even with a cache.
+    assert!(Distiller::cached(&cache, &cache, &loss)
+        .with_mixup(0.0, "distill.mixup")
+        .is_ok());
+}

@@ -144,11 +144,22 @@ impl ImageDataset {
     /// distilled student learns from through the teacher alone. `None` when the dataset has
     /// 256 classes, whose last label is the marker's value.
     pub fn without_labels(&self) -> Option<Self> {
-        (self.classes <= usize::from(UNLABELED)).then(|| Self {
-            images: self.images.clone(),
-            labels: vec![UNLABELED; self.labels.len()],
-            classes: self.classes,
+        Self::unlabeled(self.images.clone(), self.classes)
+    }
+
+    /// `images` without labels (each [`UNLABELED`]) in a dataset of `classes` classes;
+    /// `None` for 256 classes or more, whose labels include the marker's value.
+    pub fn unlabeled(images: Array4<u8>, classes: usize) -> Option<Self> {
+        (classes <= usize::from(UNLABELED)).then(|| Self {
+            labels: vec![UNLABELED; images.len_of(Axis(0))],
+            images,
+            classes,
         })
+    }
+
+    /// The images, without their labels.
+    pub fn into_images(self) -> Array4<u8> {
+        self.images
     }
 
     /// How many images have a label.

@@ -185,6 +185,59 @@ pub fn load_image_folder(dir: &Path, config: &ImageFolderConfig) -> Result<Folde
     })
 }
 
+/// A folder of images without labels (a transfer set): its PNG and JPEG files, and those of
+/// its subfolders one level down (labels, if the folders are classes, are not used),
+/// decoded under `config` as an image folder's are and cached the same way. Every image is
+/// marked [`crate::dataset::UNLABELED`]; `classes` is the labelled data's class count. A
+/// missing folder or one with no images is an error naming it.
+pub fn load_unlabeled_folder(
+    dir: &Path,
+    config: &ImageFolderConfig,
+    classes: usize,
+) -> Result<ImageDataset> {
+    config.validate("data.image_folder")?;
+    if !dir.is_dir() {
+        return Err(DataError::Folder {
+            dir: dir.to_path_buf(),
+            detail: "not a folder: expected a folder of PNG or JPEG images".into(),
+        });
+    }
+    let mut groups = vec![String::new()];
+    groups.extend(
+        read_dir(dir)?
+            .into_iter()
+            .filter(|p| p.is_dir())
+            .filter_map(|p| {
+                let name = p.file_name()?.to_str()?.to_string();
+                (!name.starts_with('.')).then_some(name)
+            }),
+    );
+    groups[1..].sort();
+    let listed = parallel_map(&groups, |group| image_files(&dir.join(group)));
+    let mut stamps = Vec::new();
+    for (group, images) in groups.iter().zip(listed) {
+        for (name, meta) in images? {
+            let relative = if group.is_empty() {
+                name
+            } else {
+                format!("{group}/{name}")
+            };
+            stamps.push(FileStamp::new(".", &relative, 0, &meta));
+        }
+    }
+    if stamps.is_empty() {
+        return Err(DataError::Folder {
+            dir: dir.to_path_buf(),
+            detail: "no PNG or JPEG images in it or in its subfolders".into(),
+        });
+    }
+    let decoded = load_split(dir, &[".".to_string()], stamps, config)?;
+    ImageDataset::unlabeled(decoded.into_images(), classes).ok_or_else(|| DataError::Folder {
+        dir: dir.to_path_buf(),
+        detail: format!("unlabeled images need fewer than 256 classes, the data has {classes}"),
+    })
+}
+
 /// The class names of an image folder's split folder `dir` (its `train/`, say): the sorted
 /// names of its subfolders, hidden ones excluded; an error naming `dir` when it has none.
 pub fn class_names(dir: &Path) -> Result<Vec<String>> {

@@ -33,7 +33,8 @@ pub use dataset::{
 };
 pub use error::{DataError, Result};
 pub use image_folder::{
-    load_image_folder, FolderSplits, ImageFolderConfig, OnBadImage, ResizeMode,
+    load_image_folder, load_unlabeled_folder, FolderSplits, ImageFolderConfig, OnBadImage,
+    ResizeMode,
 };
 pub use loader::{Batch, BatchLoader};
 pub use prefetch::{prefetch, Prefetched};

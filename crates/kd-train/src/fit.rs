@@ -80,6 +80,7 @@ pub fn fit_with(
     // A debug-level span: shown with `-v`, silent in the default epoch lines.
     let _span = tracing::debug_span!("fit", phase).entered();
     config.validate(phase)?;
+    objective.check_labels(train.dataset(), phase)?;
     let replicas = Replicas::new(hooks.parallel);
     replicas.check(config, model.precision(), phase)?;
     let mut no_progress = NoProgress;

@@ -59,6 +59,8 @@ impl History {
 pub(crate) struct DeviceSums {
     loss: Option<Tensor>,
     hits: Option<Tensor>,
+    /// Images with a label (a transfer set's have none): what accuracy is a fraction of.
+    labelled: Option<Tensor>,
     parts: Vec<(&'static str, Option<Tensor>)>,
     images: usize,
 }
@@ -69,6 +71,7 @@ pub(crate) struct EpochSums {
     pub(crate) loss: f64,
     pub(crate) hits: i64,
     pub(crate) images: usize,
+    pub(crate) labelled: usize,
     pub(crate) parts: Vec<(String, f64)>,
 }
 
@@ -79,7 +82,7 @@ impl EpochSums {
         dp: &crate::distributed::DataParallel,
     ) -> Result<Self, crate::distributed::DistError> {
         let n = self.images as f64;
-        let mut values = vec![self.loss * n, self.hits as f64, n];
+        let mut values = vec![self.loss * n, self.hits as f64, n, self.labelled as f64];
         values.extend(self.parts.iter().map(|(_, v)| v * n));
         let total = dp.sum(&values)?;
         let images = total[2].round() as usize;
@@ -88,18 +91,19 @@ impl EpochSums {
             loss: per_image(total[0]),
             hits: total[1].round() as i64,
             images,
+            labelled: total[3].round() as usize,
             parts: self
                 .parts
                 .into_iter()
-                .zip(&total[3..])
+                .zip(&total[4..])
                 .map(|((k, _), v)| (k, per_image(*v)))
                 .collect(),
         })
     }
 
-    /// Fraction of images predicted correctly (0 when there were none).
+    /// Fraction of the labelled images predicted correctly (0 when there were none).
     pub(crate) fn accuracy(&self) -> f64 {
-        self.hits as f64 / self.images.max(1) as f64
+        self.hits as f64 / self.labelled.max(1) as f64
     }
 }
 
@@ -120,6 +124,7 @@ impl DeviceSums {
             accumulate(&mut self.loss, weighted(&out.total));
             let hits = logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Int64);
             accumulate(&mut self.hits, hits);
+            accumulate(&mut self.labelled, labels.ge(0).sum(Kind::Int64));
             for (i, (name, value)) in out.parts.iter().enumerate() {
                 if self.parts.len() <= i {
                     self.parts.push((name, None));
@@ -138,6 +143,10 @@ impl DeviceSums {
             loss: value(&self.loss) / n,
             hits: self.hits.as_ref().map_or(0, |t| t.int64_value(&[])),
             images: self.images,
+            labelled: self
+                .labelled
+                .as_ref()
+                .map_or(0, |t| t.int64_value(&[]) as usize),
             parts: self
                 .parts
                 .iter()

@@ -3,9 +3,11 @@
 //! live) or a FitNets hint between features.
 
 use kd_core::{Distiller, Examples, LossParts, Split};
-use kd_data::Batch;
+use kd_data::{Batch, ImageDataset};
 use kd_models::Model;
 use tch::Tensor;
+
+use crate::error::{Result, TrainError};
 
 /// The training objective.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +33,20 @@ impl Objective<'_> {
         if let Self::Distill(distiller) = self {
             distiller.begin_epoch(epoch);
         }
+    }
+
+    /// Refuses training images without labels for an objective that learns from labels
+    /// alone: cross-entropy would have nothing to learn from them (only a teacher does).
+    pub(crate) fn check_labels(&self, train: &ImageDataset, phase: &str) -> Result<()> {
+        let unlabeled = train.len() - train.labelled_len();
+        if matches!(self, Self::CrossEntropy) && unlabeled > 0 {
+            return Err(TrainError::InvalidConfig {
+                key: format!("{phase}: training images"),
+                expected: "labelled images only (cross-entropy learns from labels; unlabeled images need a teacher)".into(),
+                got: format!("{unlabeled} unlabeled of {}", train.len()),
+            });
+        }
+        Ok(())
     }
 
     /// Runs `model` on `batch` (training behaviour if `train`) and returns its logits and

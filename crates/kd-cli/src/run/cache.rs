@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use kd_core::LogitCache;
-use kd_data::{BatchLoader, ImageDataset};
+use kd_data::{batch_label, BatchLoader, ImageDataset};
 use kd_models::Model;
 use tch::Device;
 
@@ -40,18 +40,20 @@ pub(super) fn teacher_logits(ctx: &RunContext, teacher: &Model) -> Result<Option
             Some(dp) => dp.logit_cache(teacher, d, tf, device, cache.dtype)?,
         })
     };
-    let (train, val) = (build(&p.student_train)?, build(&p.data.val)?);
+    let (train, val) = (build(&p.distill_train)?, build(&p.data.val)?);
+    // Over the labelled training images (an unlabeled one's label, -1, matches no class).
+    let labels = labels(&p.distill_train, train.logits().device());
     let cached_accuracy = train
         .logits()
         .argmax(-1, false)
-        .eq_tensor(&labels(&p.student_train, train.logits().device()))
-        .to_kind(tch::Kind::Float)
-        .mean(tch::Kind::Float)
-        .double_value(&[]);
+        .eq_tensor(&labels)
+        .sum(tch::Kind::Float)
+        .double_value(&[])
+        / p.distill_train.labelled_len().max(1) as f64;
     tracing::info!(
-        "teacher logits cached ({:?}) for {} training and {} validation images in {:.1}s (teacher accuracy on the training images {:.2}%)",
+        "teacher logits cached ({:?}) for {} training and {} validation images in {:.1}s (teacher accuracy on the labelled training images {:.2}%)",
         cache.dtype,
-        p.student_train.len(),
+        p.distill_train.len(),
         p.data.val.len(),
         started.elapsed().as_secs_f64(),
         100.0 * cached_accuracy
@@ -61,6 +63,6 @@ pub(super) fn teacher_logits(ctx: &RunContext, teacher: &Model) -> Result<Option
 
 /// The labels of `data` as an i64 tensor on `device`.
 fn labels(data: &ImageDataset, device: Device) -> tch::Tensor {
-    let labels: Vec<i64> = data.labels().iter().map(|&l| i64::from(l)).collect();
+    let labels: Vec<i64> = data.labels().iter().map(|&l| batch_label(l)).collect();
     tch::Tensor::from_slice(&labels).to_device(device)
 }

@@ -170,6 +170,8 @@ impl RunContext<'_> {
             train_images_per_s: median(&throughputs),
             eval_images_per_s: eval.images_per_s,
             weights,
+            labelled_images: 0,
+            unlabeled_images: 0,
         };
         Ok((report, confusion))
     }

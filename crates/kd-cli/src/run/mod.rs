@@ -29,6 +29,7 @@ mod prepare;
 mod seeds;
 mod students;
 mod teacher;
+mod unlabeled;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

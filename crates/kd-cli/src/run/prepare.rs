@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use kd_core::{DistillLoss, LossConfig};
-use kd_data::{random_subset, ImageDataset};
+use kd_data::{random_subset_and_rest, ImageDataset};
 use kd_models::TorchScriptTeacher;
 use tch::Device;
 
@@ -14,6 +14,7 @@ use super::build::build_model;
 use super::data::{load_data, student_images, RunData};
 use super::seeds::{self, Stream};
 use super::students::fitnets_hint;
+use super::unlabeled::unlabeled_images;
 use super::{Ranks, RunOverrides};
 use crate::atomic::write_atomic;
 use crate::config::RunConfig;
@@ -24,6 +25,8 @@ pub(super) struct Prepared {
     pub data: RunData,
     /// The students' training images: the training split or a seeded subset of it.
     pub student_train: ImageDataset,
+    /// The distilled student's: `student_train` and the unlabeled images, if any.
+    pub distill_train: ImageDataset,
     /// `[channels, height, classes]` of every model.
     pub shape: [usize; 3],
     pub device: Device,
@@ -67,7 +70,7 @@ pub(super) fn prepare(
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
     }
-    let logit_loss = match &cfg.distill {
+    let logit_loss = match &cfg.distill.loss {
         LossConfig::Fitnets(_) => None,
         logits => Some(logits.build("distill")?),
     };
@@ -87,19 +90,27 @@ pub(super) fn prepare(
         None => None,
     };
     student_images(cfg, &data, config_path)?;
-    let student_train = match cfg.student.train_images {
-        0 => data.train.clone(),
-        n => random_subset(&data.train, n, cfg.seed.wrapping_add(2))?,
+    let (student_train, rest) = match cfg.student.train_images {
+        0 => (data.train.clone(), None),
+        n => {
+            let (subset, rest) = random_subset_and_rest(&data.train, n, cfg.seed.wrapping_add(2))?;
+            (subset, Some(rest))
+        }
     };
-    check_ranks(cfg, ranks, &student_train, &data).with_context(invalid)?;
-    if let (LossConfig::Fitnets(_), Some(path)) = (&cfg.distill, &cfg.teacher.torchscript) {
+    let distill_train = match unlabeled_images(cfg, &data, rest, config_path)? {
+        Some(unlabeled) => ImageDataset::concat(&[student_train.clone(), unlabeled])
+            .context("the unlabeled images have the training images' shape")?,
+        None => student_train.clone(),
+    };
+    check_ranks(cfg, ranks, &distill_train, &data).with_context(invalid)?;
+    if let (LossConfig::Fitnets(_), Some(path)) = (&cfg.distill.loss, &cfg.teacher.torchscript) {
         bail!(
             "{}: distill.loss = \"fitnets\" hints from a named layer of a kd teacher; the TorchScript teacher {} has none (use a logit loss)",
             config_path.display(),
             path.display()
         );
     }
-    if let LossConfig::Fitnets(f) = &cfg.distill {
+    if let LossConfig::Fitnets(f) = &cfg.distill.loss {
         // The hinted layers, on throw-away models of the run's architectures.
         seeds::enter(Stream::Prepare, cfg.seed);
         let teacher = build_model(cfg, &cfg.teacher.model.without_pretrained(), shape, device)?;
@@ -127,6 +138,7 @@ pub(super) fn prepare(
     Ok(Prepared {
         data,
         student_train,
+        distill_train,
         shape,
         device,
         logit_loss,
@@ -170,10 +182,13 @@ fn check_ranks(
 }
 
 /// Whether the run caches the teacher's logits: a logit loss (not FitNets) on batches the
-/// cache mode allows (by default, un-augmented ones).
+/// cache mode allows (by default, un-augmented ones), unless the teacher must see the
+/// student's own batches (`distill.teacher_views = "same"`, mixup).
 pub(super) fn caches_teacher_logits(cfg: &RunConfig) -> bool {
     let augmented = cfg.student.train.augment.is_enabled();
-    !matches!(cfg.distill, LossConfig::Fitnets(_)) && cfg.teacher.cache.mode.caches(augmented)
+    !matches!(cfg.distill.loss, LossConfig::Fitnets(_))
+        && !cfg.distill.needs_live_teacher()
+        && cfg.teacher.cache.mode.caches(augmented)
 }
 
 /// The run directory with its `config.toml` and `train.log` (rank 0); a new run in an old

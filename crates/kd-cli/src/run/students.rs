@@ -29,16 +29,19 @@ pub(super) fn students(
 ) -> Result<Students> {
     let (cfg, p) = (ctx.cfg, ctx.prepared);
     let (s, tf, device) = (&cfg.student.train, &cfg.data.transform, ctx.device());
-    let train = BatchLoader::new(&p.student_train, s.batch_size, tf.clone(), device)
-        .shuffled(cfg.seed.wrapping_add(1))
-        .augmented(s.augment.clone());
+    let loader = |images| {
+        BatchLoader::new(images, s.batch_size, tf.clone(), device)
+            .shuffled(cfg.seed.wrapping_add(1))
+            .augmented(s.augment.clone())
+    };
+    // The distilled student also sees the unlabeled images, if any; the scratch one cannot.
+    let (distill_train, train) = (loader(&p.distill_train), loader(&p.student_train));
     let val = BatchLoader::new(&p.data.val, s.batch_size, tf.clone(), device);
-    let loaders = (&train, &val);
 
     crate::oom::set_activity("building the distilled student");
     seeds::enter(Stream::Student, cfg.seed);
     let distilled = ctx.build(&cfg.student.model)?;
-    let hint = match &cfg.distill {
+    let hint = match &cfg.distill.loss {
         LossConfig::Fitnets(f) => {
             let [c, h, _] = p.shape;
             Some(fitnets_hint(f, &teacher.model, &distilled, [c, h, h])?)
@@ -50,7 +53,8 @@ pub(super) fn students(
         (Some(loss), _, None) => Distiller::live(&teacher.model, loss.as_ref()),
         (None, Some(hint), _) => Distiller::fitnets(&teacher.model, hint),
         (None, None, _) => unreachable!("a loss is either a logit loss or fitnets"),
-    };
+    }
+    .with_mixup(cfg.distill.mixup, "distill.mixup")?;
     let mut described = serde_json::to_value(&cfg.distill)?;
     described["teacher_logits"] = match &caches {
         Some(_) => format!("cached, {:?}", cfg.teacher.cache.dtype)
@@ -61,8 +65,9 @@ pub(super) fn students(
     crate::oom::set_activity("training the distilled student");
     let objective = Objective::Distill(distiller);
     let model = &cfg.student.model;
+    let loaders = (&distill_train, &val);
     let outcome = ctx.fit("distilled", &distilled, model, loaders, &objective, s)?;
-    let distilled_result = ctx.finish(
+    let mut distilled_result = ctx.finish(
         "distilled",
         &distilled,
         Built::Kd(model),
@@ -70,15 +75,16 @@ pub(super) fn students(
         described,
         Some(&outcome),
     )?;
-    drop((distilled, hint, caches, teacher));
+    distilled_result.0.trained_on(&p.distill_train);
+    drop((distilled, hint, caches, teacher, distill_train));
 
     crate::oom::set_activity("building the scratch student");
     seeds::enter(Stream::Student, cfg.seed);
     let scratch = ctx.build(model)?;
     crate::oom::set_activity("training the scratch student");
     let objective = Objective::CrossEntropy;
-    let outcome = ctx.fit("scratch", &scratch, model, loaders, &objective, s)?;
-    let scratch_result = ctx.finish(
+    let outcome = ctx.fit("scratch", &scratch, model, (&train, &val), &objective, s)?;
+    let mut scratch_result = ctx.finish(
         "scratch",
         &scratch,
         Built::Kd(model),
@@ -86,6 +92,7 @@ pub(super) fn students(
         cross_entropy(),
         Some(&outcome),
     )?;
+    scratch_result.0.trained_on(&p.student_train);
     Ok(Students {
         distilled: distilled_result,
         scratch: scratch_result,

@@ -55,7 +55,7 @@ pub(super) fn teacher(
         }
     };
     teacher.freeze();
-    let (report, _) = ctx.finish(
+    let (mut report, _) = ctx.finish(
         "teacher",
         &teacher,
         Built::Kd(&model_cfg),
@@ -63,6 +63,9 @@ pub(super) fn teacher(
         cross_entropy(),
         outcome.as_ref(),
     )?;
+    if outcome.is_some() {
+        report.trained_on(&ctx.prepared.data.train);
+    }
     Ok(Teacher {
         model: teacher,
         report,
