@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use crate::config::RunConfig;
 use crate::env::device_name;
-use crate::run::{load_data, resolve_config, run_dir, student_images, RunOverrides};
+use crate::run::{load_data, resolve_config, run_dir, student_sets, RunOverrides};
 
 /// The text `kd-cli check` prints; an error when `kd-cli run` would fail before training.
 pub fn check(config_path: &Path, overrides: &RunOverrides) -> Result<String> {
@@ -57,7 +57,15 @@ fn data_section(cfg: &RunConfig, config_path: &Path) -> Result<String> {
     let data = load_data(cfg)?;
     let [c, h, w] = data.train.image_shape();
     let [ic, ih, iw] = cfg.data.transform.output_shape([c, h, w]);
-    let students = student_images(cfg, &data, config_path)?;
+    let sets = student_sets(cfg, &data, config_path)?;
+    let unlabeled = sets.distill.len() - sets.distill.labelled_len();
+    let students = match unlabeled {
+        0 => sets.labelled.len().to_string(),
+        u => format!(
+            "{} labelled (the distilled one also on {u} unlabeled, taught by the teacher alone)",
+            sets.labelled.len()
+        ),
+    };
     let mut out = String::new();
     writeln!(
         out,
@@ -97,8 +105,13 @@ fn plan_section(cfg: &RunConfig, overrides: &RunOverrides) -> Result<String> {
     }
     writeln!(
         out,
-        "students: distilled with loss {:?} and from scratch, up to {} epochs each (batch {}, Adam {:.2e})",
+        "students: distilled with loss {:?}{} and from scratch, up to {} epochs each (batch {}, Adam {:.2e})",
         cfg.distill.loss.name(),
+        match (cfg.distill.needs_live_teacher(), cfg.distill.mixup) {
+            (false, _) => String::new(),
+            (true, 0.0) => " (the teacher live on the same batches)".into(),
+            (true, a) => format!(" (mixup {a}, the teacher live on the same mixed batches)"),
+        },
         cfg.student.train.epochs,
         cfg.student.train.batch_size,
         cfg.student.train.lr

@@ -196,8 +196,10 @@ pub struct StudentSection {
     /// Images the distilled student also learns from, through the teacher alone (the
     /// transfer set): `"rest"` (the training images outside `train_images`), a folder of
     /// images, or `""` (none). The scratch student never sees them.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub unlabeled: String,
     /// At most this many unlabeled images, a seeded subset (0: all of them).
+    #[serde(skip_serializing_if = "is_zero")]
     pub unlabeled_images: usize,
     pub train: TrainConfig,
 }
@@ -212,6 +214,10 @@ impl Default for StudentSection {
             train: TrainConfig::default(),
         }
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The built-in defaults as a commented TOML file (`kd-cli config default`).
@@ -311,13 +317,25 @@ fn rename_old_keys(user: &mut toml::Value) {
     }
 }
 
+/// Keys of `[distill]` that belong to no loss: another `loss` keeps them.
+const KEPT_ACROSS_LOSSES: [&str; 2] = ["teacher_views", "mixup"];
+
 /// Lays `user` over `base`: tables merge key by key, everything else is replaced. A table
-/// whose `kind` (architecture) or `loss` differs from the base's replaces it whole.
+/// whose `kind` (architecture) or `loss` differs from the base's replaces it whole, but for
+/// the keys no loss owns ([`KEPT_ACROSS_LOSSES`]).
 fn merge(base: &mut toml::Value, user: toml::Value) {
     match (base, user) {
-        (toml::Value::Table(b), toml::Value::Table(u)) => {
+        (toml::Value::Table(b), toml::Value::Table(mut u)) => {
             let retagged = |tag: &str| u.get(tag).is_some_and(|k| b.get(tag) != Some(k));
             if retagged("kind") || retagged("loss") {
+                for key in KEPT_ACROSS_LOSSES
+                    .into_iter()
+                    .filter(|_| u.contains_key("loss"))
+                {
+                    if let (Some(v), false) = (b.get(key), u.contains_key(key)) {
+                        u.insert(key.to_string(), v.clone());
+                    }
+                }
                 *b = u;
                 return;
             }

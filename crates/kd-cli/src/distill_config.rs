@@ -88,20 +88,27 @@ impl<'de> Deserialize<'de> for DistillConfig {
     }
 }
 
+/// What [`DistillConfig`] writes: the loss's keys in their order, then `teacher_views` and
+/// `mixup` where they are not the defaults (a default section reads as it always did).
+#[derive(Serialize)]
+struct Written<'a> {
+    #[serde(flatten)]
+    loss: &'a LossConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    teacher_views: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mixup: Option<f64>,
+}
+
 impl Serialize for DistillConfig {
-    /// The loss's keys, then `teacher_views` and `mixup` where they are not the defaults (a
-    /// default section reads as it always did).
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut value = serde_json::to_value(&self.loss).map_err(serde::ser::Error::custom)?;
-        if let Some(map) = value.as_object_mut() {
-            if self.teacher_views != TeacherViews::Auto {
-                map.insert("teacher_views".into(), self.teacher_views.name().into());
-            }
-            if self.mixup != 0.0 {
-                map.insert("mixup".into(), self.mixup.into());
-            }
+        Written {
+            loss: &self.loss,
+            teacher_views: (self.teacher_views != TeacherViews::Auto)
+                .then(|| self.teacher_views.name()),
+            mixup: (self.mixup != 0.0).then_some(self.mixup),
         }
-        value.serialize(serializer)
+        .serialize(serializer)
     }
 }
 

@@ -4,8 +4,11 @@
 //! batch, each image mixed with a random partner from the same batch,
 //! `λ·x + (1 − λ)·x[perm]`. Teacher and student see the same mixed images; the label term
 //! becomes `λ·CE(y) + (1 − λ)·CE(y[perm])`, and an unlabeled partner adds no label term.
-//! `λ` and the permutation come from libtorch's generator on the batch's device, so a seeded
-//! run mixes the same way every time, and `λ` stays a device tensor (no host read per step).
+//! `λ` and the permutation are drawn from libtorch's CPU generator (two tiny draws per batch;
+//! its state is in every checkpoint), so a seeded run mixes the same way every time, and
+//! they move to the batch's device without a host read. Under data parallelism each rank
+//! mixes within its own share of the batch. Training accuracy of a mixed batch compares
+//! predictions with each image's own label.
 
 use tch::{Device, Kind, Tensor};
 

@@ -8,7 +8,6 @@ use ndarray::{Array4, Axis};
 use crate::error::{DataError, Result};
 use crate::idx::read_idx;
 
-/// Images `[n, channels, height, width]` as `u8` and one label per image.
 /// The stored label of an image that has none (a transfer-set image, Hinton et al. 2015,
 /// section 2): loaders hand it out as [`UNLABELED_TARGET`].
 pub const UNLABELED: u8 = u8::MAX;
@@ -18,15 +17,17 @@ pub const UNLABELED: u8 = u8::MAX;
 /// rows out of their label term).
 pub const UNLABELED_TARGET: i64 = -1;
 
-/// The batch label of a stored label.
-pub fn batch_label(stored: u8) -> i64 {
-    if stored == UNLABELED {
+/// The batch label of a stored label in a dataset of `classes` classes: [`UNLABELED`] marks
+/// an image without a label only where it cannot be a class (fewer than 256 classes).
+pub fn batch_label(stored: u8, classes: usize) -> i64 {
+    if stored == UNLABELED && classes <= usize::from(UNLABELED) {
         UNLABELED_TARGET
     } else {
         i64::from(stored)
     }
 }
 
+/// Images `[n, channels, height, width]` as `u8` and one label per image.
 #[derive(Debug, Clone)]
 pub struct ImageDataset {
     images: Array4<u8>,
@@ -164,7 +165,11 @@ impl ImageDataset {
 
     /// How many images have a label.
     pub fn labelled_len(&self) -> usize {
-        self.labels.iter().filter(|&&l| l != UNLABELED).count()
+        let classes = self.classes;
+        self.labels
+            .iter()
+            .filter(|&&l| batch_label(l, classes) >= 0)
+            .count()
     }
 
     /// A new dataset holding the images at `indices`, in that order.

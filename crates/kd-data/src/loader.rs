@@ -114,7 +114,13 @@ impl<'a> BatchLoader<'a> {
             .images()
             .as_slice()
             .expect("dataset images are stored contiguously");
-        let labels: Vec<i64> = self.data.labels().iter().map(|&l| batch_label(l)).collect();
+        let k = self.data.classes();
+        let labels: Vec<i64> = self
+            .data
+            .labels()
+            .iter()
+            .map(|&l| batch_label(l, k))
+            .collect();
         let images = Tensor::from_slice(pixels)
             .view([n, c as i64, h as i64, w as i64])
             .to_device(self.device);
@@ -221,7 +227,7 @@ impl<'a> BatchLoader<'a> {
         let raw = Tensor::from_slice(&buf).view([b, c as i64, h as i64, w as i64]);
         let labels: Vec<i64> = indices
             .iter()
-            .map(|&i| batch_label(self.data.labels()[i]))
+            .map(|&i| batch_label(self.data.labels()[i], self.data.classes()))
             .collect();
         Batch {
             images: self.transform.apply(&raw.to_device(self.device)),

@@ -172,3 +172,32 @@ fn resident_batches_equal_host_gathered_ones() {
     let direct: Vec<i64> = host.epoch(2).flat_map(|b| to_vec_i64(&b.indices)).collect();
     assert_eq!(through_thread, direct);
 }
+
+#[test]
+fn a_subsets_rest_batches_without_labels_and_a_256th_class_stays_a_class() {
+    let data = tiny(10);
+    let (subset, rest) = kd_data::random_subset_and_rest(&data, 4, 7).unwrap();
+    // The subset is random_subset's, the rest is everything else, both in original order.
+    assert_eq!(
+        ids(&subset),
+        ids(&kd_data::random_subset(&data, 4, 7).unwrap())
+    );
+    let mut all = [ids(&subset), ids(&rest)].concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..10).collect::<Vec<_>>());
+    let unlabeled = rest.without_labels().unwrap();
+    assert_eq!((unlabeled.len(), unlabeled.labelled_len()), (6, 0));
+    let loader = BatchLoader::new(&unlabeled, 6, TransformConfig::default(), Device::Cpu);
+    let batch = loader.gather(&[0, 1, 2, 3, 4, 5]);
+    assert_eq!(
+        to_vec_i64(&batch.labels),
+        vec![kd_data::UNLABELED_TARGET; 6]
+    );
+    // With 256 classes, stored label 255 is the last class, not a missing label.
+    let images = Array4::from_shape_vec((2, 1, 1, 1), vec![0u8, 1]).unwrap();
+    let wide = ImageDataset::new(images, vec![255, 3], 256, Path::new("wide")).unwrap();
+    assert_eq!(wide.labelled_len(), 2);
+    assert!(wide.without_labels().is_none());
+    let loader = BatchLoader::new(&wide, 2, TransformConfig::default(), Device::Cpu);
+    assert_eq!(to_vec_i64(&loader.gather(&[0, 1]).labels), vec![255, 3]);
+}

@@ -63,6 +63,7 @@ pub(super) fn teacher_logits(ctx: &RunContext, teacher: &Model) -> Result<Option
 
 /// The labels of `data` as an i64 tensor on `device`.
 fn labels(data: &ImageDataset, device: Device) -> tch::Tensor {
-    let labels: Vec<i64> = data.labels().iter().map(|&l| batch_label(l)).collect();
+    let k = data.classes();
+    let labels: Vec<i64> = data.labels().iter().map(|&l| batch_label(l, k)).collect();
     tch::Tensor::from_slice(&labels).to_device(device)
 }

@@ -44,6 +44,7 @@ use crate::report::Report;
 use crate::run_log::RunLog;
 use context::RunContext;
 pub(crate) use data::{load_data, student_images};
+pub(crate) use unlabeled::{student_sets, StudentSets};
 
 /// Overrides given on the command line.
 #[derive(Debug, Clone, Default)]

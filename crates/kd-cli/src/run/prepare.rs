@@ -6,15 +6,15 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use kd_core::{DistillLoss, LossConfig};
-use kd_data::{random_subset_and_rest, ImageDataset};
+use kd_data::ImageDataset;
 use kd_models::TorchScriptTeacher;
 use tch::Device;
 
 use super::build::build_model;
-use super::data::{load_data, student_images, RunData};
+use super::data::{load_data, RunData};
 use super::seeds::{self, Stream};
 use super::students::fitnets_hint;
-use super::unlabeled::unlabeled_images;
+use super::unlabeled::{student_sets, StudentSets};
 use super::{Ranks, RunOverrides};
 use crate::atomic::write_atomic;
 use crate::config::RunConfig;
@@ -89,19 +89,10 @@ pub(super) fn prepare(
         }
         None => None,
     };
-    student_images(cfg, &data, config_path)?;
-    let (student_train, rest) = match cfg.student.train_images {
-        0 => (data.train.clone(), None),
-        n => {
-            let (subset, rest) = random_subset_and_rest(&data.train, n, cfg.seed.wrapping_add(2))?;
-            (subset, Some(rest))
-        }
-    };
-    let distill_train = match unlabeled_images(cfg, &data, rest, config_path)? {
-        Some(unlabeled) => ImageDataset::concat(&[student_train.clone(), unlabeled])
-            .context("the unlabeled images have the training images' shape")?,
-        None => student_train.clone(),
-    };
+    let StudentSets {
+        labelled: student_train,
+        distill: distill_train,
+    } = student_sets(cfg, &data, config_path)?;
     check_ranks(cfg, ranks, &distill_train, &data).with_context(invalid)?;
     if let (LossConfig::Fitnets(_), Some(path)) = (&cfg.distill.loss, &cfg.teacher.torchscript) {
         bail!(
@@ -166,7 +157,7 @@ fn check_ranks(
     // The cached logits are computed a share per rank: every rank needs an image of each set.
     let caches = caches_teacher_logits(cfg);
     let sets = [
-        ("student training", student_train),
+        ("distilled student's training", student_train),
         ("validation", &data.val),
     ];
     for (what, images) in sets.into_iter().filter(|_| caches) {

@@ -8,15 +8,49 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use kd_data::{load_unlabeled_folder, random_subset, DatasetKind, ImageDataset, ImageFolderConfig};
+use kd_data::{
+    load_unlabeled_folder, random_subset, random_subset_and_rest, DatasetKind, ImageDataset,
+    ImageFolderConfig,
+};
 
-use super::data::RunData;
+use super::data::{student_images, RunData};
 use crate::config::RunConfig;
 
 /// Where a run's unlabeled images come from.
 enum Source {
     Rest,
     Folder(PathBuf),
+}
+
+/// The students' training images.
+pub(crate) struct StudentSets {
+    /// The labelled images both students learn from: the training split, or a seeded
+    /// subset of `student.train_images` of it.
+    pub labelled: ImageDataset,
+    /// The distilled student's: `labelled`, then the unlabeled images, if any.
+    pub distill: ImageDataset,
+}
+
+/// The students' training images as the config chooses them; errors name the file and key.
+pub(crate) fn student_sets(
+    cfg: &RunConfig,
+    data: &RunData,
+    config_path: &Path,
+) -> Result<StudentSets> {
+    student_images(cfg, data, config_path)?;
+    let (labelled, rest) = match cfg.student.train_images {
+        0 => (data.train.clone(), None),
+        n => {
+            let (subset, rest) = random_subset_and_rest(&data.train, n, cfg.seed.wrapping_add(2))?;
+            (subset, Some(rest))
+        }
+    };
+    let distill = match unlabeled_images(cfg, data, rest, config_path)? {
+        Some(unlabeled) => ImageDataset::concat(&[labelled.clone(), unlabeled])
+            .context("unlabeled images of another shape than the training images")?,
+        None => labelled.clone(),
+    };
+    Ok(StudentSets { labelled, distill })
 }
 
 /// `student.unlabeled` read: `""` none, `"rest"`, or a folder.
@@ -62,7 +96,8 @@ pub(super) fn unlabeled_images(
                 .with_context(|| format!("{at}: student.unlabeled"))?;
             let images = load_unlabeled_folder(&dir, &folder, data.train.classes())
                 .with_context(|| format!("{at}: student.unlabeled"))?;
-            refuse_test_images(&images, &data.test, &dir)?;
+            refuse_test_images(&images, &data.test, &dir, "test")?;
+            refuse_test_images(&images, &data.val, &dir, "validation")?;
             images
         }
     };
@@ -96,9 +131,15 @@ fn pixels(d: &ImageDataset) -> impl Iterator<Item = &[u8]> {
     all.chunks_exact(per.max(1))
 }
 
-/// An error when any unlabeled image has exactly a test image's pixels: a student taught on
-/// the test set would be measured on what it was taught.
-fn refuse_test_images(images: &ImageDataset, test: &ImageDataset, dir: &Path) -> Result<()> {
+/// An error when any unlabeled image has exactly the pixels of an image of `test` (the test
+/// or validation set, named by `which`): a student taught on it would be measured — or
+/// early-stopped — on what it was taught.
+fn refuse_test_images(
+    images: &ImageDataset,
+    test: &ImageDataset,
+    dir: &Path,
+    which: &str,
+) -> Result<()> {
     let digest = |p: &[u8]| {
         let mut h = DefaultHasher::new();
         p.hash(&mut h);
@@ -117,7 +158,7 @@ fn refuse_test_images(images: &ImageDataset, test: &ImageDataset, dir: &Path) ->
         .count();
     if shared > 0 {
         bail!(
-            "{}: {shared} of its {} unlabeled images are test images (the same pixels): a student taught on them would be tested on what it was taught",
+            "{}: {shared} of its {} unlabeled images are {which} images (the same pixels): a student taught on them would be measured on what it was taught",
             dir.display(),
             images.len()
         );
