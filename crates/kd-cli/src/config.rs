@@ -328,12 +328,11 @@ fn merge(base: &mut toml::Value, user: toml::Value) {
         (toml::Value::Table(b), toml::Value::Table(mut u)) => {
             let retagged = |tag: &str| u.get(tag).is_some_and(|k| b.get(tag) != Some(k));
             if retagged("kind") || retagged("loss") {
-                for key in KEPT_ACROSS_LOSSES
-                    .into_iter()
-                    .filter(|_| u.contains_key("loss"))
-                {
-                    if let (Some(v), false) = (b.get(key), u.contains_key(key)) {
-                        u.insert(key.to_string(), v.clone());
+                if u.contains_key("loss") {
+                    for key in KEPT_ACROSS_LOSSES {
+                        if let (Some(v), false) = (b.get(key), u.contains_key(key)) {
+                            u.insert(key.to_string(), v.clone());
+                        }
                     }
                 }
                 *b = u;

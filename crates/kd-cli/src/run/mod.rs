@@ -43,8 +43,8 @@ use crate::progress::TerminalProgress;
 use crate::report::Report;
 use crate::run_log::RunLog;
 use context::RunContext;
-pub(crate) use data::{load_data, student_images};
-pub(crate) use unlabeled::{student_sets, StudentSets};
+pub(crate) use data::load_data;
+pub(crate) use unlabeled::student_sets;
 
 /// Overrides given on the command line.
 #[derive(Debug, Clone, Default)]
