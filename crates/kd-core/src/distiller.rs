@@ -204,7 +204,7 @@ impl<'a> Distiller<'a> {
         batch: Examples,
         split: Split,
         train: bool,
-    ) -> (Tensor, Box<dyn Fn(&Tensor) -> LossParts + 's>) {
+    ) -> (Tensor, LossForLabels<'s>) {
         match self.method {
             Method::Logits { loss, .. } => {
                 let logits = student.forward_t(batch.images, train);
@@ -244,6 +244,9 @@ impl<'a> Distiller<'a> {
         }
     }
 }
+
+/// A batch's loss as a function of its labels (a mixed batch asks for two).
+type LossForLabels<'s> = Box<dyn Fn(&Tensor) -> LossParts + 's>;
 
 /// `λ·a + (1 − λ)·b`, term by term: the loss of a mixed batch from its losses against each
 /// image's own label and its partner's.
