@@ -81,10 +81,14 @@ pub(super) fn unlabeled_images(
     };
     let images = match source {
         Source::Rest => match rest {
-            // Their labels are taken away: only the teacher teaches them.
-            Some(rest) if !rest.is_empty() => rest.without_labels().with_context(|| {
-                format!("{at}: student.unlabeled: unlabeled images need fewer than 256 classes")
-            })?,
+            // Their labels are taken away (the pixels moved, not copied): only the teacher
+            // teaches them.
+            Some(rest) if !rest.is_empty() => {
+                let classes = rest.classes();
+                ImageDataset::unlabeled(rest.into_images(), classes).with_context(|| {
+                    format!("{at}: student.unlabeled: unlabeled images need fewer than 256 classes")
+                })?
+            }
             _ => bail!(
                 "{at}: student.unlabeled = \"rest\": expected student.train_images below the {} training images (the rest are the unlabeled ones), got {}",
                 data.train.len(),
