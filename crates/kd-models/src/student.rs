@@ -64,6 +64,13 @@ impl StudentConfig {
         }
         Ok(())
     }
+
+    /// The convolutions and pools in order.
+    pub fn stages(&self) -> Vec<Stage> {
+        let block = std::iter::repeat_n(Stage::Conv(self.width as i64), self.convs_per_block)
+            .chain([Stage::Pool]);
+        std::iter::repeat_n(block, self.blocks).flatten().collect()
+    }
 }
 
 /// Builds the student under `p` for `in_channels`-channel inputs and `classes` outputs.
@@ -73,8 +80,5 @@ pub fn student(
     in_channels: usize,
     classes: usize,
 ) -> Sequential {
-    let block = std::iter::repeat_n(Stage::Conv(cfg.width as i64), cfg.convs_per_block)
-        .chain([Stage::Pool]);
-    let stages: Vec<Stage> = std::iter::repeat_n(block, cfg.blocks).flatten().collect();
-    conv_stack(p, &stages, in_channels, classes)
+    conv_stack(p, &cfg.stages(), in_channels, classes)
 }

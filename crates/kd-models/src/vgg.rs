@@ -79,6 +79,11 @@ impl VggConfig {
         Ok(())
     }
 
+    /// The convolutions and pools in order (empty for an unknown depth).
+    pub fn stages(&self) -> Vec<Stage> {
+        layout(self.depth).unwrap_or_default()
+    }
+
     /// Number of 3x3 convolutions.
     pub fn convs(&self) -> usize {
         layout(self.depth).map_or(0, |l| l.iter().filter(|s| **s != Stage::Pool).count())
@@ -88,10 +93,5 @@ impl VggConfig {
 /// Builds the VGG under `p` for `in_channels`-channel inputs and `classes` outputs; the
 /// config must have been validated.
 pub fn vgg(p: &nn::Path, cfg: &VggConfig, in_channels: usize, classes: usize) -> Sequential {
-    conv_stack(
-        p,
-        &layout(cfg.depth).expect("validated depth"),
-        in_channels,
-        classes,
-    )
+    conv_stack(p, &cfg.stages(), in_channels, classes)
 }

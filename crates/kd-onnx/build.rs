@@ -1,0 +1,3 @@
+fn main() {
+    kd_build::link_libtorch();
+}

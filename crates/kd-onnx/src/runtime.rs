@@ -1,0 +1,141 @@
+//! ONNX files run in Rust with tract (sonos/tract: pure Rust, built from source, no prebuilt
+//! binaries to download), for `kd-cli eval` and `predict` on exported models. The file's
+//! header — its metadata and its input shape — is read with the same protobuf types the
+//! exporter writes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use prost::Message;
+use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
+use tract_onnx::pb::type_proto::Value as TypeValue;
+use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::{
+    tvec, Datum, Framework, InferenceFact, InferenceModelExt, IntoRunnable, TypedRunnableModel,
+};
+
+use crate::error::{OnnxError, Result};
+
+/// What an ONNX file's header says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnnxHeader {
+    /// `metadata_props`, in file order.
+    pub metadata: Vec<(String, String)>,
+    /// The first input's dimensions after the batch (`[c, h, w]` for kd's files).
+    pub input_shape: Vec<i64>,
+    pub producer: String,
+    pub opset: i64,
+}
+
+fn model_error(path: &Path, detail: impl Into<String>) -> OnnxError {
+    OnnxError::Model {
+        path: path.to_path_buf(),
+        detail: detail.into(),
+    }
+}
+
+/// Reads the header of the ONNX file at `path`; an error names a file that is not ONNX.
+pub fn read_header(path: &Path) -> Result<OnnxHeader> {
+    let bytes = std::fs::read(path).map_err(|cause| OnnxError::Io {
+        path: PathBuf::from(path),
+        cause,
+    })?;
+    let model = ModelProto::decode(bytes.as_slice())
+        .map_err(|e| model_error(path, format!("not an ONNX model ({e})")))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| model_error(path, "not an ONNX model (no graph)"))?;
+    let input = graph
+        .input
+        .first()
+        .and_then(|i| i.r#type.as_ref())
+        .and_then(|t| match &t.value {
+            Some(TypeValue::TensorType(t)) => t.shape.as_ref(),
+            _ => None,
+        })
+        .ok_or_else(|| model_error(path, "the model declares no tensor input"))?;
+    let input_shape = input
+        .dim
+        .iter()
+        .skip(1)
+        .map(|d| match d.value {
+            Some(Dim::DimValue(v)) => Ok(v),
+            _ => Err(model_error(
+                path,
+                "the input's dimensions after the batch must be fixed numbers",
+            )),
+        })
+        .collect::<Result<_>>()?;
+    Ok(OnnxHeader {
+        metadata: model
+            .metadata_props
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect(),
+        input_shape,
+        producer: model.producer_name.clone(),
+        opset: model
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty())
+            .map_or(0, |o| o.version),
+    })
+}
+
+/// An ONNX image classifier optimized by tract for one batch size.
+#[derive(Debug)]
+pub struct OnnxRunner {
+    plan: Arc<TypedRunnableModel>,
+    batch: usize,
+    /// `[c, h, w]` of one image.
+    image_shape: Vec<usize>,
+}
+
+impl OnnxRunner {
+    /// Loads `path` for batches of `batch` images of the shape its input declares.
+    pub fn load(path: &Path, batch: usize) -> Result<Self> {
+        let header = read_header(path)?;
+        let image_shape: Vec<usize> = header.input_shape.iter().map(|&d| d as usize).collect();
+        let shape: Vec<usize> = std::iter::once(batch).chain(image_shape.clone()).collect();
+        let tract = |e: tract_onnx::prelude::TractError| model_error(path, format!("{e:#}"));
+        let plan = tract_onnx::onnx()
+            .model_for_path(path)
+            .map_err(tract)?
+            .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape))
+            .map_err(tract)?
+            .into_optimized()
+            .map_err(tract)?
+            .into_runnable()
+            .map_err(tract)?;
+        Ok(Self {
+            plan,
+            batch,
+            image_shape,
+        })
+    }
+
+    /// The batch size the model was optimized for.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The outputs for `images` (`n ≤ batch` images of the input shape, flattened, float);
+    /// a shorter batch is padded with zeros and its padding rows dropped. Returns the first
+    /// output's rows, flattened.
+    pub fn run(&self, images: &[f32], n: usize) -> Result<Vec<f32>> {
+        let per_image: usize = self.image_shape.iter().product();
+        assert!(n <= self.batch && images.len() == n * per_image);
+        let mut data = images.to_vec();
+        data.resize(self.batch * per_image, 0.0);
+        let shape: Vec<usize> = std::iter::once(self.batch)
+            .chain(self.image_shape.clone())
+            .collect();
+        let failed = |e: tract_onnx::prelude::TractError| OnnxError::Unsupported(format!("{e:#}"));
+        let input = tract_onnx::prelude::Tensor::from_shape(&shape, &data).map_err(failed)?;
+        let out = self.plan.run(tvec!(input.into())).map_err(failed)?;
+        let view = out[0].to_plain_array_view::<f32>().map_err(failed)?;
+        let rows = view.len() / self.batch;
+        Ok(view.iter().take(n * rows).copied().collect())
+    }
+}
