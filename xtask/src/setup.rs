@@ -2,6 +2,9 @@
 //! from PyPI into a virtual environment and points `<root>/.libtorch` at its `torch`
 //! package, which `.cargo/config.toml` hands to torch-sys as `LIBTORCH`.
 //!
+//! The same venv gets onnxruntime and onnx, which the tests and benchmarks use to check
+//! and time the ONNX files kd writes (kd itself runs them without Python).
+//!
 //! Idempotent and version-checked: an existing venv with torch 2.11.0 is reused; one with
 //! another version is upgraded. The venv lives in `<root>/.venv`, or wherever `KD_VENV`
 //! says; `KD_PYTHON` picks the interpreter that creates it (default `python3`).
@@ -15,6 +18,9 @@ use crate::{root, run_cmd};
 
 /// The PyTorch release matching `tch = "=0.24.0"`.
 pub const TORCH_VERSION: &str = "2.11.0";
+
+/// The onnxruntime and onnx releases the tests check exported files with.
+const ONNX_PACKAGES: [(&str, &str); 2] = [("onnxruntime", "1.31.1"), ("onnx", "1.23.2")];
 
 fn venv_dir() -> PathBuf {
     std::env::var_os("KD_VENV")
@@ -84,7 +90,31 @@ pub fn setup() -> Result<PathBuf> {
         }
     };
     link_libtorch(&torch_dir)?;
+    install_onnx_packages(&python)?;
     Ok(torch_dir)
+}
+
+/// Installs [`ONNX_PACKAGES`] into the venv unless they are there in those versions.
+fn install_onnx_packages(python: &Path) -> Result<()> {
+    let check = ONNX_PACKAGES
+        .iter()
+        .map(|(name, version)| format!("{name}.__version__ == {version:?}"))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let imports = ONNX_PACKAGES.map(|(name, _)| name).join(", ");
+    let present = Command::new(python)
+        .args(["-c", &format!("import {imports}; assert {check}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    let specs = ONNX_PACKAGES.map(|(name, version)| format!("{name}=={version}"));
+    run_cmd(
+        Command::new(python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check"])
+            .args(specs),
+    )
 }
 
 /// Points `<root>/.libtorch` at `torch_dir` (replacing an older link atomically).

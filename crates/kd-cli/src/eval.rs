@@ -1,6 +1,7 @@
 //! `kd-cli eval MODEL`: a saved model's accuracy on a dataset split, its accuracy per class
 //! and its confusion matrix (rows: true class, columns: predicted class). The model file's
-//! metadata says which dataset, preprocessing and architecture ([`crate::saved_model`]).
+//! metadata says which dataset, preprocessing and architecture ([`crate::saved_model`]); an
+//! `.onnx` file exported by kd runs in tract ([`crate::onnx_model`]).
 
 use std::path::{Path, PathBuf};
 
@@ -34,7 +35,16 @@ pub fn eval(
     split: &str,
     device: Device,
 ) -> Result<EvalReport> {
-    let (model, info) = crate::saved_model::open(model_path, device)?;
+    let onnx = crate::onnx_model::is_onnx(model_path);
+    let (torch, info) = if onnx {
+        (
+            None,
+            crate::onnx_model::OnnxModel::open(model_path, 100)?.info,
+        )
+    } else {
+        let (model, info) = crate::saved_model::open(model_path, device)?;
+        (Some(model), info)
+    };
     let dir = data_dir.unwrap_or_else(|| info.dataset.default_dir());
     let folder = info.image_folder.clone().unwrap_or_default();
     let splits = info.dataset.load(&dir, &folder)?;
@@ -52,14 +62,20 @@ pub fn eval(
             info.input_shape
         );
     }
-    let loader = BatchLoader::new(&data, 1000, info.transform.clone(), device);
-    let (evaluation, confusion) = kd_train::evaluate_with_confusion(
-        &model,
-        &loader,
-        &kd_train::Objective::CrossEntropy,
-        kd_train::Split::Validation,
-        info.classes,
-    );
+    let (accuracy, confusion) = match torch {
+        Some(model) => {
+            let loader = BatchLoader::new(&data, 1000, info.transform.clone(), device);
+            let (evaluation, confusion) = kd_train::evaluate_with_confusion(
+                &model,
+                &loader,
+                &kd_train::Objective::CrossEntropy,
+                kd_train::Split::Validation,
+                info.classes,
+            );
+            (evaluation.accuracy, confusion)
+        }
+        None => crate::onnx_model::OnnxModel::open(model_path, 100)?.evaluate(&data)?,
+    };
     let per_class_accuracy = confusion
         .iter()
         .enumerate()
@@ -72,7 +88,7 @@ pub fn eval(
         data_dir: dir.display().to_string(),
         split: split.into(),
         images: data.len(),
-        accuracy: evaluation.accuracy,
+        accuracy,
         classes,
         per_class_accuracy,
         confusion,

@@ -14,7 +14,7 @@ use tch::{CModule, Device, Kind, Tensor};
 /// Writes the TorchScript module for the model at `model_path` to `out`, atomically.
 pub fn export(model_path: &Path, format: &str, out: &Path) -> Result<()> {
     if format != "torchscript" {
-        bail!("--format: expected torchscript, got {format:?}");
+        bail!("--format: expected torchscript or onnx, got {format:?}");
     }
     let (mut model, info) = crate::saved_model::open(model_path, Device::Cpu)?;
     // Frozen weights become constants of the traced graph.

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kd_cli::{
-    bench, check, compare, config, env, eval, export, launch, logging, oom, predict, run, summary,
+    bench, check, compare, config, env, eval, export, export_onnx, launch, logging, oom, predict,
+    run, summary,
 };
 
 /// Knowledge distillation on libtorch.
@@ -135,21 +136,36 @@ enum Command {
         json: bool,
     },
     /// Export a model saved by `kd-cli run` for use without kd: `--format torchscript`
-    /// writes a module Python's `torch.jit.load` runs, preprocessing included (input: float
-    /// images in [0, 1] at the dataset's native size; output: logits).
-    #[command(after_help = "Example:
+    /// writes a module Python's `torch.jit.load` runs; `--format onnx` an ONNX model
+    /// (opset 17) for onnxruntime and other runtimes, float or, with `--quantize int8`,
+    /// statically quantized. Both have the preprocessing built in (input: float images in
+    /// [0, 1] at the dataset's native size; output: logits).
+    #[command(after_help = "Examples:
   kd-cli export runs/quickstart/seed-19/distilled.safetensors --out distilled.pt
-  python -c \"import torch; print(torch.jit.load('distilled.pt')(torch.rand(1, 1, 28, 28)))\"")]
+  python -c \"import torch; print(torch.jit.load('distilled.pt')(torch.rand(1, 1, 28, 28)))\"
+  kd-cli export runs/quickstart/seed-19/distilled.safetensors --format onnx --out distilled.onnx
+  kd-cli export runs/quickstart/seed-19/distilled.safetensors --format onnx --quantize int8 --out distilled.int8.onnx")]
     Export {
         /// A `.safetensors` file from a run directory.
         model: PathBuf,
         /// The output format: `torchscript` (a traced module for `torch.jit.load`, C++
-        /// `torch::jit::load` and tch's `CModule`).
+        /// `torch::jit::load` and tch's `CModule`) or `onnx`.
         #[arg(long, default_value = "torchscript")]
         format: String,
-        /// Where to write the exported file, e.g. distilled.pt.
+        /// Where to write the exported file, e.g. distilled.pt or distilled.onnx.
         #[arg(long)]
         out: PathBuf,
+        /// `int8`: static post-training quantization (ONNX only): int8 weights per output
+        /// channel, uint8 activations per tensor calibrated on training images.
+        #[arg(long, value_enum)]
+        quantize: Option<export_onnx::Quantize>,
+        /// Training images that calibrate the int8 activation ranges (the first N).
+        #[arg(long, default_value_t = 1000)]
+        calibration_images: usize,
+        /// The dataset's directory, for calibration and the exported file's test accuracy
+        /// (default: where `cargo xtask fetch-data` puts it).
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Configuration helpers.
     #[command(after_help = "Example:
@@ -441,12 +457,32 @@ fn execute(command: Command, quiet: bool) -> anyhow::Result<()> {
             device,
             json,
         } => predict_command(&model, &images, top_k, device, json),
-        Command::Export { model, format, out } => export::export(&model, &format, &out).map(|()| {
-            println!(
-                "wrote {} (TorchScript; input: float images in [0, 1])",
-                out.display()
-            )
-        }),
+        Command::Export {
+            model,
+            format,
+            out,
+            quantize,
+            calibration_images,
+            data,
+        } => match format.as_str() {
+            "onnx" => {
+                let options = export_onnx::OnnxOptions {
+                    quantize,
+                    calibration_images,
+                    data,
+                };
+                export_onnx::export_onnx(&model, &out, &options).map(|e| print!("{}", e.text()))
+            }
+            _ if quantize.is_some() => Err(anyhow::anyhow!(
+                "--quantize: only with --format onnx (got --format {format})"
+            )),
+            _ => export::export(&model, &format, &out).map(|()| {
+                println!(
+                    "wrote {} (TorchScript; input: float images in [0, 1])",
+                    out.display()
+                )
+            }),
+        },
         Command::Launch {
             nproc,
             master_port,

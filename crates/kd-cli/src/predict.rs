@@ -3,6 +3,7 @@
 //! reduced to gray (ITU-R BT.601 luma) for one-channel models, resized (stb_image_resize) to
 //! the dataset's image size when they differ, then preprocessed exactly as in training.
 //! They should look like the dataset's images: Fashion-MNIST is a light garment on black.
+//! An `.onnx` file exported by kd runs in tract, its preprocessing built in.
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,12 @@ fn read_image(path: &Path, [c, h, w]: [usize; 3]) -> Result<Tensor> {
     })
 }
 
+/// A model file opened for prediction.
+enum Opened {
+    Torch(kd_models::Model),
+    Onnx(crate::onnx_model::OnnxModel),
+}
+
 /// The predictions for the images that could be read, and an error for each that could not.
 #[derive(Debug)]
 pub struct Predictions {
@@ -73,7 +80,14 @@ pub fn predict(
     if k == 0 {
         bail!("--top-k: expected at least 1 class per image, got 0");
     }
-    let (model, info) = crate::saved_model::open(model_path, device)?;
+    let (model, info) = if crate::onnx_model::is_onnx(model_path) {
+        let model = crate::onnx_model::OnnxModel::open(model_path, images.len())?;
+        let info = model.info.clone();
+        (Opened::Onnx(model), info)
+    } else {
+        let (model, info) = crate::saved_model::open(model_path, device)?;
+        (Opened::Torch(model), info)
+    };
     let mut batch = Vec::new();
     let mut read = Vec::new();
     let mut failed = Vec::new();
@@ -92,11 +106,21 @@ pub fn predict(
             failed,
         });
     }
-    let x = info
-        .transform
-        .apply(&Tensor::stack(&batch, 0).to_device(device));
-    let probs =
-        tch::no_grad(|| model.forward_t(&x, false).softmax(-1, Kind::Float)).to_device(Device::Cpu);
+    let stacked = Tensor::stack(&batch, 0);
+    let logits = match &model {
+        Opened::Torch(model) => {
+            let x = info.transform.apply(&stacked.to_device(device));
+            tch::no_grad(|| model.forward_t(&x, false)).to_device(Device::Cpu)
+        }
+        Opened::Onnx(model) => {
+            let shape: Vec<usize> = stacked.size().iter().map(|&d| d as usize).collect();
+            let bytes = Vec::<u8>::try_from(&stacked.flatten(0, -1))?;
+            let images =
+                ndarray::Array4::from_shape_vec([shape[0], shape[1], shape[2], shape[3]], bytes)?;
+            model.logits(images.view())?
+        }
+    };
+    let probs = logits.softmax(-1, Kind::Float);
     let k = k.min(info.classes);
     let (values, indices) = probs.topk(k as i64, -1, true, true);
     let names = info.class_labels();

@@ -106,19 +106,24 @@ impl ModelInfo {
                 path.display()
             );
         }
-        let model = field(path, &meta, MODEL)?;
-        let input_shape = field(path, &meta, INPUT)?;
-        let classes = field(path, &meta, CLASSES)?;
-        let transform = field(path, &meta, TRANSFORM)?;
-        let dataset = field(path, &meta, DATASET)?;
+        Self::from_metadata(path, &meta)
+    }
+
+    /// The description in `meta` (a model file's metadata; `path` is named in errors).
+    pub fn from_metadata(path: &Path, meta: &BTreeMap<String, String>) -> Result<Self> {
+        let model = field(path, meta, MODEL)?;
+        let input_shape = field(path, meta, INPUT)?;
+        let classes = field(path, meta, CLASSES)?;
+        let transform = field(path, meta, TRANSFORM)?;
+        let dataset = field(path, meta, DATASET)?;
         Ok(Self {
             model,
             input_shape,
             classes,
             transform,
             dataset,
-            class_names: optional_field(path, &meta, CLASS_NAMES)?,
-            image_folder: optional_field(path, &meta, IMAGE_FOLDER)?,
+            class_names: optional_field(path, meta, CLASS_NAMES)?,
+            image_folder: optional_field(path, meta, IMAGE_FOLDER)?,
         })
     }
 }

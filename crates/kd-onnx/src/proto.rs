@@ -75,7 +75,12 @@ pub enum Attr {
     Float(f32),
 }
 
-pub fn node(op_type: &str, inputs: &[&str], outputs: &[&str], attrs: &[(&str, Attr)]) -> NodeProto {
+pub fn node(
+    op_type: &str,
+    inputs: &[impl AsRef<str>],
+    outputs: &[&str],
+    attrs: &[(&str, Attr)],
+) -> NodeProto {
     let attribute = attrs
         .iter()
         .map(|(name, value)| {
@@ -102,7 +107,7 @@ pub fn node(op_type: &str, inputs: &[&str], outputs: &[&str], attrs: &[(&str, At
         .collect();
     NodeProto {
         op_type: op_type.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
+        input: inputs.iter().map(|s| s.as_ref().to_string()).collect(),
         output: outputs.iter().map(|s| s.to_string()).collect(),
         attribute,
         ..Default::default()

@@ -25,6 +25,8 @@ pub struct OnnxHeader {
     pub input_shape: Vec<i64>,
     pub producer: String,
     pub opset: i64,
+    /// The bytes of the constant tensors (weights, scales), without the graph around them.
+    pub tensor_bytes: u64,
 }
 
 fn model_error(path: &Path, detail: impl Into<String>) -> OnnxError {
@@ -75,6 +77,11 @@ pub fn read_header(path: &Path) -> Result<OnnxHeader> {
             .collect(),
         input_shape,
         producer: model.producer_name.clone(),
+        tensor_bytes: graph
+            .initializer
+            .iter()
+            .map(|t| t.raw_data.len() as u64 + 4 * t.float_data.len() as u64)
+            .sum(),
         opset: model
             .opset_import
             .iter()

@@ -243,6 +243,8 @@ impl Emitter<'_> {
             format!("wz{index}"),
             format!("bs{index}"),
         );
+        // Zero points are written even where they are 0 (the operators' default):
+        // onnxruntime fuses dense layers and pools into integer kernels only when they are.
         self.initializers.push(proto::i8_tensor(&w, &dims, &values));
         self.initializers
             .push(proto::f32_tensor(&ws, &channels, &scales));

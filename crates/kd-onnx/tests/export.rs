@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 use kd_models::{CnnConfig, Model, ModelConfig, ResNetConfig, StudentConfig, VggConfig, WrnConfig};
 use kd_onnx::runtime::{read_header, OnnxRunner};
@@ -194,36 +193,16 @@ fn a_model_file_of_another_architecture_is_named() {
 
 /// onnxruntime's logits for `images` from the file at `path`, when the venv has it.
 fn onnxruntime_logits(path: &Path, images: &Tensor, classes: i64) -> Option<Tensor> {
-    let python = kd_testkit::require(
-        "onnxruntime",
-        kd_testkit::venv_python(env!("CARGO_MANIFEST_DIR")),
-        "no venv with onnxruntime: run `cargo xtask setup`",
-    )?;
-    let dir = path.parent().unwrap();
-    let (input, output) = (dir.join("images.f32"), dir.join("logits.f32"));
-    let data = Vec::<f32>::try_from(&images.flatten(0, -1)).unwrap();
-    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(&input, bytes).unwrap();
     let size = images.size();
-    let script = kd_testkit::workspace_root(env!("CARGO_MANIFEST_DIR")).join("scripts/onnx_run.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(path)
-        .arg(&input)
-        .args(size.iter().map(|d| d.to_string()))
-        .arg(&output)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "onnxruntime: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let raw = std::fs::read(&output).unwrap();
-    let logits: Vec<f32> = raw
-        .chunks(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
+    let data = Vec::<f32>::try_from(&images.flatten(0, -1)).unwrap();
+    let shape = [0, 1, 2, 3].map(|i| size[i] as usize);
+    let logits = kd_testkit::onnxruntime_outputs(
+        "onnxruntime",
+        env!("CARGO_MANIFEST_DIR"),
+        path,
+        &data,
+        shape,
+    )?;
     Some(Tensor::from_slice(&logits).view([size[0], classes]))
 }
 
@@ -262,8 +241,10 @@ fn float_files_run_in_onnxruntime_and_tract_with_kd_logits() {
         let [c, h, w] = case.preprocess.image_shape.map(|d| d as i64);
         assert_eq!(header.input_shape, vec![c, h, w]);
 
-        // Two batch sizes: the batch dimension is free.
-        for n in [1, 5] {
+        // Several batch sizes: the batch dimension is free; the seed's student on 1,000
+        // images, as many as a test set's worth to compare.
+        let sizes: &[i64] = if i == 0 { &[1, 5, 1000] } else { &[1, 5] };
+        for &n in sizes {
             let x = images(&case.preprocess, n, 2);
             let expected =
                 tch::no_grad(|| model.forward_t(&preprocess(&case.preprocess, &x), false));
@@ -312,14 +293,17 @@ fn int8_files_use_int8_weights_and_stay_close_to_the_float_model() {
         let float = write::encode(&graph, None, &[], "test");
         let int8 = write::encode(&graph, Some(&plan), &[], "test");
         let params: i64 = weights(&model).values().map(|t| t.numel() as i64).sum();
-        // int8 weights: a quarter of the float bytes plus scales and int32 biases.
-        assert!(
-            (int8.len() as f64) < 0.35 * float.len() as f64 || params < 20_000,
-            "{}: int8 {} bytes, float {}",
-            case.name,
-            int8.len(),
-            float.len()
-        );
+        // int8 weights are a quarter of float ones; scales, int32 biases and the QDQ nodes
+        // add a fixed overhead that only matters for small models.
+        if params >= 100_000 {
+            assert!(
+                int8.len() as f64 <= 0.30 * float.len() as f64,
+                "{}: int8 {} bytes, float {}",
+                case.name,
+                int8.len(),
+                float.len()
+            );
+        }
         let path = dir.path().join(format!("model{i}.int8.onnx"));
         std::fs::write(&path, &int8).unwrap();
         let x = images(&case.preprocess, 8, 4);

@@ -78,6 +78,59 @@ pub fn venv_python(manifest_dir: &str) -> Option<PathBuf> {
     python.is_file().then_some(python)
 }
 
+/// onnxruntime's first output for `images` (`shape` = `[n, c, h, w]`, float32) from the ONNX
+/// file at `model`, computed by `scripts/onnx_run.py` in the venv's Python after
+/// `onnx.checker`'s full check; `None` (skipped, or a failure under CI) without a venv.
+/// Panics, with onnxruntime's message, when the file does not load or run.
+pub fn onnxruntime_outputs(
+    test: &str,
+    manifest_dir: &str,
+    model: &Path,
+    images: &[f32],
+    shape: [usize; 4],
+) -> Option<Vec<f32>> {
+    let python = require(
+        test,
+        venv_python(manifest_dir),
+        "no venv with onnxruntime (run `cargo xtask setup`)",
+    )?;
+    let dir = tempfile_dir(model);
+    let (input, output) = (dir.join("kd-ort-images.f32"), dir.join("kd-ort-logits.f32"));
+    let bytes: Vec<u8> = images.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&input, bytes).expect("write the images");
+    let script = workspace_root(manifest_dir).join("scripts/onnx_run.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(model)
+        .arg(&input)
+        .args(shape.iter().map(|d| d.to_string()))
+        .arg(&output)
+        .output()
+        .expect("run Python");
+    assert!(
+        out.status.success(),
+        "onnxruntime on {}: {}",
+        model.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = std::fs::read(&output).expect("read the logits");
+    let _ = std::fs::remove_file(&input);
+    let _ = std::fs::remove_file(&output);
+    Some(
+        raw.chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect(),
+    )
+}
+
+/// The folder of `file` (where the exchange files with Python go).
+fn tempfile_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
