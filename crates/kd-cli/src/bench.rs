@@ -31,6 +31,8 @@ pub enum BenchMode {
     Distill,
     DistillCached,
     Eval,
+    /// Batch-1 latency of the MODEL files named ([`crate::bench_latency`]).
+    Latency,
 }
 
 /// Settings of one `kd-cli bench` call.
@@ -77,6 +79,7 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
         let mut opt = kd_train::Adam::new(model.var_store(), lr, 0.0);
         let mut step = || -> Result<f64> {
             Ok(match mode {
+                BenchMode::Latency => bail!("--mode latency times model files, not steps"),
                 BenchMode::Eval => {
                     let hits = tch::no_grad(|| student.forward_t(&x, false).argmax(1, false));
                     hits.sum(Kind::Int64).int64_value(&[]) as f64

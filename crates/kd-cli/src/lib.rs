@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod bench;
+pub mod bench_latency;
 pub mod check;
 pub mod compare;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod env;
 pub mod eval;
 pub mod export;
 pub mod export_onnx;
+pub mod latency;
 pub mod launch;
 pub mod logging;
 pub mod onnx_model;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kd_cli::{
-    bench, check, compare, config, env, eval, export, export_onnx, launch, logging, oom, predict,
-    run, summary,
+    bench, bench_latency, check, compare, config, env, eval, export, export_onnx, launch, logging,
+    oom, predict, run, summary,
 };
 
 /// Knowledge distillation on libtorch.
@@ -190,7 +190,8 @@ enum Command {
     /// as the PyTorch and Keras anchor scripts do; one JSON line per mode.
     #[command(after_help = "Examples:
   kd-cli bench --mode student,eval --steps 10
-  kd-cli bench --precision bf16 --channels-last --threads 2")]
+  kd-cli bench --precision bf16 --channels-last --threads 2
+  kd-cli bench --mode latency runs/quickstart/seed-1/teacher.safetensors runs/quickstart/seed-1/distilled.safetensors distilled.int8.onnx")]
     Bench {
         /// Modes to time, comma-separated.
         #[arg(
@@ -220,6 +221,9 @@ enum Command {
         /// Inputs and convolution kernels in channels-last (NHWC) memory format.
         #[arg(long)]
         channels_last: bool,
+        /// Model files for `--mode latency`: `.safetensors` from a run directory (timed in
+        /// libtorch) and `.onnx` from `kd-cli export` (timed in tract and onnxruntime).
+        models: Vec<PathBuf>,
     },
     /// Compare runs (e.g. one per seed): per-run and mean test accuracies.
     #[command(after_help = "Examples:
@@ -311,6 +315,26 @@ fn predict_command(
 }
 
 /// Sets the device and thread count of `kd-cli bench`, runs it, prints its lines.
+/// `kd-cli bench --mode latency MODEL...`.
+fn latency_command(
+    mode: &[bench::BenchMode],
+    threads: usize,
+    models: &[PathBuf],
+) -> anyhow::Result<()> {
+    if mode.len() > 1 {
+        anyhow::bail!(
+            "--mode latency: time models alone (the other modes time the seed's synthetic steps)"
+        );
+    }
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+    let python = bench_latency::venv_python();
+    let rows = bench_latency::bench_latency(models, python.as_deref())?;
+    print!("{}", bench_latency::text(&rows));
+    Ok(())
+}
+
 fn bench_command(
     mut args: bench::BenchArgs,
     device: config::DeviceChoice,
@@ -402,6 +426,12 @@ fn execute(command: Command, quiet: bool) -> anyhow::Result<()> {
         }
         Command::Bench {
             mode,
+            threads,
+            models,
+            ..
+        } if mode.contains(&bench::BenchMode::Latency) => latency_command(&mode, threads, &models),
+        Command::Bench {
+            mode,
             batch,
             steps,
             warmup,
@@ -409,19 +439,25 @@ fn execute(command: Command, quiet: bool) -> anyhow::Result<()> {
             threads,
             precision,
             channels_last,
-        } => bench_command(
-            bench::BenchArgs {
-                modes: mode,
-                batch,
-                steps,
-                warmup,
-                device: tch::Device::Cpu,
-                precision,
-                channels_last,
-            },
-            device,
-            threads,
-        ),
+            models,
+        } => {
+            if !models.is_empty() {
+                anyhow::bail!("MODEL files are timed by --mode latency only");
+            }
+            bench_command(
+                bench::BenchArgs {
+                    modes: mode,
+                    batch,
+                    steps,
+                    warmup,
+                    device: tch::Device::Cpu,
+                    precision,
+                    channels_last,
+                },
+                device,
+                threads,
+            )
+        }
         Command::Summary { config, sets } => {
             summary::summary(&config, &sets).map(|t| print!("{t}"))
         }

@@ -35,6 +35,9 @@ pub struct ModelReport {
     /// teacher alone); both 0 for a model that was loaded, not trained.
     pub labelled_images: usize,
     pub unlabeled_images: usize,
+    /// Batch-1 latency (one thread, all threads) and batch-256 throughput of the model's
+    /// forward pass on the run's device ([`crate::latency`]).
+    pub latency: Option<crate::latency::ModelLatency>,
 }
 
 impl ModelReport {
@@ -74,6 +77,9 @@ pub struct Report {
     pub models: Vec<ModelReport>,
     /// Distilled minus scratch test accuracy, in percentage points.
     pub distillation_gain_points: f64,
+    /// The distilled student's batch-1 speedup over the teacher (ratio of median
+    /// latencies): on one thread and on all threads.
+    pub student_speedup: Option<Speedup>,
     pub total_seconds: f64,
     /// Peak resident set size of the whole run (`VmHWM`), in MiB; absent off Linux.
     pub peak_rss_mib: Option<f64>,
@@ -86,7 +92,40 @@ pub struct Report {
     pub torch_version: String,
 }
 
+/// A ratio of batch-1 latencies.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Speedup {
+    pub one_thread: f64,
+    pub all_threads: f64,
+}
+
 impl Report {
+    /// The batch-1 latency lines of the table: one per model, then the student's speedup.
+    fn latency_lines(&self) -> String {
+        let mut out = String::new();
+        for m in &self.models {
+            if let Some(l) = &m.latency {
+                out += &format!(
+                    "{:<10} batch-1 latency median / p99: {:.3} / {:.3} ms on 1 thread, {:.3} / {:.3} ms on {}; {:.0} img/s at batch 256\n",
+                    m.role,
+                    l.one_thread.median_ms,
+                    l.one_thread.p99_ms,
+                    l.all_threads.median_ms,
+                    l.all_threads.p99_ms,
+                    l.threads,
+                    l.batch256_images_per_s
+                );
+            }
+        }
+        if let Some(s) = &self.student_speedup {
+            out += &format!(
+                "the student answers {:.1}x faster than the teacher at batch 1 ({:.1}x on all threads)\n",
+                s.one_thread, s.all_threads
+            );
+        }
+        out
+    }
+
     /// The comparison table, one row per model.
     pub fn table(&self) -> String {
         let mut out = format!(
@@ -115,6 +154,7 @@ impl Report {
                 m.epochs_run
             );
         }
+        out += &self.latency_lines();
         for m in self.models.iter().filter(|m| m.unlabeled_images > 0) {
             out += &format!("{} trained on {} images\n", m.role, m.images_seen());
         }
@@ -171,9 +211,16 @@ impl Report {
             );
         }
         md += &format!(
-            "\nDistilled minus scratch: **{:+.2} points** on {} test images.\n\n## Settings\n\n",
+            "\nDistilled minus scratch: **{:+.2} points** on {} test images.\n\n",
             self.distillation_gain_points, self.test_images
         );
+        let latency = self.latency_lines();
+        if !latency.is_empty() {
+            md += "```\n";
+            md += &latency;
+            md += "```\n\n";
+        }
+        md += "## Settings\n\n";
         for m in &self.models {
             md += &format!(
                 "- {} objective: `{}`; training images: {}\n",

@@ -40,7 +40,28 @@ fn tiny_end_to_end_run_writes_a_complete_run_directory() {
         );
         let acc = m["test_accuracy"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&acc));
+        // Batch-1 latency on one thread (the config's 1 thread is also "all").
+        let l = &m["latency"];
+        let (median, p99) = (
+            l["one_thread"]["median_ms"].as_f64().unwrap(),
+            l["one_thread"]["p99_ms"].as_f64().unwrap(),
+        );
+        assert!(median > 0.0 && p99 >= median, "{l}");
+        assert_eq!(l["threads"], 1, "{l}");
+        assert!(l["batch256_images_per_s"].as_f64().unwrap() > 0.0, "{l}");
     }
+    let speedup = &report["student_speedup"];
+    let teacher = report["models"][0]["latency"]["one_thread"]["median_ms"]
+        .as_f64()
+        .unwrap();
+    let student = report["models"][1]["latency"]["one_thread"]["median_ms"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (speedup["one_thread"].as_f64().unwrap() - teacher / student).abs() < 1e-9,
+        "{speedup}"
+    );
+    assert!(table.contains("batch-1 latency median / p99"), "{table}");
     // The quadrant task is easy: a trained teacher is far above chance (25%).
     assert!(
         models[0]["test_accuracy"].as_f64().unwrap() > 0.6,

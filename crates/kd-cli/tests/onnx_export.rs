@@ -151,6 +151,43 @@ fn exported_onnx_files_run_in_onnxruntime_eval_and_predict_with_kd_results() {
         let text = succeeds(kd_cli(&["predict", model, "quadrant.png", "--json"], d));
         serde_json::from_str(&text).unwrap()
     };
+    // bench --mode latency: each file in each runtime, one row each, in one run.
+    let table = succeeds(kd_cli(
+        &[
+            "bench",
+            "--mode",
+            "latency",
+            "out/teacher.safetensors",
+            "out/distilled.safetensors",
+            "student.int8.onnx",
+        ],
+        d,
+    ));
+    let rows: Vec<&str> = table.lines().skip(2).collect();
+    assert_eq!(rows.len(), 4, "{table}");
+    for (row, (file, runtime)) in rows.iter().zip([
+        ("out/teacher.safetensors", "libtorch f32"),
+        ("out/distilled.safetensors", "libtorch f32"),
+        ("student.int8.onnx", "tract"),
+        ("student.int8.onnx", "onnxruntime"),
+    ]) {
+        assert!(row.starts_with(file) && row.contains(runtime), "{table}");
+        let numbers: Vec<f64> = row
+            .split_whitespace()
+            .filter_map(|w| w.parse::<f64>().ok())
+            .collect();
+        assert!(
+            numbers.len() >= 4 && numbers.iter().all(|&v| v > 0.0),
+            "{row}"
+        );
+    }
+    let none = kd_cli(&["bench", "--mode", "latency"], d);
+    assert!(
+        !none.status.success() && stderr(&none).contains("name the model files"),
+        "{}",
+        stderr(&none)
+    );
+
     let (torch, onnx) = (
         predict("out/distilled.safetensors"),
         predict("student.onnx"),

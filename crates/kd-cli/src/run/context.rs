@@ -136,6 +136,8 @@ impl RunContext<'_> {
             }
         };
         let classes = self.prepared.shape[2];
+        let [c, hw, _] = self.prepared.shape.map(|d| d as i64);
+        let input_shape = [c, hw, hw];
         let (eval, confusion) = evaluate_with_confusion(
             model,
             &self.test,
@@ -172,6 +174,7 @@ impl RunContext<'_> {
             weights,
             labelled_images: 0,
             unlabeled_images: 0,
+            latency: Some(crate::latency::model_latency(model, input_shape)),
         };
         Ok((report, confusion))
     }

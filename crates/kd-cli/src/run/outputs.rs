@@ -36,6 +36,16 @@ pub(super) fn write_outputs(
         validation_images: p.data.val.len(),
         test_images: p.data.test.len(),
         distillation_gain_points: 100.0 * (distilled.test_accuracy - scratch.test_accuracy),
+        student_speedup: match (&distilled.latency, &teacher.latency) {
+            (Some(student), Some(teacher)) => {
+                let (one_thread, all_threads) = student.speedup_over(teacher);
+                Some(crate::report::Speedup {
+                    one_thread,
+                    all_threads,
+                })
+            }
+            _ => None,
+        },
         models: vec![teacher, distilled, scratch],
         total_seconds: start.elapsed().as_secs_f64(),
         peak_rss_mib: peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
