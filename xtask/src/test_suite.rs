@@ -37,6 +37,8 @@ pub const NUMERIC: &[&[&str]] = &[
         "architectures",
         "--test",
         "trainer",
+        "--test",
+        "export",
     ],
     &[
         "--workspace",

@@ -168,8 +168,9 @@ pub fn text(rows: &[LatencyRow]) -> String {
         .iter()
         .find_map(|r| r.all_threads.map(|(_, t)| t))
         .unwrap_or(1);
+    let width = rows.iter().map(|r| r.model.len()).max().unwrap_or(5).max(5);
     let mut out = format!(
-        "batch-1 latency in ms (median / p99 of {CALLS} calls after {WARMUP}), throughput at batch 256\n{:<48} {:<13} {:>10} {:>19} {:>19} {:>10}\n",
+        "batch-1 latency in ms (median / p99 of {CALLS} calls after {WARMUP}), throughput at batch 256\n{:<width$} {:<13} {:>10} {:>19} {:>19} {:>10}\n",
         "model",
         "runtime",
         "file bytes",
@@ -179,7 +180,7 @@ pub fn text(rows: &[LatencyRow]) -> String {
     );
     for r in rows {
         out += &format!(
-            "{:<48} {:<13} {:>10} {:>19} {:>19} {:>10}\n",
+            "{:<width$} {:<13} {:>10} {:>19} {:>19} {:>10}\n",
             r.model,
             r.runtime,
             r.file_bytes,

@@ -178,6 +178,36 @@ mod tests {
     }
 
     #[test]
+    fn a_value_read_by_a_quantized_operator_without_a_plan_is_reported() {
+        // input -> conv -> relu -> maxpool -> gap -> flatten -> dense
+        let mut g = Graph::new([1, 4, 4], 2);
+        let conv = Op::Conv {
+            weight: Tensor::ones([2, 1, 3, 3], (Kind::Float, tch::Device::Cpu)),
+            bias: Tensor::zeros([2], (Kind::Float, tch::Device::Cpu)),
+            stride: 1,
+        };
+        g.then(conv);
+        g.then(Op::Relu);
+        g.then(Op::MaxPool { kernel: 2 });
+        g.then(Op::GlobalAvgPool);
+        g.then(Op::Flatten);
+        g.then(Op::Dense {
+            weight: Tensor::ones([2, 2], (Kind::Float, tch::Device::Cpu)),
+            bias: Tensor::zeros([2], (Kind::Float, tch::Device::Cpu)),
+        });
+        let images = Tensor::rand([3, 1, 4, 4], (Kind::Float, tch::Device::Cpu));
+        let mut plan = plan(&g, &Calibration::run(&g, [images]));
+        // Quantized: the input, the ReLU's output (not the conv's: fused), the pool's (with
+        // the ReLU's scale), the average's and the flatten's; never the logits.
+        let planned: Vec<bool> = plan.iter().map(Option::is_some).collect();
+        assert_eq!(planned, [true, false, true, true, true, true, false]);
+        assert_eq!(plan[3], plan[2]);
+        assert!(uncovered(&g, &plan).is_empty());
+        plan[4] = None;
+        assert_eq!(uncovered(&g, &plan), vec![(4, "Flatten")]);
+    }
+
+    #[test]
     fn biases_use_the_input_times_weight_scale() {
         // 0.3 / (0.1 * 0.02) = 150; -0.0031 / 0.002 = -1.55 -> -2.
         let b = Tensor::from_slice(&[0.3f32, -0.0031]);
