@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU speed check, run on the device machine by the `device` tool. It builds nothing: it runs
+# GPU check, run on the device machine by the `device` tool: `kd-cli doctor --device cuda`,
+# then the speed check. It builds nothing: it runs
 # the release binary built here and the PyTorch anchor, both carried in dist/ (see
 # scripts/device-prepare.sh), with the device's own PyTorch 2.11 libraries, and prints one
 # table: `kd-cli bench` (f32 and bf16, channels-last) against PyTorch eager (f32, with and
@@ -17,6 +18,8 @@ ROUNDS=${ROUNDS:-2}
 : > "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 "$KD" env
+# The device self-check first: a failing check is reported, and the timings still run.
+"$KD" doctor --device cuda || echo "kd-cli doctor: some checks failed on this device"
 
 for round in $(seq "$ROUNDS"); do
   "$KD" bench --device cuda --steps "$STEPS" --warmup 5 >> "$OUT"

@@ -11,6 +11,7 @@ pub mod check;
 pub mod compare;
 pub mod config;
 pub mod distill_config;
+pub mod doctor;
 pub mod env;
 pub mod eval;
 pub mod export;

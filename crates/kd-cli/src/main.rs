@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kd_cli::{
-    bench, bench_latency, check, compare, config, env, eval, export, export_onnx, launch, logging,
-    oom, predict, run, summary,
+    bench, bench_latency, check, compare, config, doctor, env, eval, export, export_onnx, launch,
+    logging, oom, predict, run, summary,
 };
 
 /// Knowledge distillation on libtorch.
@@ -237,6 +237,17 @@ enum Command {
     /// Print the torch version, the device that will be used, CUDA/cuDNN availability and
     /// the thread count.
     Env,
+    /// Check that this machine runs kd correctly (in well under a minute): the seed's models
+    /// on the device against the CPU, a training step, bf16 autocast, an all-reduce, a
+    /// checkpoint round trip. Exits non-zero if any check fails.
+    #[command(after_help = "Examples:
+  kd-cli doctor
+  kd-cli doctor --device cuda")]
+    Doctor {
+        /// `cpu`, `cuda`, or `auto` (CUDA when available).
+        #[arg(long, value_enum, default_value = "auto")]
+        device: config::DeviceChoice,
+    },
 }
 
 /// `kd-cli config ...`.
@@ -388,6 +399,7 @@ impl Command {
             Self::Bench { .. } => "bench",
             Self::Compare { .. } => "compare",
             Self::Env => "env",
+            Self::Doctor { .. } => "doctor",
         }
     }
 }
@@ -422,6 +434,16 @@ fn execute(command: Command, quiet: bool) -> anyhow::Result<()> {
     match command {
         Command::Env => {
             env::print_env();
+            Ok(())
+        }
+        Command::Doctor { device } => {
+            let device = device.resolve("--device")?;
+            env::prepare_device(device);
+            let report = doctor::doctor(device)?;
+            print!("{}", report.text());
+            if !report.healthy() {
+                anyhow::bail!("doctor: some checks failed (see the table above)");
+            }
             Ok(())
         }
         Command::Bench {
