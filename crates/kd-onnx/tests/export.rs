@@ -160,22 +160,24 @@ fn hw(p: &Preprocess) -> usize {
     p.pad_to.unwrap_or(p.image_shape[1])
 }
 
+/// The case's model with random weights and its inference graph.
+fn model_and_graph(case: &Case) -> (Model, kd_onnx::Graph) {
+    let c = case.preprocess.image_shape[0];
+    let model = random_model(&case.config, c, hw(&case.preprocess), case.classes);
+    let graph = lower(
+        &case.config,
+        &weights(&model),
+        &case.preprocess,
+        case.classes,
+    )
+    .unwrap();
+    (model, graph)
+}
+
 #[test]
 fn every_architecture_lowers_to_a_graph_equal_to_the_model() {
-    for case in cases() {
-        let model = random_model(
-            &case.config,
-            case.preprocess.image_shape[0],
-            hw(&case.preprocess),
-            case.classes,
-        );
-        let graph = lower(
-            &case.config,
-            &weights(&model),
-            &case.preprocess,
-            case.classes,
-        )
-        .unwrap();
+    for case in &cases() {
+        let (model, graph) = model_and_graph(case);
         let x = images(&case.preprocess, 4, 1);
         let expected = tch::no_grad(|| model.forward_t(&preprocess(&case.preprocess, &x), false));
         assert_close(case.name, &graph.run(&x), &expected, 1e-4, 1e-4);
@@ -218,19 +220,7 @@ fn tract_logits(path: &Path, images: &Tensor, classes: i64) -> Tensor {
 fn float_files_run_in_onnxruntime_and_tract_with_kd_logits() {
     let dir = tempfile::tempdir().unwrap();
     for (i, case) in cases().iter().enumerate() {
-        let model = random_model(
-            &case.config,
-            case.preprocess.image_shape[0],
-            hw(&case.preprocess),
-            case.classes,
-        );
-        let graph = lower(
-            &case.config,
-            &weights(&model),
-            &case.preprocess,
-            case.classes,
-        )
-        .unwrap();
+        let (model, graph) = model_and_graph(case);
         let meta = vec![("kd.model".to_string(), case.name.to_string())];
         let path = dir.path().join(format!("model{i}.onnx"));
         std::fs::write(&path, write::encode(&graph, None, &meta, "test")).unwrap();
@@ -269,19 +259,7 @@ fn float_files_run_in_onnxruntime_and_tract_with_kd_logits() {
 fn int8_files_use_int8_weights_and_stay_close_to_the_float_model() {
     let dir = tempfile::tempdir().unwrap();
     for (i, case) in cases().iter().enumerate() {
-        let model = random_model(
-            &case.config,
-            case.preprocess.image_shape[0],
-            hw(&case.preprocess),
-            case.classes,
-        );
-        let graph = lower(
-            &case.config,
-            &weights(&model),
-            &case.preprocess,
-            case.classes,
-        )
-        .unwrap();
+        let (model, graph) = model_and_graph(case);
         let calibration = Calibration::run(&graph, [images(&case.preprocess, 16, 3)]);
         assert_eq!(calibration.images, 16);
         let plan = quantize::plan(&graph, &calibration);
