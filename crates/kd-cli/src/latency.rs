@@ -73,8 +73,12 @@ pub fn measure_forward(
     forward: impl Fn(&Tensor) -> Tensor,
 ) -> ModelLatency {
     let [c, h, w] = shape;
-    let one = Tensor::rand([1, c, h, w], (Kind::Float, device));
-    let batch = Tensor::rand([256, c, h, w], (Kind::Float, device));
+    // Fixed inputs, not random ones: timing must not draw from the generator that seeds
+    // the rest of a run.
+    let images = |n: i64| {
+        Tensor::linspace(0.0, 1.0, n * c * h * w, (Kind::Float, device)).view([n, c, h, w])
+    };
+    let (one, batch) = (images(1), images(256));
     let sync = || {
         if let Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);

@@ -187,7 +187,8 @@ enum Command {
         sets: Vec<config::Override>,
     },
     /// Time training and inference steps of the seed's models on synthetic 32x32x3 batches,
-    /// as the PyTorch and Keras anchor scripts do; one JSON line per mode.
+    /// as the PyTorch and Keras anchor scripts do; one JSON line per mode. `--mode latency`
+    /// instead times the MODEL files named, batch 1 and 256, and prints a table.
     #[command(after_help = "Examples:
   kd-cli bench --mode student,eval --steps 10
   kd-cli bench --precision bf16 --channels-last --threads 2
@@ -325,8 +326,7 @@ fn predict_command(
     Ok(())
 }
 
-/// Sets the device and thread count of `kd-cli bench`, runs it, prints its lines.
-/// `kd-cli bench --mode latency MODEL...`.
+/// `kd-cli bench --mode latency MODEL...`: the table of the model files.
 fn latency_command(
     mode: &[bench::BenchMode],
     threads: usize,
@@ -346,6 +346,7 @@ fn latency_command(
     Ok(())
 }
 
+/// Sets the device and thread count of `kd-cli bench`, runs it, prints its lines.
 fn bench_command(
     mut args: bench::BenchArgs,
     device: config::DeviceChoice,
