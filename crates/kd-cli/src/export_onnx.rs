@@ -133,7 +133,7 @@ pub fn export_onnx(model_path: &Path, out: &Path, options: &OnnxOptions) -> Resu
     let splits = info
         .dataset
         .load(&data_dir, &info.image_folder.clone().unwrap_or_default());
-    let Some(_) = options.quantize else {
+    if options.quantize.is_none() {
         crate::atomic::write_atomic(out, &float)?;
         let (test, note) = match splits {
             Ok(s) => (Some(s.test), None),
@@ -146,7 +146,7 @@ pub fn export_onnx(model_path: &Path, out: &Path, options: &OnnxOptions) -> Resu
             calibration_images: None,
             note,
         });
-    };
+    }
     let splits = splits.with_context(|| {
         format!(
             "int8 calibration needs the training images of {} (--data)",
