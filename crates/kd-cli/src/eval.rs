@@ -10,6 +10,8 @@ use kd_data::{BatchLoader, ImageDataset};
 use serde::Serialize;
 use tch::Device;
 
+use crate::onnx_model::OpenedModel;
+
 /// What `eval` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
@@ -35,16 +37,7 @@ pub fn eval(
     split: &str,
     device: Device,
 ) -> Result<EvalReport> {
-    let onnx = crate::onnx_model::is_onnx(model_path);
-    let (torch, info) = if onnx {
-        (
-            None,
-            crate::onnx_model::OnnxModel::open(model_path, 100)?.info,
-        )
-    } else {
-        let (model, info) = crate::saved_model::open(model_path, device)?;
-        (Some(model), info)
-    };
+    let (model, info) = crate::onnx_model::open_any(model_path, device, 100)?;
     let dir = data_dir.unwrap_or_else(|| info.dataset.default_dir());
     let folder = info.image_folder.clone().unwrap_or_default();
     let splits = info.dataset.load(&dir, &folder)?;
@@ -62,8 +55,8 @@ pub fn eval(
             info.input_shape
         );
     }
-    let (accuracy, confusion) = match torch {
-        Some(model) => {
+    let (accuracy, confusion) = match model {
+        OpenedModel::Torch(model) => {
             let loader = BatchLoader::new(&data, 1000, info.transform.clone(), device);
             let (evaluation, confusion) = kd_train::evaluate_with_confusion(
                 &model,
@@ -74,7 +67,7 @@ pub fn eval(
             );
             (evaluation.accuracy, confusion)
         }
-        None => crate::onnx_model::OnnxModel::open(model_path, 100)?.evaluate(&data)?,
+        OpenedModel::Onnx(onnx) => onnx.evaluate(&data)?,
     };
     let per_class_accuracy = confusion
         .iter()

@@ -14,6 +14,31 @@ use tch::{Kind, Tensor};
 
 use crate::saved_model::ModelInfo;
 
+/// A model file opened for `eval` or `predict`: a `.safetensors` model in libtorch or an
+/// `.onnx` file in tract.
+#[derive(Debug)]
+pub enum OpenedModel {
+    Torch(kd_models::Model),
+    Onnx(OnnxModel),
+}
+
+/// Opens `path` by its extension: an ONNX file for batches of `onnx_batch`, any other as a
+/// `kd-cli run` model file on `device`.
+pub fn open_any(
+    path: &Path,
+    device: tch::Device,
+    onnx_batch: usize,
+) -> Result<(OpenedModel, ModelInfo)> {
+    if is_onnx(path) {
+        let model = OnnxModel::open(path, onnx_batch)?;
+        let info = model.info.clone();
+        Ok((OpenedModel::Onnx(model), info))
+    } else {
+        let (model, info) = crate::saved_model::open(path, device)?;
+        Ok((OpenedModel::Torch(model), info))
+    }
+}
+
 /// Whether `path` names an ONNX file (by its extension).
 pub fn is_onnx(path: &Path) -> bool {
     path.extension()

@@ -11,6 +11,8 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
+use crate::onnx_model::OpenedModel;
+
 /// The prediction for one image.
 #[derive(Debug, Clone, Serialize)]
 pub struct Prediction {
@@ -52,12 +54,6 @@ fn read_image(path: &Path, [c, h, w]: [usize; 3]) -> Result<Tensor> {
     })
 }
 
-/// A model file opened for prediction.
-enum Opened {
-    Torch(kd_models::Model),
-    Onnx(crate::onnx_model::OnnxModel),
-}
-
 /// The predictions for the images that could be read, and an error for each that could not.
 #[derive(Debug)]
 pub struct Predictions {
@@ -80,14 +76,7 @@ pub fn predict(
     if k == 0 {
         bail!("--top-k: expected at least 1 class per image, got 0");
     }
-    let (model, info) = if crate::onnx_model::is_onnx(model_path) {
-        let model = crate::onnx_model::OnnxModel::open(model_path, images.len())?;
-        let info = model.info.clone();
-        (Opened::Onnx(model), info)
-    } else {
-        let (model, info) = crate::saved_model::open(model_path, device)?;
-        (Opened::Torch(model), info)
-    };
+    let (model, info) = crate::onnx_model::open_any(model_path, device, images.len())?;
     let mut batch = Vec::new();
     let mut read = Vec::new();
     let mut failed = Vec::new();
@@ -108,11 +97,11 @@ pub fn predict(
     }
     let stacked = Tensor::stack(&batch, 0);
     let logits = match &model {
-        Opened::Torch(model) => {
+        OpenedModel::Torch(model) => {
             let x = info.transform.apply(&stacked.to_device(device));
             tch::no_grad(|| model.forward_t(&x, false)).to_device(Device::Cpu)
         }
-        Opened::Onnx(model) => {
+        OpenedModel::Onnx(model) => {
             let shape: Vec<usize> = stacked.size().iter().map(|&d| d as usize).collect();
             let bytes = Vec::<u8>::try_from(&stacked.flatten(0, -1))?;
             let images =
