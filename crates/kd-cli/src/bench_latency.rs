@@ -90,9 +90,7 @@ pub fn bench_latency(models: &[PathBuf], python: Option<&Path>) -> Result<Vec<La
 /// Batch-`batch` call times of an ONNX file in tract (one thread).
 fn tract_latency(path: &Path, batch: usize) -> Result<Latency> {
     let runner = OnnxRunner::load(path, batch)?;
-    let header = kd_onnx::runtime::read_header(path)?;
-    let per_image: i64 = header.input_shape.iter().product();
-    let images = vec![0.5f32; batch * per_image as usize];
+    let images = vec![0.5f32; batch * runner.image_len()];
     let mut failed = None;
     let (warmup, calls) = if batch == 1 { (WARMUP, CALLS) } else { (1, 5) };
     let latency = Latency::measure(

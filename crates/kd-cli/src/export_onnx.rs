@@ -198,8 +198,7 @@ fn calibration_batches(train: &ImageDataset, n: usize) -> impl Iterator<Item = T
             .images()
             .slice_axis(Axis(0), Slice::from(start..(start + 100).min(n)));
         let shape: Vec<i64> = chunk.shape().iter().map(|&d| d as i64).collect();
-        let unit: Vec<f32> = chunk.iter().map(|&p| f32::from(p) / 255.0).collect();
-        Tensor::from_slice(&unit).view(shape.as_slice())
+        Tensor::from_slice(&crate::onnx_model::unit_pixels(chunk)).view(shape.as_slice())
     })
 }
 

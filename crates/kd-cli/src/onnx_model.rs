@@ -39,6 +39,11 @@ pub fn open_any(
     }
 }
 
+/// Stored `u8` images as the floats in [0, 1] an exported file takes, in the same order.
+pub fn unit_pixels(images: ArrayView4<u8>) -> Vec<f32> {
+    images.iter().map(|&p| f32::from(p) / 255.0).collect()
+}
+
 /// Whether `path` names an ONNX file (by its extension).
 pub fn is_onnx(path: &Path) -> bool {
     path.extension()
@@ -74,8 +79,7 @@ impl OnnxModel {
         let step = self.runner.batch();
         for start in (0..n).step_by(step) {
             let chunk = images.slice_axis(Axis(0), Slice::from(start..(start + step).min(n)));
-            let unit: Vec<f32> = chunk.iter().map(|&p| f32::from(p) / 255.0).collect();
-            out.extend(self.runner.run(&unit, chunk.shape()[0])?);
+            out.extend(self.runner.run(&unit_pixels(chunk), chunk.shape()[0])?);
         }
         Ok(Tensor::from_slice(&out).view([n as i64, self.info.classes as i64]))
     }

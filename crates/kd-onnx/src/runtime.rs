@@ -122,6 +122,11 @@ impl OnnxRunner {
         })
     }
 
+    /// The values of one input image (`c·h·w`).
+    pub fn image_len(&self) -> usize {
+        self.image_shape.iter().product()
+    }
+
     /// The batch size the model was optimized for.
     pub fn batch(&self) -> usize {
         self.batch
