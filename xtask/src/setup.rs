@@ -3,7 +3,9 @@
 //! package, which `.cargo/config.toml` hands to torch-sys as `LIBTORCH`.
 //!
 //! The same venv gets onnxruntime and onnx, which the tests and benchmarks use to check
-//! and time the ONNX files kd writes (kd itself runs them without Python).
+//! and time the ONNX files kd writes (kd itself runs them without Python); and, next to a
+//! CUDA build of torch, the CUDA headers its wheels leave out (`nvidia-cuda-crt`,
+//! `nvidia-cuda-cccl`), which kd-sys needs to compile CUDA graphs and NCCL.
 //!
 //! Idempotent and version-checked: an existing venv with torch 2.11.0 is reused; one with
 //! another version is upgraded. The venv lives in `<root>/.venv`, or wherever `KD_VENV`
@@ -21,6 +23,13 @@ pub const TORCH_VERSION: &str = "2.11.0";
 
 /// The onnxruntime and onnx releases the tests check exported files with.
 const ONNX_PACKAGES: [(&str, &str); 2] = [("onnxruntime", "1.31.1"), ("onnx", "1.23.2")];
+
+/// The CUDA 13.0 header packages matching torch 2.11.0's CUDA runtime (13.0), and a header
+/// each installs under `site-packages/nvidia/cu13/include`.
+const CUDA_HEADER_PACKAGES: [(&str, &str, &str); 2] = [
+    ("nvidia-cuda-crt", "13.0.88", "crt/host_config.h"),
+    ("nvidia-cuda-cccl", "13.0.85", "nv/target"),
+];
 
 fn venv_dir() -> PathBuf {
     std::env::var_os("KD_VENV")
@@ -91,7 +100,29 @@ pub fn setup() -> Result<PathBuf> {
     };
     link_libtorch(&torch_dir)?;
     install_onnx_packages(&python)?;
+    install_cuda_headers(&python, &torch_dir)?;
     Ok(torch_dir)
+}
+
+/// Installs [`CUDA_HEADER_PACKAGES`] where torch is a CUDA build and a header is missing.
+fn install_cuda_headers(python: &Path, torch_dir: &Path) -> Result<()> {
+    if !torch_dir.join("lib").join("libtorch_cuda.so").exists() {
+        return Ok(());
+    }
+    let include = torch_dir.join("../nvidia/cu13/include");
+    let missing: Vec<String> = CUDA_HEADER_PACKAGES
+        .iter()
+        .filter(|(_, _, header)| !include.join(header).exists())
+        .map(|(name, version, _)| format!("{name}=={version}"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run_cmd(
+        Command::new(python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check"])
+            .args(missing),
+    )
 }
 
 /// Installs [`ONNX_PACKAGES`] into the venv unless they are there in those versions.

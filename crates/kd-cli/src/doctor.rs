@@ -293,6 +293,7 @@ fn all_reduce_check(device: Device) -> Check {
         prefix: String::new(),
         gloo_host: "127.0.0.1".into(),
         timeout: std::time::Duration::from_secs(30),
+        backend: kd_sys::dist::Backend::Gloo,
     };
     let result = kd_sys::dist::ProcessGroup::join(&rendezvous).and_then(|group| {
         let t = Tensor::from_slice(&[1.5f32, -2.0, 3.25]);

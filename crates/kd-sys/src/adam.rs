@@ -13,6 +13,12 @@ use crate::ffi;
 #[error("Adam step: {0}")]
 pub struct AdamError(String);
 
+impl AdamError {
+    pub(crate) fn new(message: String) -> Self {
+        Self(message)
+    }
+}
+
 /// Adam's hyperparameters; defaults are PyTorch's (`betas=(0.9, 0.999)`, `eps=1e-8`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamConfig {

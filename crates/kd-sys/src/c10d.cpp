@@ -1,7 +1,7 @@
 // PyTorch's distributed engine (c10d) for kd: a TCPStore for the rendezvous and a
-// ProcessGroupGloo for the collectives, built from the libtorch kd already links. Only
-// functions libtorch exports are called; see gloo-decl/README.md for the Gloo declarations
-// the header needs.
+// ProcessGroupGloo (CPU) or ProcessGroupNCCL (CUDA, made in cuda.cpp) for the collectives,
+// built from the libtorch kd already links. Only functions libtorch exports are called; see
+// gloo-decl/README.md for the Gloo declarations the header needs.
 
 #define USE_C10D_GLOO 1
 
@@ -14,13 +14,14 @@
 #include <string>
 #include <vector>
 
+#include "cuda.hpp"
 #include "guard.hpp"
 
 using kd::guarded;
 
 struct KdProcessGroup {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  c10::intrusive_ptr<c10d::Backend> backend;
   std::chrono::milliseconds timeout;
 };
 
@@ -38,8 +39,9 @@ extern "C" {
 // there unless `serve_store` is false: torchrun's agent already serves it), keys under
 // `prefix` (may be empty), `timeout_ms` for the rendezvous and every collective. `gloo_host`
 // is the address this rank's Gloo device binds to (empty: libtorch's default device).
+// `nccl`: the collectives go through NCCL (CUDA tensors) instead of Gloo (CPU tensors).
 int kd_pg_new(const char* host, int port, int rank, int world, bool serve_store,
-              const char* prefix, const char* gloo_host, int64_t timeout_ms,
+              const char* prefix, const char* gloo_host, int64_t timeout_ms, bool nccl,
               KdProcessGroup** out) {
   return guarded([&] {
     auto timeout = std::chrono::milliseconds(timeout_ms);
@@ -54,6 +56,11 @@ int kd_pg_new(const char* host, int port, int rank, int world, bool serve_store,
     if (prefix != nullptr && prefix[0] != '\0') {
       store = c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), store);
     }
+    if (nccl) {
+      *out = new KdProcessGroup{store, kd::make_nccl_backend(store, rank, world, timeout),
+                                timeout};
+      return;
+    }
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
     if (gloo_host != nullptr && gloo_host[0] != '\0') {
       options->devices.push_back(
@@ -66,7 +73,7 @@ int kd_pg_new(const char* host, int port, int rank, int world, bool serve_store,
   });
 }
 
-// Sums each tensor over all ranks, in place (contiguous CPU tensors).
+// Sums each tensor over all ranks, in place (contiguous tensors on the backend's device).
 int kd_pg_all_reduce_sum(KdProcessGroup* pg, at::Tensor** tensors, size_t n) {
   return guarded([&] {
     // One collective per tensor: a list given to one allreduce is read by Gloo as replicas
@@ -76,7 +83,7 @@ int kd_pg_all_reduce_sum(KdProcessGroup* pg, at::Tensor** tensors, size_t n) {
       c10d::AllreduceOptions opts;
       opts.reduceOp = c10d::ReduceOp::SUM;
       opts.timeout = pg->timeout;
-      wait(pg->gloo->allreduce(one, opts), pg->timeout);
+      wait(pg->backend->allreduce(one, opts), pg->timeout);
     }
   });
 }
@@ -89,7 +96,7 @@ int kd_pg_broadcast(KdProcessGroup* pg, at::Tensor** tensors, size_t n, int root
       c10d::BroadcastOptions opts;
       opts.rootRank = root;
       opts.timeout = pg->timeout;
-      wait(pg->gloo->broadcast(one, opts), pg->timeout);
+      wait(pg->backend->broadcast(one, opts), pg->timeout);
     }
   });
 }
@@ -99,11 +106,11 @@ int kd_pg_barrier(KdProcessGroup* pg) {
   return guarded([&] {
     c10d::BarrierOptions opts;
     opts.timeout = pg->timeout;
-    wait(pg->gloo->barrier(opts), pg->timeout);
+    wait(pg->backend->barrier(opts), pg->timeout);
   });
 }
 
-// Leaves the group: stops Gloo's threads, closes its connections and the store.
+// Leaves the group: stops the backend's threads, closes its connections and the store.
 void kd_pg_free(KdProcessGroup* pg) {
   try {
     delete pg;

@@ -1,7 +1,8 @@
 //! PyTorch's distributed engine, c10d, as kd uses it: ranks meet at a `TCPStore` (the
 //! rendezvous torchrun and `torch.distributed` use) and exchange tensors through a
-//! `ProcessGroupGloo` (PyTorch's CPU backend) — the classes of the libtorch kd links, not a
-//! protocol of kd's own. A process group is joined once per process and left when dropped.
+//! `ProcessGroupGloo` (PyTorch's CPU backend) or a `ProcessGroupNCCL` (its GPU backend) —
+//! the classes of the libtorch kd links, not a protocol of kd's own. A process group is
+//! joined once per process and left when dropped.
 
 use std::time::Duration;
 
@@ -18,6 +19,34 @@ pub struct DistError {
     pub world: usize,
     pub what: &'static str,
     pub message: String,
+}
+
+/// Which c10d backend carries the collectives (what `torch.distributed.init_process_group`
+/// calls `backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// `ProcessGroupGloo`: CPU tensors (others go through a CPU copy).
+    #[default]
+    Gloo,
+    /// `ProcessGroupNCCL`: CUDA tensors, reduced on the GPUs.
+    Nccl,
+}
+
+impl Backend {
+    /// PyTorch's choice for a device: NCCL for CUDA, Gloo otherwise.
+    pub fn for_device(device: Device) -> Self {
+        match device {
+            Device::Cuda(_) => Self::Nccl,
+            _ => Self::Gloo,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gloo => "gloo",
+            Self::Nccl => "nccl",
+        }
+    }
 }
 
 /// Where and how to meet the other ranks.
@@ -38,6 +67,7 @@ pub struct Rendezvous {
     pub gloo_host: String,
     /// For the rendezvous and every collective.
     pub timeout: Duration,
+    pub backend: Backend,
 }
 
 /// Membership of a c10d Gloo process group.
@@ -46,6 +76,7 @@ pub struct ProcessGroup {
     handle: PgHandle,
     rank: usize,
     world: usize,
+    backend: Backend,
 }
 
 impl ProcessGroup {
@@ -62,6 +93,7 @@ impl ProcessGroup {
             prefix: &r.prefix,
             gloo_host: &r.gloo_host,
             timeout_ms,
+            nccl: r.backend == Backend::Nccl,
         })
         .map_err(|message| DistError {
             rank: r.rank,
@@ -73,6 +105,7 @@ impl ProcessGroup {
             handle,
             rank: r.rank,
             world: r.world_size,
+            backend: r.backend,
         })
     }
 
@@ -84,6 +117,10 @@ impl ProcessGroup {
         self.world
     }
 
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     fn error(&self, what: &'static str, message: String) -> DistError {
         DistError {
             rank: self.rank,
@@ -93,16 +130,17 @@ impl ProcessGroup {
         }
     }
 
-    /// Sums each tensor over all ranks, in place. CPU tensors are reduced directly; others
-    /// go through a CPU copy (Gloo is a CPU backend).
+    /// Sums each tensor over all ranks, in place. Gloo reduces CPU tensors directly and
+    /// others through a CPU copy; NCCL reduces CUDA tensors where they are (others through
+    /// a copy on this rank's GPU).
     pub fn all_reduce_sum(&self, tensors: &[Tensor]) -> Result<(), DistError> {
-        self.on_cpu(tensors, |cpu| self.handle.all_reduce_sum(cpu))
+        self.on_backend_device(tensors, |t| self.handle.all_reduce_sum(t))
             .map_err(|m| self.error("all-reduce", m))
     }
 
     /// Copies each tensor from rank `root` to every rank, in place.
     pub fn broadcast(&self, tensors: &[Tensor], root: usize) -> Result<(), DistError> {
-        self.on_cpu(tensors, |cpu| self.handle.broadcast(cpu, root))
+        self.on_backend_device(tensors, |t| self.handle.broadcast(t, root))
             .map_err(|m| self.error("broadcast", m))
     }
 
@@ -111,27 +149,38 @@ impl ProcessGroup {
         self.handle.barrier().map_err(|m| self.error("barrier", m))
     }
 
-    /// Runs `op` on contiguous CPU versions of `tensors` and copies results back where a
-    /// copy was made.
-    fn on_cpu(
+    /// The device the backend reduces on for `tensor`: the CPU for Gloo; for NCCL the
+    /// tensor's own GPU, or the current one (CUDA device 0 of this process's view) for a
+    /// CPU tensor.
+    fn backend_device(&self, tensor: &Tensor) -> Device {
+        match (self.backend, tensor.device()) {
+            (Backend::Gloo, _) => Device::Cpu,
+            (Backend::Nccl, Device::Cuda(i)) => Device::Cuda(i),
+            (Backend::Nccl, _) => Device::Cuda(0),
+        }
+    }
+
+    /// Runs `op` on contiguous versions of `tensors` on the backend's device and copies
+    /// results back where a copy was made.
+    fn on_backend_device(
         &self,
         tensors: &[Tensor],
         op: impl FnOnce(&[Tensor]) -> Result<(), String>,
     ) -> Result<(), String> {
-        let direct = |t: &Tensor| t.device() == Device::Cpu && t.is_contiguous();
-        let cpu: Vec<Tensor> = tensors
+        let direct = |t: &Tensor| t.device() == self.backend_device(t) && t.is_contiguous();
+        let moved: Vec<Tensor> = tensors
             .iter()
             .map(|t| {
                 if direct(t) {
                     t.shallow_clone()
                 } else {
-                    t.to_device(Device::Cpu).contiguous()
+                    t.to_device(self.backend_device(t)).contiguous()
                 }
             })
             .collect();
-        tch::no_grad(|| op(&cpu))?;
+        tch::no_grad(|| op(&moved))?;
         tch::no_grad(|| {
-            for (t, c) in tensors.iter().zip(&cpu) {
+            for (t, c) in tensors.iter().zip(&moved) {
                 if !direct(t) {
                     t.shallow_clone().copy_(c);
                 }
@@ -176,6 +225,7 @@ mod tests {
             prefix: String::new(),
             gloo_host: "127.0.0.1".into(),
             timeout,
+            backend: Backend::Gloo,
         }
     }
 
@@ -225,5 +275,31 @@ mod tests {
             started.elapsed() < Duration::from_secs(30),
             "gave up in time"
         );
+    }
+
+    #[test]
+    fn nccl_without_a_gpu_is_a_rendezvous_error_saying_why() {
+        if tch::Cuda::is_available() {
+            return;
+        }
+        let r = Rendezvous {
+            backend: Backend::Nccl,
+            ..rendezvous(free_port(), 0, 1, Duration::from_secs(10))
+        };
+        let err = ProcessGroup::join(&r).unwrap_err();
+        assert_eq!(err.what, "rendezvous");
+        let message = err.to_string();
+        assert!(
+            message.contains("NCCL needs a CUDA device")
+                || message.contains("kd was built without CUDA graphs and NCCL"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_backend_follows_the_device_as_in_pytorch() {
+        assert_eq!(Backend::for_device(Device::Cpu), Backend::Gloo);
+        assert_eq!(Backend::for_device(Device::Cuda(1)), Backend::Nccl);
+        assert_eq!(Backend::default().name(), "gloo");
     }
 }

@@ -2,7 +2,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
-use std::os::raw::{c_char, c_int};
+use std::os::raw::{c_char, c_int, c_void};
 
 use tch::{Device, Tensor};
 use torch_sys::C_tensor;
@@ -30,6 +30,19 @@ extern "C" {
         eps: f64,
         weight_decay: f64,
     ) -> c_int;
+    fn kd_adam_step_capturable(
+        params: *const *mut C_tensor,
+        exp_avg: *const *mut C_tensor,
+        exp_avg_sq: *const *mut C_tensor,
+        steps: *const *mut C_tensor,
+        n: usize,
+        lr: *const C_tensor,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+        skip: *const C_tensor,
+    ) -> c_int;
     fn kd_rng_get_state(device_type: i8, index: i8, out: *mut *mut C_tensor) -> c_int;
     fn kd_rng_set_state(device_type: i8, index: i8, state: *const C_tensor) -> c_int;
     fn kd_ignore_sigxfsz() -> c_int;
@@ -42,6 +55,7 @@ extern "C" {
         prefix: *const c_char,
         gloo_host: *const c_char,
         timeout_ms: i64,
+        nccl: bool,
         out: *mut *mut KdProcessGroup,
     ) -> c_int;
     fn kd_pg_all_reduce_sum(
@@ -57,6 +71,28 @@ extern "C" {
     ) -> c_int;
     fn kd_pg_barrier(pg: *mut KdProcessGroup) -> c_int;
     fn kd_pg_free(pg: *mut KdProcessGroup);
+    fn kd_cuda_built() -> bool;
+    fn kd_cuda_on_side_stream(
+        device: c_int,
+        body: extern "C" fn(*mut c_void) -> c_int,
+        ctx: *mut c_void,
+        body_status: *mut c_int,
+    ) -> c_int;
+    fn kd_cuda_graph_capture(
+        device: c_int,
+        body: extern "C" fn(*mut c_void) -> c_int,
+        ctx: *mut c_void,
+        body_status: *mut c_int,
+        out: *mut *mut KdCudaGraph,
+    ) -> c_int;
+    fn kd_cuda_graph_replay(g: *mut KdCudaGraph) -> c_int;
+    fn kd_cuda_graph_free(g: *mut KdCudaGraph);
+}
+
+/// The shim's CUDA graph (opaque).
+#[repr(C)]
+pub(crate) struct KdCudaGraph {
+    _private: [u8; 0],
 }
 
 /// The shim's process group (opaque).
@@ -175,6 +211,50 @@ pub(crate) fn adam_step(
     })
 }
 
+/// One capturable Adam step (see `kd_adam_step_capturable` in the shim); the state slices
+/// have one allocated tensor per parameter, `skip` may be an undefined tensor.
+pub(crate) fn adam_step_capturable(
+    params: &[Tensor],
+    exp_avg: &[Tensor],
+    exp_avg_sq: &[Tensor],
+    steps: &[Tensor],
+    lr: &Tensor,
+    skip: &Tensor,
+    h: AdamHyper,
+) -> Result<(), String> {
+    let n = params.len();
+    assert!(
+        exp_avg.len() == n && exp_avg_sq.len() == n && steps.len() == n,
+        "one state entry per parameter"
+    );
+    let ptrs =
+        |ts: &[Tensor]| -> Vec<*mut C_tensor> { ts.iter().map(|t| t.as_ptr() as *mut _).collect() };
+    let (params, m, v, steps) = (ptrs(params), ptrs(exp_avg), ptrs(exp_avg_sq), ptrs(steps));
+    let skip = if skip.defined() {
+        skip.as_ptr()
+    } else {
+        std::ptr::null()
+    };
+    // SAFETY: every pointer is a live `at::Tensor` owned by a tch `Tensor` borrowed for the
+    // call (`skip` may be null); the shim updates parameters and state tensors in place and
+    // never reassigns them.
+    check(unsafe {
+        kd_adam_step_capturable(
+            params.as_ptr(),
+            m.as_ptr(),
+            v.as_ptr(),
+            steps.as_ptr(),
+            n,
+            lr.as_ptr(),
+            h.beta1,
+            h.beta2,
+            h.eps,
+            h.weight_decay,
+            skip,
+        )
+    })
+}
+
 /// The state of `device`'s default generator.
 pub(crate) fn rng_get_state(device: Device) -> Result<Tensor, String> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
@@ -207,6 +287,8 @@ pub(crate) struct PgSpec<'a> {
     pub prefix: &'a str,
     pub gloo_host: &'a str,
     pub timeout_ms: i64,
+    /// NCCL (CUDA tensors) instead of Gloo (CPU tensors).
+    pub nccl: bool,
 }
 
 fn c_string(what: &str, s: &str) -> Result<std::ffi::CString, String> {
@@ -237,6 +319,7 @@ pub(crate) fn pg_new(spec: &PgSpec) -> Result<PgHandle, String> {
             prefix.as_ptr(),
             gloo_host.as_ptr(),
             spec.timeout_ms,
+            spec.nccl,
             &mut out,
         )
     })?;
@@ -278,5 +361,87 @@ impl Drop for PgHandle {
     fn drop(&mut self) {
         // SAFETY: the pointer came from `kd_pg_new` and this is its only owner, dropped once.
         unsafe { kd_pg_free(self.0.as_ptr()) }
+    }
+}
+
+/// Whether the shim was built with its CUDA part (CUDA graphs, NCCL).
+pub(crate) fn cuda_built() -> bool {
+    // SAFETY: no arguments; returns a constant.
+    unsafe { kd_cuda_built() }
+}
+
+/// A Rust closure as the shim's body callback: `ctx` points at the closure; a panic or an
+/// error is kept in the closure's own state and reported as non-zero.
+extern "C" fn call_body<F: FnMut() -> bool>(ctx: *mut c_void) -> c_int {
+    // SAFETY: `ctx` is the `&mut F` that `with_body` passed, alive for the shim call.
+    let body = unsafe { &mut *(ctx as *mut F) };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(true) => 0,
+        _ => 1,
+    }
+}
+
+fn device_int(device: usize) -> Result<c_int, String> {
+    c_int::try_from(device).map_err(|_| format!("CUDA device {device} out of range"))
+}
+
+/// Runs `body` (true: it succeeded) on a side stream of CUDA device `device`; Ok(whether the
+/// body succeeded), or the shim's error.
+pub(crate) fn cuda_on_side_stream<F: FnMut() -> bool>(
+    device: usize,
+    mut body: F,
+) -> Result<bool, String> {
+    let mut status: c_int = 0;
+    // SAFETY: the callback and its context (the closure, exclusively borrowed) live for the
+    // call; the shim calls the body at most once, on this thread.
+    check(unsafe {
+        kd_cuda_on_side_stream(
+            device_int(device)?,
+            call_body::<F>,
+            &mut body as *mut F as *mut c_void,
+            &mut status,
+        )
+    })?;
+    Ok(status == 0)
+}
+
+/// A captured CUDA graph: owned, freed once when dropped.
+#[derive(Debug)]
+pub(crate) struct GraphHandle(std::ptr::NonNull<KdCudaGraph>);
+
+/// Captures what `body` launches on CUDA device `device`: Ok(None) where the body failed
+/// (the capture was ended and dropped), Ok(Some(graph)) where it succeeded.
+pub(crate) fn cuda_graph_capture<F: FnMut() -> bool>(
+    device: usize,
+    mut body: F,
+) -> Result<Option<GraphHandle>, String> {
+    let mut status: c_int = 0;
+    let mut out = std::ptr::null_mut();
+    // SAFETY: as in `cuda_on_side_stream`, plus one out-pointer to a live local.
+    check(unsafe {
+        kd_cuda_graph_capture(
+            device_int(device)?,
+            call_body::<F>,
+            &mut body as *mut F as *mut c_void,
+            &mut status,
+            &mut out,
+        )
+    })?;
+    Ok((status == 0)
+        .then(|| std::ptr::NonNull::new(out).map(GraphHandle))
+        .flatten())
+}
+
+impl GraphHandle {
+    pub(crate) fn replay(&self) -> Result<(), String> {
+        // SAFETY: a live graph this handle owns.
+        check(unsafe { kd_cuda_graph_replay(self.0.as_ptr()) })
+    }
+}
+
+impl Drop for GraphHandle {
+    fn drop(&mut self) {
+        // SAFETY: the graph was made by the shim and is freed exactly once, here.
+        unsafe { kd_cuda_graph_free(self.0.as_ptr()) }
     }
 }

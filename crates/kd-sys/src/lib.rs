@@ -5,13 +5,17 @@
 //!   type, CPU included; tch only binds the CUDA float16 variant;
 //! - [`retain_freed_memory`]: glibc malloc thresholds that keep activation buffers for reuse;
 //! - [`adam_step`]: libtorch's Adam step with the optimizer state held by the caller;
+//! - [`CapturableAdam`]: Adam with its counts and learning rate on the device, for CUDA graphs;
+//! - [`cuda_graph`]: CUDA graphs (`at::cuda::CUDAGraph`), where kd is built with CUDA;
 //! - [`rng_state`] / [`set_rng_state`]: the default random generators' state;
-//! - [`dist`]: c10d process groups (TCPStore rendezvous, Gloo collectives);
+//! - [`dist`]: c10d process groups (TCPStore rendezvous, Gloo or NCCL collectives);
 //! - [`file_size_limit_as_error`]: writes past `ulimit -f` fail instead of killing.
 
 mod adam;
 mod allocator;
 mod autocast;
+mod capturable_adam;
+pub mod cuda_graph;
 pub mod dist;
 mod ffi;
 mod rng;
@@ -19,6 +23,7 @@ mod rng;
 pub use adam::{adam_step, AdamConfig, AdamError, AdamState};
 pub use allocator::retain_freed_memory;
 pub use autocast::{autocast, autocast_enabled, AutocastError};
+pub use capturable_adam::CapturableAdam;
 pub use rng::{rng_state, set_rng_state, RngError};
 
 /// Makes a write past the file-size limit (`ulimit -f`, `RLIMIT_FSIZE`) fail with an error

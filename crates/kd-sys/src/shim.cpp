@@ -6,6 +6,7 @@
 #include <c10/core/DeviceType.h>
 #include <c10/core/ScalarType.h>
 
+#include <stdexcept>
 #include <string>
 
 #include "guard.hpp"
@@ -120,6 +121,72 @@ int kd_adam_step(at::Tensor** params, at::Tensor** exp_avg, at::Tensor** exp_avg
       at::Tensor denom = (v.sqrt() / std::sqrt(bias_correction2)).add_(eps);
       double step_size = lr / bias_correction1;
       p.addcdiv_(m, denom, -step_size);
+    }
+  });
+}
+
+// One Adam step in the form of PyTorch's `Adam(capturable=True)` (torch/optim/adam.py,
+// `_single_tensor_adam`), where every quantity stays on the parameters' device so that a CUDA
+// graph can capture the step and replay it with new values: the step counts `steps[i]` and
+// the learning rate `lr` are float tensors there, and the bias corrections are computed from
+// them on the device:
+//   step += 1
+//   grad = grad + weight_decay * p                      (if weight_decay != 0)
+//   exp_avg.lerp_(grad, 1 - beta1)
+//   exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+//   step_size = lr / (1 - beta1^step)
+//   denom = exp_avg_sq.sqrt() / (sqrt(1 - beta2^step) * -step_size) + eps / -step_size
+//   p.addcdiv_(exp_avg, denom)
+// `skip` (a 0-dim tensor, or undefined): where it is non-zero, the step leaves parameters,
+// moments and counts as they were (a step with a non-finite gradient), decided on the
+// device. Every state tensor must exist (zeros before the first step) and every parameter
+// must have a gradient: nothing is allocated lazily, nothing is read back to the host.
+int kd_adam_step_capturable(at::Tensor** params, at::Tensor** exp_avg, at::Tensor** exp_avg_sq,
+                            at::Tensor** steps, size_t n, const at::Tensor* lr, double beta1,
+                            double beta2, double eps, double weight_decay,
+                            const at::Tensor* skip) {
+  return guarded([&] {
+    at::NoGradGuard no_grad;
+    const bool guarded_step = skip != nullptr && skip->defined();
+    at::Tensor keep_old;
+    if (guarded_step) {
+      keep_old = skip->ne(0);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      at::Tensor& p = *params[i];
+      at::Tensor grad = p.grad();
+      if (!grad.defined()) {
+        throw std::runtime_error("capturable Adam: parameter " + std::to_string(i) +
+                                 " has no gradient");
+      }
+      at::Tensor& m = *exp_avg[i];
+      at::Tensor& v = *exp_avg_sq[i];
+      at::Tensor& step = *steps[i];
+      if (!m.defined() || !v.defined() || !step.defined()) {
+        throw std::runtime_error("capturable Adam: the state of parameter " +
+                                 std::to_string(i) + " is not allocated");
+      }
+      if (weight_decay != 0) {
+        grad = grad.add(p, weight_decay);
+      }
+      at::Tensor next_step = step + 1;
+      at::Tensor m_next = guarded_step ? m.lerp(grad, 1 - beta1) : m.lerp_(grad, 1 - beta1);
+      at::Tensor v_next = guarded_step ? v.mul(beta2).addcmul_(grad, grad, 1 - beta2)
+                                       : v.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+      at::Tensor bias_correction1 = 1 - at::pow(beta1, next_step);
+      at::Tensor bias_correction2 = 1 - at::pow(beta2, next_step);
+      at::Tensor step_size_neg = (*lr / bias_correction1).neg();
+      at::Tensor denom = (v_next.sqrt() / (bias_correction2.sqrt() * step_size_neg))
+                             .add_(step_size_neg.reciprocal() * eps);
+      if (guarded_step) {
+        p.copy_(at::where(keep_old, p, p.addcdiv(m_next, denom)));
+        m.copy_(at::where(keep_old, m, m_next));
+        v.copy_(at::where(keep_old, v, v_next));
+        step.copy_(at::where(keep_old, step, next_step));
+      } else {
+        p.addcdiv_(m_next, denom);
+        step.copy_(next_step);
+      }
     }
   });
 }

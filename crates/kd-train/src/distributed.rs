@@ -16,7 +16,7 @@ use std::time::Duration;
 use kd_core::{CacheDtype, LogitCache};
 use kd_data::{BatchLoader, ImageDataset, TransformConfig};
 use kd_models::{Model, Precision};
-pub use kd_sys::dist::{DistError, ProcessGroup, Rendezvous};
+pub use kd_sys::dist::{Backend, DistError, ProcessGroup, Rendezvous};
 use tch::{Device, Kind, Tensor};
 
 /// The torchrun environment of this process.
@@ -97,6 +97,8 @@ pub fn launch_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<LaunchE
             serve_store: !agent_store,
             prefix,
             timeout: dist_timeout(&var)?,
+            // Gloo until the caller knows the device ([`Backend::for_device`]).
+            backend: Backend::Gloo,
         },
         local_rank,
     }))

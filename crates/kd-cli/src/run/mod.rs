@@ -36,7 +36,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use kd_data::BatchLoader;
-use kd_train::distributed::{launch_env, DataParallel, ProcessGroup};
+use kd_train::distributed::{launch_env, Backend, DataParallel, ProcessGroup, Rendezvous};
 
 use crate::config::RunConfig;
 use crate::progress::TerminalProgress;
@@ -111,7 +111,14 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     let launch = launch_env(|k| std::env::var(k).ok())
         .map_err(|e| anyhow::anyhow!("distributed launch environment: {e}"))?;
     let group = match &launch {
-        Some(env) => Some(ProcessGroup::join(&env.rendezvous)?),
+        Some(env) => {
+            // NCCL for GPU ranks, Gloo for CPU ones (PyTorch's choice).
+            let backend = Backend::for_device(cfg.device.resolve("device")?);
+            Some(ProcessGroup::join(&Rendezvous {
+                backend,
+                ..env.rendezvous.clone()
+            })?)
+        }
         None => None,
     };
     let ranks = Ranks {
