@@ -7,5 +7,5 @@ cargo build --release -p kd-cli
 mkdir -p dist/anchors
 # Without debug info: the device tool carries at most 64 MiB.
 strip -o dist/kd-cli target/release/kd-cli
-cp "${ANCHORS:-../shared/anchors}/torch_seed.py" dist/anchors/
+cp "${ANCHORS:-../shared/anchors}/torch_seed.py" "${ANCHORS:-../shared/anchors}/torch_seed_schedule.py" dist/anchors/
 ls -l dist dist/anchors

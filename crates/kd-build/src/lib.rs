@@ -49,5 +49,30 @@ pub fn link_libtorch() {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+        // kd-sys's CUDA part links the CUDA runtime itself; pip installs it beside torch.
+        if let Some(dir) = cuda_runtime_dir(&lib) {
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+        }
     }
+}
+
+/// The directory of the CUDA runtime (`libcudart.so*`) that a pip-installed CUDA torch
+/// uses: `site-packages/nvidia/<cuda>/lib`, beside `site-packages/torch/lib`.
+pub fn cuda_runtime_dir(libtorch_lib: &std::path::Path) -> Option<PathBuf> {
+    let lib = libtorch_lib.canonicalize().ok()?;
+    let nvidia = lib.parent()?.parent()?.join("nvidia");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(nvidia)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("lib"))
+        .filter(|dir| {
+            std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("libcudart.so"))
+            })
+        })
+        .collect();
+    dirs.sort();
+    dirs.into_iter().next()
 }

@@ -11,7 +11,9 @@
 //! - `eval`: the student's forward and argmax under no-grad.
 //!
 //! `--precision bf16|f16` runs every forward pass under libtorch's autocast
-//! ([`kd_models::Precision`]); losses and the optimizer stay float32.
+//! ([`kd_models::Precision`]); losses and the optimizer stay float32. `--cuda-graphs` runs
+//! the training modes as the fit does on a GPU: each step captured once as a CUDA graph and
+//! replayed ([`kd_train::graphed`]), Adam in its capturable form.
 //!
 //! One JSON line per mode: `impl`, `mode`, `batch`, `steps`, `images_per_s`, `device`,
 //! `precision`, `threads`, `torch`.
@@ -19,8 +21,10 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use kd_core::{DistillLoss, KerasKdConfig, LogitCache};
+use kd_core::{DistillLoss, Distiller, KerasKdConfig, LogitCache};
 use kd_models::{Model, ModelConfig, Precision, StudentConfig, VggConfig};
+use kd_train::graphed::{GraphedSteps, Replay};
+use kd_train::Objective;
 use tch::{Device, Kind, Tensor};
 
 /// What to time.
@@ -46,10 +50,20 @@ pub struct BenchArgs {
     pub precision: Precision,
     /// Inputs and convolution kernels in channels-last (NHWC) memory format.
     pub channels_last: bool,
+    /// Training steps as CUDA graphs.
+    pub cuda_graphs: bool,
 }
 
 /// Runs the benchmark; returns one JSON line per mode.
 pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
+    let graph_device = match (args.cuda_graphs, args.device) {
+        (false, _) => None,
+        (true, Device::Cuda(n)) => Some(n),
+        (true, _) => bail!("--cuda-graphs: needs --device cuda"),
+    };
+    if graph_device.is_some() && args.modes.contains(&BenchMode::Eval) {
+        bail!("--cuda-graphs: times training steps (teacher, student, distill, distill-cached), not eval");
+    }
     tch::manual_seed(0);
     let (b, dev) = (args.batch as i64, args.device);
     let mut x = Tensor::rand([b, 3, 32, 32], (Kind::Float, dev));
@@ -77,7 +91,23 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
         };
         // The optimizer training uses.
         let mut opt = kd_train::Adam::new(model.var_store(), lr, 0.0);
+        let params: Vec<Tensor> = opt.params().iter().map(Tensor::shallow_clone).collect();
+        let batch = kd_data::Batch {
+            images: x.shallow_clone(),
+            labels: y.shallow_clone(),
+            indices: indices.shallow_clone(),
+        };
+        let objective = match mode {
+            BenchMode::Distill => Objective::Distill(Distiller::live(&teacher, &kd)),
+            BenchMode::DistillCached => Objective::Distill(Distiller::cached(&cache, &cache, &kd)),
+            _ => Objective::CrossEntropy,
+        };
+        let mut graphs = graph_device.map(|n| GraphedSteps::new(Replay::Graph(n), dev));
         let mut step = || -> Result<f64> {
+            if let Some(graphs) = graphs.as_mut() {
+                let (_, loss) = graphs.step(&mut opt, &params, model, &objective, &batch)?;
+                return Ok(loss.total.double_value(&[]));
+            }
             Ok(match mode {
                 BenchMode::Latency => bail!("--mode latency times model files, not steps"),
                 BenchMode::Eval => {
@@ -124,7 +154,11 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
         }
         lines.push(
             serde_json::json!({
-                "impl": if args.channels_last { "kd-cl" } else { "kd" },
+                "impl": format!(
+                    "kd{}{}",
+                    if args.channels_last { "-cl" } else { "" },
+                    if args.cuda_graphs { "-graphs" } else { "" }
+                ),
                 "mode": clap::ValueEnum::to_possible_value(&mode).map(|v| v.get_name().to_string()),
                 "batch": args.batch,
                 "steps": args.steps,

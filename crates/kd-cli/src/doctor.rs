@@ -7,9 +7,10 @@
 //! compare against, the same passes must be finite and repeat to the last bit, and a few
 //! steps on one batch must lower its loss. Then: bfloat16 autocast is really active (its
 //! logits differ from float32's, within bfloat16's precision), an all-reduce at world size
-//! 1 returns its input (Gloo, PyTorch's CPU backend), and a checkpoint written from the
-//! device and read back is bit-identical. CUDA-graph capture and NCCL are reported as not
-//! available: this version has neither.
+//! 1 returns its input (Gloo, PyTorch's CPU backend; on a GPU also NCCL, its GPU backend), and
+//! a checkpoint written from the device and read back is bit-identical. On a GPU, training
+//! steps captured as CUDA graphs and replayed must take the eager steps (to float32
+//! tolerance); on the CPU that check is skipped.
 
 use std::time::Instant;
 
@@ -157,6 +158,14 @@ pub fn doctor(device: Device) -> Result<Doctor> {
             ),
         ),
         ("threads".to_string(), tch::get_num_threads().to_string()),
+        (
+            "cuda graphs".to_string(),
+            if kd_sys::cuda_graph::cuda_graphs_built() {
+                "built in (with NCCL)".to_string()
+            } else {
+                "not built (no CUDA headers when kd was built)".to_string()
+            },
+        ),
     ];
     facts.push(("device".to_string(), crate::env::device_name(device)));
     let student = ModelConfig::Student(StudentConfig::default());
@@ -170,12 +179,9 @@ pub fn doctor(device: Device) -> Result<Doctor> {
     }
     checks.push(training_check(&student, device, &x, &y)?);
     checks.push(bf16_check(&student, device, &x)?);
-    checks.push(Check {
-        name: "CUDA graph step = eager step".into(),
-        status: Status::Skip,
-        detail: "not available in this version (eager steps only)".into(),
-    });
-    checks.push(all_reduce_check(device));
+    checks.push(graph_check(&student, device, &x, &y)?);
+    checks.push(all_reduce_check(device, kd_sys::dist::Backend::Gloo));
+    checks.push(all_reduce_check(device, kd_sys::dist::Backend::Nccl));
     checks.push(checkpoint_check(&student, device)?);
     Ok(Doctor {
         device,
@@ -277,12 +283,24 @@ fn bf16_check(config: &ModelConfig, device: Device, x: &Tensor) -> Result<Check>
     ))
 }
 
-/// An all-reduce at world size 1 through Gloo on this machine's loopback.
-fn all_reduce_check(device: Device) -> Check {
-    let name = "all-reduce at world size 1 (Gloo)";
+/// An all-reduce at world size 1 through `backend` on this machine's loopback: Gloo on CPU
+/// tensors, NCCL on the GPU's (skipped without one).
+fn all_reduce_check(device: Device, backend: kd_sys::dist::Backend) -> Check {
+    let name = format!("all-reduce at world size 1 ({})", backend.name());
+    let tensor_device = match (backend, device) {
+        (kd_sys::dist::Backend::Gloo, _) => Device::Cpu,
+        (kd_sys::dist::Backend::Nccl, Device::Cuda(n)) => Device::Cuda(n),
+        (kd_sys::dist::Backend::Nccl, _) => {
+            return Check {
+                name,
+                status: Status::Skip,
+                detail: "needs a CUDA device".into(),
+            }
+        }
+    };
     let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
         Ok(addr) => addr.port(),
-        Err(e) => return check(name, false, format!("no free port on 127.0.0.1: {e}")),
+        Err(e) => return check(&name, false, format!("no free port on 127.0.0.1: {e}")),
     };
     let rendezvous = kd_sys::dist::Rendezvous {
         host: "127.0.0.1".into(),
@@ -293,21 +311,86 @@ fn all_reduce_check(device: Device) -> Check {
         prefix: String::new(),
         gloo_host: "127.0.0.1".into(),
         timeout: std::time::Duration::from_secs(30),
-        backend: kd_sys::dist::Backend::Gloo,
+        backend,
     };
     let result = kd_sys::dist::ProcessGroup::join(&rendezvous).and_then(|group| {
-        let t = Tensor::from_slice(&[1.5f32, -2.0, 3.25]);
+        let t = Tensor::from_slice(&[1.5f32, -2.0, 3.25]).to_device(tensor_device);
         group.all_reduce_sum(std::slice::from_ref(&t))?;
-        Ok(Vec::<f32>::try_from(&t).unwrap_or_default())
+        Ok(Vec::<f32>::try_from(&t.to_device(Device::Cpu)).unwrap_or_default())
     });
-    let mut row = match result {
-        Ok(v) => check(name, v == [1.5, -2.0, 3.25], format!("returned {v:?}")),
-        Err(e) => check(name, false, e.to_string()),
-    };
-    if let Device::Cuda(_) = device {
-        row.detail += "; NCCL is not available in this version (GPU ranks reduce through Gloo)";
+    match result {
+        Ok(v) => check(&name, v == [1.5, -2.0, 3.25], format!("returned {v:?}")),
+        Err(e) => check(&name, false, e.to_string()),
     }
-    row
+}
+
+/// On a GPU: five training steps of the student on one batch size, graphed (warm-up,
+/// capture, replays) against the same steps run eagerly, both with Adam's capturable form;
+/// parameters and the last loss must agree to float32 tolerance. Skipped on the CPU.
+fn graph_check(config: &ModelConfig, device: Device, x: &Tensor, y: &Tensor) -> Result<Check> {
+    let name = "CUDA graph steps = eager steps";
+    let Device::Cuda(index) = device else {
+        return Ok(Check {
+            name: name.into(),
+            status: Status::Skip,
+            detail: "needs a CUDA device".into(),
+        });
+    };
+    if !kd_sys::cuda_graph::cuda_graphs_built() {
+        return Ok(check(
+            name,
+            false,
+            "this kd was built without CUDA graphs".into(),
+        ));
+    }
+    let (x, y) = (x.to_device(device), y.to_device(device));
+    let batch = kd_data::Batch {
+        images: x.shallow_clone(),
+        labels: y.shallow_clone(),
+        indices: Tensor::arange(x.size()[0], (Kind::Int64, device)),
+    };
+    let objective = kd_train::Objective::CrossEntropy;
+    let train = |graphed: bool| -> Result<(Model, f64)> {
+        let model = seeded(config, device)?;
+        let mut adam = kd_train::Adam::new(model.var_store(), 1e-3, 0.0);
+        adam.capturable();
+        let params: Vec<Tensor> = adam.params().iter().map(Tensor::shallow_clone).collect();
+        let mut graphs =
+            kd_train::graphed::GraphedSteps::new(kd_train::graphed::Replay::Graph(index), device);
+        let mut last = f64::NAN;
+        for _ in 0..5 {
+            let loss = if graphed {
+                graphs
+                    .step(&mut adam, &params, &model, &objective, &batch)?
+                    .1
+                    .total
+            } else {
+                let (_, out) = objective.forward_loss(&model, &batch, kd_train::Split::Train, true);
+                adam.backward_step(&out.total)?;
+                out.total
+            };
+            last = loss.double_value(&[]);
+        }
+        Ok((model, last))
+    };
+    let (graphed, graphed_loss) = train(true)?;
+    let (eager, eager_loss) = train(false)?;
+    let eager_vars = eager.var_store().variables();
+    let (atol, rtol) = (1e-4, 1e-4);
+    let worst = graphed
+        .var_store()
+        .variables()
+        .iter()
+        .map(|(name, t)| excess(t, &eager_vars[name], atol, rtol))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let loss_close = (graphed_loss - eager_loss).abs() <= atol + rtol * eager_loss.abs();
+    Ok(check(
+        name,
+        worst <= 0.0 && loss_close,
+        format!(
+            "5 steps: loss {graphed_loss:.6} vs {eager_loss:.6}; parameters' worst excess over {atol} + {rtol}·|x|: {worst:.2e}"
+        ),
+    ))
 }
 
 /// A model saved from `device` and loaded into a fresh one on `device`: bit-identical.

@@ -222,6 +222,9 @@ enum Command {
         /// Inputs and convolution kernels in channels-last (NHWC) memory format.
         #[arg(long)]
         channels_last: bool,
+        /// Training steps as CUDA graphs (captured once, replayed), as `run` does on a GPU.
+        #[arg(long)]
+        cuda_graphs: bool,
         /// Model files for `--mode latency`: `.safetensors` from a run directory (timed in
         /// libtorch) and `.onnx` from `kd-cli export` (timed in tract and onnxruntime).
         models: Vec<PathBuf>,
@@ -462,6 +465,7 @@ fn execute(command: Command, quiet: bool) -> anyhow::Result<()> {
             threads,
             precision,
             channels_last,
+            cuda_graphs,
             models,
         } => {
             if !models.is_empty() {
@@ -476,6 +480,7 @@ fn execute(command: Command, quiet: bool) -> anyhow::Result<()> {
                     device: tch::Device::Cpu,
                     precision,
                     channels_last,
+                    cuda_graphs,
                 },
                 device,
                 threads,

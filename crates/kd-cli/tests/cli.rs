@@ -777,6 +777,23 @@ fn bench_prints_one_json_line_per_mode() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("expected f32, bf16 or f16"), "{stderr}");
+    let out = kd_cli(
+        &[
+            "bench",
+            "--device",
+            "cpu",
+            "--mode",
+            "student",
+            "--cuda-graphs",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--cuda-graphs: needs --device cuda"),
+        "{stderr}"
+    );
 }
 
 /// Each phase of a run draws from its own generator stream: a teacher with dropout (whose

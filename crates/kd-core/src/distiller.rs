@@ -20,7 +20,7 @@
 //! teacher and student see it: both see the same mixed images, which needs a live teacher.
 
 use kd_models::Model;
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 use crate::cache::LogitCache;
 use crate::error::{CoreError, Result};
@@ -79,6 +79,20 @@ pub struct Distiller<'a> {
 }
 
 impl<'a> Distiller<'a> {
+    /// Whether a training step with this distiller on `device` launches only device work
+    /// (what a CUDA graph can capture): no mixup (it draws its mixing weights on the host),
+    /// and cached logits, if any, kept on `device` (not gathered from host memory).
+    pub fn capturable_on(&self, device: Device) -> bool {
+        let cache_on_device = match self.method {
+            Method::Logits {
+                teacher: TeacherLogits::Cached { train, .. },
+                ..
+            } => train.logits().device() == device,
+            _ => true,
+        };
+        self.mixup.is_none() && cache_on_device
+    }
+
     /// A logit loss against `teacher` run on every batch.
     pub fn live(teacher: &'a Model, loss: &'a dyn DistillLoss) -> Self {
         Self {

@@ -29,6 +29,11 @@ pub struct TrainConfig {
     /// What to do when a step's loss or gradient is NaN or infinite: `stop` or
     /// `skip_batch`.
     pub on_nonfinite: OnNonFinite,
+    /// Training steps as CUDA graphs: unset (the default) where the device and the fit
+    /// allow it, `true` to require it (an error says what prevents it), `false` for eager
+    /// steps. See `graphed.rs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cuda_graphs: Option<bool>,
 }
 
 impl Default for TrainConfig {
@@ -43,6 +48,7 @@ impl Default for TrainConfig {
             early_stopping: EarlyStoppingConfig::default(),
             reduce_lr: ReduceLrConfig::default(),
             on_nonfinite: OnNonFinite::Stop,
+            cuda_graphs: None,
         }
     }
 }

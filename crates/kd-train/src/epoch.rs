@@ -48,6 +48,16 @@ pub(crate) fn train_epoch(
                 t.opt.set_lr(t.state.lr * factor);
             }
             t.state.step += 1;
+            // Full batches of a graphed fit: one replay, nothing read back.
+            if let Some(graphs) = t.graphs.as_mut().filter(|_| batch.len() == config.batch_size) {
+                let (logits, out) = graphs.step(&mut t.opt, &t.trainable, model, objective, &batch)?;
+                sums.add(&logits, &batch.labels, &out);
+                progress.batch(done, &|| {
+                    let r = sums.read();
+                    (r.loss, r.accuracy())
+                });
+                continue;
+            }
             let (batch, share) = replicas.shard(batch);
             let forward = (!batch.is_empty())
                 .then(|| objective.forward_loss(model, &batch, Split::Train, true));
@@ -95,6 +105,21 @@ pub(crate) fn train_epoch(
         }
         Ok(sums)
     })?;
+    // Graphed steps find a non-finite loss or gradient on the device, skip the update there
+    // and count it; the count is read once here.
+    let nonfinite = t.graphs.as_mut().map_or(0, |g| g.take_nonfinite());
+    if nonfinite > 0 {
+        return Err(TrainError::NonFinite {
+            phase: phase.into(),
+            what: format!(
+                "loss or gradient in {nonfinite} CUDA-graph step(s) of the epoch, left unapplied"
+            ),
+            step: t.state.step,
+            epoch,
+            batch: train.num_batches(),
+            checkpoint: last_good(t),
+        });
+    }
     // The epoch's one host synchronisation: the sums are read here, not per step.
     Ok(EpochPass {
         sums: sums.read(),

@@ -40,6 +40,8 @@ pub enum TrainError {
         /// The last good checkpoint, in words.
         checkpoint: String,
     },
+    #[error("{message}")]
+    Graph { message: String },
     #[error("data parallelism: {cause} (did another rank fail or stop?)")]
     Distributed { cause: DistError },
     #[error("data parallelism: {phase}: rank {rank} resumes at {mine}, rank 0 at {rank0}: every rank needs the same checkpoints (a shared run directory)")]

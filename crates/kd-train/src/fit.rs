@@ -22,6 +22,7 @@ use crate::distributed::DataParallel;
 use crate::epoch::{check_trained, epoch_metrics, record_epoch, train_epoch};
 use crate::error::Result;
 use crate::evaluate::evaluate;
+use crate::graphed::{self, GraphedSteps};
 use crate::objective::Objective;
 use crate::progress::{NoProgress, Progress};
 use crate::replicas::Replicas;
@@ -86,7 +87,15 @@ pub fn fit_with(
     let mut no_progress = NoProgress;
     let progress = hooks.progress.unwrap_or(&mut no_progress);
     let start = Instant::now();
+    let graphs = graphed::resolve(config, model, objective, hooks.parallel.is_some(), phase)?;
     let mut t = Training::start(model, config, phase, hooks.checkpoints, train.num_batches())?;
+    if let Some(replay) = graphs {
+        tracing::info!(
+            "{phase}: training steps of {} images as CUDA graphs",
+            config.batch_size
+        );
+        t.graphs = Some(GraphedSteps::new(replay, model.var_store().device()));
+    }
     replicas.agree_on_start(t.resume_point(), t.state.lr, phase)?;
     if let Some(done) = t.announce_resume() {
         return Ok(done);

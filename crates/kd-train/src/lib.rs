@@ -5,6 +5,7 @@
 //!     checkpoints, finish);
 //!   - `epoch`: the batches of one epoch and its metrics;
 //!   - `step`: one optimizer step, plain or loss-scaled;
+//!   - [`graphed`]: training steps captured as CUDA graphs and replayed;
 //!   - `replicas`: one process or data parallelism, with every collective the loop makes;
 //! - [`config`]: [`TrainConfig`], the settings of a fit;
 //! - [`objective`]: cross-entropy, or kd-core's `Distiller`;
@@ -30,6 +31,7 @@ mod epoch;
 pub mod error;
 pub mod evaluate;
 pub mod fit;
+pub mod graphed;
 mod json_float;
 pub mod loss_scale;
 pub mod metrics;

@@ -28,6 +28,15 @@ pub(crate) fn examples(batch: &Batch) -> Examples<'_> {
 }
 
 impl Objective<'_> {
+    /// Whether a training step launches only device work on `device` (what a CUDA graph
+    /// can capture).
+    pub(crate) fn capturable_on(&self, device: tch::Device) -> bool {
+        match self {
+            Self::CrossEntropy => true,
+            Self::Distill(distiller) => distiller.capturable_on(device),
+        }
+    }
+
     /// Tells schedule-dependent losses that `epoch` (from 1) begins.
     pub fn begin_epoch(&self, epoch: usize) {
         if let Self::Distill(distiller) = self {

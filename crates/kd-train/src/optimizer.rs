@@ -1,10 +1,12 @@
 //! Adam (Kingma & Ba 2015) over a model's trainable variables, with its state open to
 //! checkpoints: the step is libtorch's C++ `torch::optim::Adam` through `kd_sys::adam_step`
-//! (bitwise the optimizer tch's `nn::Adam` wraps, whose state tch keeps private).
+//! (bitwise the optimizer tch's `nn::Adam` wraps, whose state tch keeps private), or — once
+//! [`Adam::capturable`] has moved the state to the device for CUDA graphs — PyTorch's
+//! capturable form through `kd_sys::CapturableAdam`.
 
 use std::collections::BTreeMap;
 
-use kd_sys::{adam_step, AdamConfig, AdamState};
+use kd_sys::{adam_step, AdamConfig, AdamState, CapturableAdam};
 use tch::nn::VarStore;
 use tch::Tensor;
 
@@ -16,7 +18,10 @@ pub struct Adam {
     config: AdamConfig,
     names: Vec<String>,
     params: Vec<Tensor>,
+    /// The state while it is on the host (stale once `device` holds it).
     state: Vec<AdamState>,
+    /// The state on the device, once a graphed step asked for it.
+    device: Option<CapturableAdam>,
 }
 
 impl Adam {
@@ -40,6 +45,7 @@ impl Adam {
             names,
             params,
             state,
+            device: None,
         }
     }
 
@@ -50,6 +56,16 @@ impl Adam {
 
     pub fn set_lr(&mut self, lr: f64) {
         self.config.lr = lr;
+        if let Some(device) = self.device.as_mut() {
+            device.set_lr(lr);
+        }
+    }
+
+    /// The state on the device, in PyTorch's capturable form (moved there on first use):
+    /// from here on every step, the eager ones included, takes that form.
+    pub fn capturable(&mut self) -> &CapturableAdam {
+        self.device
+            .get_or_insert_with(|| CapturableAdam::new(&self.params, &self.state, &self.config))
     }
 
     /// The names of the parameters it updates, in order.
@@ -71,8 +87,11 @@ impl Adam {
 
     /// One step with the gradients in place.
     pub fn step(&mut self) -> Result<()> {
-        adam_step(&self.params, &mut self.state, &self.config)
-            .map_err(|cause| TrainError::Optimizer { cause })
+        match &self.device {
+            Some(device) => device.step(&self.params, None),
+            None => adam_step(&self.params, &mut self.state, &self.config),
+        }
+        .map_err(|cause| TrainError::Optimizer { cause })
     }
 
     /// Clears the gradients, back-propagates `loss`, steps.
@@ -92,7 +111,12 @@ impl Adam {
     pub fn state(&self) -> (Vec<(String, Tensor)>, BTreeMap<String, i64>) {
         let mut tensors = Vec::new();
         let mut steps = BTreeMap::new();
-        for (name, s) in self.names.iter().zip(&self.state) {
+        let from_device = self.device.as_ref().map(CapturableAdam::state);
+        for (name, s) in self
+            .names
+            .iter()
+            .zip(from_device.as_ref().unwrap_or(&self.state))
+        {
             steps.insert(name.clone(), s.step);
             if s.exp_avg.defined() {
                 tensors.push((format!("exp_avg/{name}"), s.exp_avg.shallow_clone()));
@@ -110,6 +134,8 @@ impl Adam {
         tensors: &BTreeMap<String, Tensor>,
         steps: &BTreeMap<String, i64>,
     ) -> std::result::Result<(), CheckpointError> {
+        // The restored state is the host's; a graphed step moves it again.
+        self.device = None;
         let missing = |name: String| CheckpointError::Missing {
             name: format!("optimizer state {name}"),
         };

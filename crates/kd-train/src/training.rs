@@ -11,6 +11,7 @@ use crate::callback::{Action, CallbackList};
 use crate::checkpoint::Checkpoints;
 use crate::config::TrainConfig;
 use crate::error::{Result, ResumePoint, TrainError};
+use crate::graphed::GraphedSteps;
 use crate::loss_scale::LossScaler;
 use crate::optimizer::Adam;
 use crate::snapshot::{restore, snapshot, Snapshot};
@@ -42,6 +43,8 @@ pub(crate) struct Training<'a> {
     pub resumed_from: Option<PathBuf>,
     /// Batches per epoch (per-step schedules run over `epochs` times this).
     pub steps_per_epoch: usize,
+    /// The CUDA graphs of the full batches, when the fit runs graphed steps.
+    pub graphs: Option<GraphedSteps>,
 }
 
 impl<'a> Training<'a> {
@@ -88,6 +91,7 @@ impl<'a> Training<'a> {
             best,
             resumed_from,
             steps_per_epoch,
+            graphs: None,
         })
     }
 

@@ -1,0 +1,303 @@
+//! Training steps as CUDA graphs: the whole step — forward, loss, backward, the non-finite
+//! check and Adam's update — captured once per batch size and replayed, so that a small
+//! model's step costs one launch instead of hundreds (PyTorch's "whole network capture",
+//! `torch.cuda.graph`, and what `torch.compile(mode="reduce-overhead")` does).
+//!
+//! A graph reads and writes fixed tensors, so each batch size gets its own static batch
+//! (images, labels, dataset indices) that every batch is copied into before a replay, and
+//! keeps the outputs (logits, loss parts) the capture produced. The first batch of a size is
+//! a warm-up, an ordinary step on a side stream that makes the gradients and cuDNN's choices
+//! exist; the second is captured (a capture launches nothing) and replayed; every later one
+//! is replayed. Adam runs in its capturable form (counts and learning rate on the device),
+//! so learning-rate changes and checkpoints keep working.
+//!
+//! Nothing is read back per step: a step whose loss or gradients are not finite is skipped on
+//! the device (the weights do not change) and counted there; the count is read once per
+//! epoch ([`GraphedSteps::take_nonfinite`]). Where no GPU is present the same static-buffer
+//! steps run eagerly ([`Replay::Eager`]), which is how the CPU tests check them.
+
+use std::collections::HashMap;
+
+use kd_core::{LossParts, Split};
+use kd_data::Batch;
+use kd_models::{Model, Precision};
+use kd_sys::cuda_graph::{warm_up_on_side_stream, CudaGraph};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::nonfinite::OnNonFinite;
+use crate::objective::Objective;
+use crate::optimizer::Adam;
+
+/// How a captured step is run again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Captured on CUDA device `n` and replayed as a graph.
+    Graph(usize),
+    /// Run eagerly on the static buffers each time (no GPU; the same steps, launched one by
+    /// one).
+    Eager,
+}
+
+/// Where a batch size is in its life: warmed up, then captured.
+enum Shape {
+    /// The warm-up step ran; the next batch of this size is captured.
+    WarmedUp(StaticStep),
+    Captured {
+        step: StaticStep,
+        graph: Option<CudaGraph>,
+    },
+}
+
+/// The fixed tensors of one batch size's step.
+struct StaticStep {
+    batch: Batch,
+    /// Outputs of the step as captured (the graph writes them on every replay).
+    logits: Tensor,
+    loss: LossParts,
+}
+
+/// The graphed steps of one fit.
+pub struct GraphedSteps {
+    replay: Replay,
+    shapes: HashMap<usize, Shape>,
+    /// Steps skipped for a non-finite loss or gradient since the last read (on the device).
+    nonfinite: Tensor,
+    /// Graphs captured so far (one per batch size).
+    captures: usize,
+}
+
+impl std::fmt::Debug for GraphedSteps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut sizes: Vec<&usize> = self.shapes.keys().collect();
+        sizes.sort();
+        f.debug_struct("GraphedSteps")
+            .field("replay", &self.replay)
+            .field("batch_sizes", &sizes)
+            .field("captures", &self.captures)
+            .finish()
+    }
+}
+
+impl GraphedSteps {
+    pub fn new(replay: Replay, device: Device) -> Self {
+        Self {
+            replay,
+            shapes: HashMap::new(),
+            nonfinite: Tensor::zeros([], (Kind::Float, device)),
+            captures: 0,
+        }
+    }
+
+    /// How many graphs were captured.
+    pub fn captures(&self) -> usize {
+        self.captures
+    }
+
+    /// One training step on `batch` through the graph of its size (warming up or capturing
+    /// it first where needed); returns the step's logits and loss, on the device. No value
+    /// is read back to the host.
+    pub fn step(
+        &mut self,
+        opt: &mut Adam,
+        trainable: &[Tensor],
+        model: &Model,
+        objective: &Objective,
+        batch: &Batch,
+    ) -> Result<(Tensor, LossParts)> {
+        let size = batch.len();
+        let nonfinite = self.nonfinite.shallow_clone();
+        let body = |input: &Batch, opt: &mut Adam| -> Result<(Tensor, LossParts)> {
+            graph_body(opt, trainable, model, objective, input, &nonfinite)
+        };
+        match self.shapes.remove(&size) {
+            None => {
+                // Warm-up: an ordinary step on static copies of this batch.
+                let batch = static_copy(batch);
+                let (logits, loss) = match self.replay {
+                    Replay::Graph(device) => {
+                        let mut out = None;
+                        warm_up_on_side_stream(device, || -> Result<()> {
+                            out = Some(body(&batch, opt)?);
+                            Ok(())
+                        })
+                        .map_err(graph_error)?;
+                        out.expect("the warm-up ran")
+                    }
+                    Replay::Eager => body(&batch, opt)?,
+                };
+                let out = (logits.shallow_clone(), clone_parts(&loss));
+                let step = StaticStep {
+                    batch,
+                    logits,
+                    loss,
+                };
+                self.shapes.insert(size, Shape::WarmedUp(step));
+                Ok(out)
+            }
+            Some(Shape::WarmedUp(mut step)) => {
+                copy_batch(&step.batch, batch);
+                let graph = match self.replay {
+                    Replay::Graph(device) => {
+                        let mut out = None;
+                        let graph = CudaGraph::capture(device, || -> Result<()> {
+                            out = Some(body(&step.batch, opt)?);
+                            Ok(())
+                        })
+                        .map_err(graph_error)?;
+                        (step.logits, step.loss) = out.expect("the capture ran");
+                        // A capture launches nothing: the first replay is this batch's step.
+                        graph.replay().map_err(graph_error)?;
+                        Some(graph)
+                    }
+                    Replay::Eager => {
+                        (step.logits, step.loss) = body(&step.batch, opt)?;
+                        None
+                    }
+                };
+                self.captures += 1;
+                let out = (step.logits.shallow_clone(), clone_parts(&step.loss));
+                self.shapes.insert(size, Shape::Captured { step, graph });
+                Ok(out)
+            }
+            Some(Shape::Captured { mut step, graph }) => {
+                copy_batch(&step.batch, batch);
+                match &graph {
+                    Some(graph) => graph.replay().map_err(graph_error)?,
+                    None => (step.logits, step.loss) = body(&step.batch, opt)?,
+                }
+                let out = (step.logits.shallow_clone(), clone_parts(&step.loss));
+                self.shapes.insert(size, Shape::Captured { step, graph });
+                Ok(out)
+            }
+        }
+    }
+
+    /// The number of steps skipped for a non-finite loss or gradient since the last call
+    /// (one read from the device), and the count reset.
+    pub fn take_nonfinite(&mut self) -> usize {
+        let n = self.nonfinite.double_value(&[]).round() as usize;
+        tch::no_grad(|| {
+            let _ = self.nonfinite.zero_();
+        });
+        n
+    }
+}
+
+/// The step a graph holds: gradients cleared, forward and loss, backward, a device-side
+/// flag for a non-finite loss or gradient (counted into `nonfinite`), and Adam's capturable
+/// update, skipped where the flag is set.
+fn graph_body(
+    opt: &mut Adam,
+    trainable: &[Tensor],
+    model: &Model,
+    objective: &Objective,
+    batch: &Batch,
+    nonfinite: &Tensor,
+) -> Result<(Tensor, LossParts)> {
+    let (logits, out) = objective.forward_loss(model, batch, Split::Train, true);
+    opt.zero_grad();
+    out.total.backward();
+    let skip = tch::no_grad(|| {
+        let mut finite = out.total.isfinite();
+        for p in trainable {
+            let g = p.grad();
+            if g.defined() {
+                finite = finite.logical_and(&g.isfinite().all());
+            }
+        }
+        let skip = finite.logical_not().to_kind(Kind::Float);
+        let mut count = nonfinite.shallow_clone();
+        let _ = count.g_add_(&skip);
+        skip
+    });
+    opt.capturable()
+        .step(trainable, Some(&skip))
+        .map_err(|cause| TrainError::Optimizer { cause })?;
+    Ok((logits, out))
+}
+
+/// A copy of `batch` in tensors of its own (the static buffers of its size).
+fn static_copy(batch: &Batch) -> Batch {
+    Batch {
+        images: batch.images.copy(),
+        labels: batch.labels.copy(),
+        indices: batch.indices.copy(),
+    }
+}
+
+/// Copies `batch` into the static buffers `into` (same sizes).
+fn copy_batch(into: &Batch, batch: &Batch) {
+    tch::no_grad(|| {
+        into.images.shallow_clone().copy_(&batch.images);
+        into.labels.shallow_clone().copy_(&batch.labels);
+        into.indices.shallow_clone().copy_(&batch.indices);
+    });
+}
+
+fn clone_parts(parts: &LossParts) -> LossParts {
+    LossParts {
+        total: parts.total.shallow_clone(),
+        parts: parts
+            .parts
+            .iter()
+            .map(|(name, t)| (*name, t.shallow_clone()))
+            .collect(),
+    }
+}
+
+/// Whether the fit `phase` under `config` runs graphed steps, and how: `cuda_graphs`
+/// unset means "where it can" (a CUDA device, a build with graphs, an objective without
+/// host-side work, no float16 loss scaling, one process, `on_nonfinite = "stop"`); `true`
+/// asks for it and makes each of those an error naming the key; `false` turns it off.
+pub(crate) fn resolve(
+    config: &TrainConfig,
+    model: &Model,
+    objective: &Objective,
+    data_parallel: bool,
+    phase: &str,
+) -> Result<Option<Replay>> {
+    let device = model.var_store().device();
+    let blocker = match device {
+        _ if config.cuda_graphs == Some(false) => return Ok(None),
+        Device::Cuda(_) if !kd_sys::cuda_graph::cuda_graphs_built() => {
+            Some("a kd built with CUDA graphs (this one was built without the CUDA headers)")
+        }
+        Device::Cuda(_) => None,
+        _ => Some("a CUDA device"),
+    }
+    .or_else(|| {
+        (!objective.capturable_on(device)).then_some(
+        "an objective without host-side work per step (no mixup; cached teacher logits on the GPU)",
+    )
+    })
+    .or_else(|| {
+        (model.precision() == Precision::F16)
+            .then_some("float32 or bfloat16 (float16 loss scaling reads the host every step)")
+    })
+    .or_else(|| data_parallel.then_some("a single process (not data parallelism)"))
+    .or_else(|| {
+        (config.on_nonfinite != OnNonFinite::Stop).then_some(
+            "on_nonfinite = \"stop\" (a graph finds skipped batches only at the end of the epoch)",
+        )
+    });
+    match (blocker, config.cuda_graphs) {
+        (None, _) => Ok(match device {
+            Device::Cuda(n) => Some(Replay::Graph(n)),
+            _ => None,
+        }),
+        (Some(_), None) => Ok(None),
+        (Some(needs), Some(_)) => Err(TrainError::InvalidConfig {
+            key: format!("{phase}.cuda_graphs"),
+            expected: format!("true only with {needs}"),
+            got: "true".into(),
+        }),
+    }
+}
+
+fn graph_error(e: kd_sys::cuda_graph::GraphError) -> TrainError {
+    TrainError::Graph {
+        message: e.to_string(),
+    }
+}
