@@ -544,6 +544,16 @@ fn bad_configs_are_one_line_errors_naming_the_key() {
             TINY_CONFIG.replace("blocks = 2", "blocks = 5"),
             "student.model.blocks",
         ),
+        // CUDA graphs asked for on the CPU: refused before anything trains.
+        (
+            TINY_CONFIG
+                .replace("seed = 3", "seed = 3\ndevice = \"cpu\"")
+                .replace(
+                    "batch_size = 32\nlr = 0.01\n[distill",
+                    "batch_size = 32\nlr = 0.01\ncuda_graphs = true\n[distill",
+                ),
+            "student.train.cuda_graphs: expected true only with a CUDA device",
+        ),
     ];
     for (config, key) in cases {
         let stderr = run_fails(&config);

@@ -247,20 +247,17 @@ fn clone_parts(parts: &LossParts) -> LossParts {
     }
 }
 
-/// Whether the fit `phase` under `config` runs graphed steps, and how: `cuda_graphs`
-/// unset means "where it can" (a CUDA device, a build with graphs, an objective without
-/// host-side work, no float16 loss scaling, one process, `on_nonfinite = "stop"`); `true`
-/// asks for it and makes each of those an error naming the key; `false` turns it off.
-pub(crate) fn resolve(
+/// What keeps a fit from graphed steps, if anything: it needs a CUDA device, a build with
+/// graphs, an objective without host-side work per step (`capturable_objective`), no
+/// float16 loss scaling, one process, and `on_nonfinite = "stop"`.
+fn blocker(
     config: &TrainConfig,
-    model: &Model,
-    objective: &Objective,
+    device: Device,
+    precision: Precision,
+    capturable_objective: bool,
     data_parallel: bool,
-    phase: &str,
-) -> Result<Option<Replay>> {
-    let device = model.var_store().device();
-    let blocker = match device {
-        _ if config.cuda_graphs == Some(false) => return Ok(None),
+) -> Option<&'static str> {
+    match device {
         Device::Cuda(_) if !kd_sys::cuda_graph::cuda_graphs_built() => {
             Some("a kd built with CUDA graphs (this one was built without the CUDA headers)")
         }
@@ -268,12 +265,12 @@ pub(crate) fn resolve(
         _ => Some("a CUDA device"),
     }
     .or_else(|| {
-        (!objective.capturable_on(device)).then_some(
+        (!capturable_objective).then_some(
         "an objective without host-side work per step (no mixup; cached teacher logits on the GPU)",
     )
     })
     .or_else(|| {
-        (model.precision() == Precision::F16)
+        (precision == Precision::F16)
             .then_some("float32 or bfloat16 (float16 loss scaling reads the host every step)")
     })
     .or_else(|| data_parallel.then_some("a single process (not data parallelism)"))
@@ -281,18 +278,65 @@ pub(crate) fn resolve(
         (config.on_nonfinite != OnNonFinite::Stop).then_some(
             "on_nonfinite = \"stop\" (a graph finds skipped batches only at the end of the epoch)",
         )
-    });
-    match (blocker, config.cuda_graphs) {
-        (None, _) => Ok(match device {
+    })
+}
+
+fn refused(key: &str, needs: &str) -> TrainError {
+    TrainError::InvalidConfig {
+        key: format!("{key}.cuda_graphs"),
+        expected: format!("true only with {needs}"),
+        got: "true".into(),
+    }
+}
+
+/// Checks, before anything trains, that a fit config (at `key`, e.g. `student.train`) asking
+/// for `cuda_graphs = true` can have them on `device` at `precision`, with an objective
+/// whose steps are `capturable_objective`; the error names the key and what is missing.
+pub fn check_request(
+    config: &TrainConfig,
+    device: Device,
+    precision: Precision,
+    capturable_objective: bool,
+    data_parallel: bool,
+    key: &str,
+) -> Result<()> {
+    if config.cuda_graphs != Some(true) {
+        return Ok(());
+    }
+    match blocker(
+        config,
+        device,
+        precision,
+        capturable_objective,
+        data_parallel,
+    ) {
+        Some(needs) => Err(refused(key, needs)),
+        None => Ok(()),
+    }
+}
+
+/// Whether the fit `phase` under `config` runs graphed steps, and how: `cuda_graphs` unset
+/// means "where it can" (see [`blocker`]); `true` asks for it and makes each blocker an
+/// error naming the key; `false` turns it off.
+pub(crate) fn resolve(
+    config: &TrainConfig,
+    model: &Model,
+    objective: &Objective,
+    data_parallel: bool,
+    phase: &str,
+) -> Result<Option<Replay>> {
+    if config.cuda_graphs == Some(false) {
+        return Ok(None);
+    }
+    let device = model.var_store().device();
+    let capturable = objective.capturable_on(device);
+    match blocker(config, device, model.precision(), capturable, data_parallel) {
+        None => Ok(match device {
             Device::Cuda(n) => Some(Replay::Graph(n)),
             _ => None,
         }),
-        (Some(_), None) => Ok(None),
-        (Some(needs), Some(_)) => Err(TrainError::InvalidConfig {
-            key: format!("{phase}.cuda_graphs"),
-            expected: format!("true only with {needs}"),
-            got: "true".into(),
-        }),
+        Some(_) if config.cuda_graphs.is_none() => Ok(None),
+        Some(needs) => Err(refused(phase, needs)),
     }
 }
 

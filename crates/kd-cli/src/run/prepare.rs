@@ -67,6 +67,20 @@ pub(super) fn prepare(
         (device, _) => device,
     };
     prepare_device(device);
+    // `cuda_graphs = true` that cannot be honoured fails here, before anything trains.
+    let parallel = ranks.parallel.is_some();
+    for (key, train, capturable) in [
+        ("teacher.train", &cfg.teacher.train, true),
+        // Mixup draws its weights on the host every step.
+        (
+            "student.train",
+            &cfg.student.train,
+            cfg.distill.mixup == 0.0,
+        ),
+    ] {
+        kd_train::graphed::check_request(train, device, cfg.precision, capturable, parallel, key)
+            .with_context(invalid)?;
+    }
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
     }
