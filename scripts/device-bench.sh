@@ -18,7 +18,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH_LIB=$("$PYTHON" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 # kd's CUDA part links the CUDA runtime that pip installs beside torch.
-CUDART_LIB=$(ls -d "$TORCH_LIB"/../../nvidia/cu*/lib 2>/dev/null | head -1 || true)
+CUDART_LIB=$(dirname "$(ls "$TORCH_LIB"/../../nvidia/*/lib/libcudart.so.13 2>/dev/null | head -1)" 2>/dev/null || true)
+[ -n "$CUDART_LIB" ] && [ -e "$CUDART_LIB/libcudart.so.13" ] || { echo "no libcudart.so.13 beside this torch: kd-cli is built for CUDA 13 (torch 2.11+cu130)"; CUDART_LIB=; }
 export LD_LIBRARY_PATH="$TORCH_LIB${CUDART_LIB:+:$CUDART_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 KD=${KD:-dist/kd-cli}
 OUT=${OUT:-${OUT_DIR:-/tmp}/device-bench.jsonl}

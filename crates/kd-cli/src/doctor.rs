@@ -181,7 +181,14 @@ pub fn doctor(device: Device) -> Result<Doctor> {
     checks.push(bf16_check(&student, device, &x)?);
     checks.push(graph_check(&student, device, &x, &y)?);
     checks.push(all_reduce_check(device, kd_sys::dist::Backend::Gloo));
-    checks.push(all_reduce_check(device, kd_sys::dist::Backend::Nccl));
+    checks.push(match device {
+        Device::Cuda(n) => all_reduce_check(device, kd_sys::dist::Backend::Nccl(n)),
+        _ => Check {
+            name: "all-reduce at world size 1 (nccl)".into(),
+            status: Status::Skip,
+            detail: "needs a CUDA device".into(),
+        },
+    });
     checks.push(checkpoint_check(&student, device)?);
     Ok(Doctor {
         device,
@@ -284,19 +291,12 @@ fn bf16_check(config: &ModelConfig, device: Device, x: &Tensor) -> Result<Check>
 }
 
 /// An all-reduce at world size 1 through `backend` on this machine's loopback: Gloo on CPU
-/// tensors, NCCL on the GPU's (skipped without one).
+/// tensors, NCCL on the GPU's.
 fn all_reduce_check(device: Device, backend: kd_sys::dist::Backend) -> Check {
     let name = format!("all-reduce at world size 1 ({})", backend.name());
-    let tensor_device = match (backend, device) {
-        (kd_sys::dist::Backend::Gloo, _) => Device::Cpu,
-        (kd_sys::dist::Backend::Nccl, Device::Cuda(n)) => Device::Cuda(n),
-        (kd_sys::dist::Backend::Nccl, _) => {
-            return Check {
-                name,
-                status: Status::Skip,
-                detail: "needs a CUDA device".into(),
-            }
-        }
+    let tensor_device = match backend {
+        kd_sys::dist::Backend::Gloo => Device::Cpu,
+        kd_sys::dist::Backend::Nccl(_) => device,
     };
     let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
         Ok(addr) => addr.port(),
@@ -373,7 +373,10 @@ fn graph_check(config: &ModelConfig, device: Device, x: &Tensor, y: &Tensor) -> 
         }
         Ok((model, last))
     };
-    let (graphed, graphed_loss) = train(true)?;
+    let (graphed, graphed_loss) = match train(true) {
+        Ok(trained) => trained,
+        Err(e) => return Ok(check(name, false, format!("graphed steps failed: {e:#}"))),
+    };
     let (eager, eager_loss) = train(false)?;
     let eager_vars = eager.var_store().variables();
     let (atol, rtol) = (1e-4, 1e-4);

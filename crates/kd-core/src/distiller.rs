@@ -81,16 +81,18 @@ pub struct Distiller<'a> {
 impl<'a> Distiller<'a> {
     /// Whether a training step with this distiller on `device` launches only device work
     /// (what a CUDA graph can capture): no mixup (it draws its mixing weights on the host),
-    /// and cached logits, if any, kept on `device` (not gathered from host memory).
+    /// a capturable loss ([`DistillLoss::capturable`]), and cached logits, if any, kept on
+    /// `device` (not gathered from host memory).
     pub fn capturable_on(&self, device: Device) -> bool {
-        let cache_on_device = match self.method {
+        let method = match self.method {
             Method::Logits {
+                loss,
                 teacher: TeacherLogits::Cached { train, .. },
-                ..
-            } => train.logits().device() == device,
-            _ => true,
+            } => loss.capturable() && train.logits().device() == device,
+            Method::Logits { loss, .. } => loss.capturable(),
+            Method::Hint { .. } => true,
         };
-        self.mixup.is_none() && cache_on_device
+        self.mixup.is_none() && method
     }
 
     /// A logit loss against `teacher` run on every batch.

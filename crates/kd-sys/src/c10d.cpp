@@ -23,6 +23,8 @@ struct KdProcessGroup {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
   std::chrono::milliseconds timeout;
+  // The rank's CUDA device under NCCL; -1 under Gloo.
+  int nccl_device;
 };
 
 namespace {
@@ -39,9 +41,9 @@ extern "C" {
 // there unless `serve_store` is false: torchrun's agent already serves it), keys under
 // `prefix` (may be empty), `timeout_ms` for the rendezvous and every collective. `gloo_host`
 // is the address this rank's Gloo device binds to (empty: libtorch's default device).
-// `nccl`: the collectives go through NCCL (CUDA tensors) instead of Gloo (CPU tensors).
+// `nccl_device` >= 0: the collectives go through NCCL on that CUDA device instead of Gloo.
 int kd_pg_new(const char* host, int port, int rank, int world, bool serve_store,
-              const char* prefix, const char* gloo_host, int64_t timeout_ms, bool nccl,
+              const char* prefix, const char* gloo_host, int64_t timeout_ms, int nccl_device,
               KdProcessGroup** out) {
   return guarded([&] {
     auto timeout = std::chrono::milliseconds(timeout_ms);
@@ -56,9 +58,10 @@ int kd_pg_new(const char* host, int port, int rank, int world, bool serve_store,
     if (prefix != nullptr && prefix[0] != '\0') {
       store = c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), store);
     }
-    if (nccl) {
-      *out = new KdProcessGroup{store, kd::make_nccl_backend(store, rank, world, timeout),
-                                timeout};
+    if (nccl_device >= 0) {
+      *out = new KdProcessGroup{
+          store, kd::make_nccl_backend(store, rank, world, nccl_device, timeout), timeout,
+          nccl_device};
       return;
     }
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -69,7 +72,7 @@ int kd_pg_new(const char* host, int port, int rank, int world, bool serve_store,
       options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     }
     auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, options);
-    *out = new KdProcessGroup{store, gloo, timeout};
+    *out = new KdProcessGroup{store, gloo, timeout, -1};
   });
 }
 
@@ -106,6 +109,9 @@ int kd_pg_barrier(KdProcessGroup* pg) {
   return guarded([&] {
     c10d::BarrierOptions opts;
     opts.timeout = pg->timeout;
+    if (pg->nccl_device >= 0) {
+      opts.device_ids = {pg->nccl_device};
+    }
     wait(pg->backend->barrier(opts), pg->timeout);
   });
 }

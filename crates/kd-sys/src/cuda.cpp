@@ -5,6 +5,7 @@
 
 #define USE_C10D_NCCL 1
 
+#include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -40,11 +41,14 @@ void require_cuda(int device) {
 
 namespace kd {
 c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10d::Store>& store,
-                                                    int rank, int world,
+                                                    int rank, int world, int device,
                                                     std::chrono::milliseconds timeout) {
   if (!torch::cuda::is_available()) {
     throw std::runtime_error("NCCL needs a CUDA device; none is available");
   }
+  require_cuda(device);
+  // The rank's GPU is the current device: NCCL's communicator and barrier use it.
+  c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
   auto options = c10d::ProcessGroupNCCL::Options::create();
   options->timeout = timeout;
   return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, options);
@@ -54,6 +58,16 @@ c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10
 extern "C" {
 
 bool kd_cuda_built() { return true; }
+
+// The compute capability (major, minor) of CUDA device `device`.
+int kd_cuda_capability(int device, int* major, int* minor) {
+  return guarded([&] {
+    require_cuda(device);
+    const cudaDeviceProp* prop = at::cuda::getDeviceProperties(device);
+    *major = prop->major;
+    *minor = prop->minor;
+  });
+}
 
 // Runs `body` on a fresh side stream of `device` (what PyTorch's recipe does for the warm-up
 // iterations before a capture), then waits for the device.
@@ -80,9 +94,19 @@ int kd_cuda_graph_capture(int device, Body body, void* ctx, int* body_status,
     torch::cuda::synchronize(device);
     {
       c10::cuda::CUDAStreamGuard on(c10::cuda::getStreamFromPool(false, device));
-      g->graph.capture_begin();
+      // Thread-local (torch.cuda.graph's capture_error_mode="thread_local"): the loader's
+      // thread keeps copying the next batches to the device while this one captures.
+      g->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
       *body_status = body(ctx);
-      g->graph.capture_end();
+      if (*body_status == 0) {
+        g->graph.capture_end();
+      } else {
+        // The body's own error is the one to report; ending a capture it broke may throw.
+        try {
+          g->graph.capture_end();
+        } catch (...) {
+        }
+      }
     }
     torch::cuda::synchronize(device);
     if (*body_status == 0) {

@@ -8,9 +8,9 @@
 #include <chrono>
 
 namespace kd {
-// A ProcessGroupNCCL (PyTorch's GPU backend) for rank `rank` of `world` over `store`;
-// throws where kd was built without NCCL.
+// A ProcessGroupNCCL (PyTorch's GPU backend) for rank `rank` of `world` over `store`, on CUDA
+// device `device` (made the current device); throws where kd was built without NCCL.
 c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10d::Store>& store,
-                                                    int rank, int world,
+                                                    int rank, int world, int device,
                                                     std::chrono::milliseconds timeout);
 }  // namespace kd

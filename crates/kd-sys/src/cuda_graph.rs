@@ -25,6 +25,12 @@ pub fn cuda_graphs_built() -> bool {
     ffi::cuda_built()
 }
 
+/// The compute capability `(major, minor)` of CUDA device `device` (8.0 and up have
+/// bfloat16 tensor cores).
+pub fn cuda_capability(device: usize) -> Result<(u32, u32), GraphError> {
+    ffi::cuda_capability(device).map_err(GraphError::Cuda)
+}
+
 /// Wraps `f` as the shim's body: true on success, its error (or panic) kept in `error`.
 fn body<'a, E: std::fmt::Display>(
     mut f: impl FnMut() -> Result<(), E> + 'a,

@@ -19,7 +19,7 @@ const char* const kNotBuilt =
 
 namespace kd {
 c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10d::Store>&, int,
-                                                    int, std::chrono::milliseconds) {
+                                                    int, int, std::chrono::milliseconds) {
   throw std::runtime_error(kNotBuilt);
 }
 }  // namespace kd
@@ -27,6 +27,10 @@ c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10
 extern "C" {
 
 bool kd_cuda_built() { return false; }
+
+int kd_cuda_capability(int, int*, int*) {
+  return guarded([] { throw std::runtime_error(kNotBuilt); });
+}
 
 int kd_cuda_on_side_stream(int, Body, void*, int*) {
   return guarded([] { throw std::runtime_error(kNotBuilt); });

@@ -28,15 +28,16 @@ pub enum Backend {
     /// `ProcessGroupGloo`: CPU tensors (others go through a CPU copy).
     #[default]
     Gloo,
-    /// `ProcessGroupNCCL`: CUDA tensors, reduced on the GPUs.
-    Nccl,
+    /// `ProcessGroupNCCL` on this rank's CUDA device: CUDA tensors, reduced on the GPUs
+    /// (CPU tensors go through a copy on that device).
+    Nccl(usize),
 }
 
 impl Backend {
-    /// PyTorch's choice for a device: NCCL for CUDA, Gloo otherwise.
+    /// PyTorch's choice for a rank's device: NCCL for CUDA, Gloo otherwise.
     pub fn for_device(device: Device) -> Self {
         match device {
-            Device::Cuda(_) => Self::Nccl,
+            Device::Cuda(n) => Self::Nccl(n),
             _ => Self::Gloo,
         }
     }
@@ -44,7 +45,7 @@ impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Self::Gloo => "gloo",
-            Self::Nccl => "nccl",
+            Self::Nccl(_) => "nccl",
         }
     }
 }
@@ -93,7 +94,10 @@ impl ProcessGroup {
             prefix: &r.prefix,
             gloo_host: &r.gloo_host,
             timeout_ms,
-            nccl: r.backend == Backend::Nccl,
+            nccl_device: match r.backend {
+                Backend::Nccl(device) => Some(device),
+                Backend::Gloo => None,
+            },
         })
         .map_err(|message| DistError {
             rank: r.rank,
@@ -149,14 +153,12 @@ impl ProcessGroup {
         self.handle.barrier().map_err(|m| self.error("barrier", m))
     }
 
-    /// The device the backend reduces on for `tensor`: the CPU for Gloo; for NCCL the
-    /// tensor's own GPU, or the current one (CUDA device 0 of this process's view) for a
-    /// CPU tensor.
-    fn backend_device(&self, tensor: &Tensor) -> Device {
-        match (self.backend, tensor.device()) {
-            (Backend::Gloo, _) => Device::Cpu,
-            (Backend::Nccl, Device::Cuda(i)) => Device::Cuda(i),
-            (Backend::Nccl, _) => Device::Cuda(0),
+    /// The device the backend reduces on for `tensor`: the CPU for Gloo, the rank's GPU for
+    /// NCCL.
+    fn backend_device(&self, _tensor: &Tensor) -> Device {
+        match self.backend {
+            Backend::Gloo => Device::Cpu,
+            Backend::Nccl(device) => Device::Cuda(device),
         }
     }
 
@@ -283,7 +285,7 @@ mod tests {
             return;
         }
         let r = Rendezvous {
-            backend: Backend::Nccl,
+            backend: Backend::Nccl(0),
             ..rendezvous(free_port(), 0, 1, Duration::from_secs(10))
         };
         let err = ProcessGroup::join(&r).unwrap_err();
@@ -299,7 +301,7 @@ mod tests {
     #[test]
     fn the_backend_follows_the_device_as_in_pytorch() {
         assert_eq!(Backend::for_device(Device::Cpu), Backend::Gloo);
-        assert_eq!(Backend::for_device(Device::Cuda(1)), Backend::Nccl);
+        assert_eq!(Backend::for_device(Device::Cuda(1)), Backend::Nccl(1));
         assert_eq!(Backend::default().name(), "gloo");
     }
 }

@@ -55,7 +55,7 @@ extern "C" {
         prefix: *const c_char,
         gloo_host: *const c_char,
         timeout_ms: i64,
-        nccl: bool,
+        nccl_device: c_int,
         out: *mut *mut KdProcessGroup,
     ) -> c_int;
     fn kd_pg_all_reduce_sum(
@@ -72,6 +72,7 @@ extern "C" {
     fn kd_pg_barrier(pg: *mut KdProcessGroup) -> c_int;
     fn kd_pg_free(pg: *mut KdProcessGroup);
     fn kd_cuda_built() -> bool;
+    fn kd_cuda_capability(device: c_int, major: *mut c_int, minor: *mut c_int) -> c_int;
     fn kd_cuda_on_side_stream(
         device: c_int,
         body: extern "C" fn(*mut c_void) -> c_int,
@@ -287,8 +288,8 @@ pub(crate) struct PgSpec<'a> {
     pub prefix: &'a str,
     pub gloo_host: &'a str,
     pub timeout_ms: i64,
-    /// NCCL (CUDA tensors) instead of Gloo (CPU tensors).
-    pub nccl: bool,
+    /// NCCL on this CUDA device instead of Gloo.
+    pub nccl_device: Option<usize>,
 }
 
 fn c_string(what: &str, s: &str) -> Result<std::ffi::CString, String> {
@@ -319,7 +320,10 @@ pub(crate) fn pg_new(spec: &PgSpec) -> Result<PgHandle, String> {
             prefix.as_ptr(),
             gloo_host.as_ptr(),
             spec.timeout_ms,
-            spec.nccl,
+            match spec.nccl_device {
+                Some(d) => device_int(d)?,
+                None => -1,
+            },
             &mut out,
         )
     })?;
@@ -368,6 +372,14 @@ impl Drop for PgHandle {
 pub(crate) fn cuda_built() -> bool {
     // SAFETY: no arguments; returns a constant.
     unsafe { kd_cuda_built() }
+}
+
+/// The compute capability of CUDA device `device`.
+pub(crate) fn cuda_capability(device: usize) -> Result<(u32, u32), String> {
+    let (mut major, mut minor): (c_int, c_int) = (0, 0);
+    // SAFETY: two out-pointers to live locals.
+    check(unsafe { kd_cuda_capability(device_int(device)?, &mut major, &mut minor) })?;
+    Ok((major.max(0) as u32, minor.max(0) as u32))
 }
 
 /// A Rust closure as the shim's body callback: `ctx` points at the closure; a panic or an

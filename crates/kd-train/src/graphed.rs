@@ -5,10 +5,10 @@
 //!
 //! A graph reads and writes fixed tensors, so each batch size gets its own static batch
 //! (images, labels, dataset indices) that every batch is copied into before a replay, and
-//! keeps the outputs (logits, loss parts) the capture produced. The first batch of a size is
-//! a warm-up, an ordinary step on a side stream that makes the gradients and cuDNN's choices
-//! exist; the second is captured (a capture launches nothing) and replayed; every later one
-//! is replayed. Adam runs in its capturable form (counts and learning rate on the device),
+//! keeps the outputs (logits, loss parts) the capture produced. The first three batches of a
+//! size are warm-ups, ordinary steps on a side stream that bring gradients, optimizer state
+//! and cuDNN's choices into being; the fourth is captured (a capture launches nothing) and
+//! replayed; every later one is replayed. Adam runs in its capturable form (counts and learning rate on the device),
 //! so learning-rate changes and checkpoints keep working.
 //!
 //! Nothing is read back per step: a step whose loss or gradients are not finite is skipped on
@@ -40,10 +40,15 @@ pub enum Replay {
     Eager,
 }
 
-/// Where a batch size is in its life: warmed up, then captured.
+/// Eager steps of a batch size before its capture (PyTorch's recipe runs a few, so that the
+/// capture finds gradients, optimizer state, cuDNN's choices and the allocator's blocks in
+/// their steady state).
+const WARM_UP_STEPS: usize = 3;
+
+/// Where a batch size is in its life: warming up, then captured.
 enum Shape {
-    /// The warm-up step ran; the next batch of this size is captured.
-    WarmedUp(StaticStep),
+    /// `done` warm-up steps ran; after [`WARM_UP_STEPS`] the next batch is captured.
+    WarmingUp { step: StaticStep, done: usize },
     Captured {
         step: StaticStep,
         graph: Option<CudaGraph>,
@@ -111,32 +116,46 @@ impl GraphedSteps {
         let body = |input: &Batch, opt: &mut Adam| -> Result<(Tensor, LossParts)> {
             graph_body(opt, trainable, model, objective, input, &nonfinite)
         };
+        let warm_up = |step: &mut StaticStep, opt: &mut Adam| -> Result<()> {
+            (step.logits, step.loss) = match self.replay {
+                Replay::Graph(device) => {
+                    let mut out = None;
+                    warm_up_on_side_stream(device, || -> Result<()> {
+                        out = Some(body(&step.batch, opt)?);
+                        Ok(())
+                    })
+                    .map_err(graph_error)?;
+                    out.expect("the warm-up ran")
+                }
+                Replay::Eager => body(&step.batch, opt)?,
+            };
+            Ok(())
+        };
         match self.shapes.remove(&size) {
             None => {
-                // Warm-up: an ordinary step on static copies of this batch.
-                let batch = static_copy(batch);
-                let (logits, loss) = match self.replay {
-                    Replay::Graph(device) => {
-                        let mut out = None;
-                        warm_up_on_side_stream(device, || -> Result<()> {
-                            out = Some(body(&batch, opt)?);
-                            Ok(())
-                        })
-                        .map_err(graph_error)?;
-                        out.expect("the warm-up ran")
-                    }
-                    Replay::Eager => body(&batch, opt)?,
+                // The first warm-up: an ordinary step on static copies of this batch.
+                let mut step = StaticStep {
+                    batch: static_copy(batch),
+                    logits: Tensor::new(),
+                    loss: LossParts {
+                        total: Tensor::new(),
+                        parts: Vec::new(),
+                    },
                 };
-                let out = (logits.shallow_clone(), clone_parts(&loss));
-                let step = StaticStep {
-                    batch,
-                    logits,
-                    loss,
-                };
-                self.shapes.insert(size, Shape::WarmedUp(step));
+                warm_up(&mut step, opt)?;
+                let out = (step.logits.shallow_clone(), clone_parts(&step.loss));
+                self.shapes.insert(size, Shape::WarmingUp { step, done: 1 });
                 Ok(out)
             }
-            Some(Shape::WarmedUp(mut step)) => {
+            Some(Shape::WarmingUp { mut step, done }) if done < WARM_UP_STEPS => {
+                copy_batch(&step.batch, batch);
+                warm_up(&mut step, opt)?;
+                let out = (step.logits.shallow_clone(), clone_parts(&step.loss));
+                let done = done + 1;
+                self.shapes.insert(size, Shape::WarmingUp { step, done });
+                Ok(out)
+            }
+            Some(Shape::WarmingUp { mut step, .. }) => {
                 copy_batch(&step.batch, batch);
                 let graph = match self.replay {
                     Replay::Graph(device) => {

@@ -78,6 +78,8 @@ pub fn resolve_config(
     if let Some(device) = overrides.device {
         cfg.device = device;
     }
+    let (precision, why) = cfg.resolve_precision(cfg.device.resolve("device")?);
+    tracing::info!("precision: {} ({why})", precision.name());
     cfg.validate()
         .with_context(|| format!("{}: invalid config", config_path.display()))?;
     Ok((cfg, warnings))
@@ -112,8 +114,11 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
         .map_err(|e| anyhow::anyhow!("distributed launch environment: {e}"))?;
     let group = match &launch {
         Some(env) => {
-            // NCCL for GPU ranks, Gloo for CPU ones (PyTorch's choice).
-            let backend = Backend::for_device(cfg.device.resolve("device")?);
+            // NCCL for GPU ranks (one GPU per rank on each machine), Gloo for CPU ones.
+            let backend = match cfg.device.resolve("device")? {
+                tch::Device::Cuda(_) => Backend::for_device(tch::Device::Cuda(env.local_rank)),
+                other => Backend::for_device(other),
+            };
             Some(ProcessGroup::join(&Rendezvous {
                 backend,
                 ..env.rendezvous.clone()

@@ -124,6 +124,12 @@ impl DistillLoss for Dkd {
         }
     }
 
+    /// Not capturable: the target logit is picked with `masked_select` (a host sync on
+    /// CUDA) and the warm-up factor is a host value that changes by epoch.
+    fn capturable(&self) -> bool {
+        false
+    }
+
     fn begin_epoch(&self, epoch: usize) {
         self.epoch.store(epoch, Ordering::Relaxed);
     }

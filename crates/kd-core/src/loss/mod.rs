@@ -39,6 +39,12 @@ pub trait DistillLoss: std::fmt::Debug + Send {
     /// schedule (DKD's warm-up); a no-op by default.
     fn begin_epoch(&self, _epoch: usize) {}
 
+    /// Whether the loss launches only device work with values fixed across steps (what a
+    /// CUDA graph can capture and replay); true by default.
+    fn capturable(&self) -> bool {
+        true
+    }
+
     /// Checks that the loss is defined for `classes` classes; any count by default.
     fn check_classes(&self, _classes: usize) -> Result<()> {
         Ok(())
