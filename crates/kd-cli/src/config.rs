@@ -11,8 +11,54 @@ use kd_data::{DatasetKind, ImageFolderConfig, TransformConfig};
 use kd_models::{ModelConfig, Precision, StudentConfig, TeacherInput};
 use kd_train::TrainConfig;
 use serde::{Deserialize, Serialize};
+use tch::Device;
 
 pub use crate::distill_config::{DistillConfig, TeacherViews};
+
+/// `precision` in a config: `auto`, or one fixed precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrecisionChoice {
+    /// bf16 where the device computes it natively, else f32
+    /// ([`kd_models::native_precision`]).
+    #[default]
+    Auto,
+    F32,
+    Bf16,
+    F16,
+}
+
+impl PrecisionChoice {
+    /// The fixed precision, `None` for `auto`.
+    pub fn fixed(self) -> Option<Precision> {
+        match self {
+            Self::Auto => None,
+            Self::F32 => Some(Precision::F32),
+            Self::Bf16 => Some(Precision::Bf16),
+            Self::F16 => Some(Precision::F16),
+        }
+    }
+
+    /// The choice for a fixed precision.
+    pub fn of(precision: Precision) -> Self {
+        match precision {
+            Precision::F32 => Self::F32,
+            Precision::Bf16 => Self::Bf16,
+            Precision::F16 => Self::F16,
+        }
+    }
+
+    /// The precision on `device`, and why (`auto`'s reason, or "set in the config").
+    pub fn resolve(self, device: Device) -> (Precision, String) {
+        match self.fixed() {
+            Some(p) => (p, "set in the config".into()),
+            None => {
+                let native = kd_models::native_precision(device);
+                (native.precision, format!("default: {}", native.reason))
+            }
+        }
+    }
+}
 
 /// A whole experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,11 +73,12 @@ pub struct RunConfig {
     pub device: DeviceChoice,
     /// CPU threads for libtorch; 0 keeps libtorch's default.
     pub threads: usize,
-    /// Arithmetic of every forward pass: `f32`, or mixed precision `bf16` / `f16`
-    /// (libtorch autocast; parameters, gradients and losses stay float32).
-    pub precision: Precision,
-    /// Convolutions in channels-last (NHWC) memory format: same results up to float
-    /// rounding, faster convolutions on CPU (oneDNN) and on tensor-core GPUs.
+    /// Arithmetic of every forward pass: `auto` (the default: bf16 where the device computes
+    /// it natively, else f32; `kd-cli env` says which and why), `f32`, or mixed precision
+    /// `bf16` / `f16` (libtorch autocast; parameters, gradients and losses stay float32).
+    pub precision: PrecisionChoice,
+    /// Convolutions in channels-last (NHWC) memory format (the default): same results up to
+    /// float rounding, faster convolutions on CPU (oneDNN) and on tensor-core GPUs.
     pub channels_last: bool,
     pub data: DataConfig,
     pub teacher: TeacherConfig,
@@ -48,8 +95,8 @@ impl Default for RunConfig {
             seed: 19,
             device: DeviceChoice::Auto,
             threads: 0,
-            precision: Precision::F32,
-            channels_last: false,
+            precision: PrecisionChoice::Auto,
+            channels_last: true,
             data: DataConfig::default(),
             teacher: TeacherConfig::default(),
             student: StudentSection::default(),
@@ -352,6 +399,20 @@ fn merge(base: &mut toml::Value, user: toml::Value) {
 }
 
 impl RunConfig {
+    /// The precision of every forward pass: the config's fixed one (`auto` is resolved to
+    /// one when a run loads its config, [`RunConfig::resolve_precision`]; float32 if not).
+    pub fn precision(&self) -> Precision {
+        self.precision.fixed().unwrap_or(Precision::F32)
+    }
+
+    /// Replaces `precision = "auto"` by the precision it picks on `device`; returns it and
+    /// why.
+    pub fn resolve_precision(&mut self, device: Device) -> (Precision, String) {
+        let (precision, why) = self.precision.resolve(device);
+        self.precision = PrecisionChoice::of(precision);
+        (precision, why)
+    }
+
     /// Reads and parses `path`; errors name the file, and TOML errors the line and key.
     ///
     /// Keys a section leaves out take their values from [`RunConfig::default`] at the same

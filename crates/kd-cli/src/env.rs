@@ -113,6 +113,14 @@ pub fn print_env() {
         tch::utils::has_mkldnn(),
         tch::utils::has_openmp()
     );
+    // What a config that does not set them gets on the default device.
+    let native = kd_models::native_precision(default_device());
+    println!(
+        "precision     {} by default ({}; set precision = \"f32\" to pin float32)",
+        native.precision.name(),
+        native.reason
+    );
+    println!("layout        channels-last by default (faster convolutions in oneDNN and cuDNN; channels_last = false for NCHW)");
 }
 
 #[cfg(test)]

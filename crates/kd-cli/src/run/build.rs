@@ -17,7 +17,7 @@ pub(super) fn build_model(
 ) -> Result<Model> {
     let mut built = Model::new(model, channels, height, classes, device)?;
     built
-        .set_precision(cfg.precision)
+        .set_precision(cfg.precision())
         .context("precision: invalid config")?;
     if cfg.channels_last {
         built.use_channels_last();

@@ -29,7 +29,7 @@ pub(super) fn write_outputs(
         seed: cfg.seed,
         device: device_name(p.device),
         torch_threads: tch::get_num_threads(),
-        precision: cfg.precision.name().into(),
+        precision: cfg.precision().name().into(),
         channels_last: cfg.channels_last,
         train_images: p.data.train.len(),
         student_train_images: p.student_train.len(),

@@ -78,7 +78,7 @@ pub(super) fn prepare(
             cfg.distill.mixup == 0.0,
         ),
     ] {
-        kd_train::graphed::check_request(train, device, cfg.precision, capturable, parallel, key)
+        kd_train::graphed::check_request(train, device, cfg.precision(), capturable, parallel, key)
             .with_context(invalid)?;
     }
     if cfg.threads > 0 {
@@ -165,9 +165,9 @@ fn check_ranks(
         return Ok(());
     };
     if cfg.teacher.checkpoint.is_none() && cfg.teacher.torchscript.is_none() {
-        dp.check_config(&cfg.teacher.train, cfg.precision, "teacher.train")?;
+        dp.check_config(&cfg.teacher.train, cfg.precision(), "teacher.train")?;
     }
-    dp.check_config(&cfg.student.train, cfg.precision, "student.train")?;
+    dp.check_config(&cfg.student.train, cfg.precision(), "student.train")?;
     // The cached logits are computed a share per rank: every rank needs an image of each set.
     let caches = caches_teacher_logits(cfg);
     let sets = [
