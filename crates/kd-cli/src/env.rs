@@ -79,6 +79,30 @@ pub fn device_name(d: Device) -> String {
 }
 
 /// Prints the environment report.
+/// Largest block glibc serves from (and keeps in) its heap: 64 MiB, above the largest
+/// activation of a training step at batch 128 (the seed student's 33.5 MB), below the
+/// 100 MB activations of evaluation batches of 1,000, which are returned to the system
+/// after use instead of growing the heap (the quickstart's peak memory: 1,414 MiB with a
+/// 1 GiB limit).
+const RETAINED_BLOCK_BYTES: usize = 64 << 20;
+
+/// Lets libtorch reuse freed activation buffers instead of mapping fresh pages every step
+/// ([`kd_sys::retain_freed_memory`]) — for float32 work only: measured on the 2-core AMD
+/// EPYC (docs/performance.md), it makes float32 steps 1.23–1.31x faster but the quickstart's
+/// bfloat16 convolutions 9–14 % slower (glibc's own adaptive thresholds serve those better).
+/// `KD_RETAIN_FREED_MEMORY=0` keeps glibc's defaults for every precision, `=1` retains for
+/// every precision.
+pub fn keep_freed_memory(precision: kd_models::Precision) {
+    let retain = match std::env::var("KD_RETAIN_FREED_MEMORY").as_deref() {
+        Ok("0") => false,
+        Ok("1") => true,
+        _ => precision == kd_models::Precision::F32,
+    };
+    if retain && !kd_sys::retain_freed_memory(RETAINED_BLOCK_BYTES) {
+        tracing::debug!("glibc refused the malloc thresholds; keeping its defaults");
+    }
+}
+
 pub fn print_env() {
     let lib = loaded_libtorch_dir();
     let version = lib.as_deref().and_then(version_beside);

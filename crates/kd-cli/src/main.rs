@@ -362,30 +362,13 @@ fn bench_command(
     if threads > 0 {
         tch::set_num_threads(threads as i32);
     }
+    kd_cli::env::keep_freed_memory(args.precision);
     args.device = device;
     env::prepare_device(device);
     for line in bench::bench(&args)? {
         println!("{line}");
     }
     Ok(())
-}
-
-/// Largest block glibc serves from (and keeps in) its heap: 64 MiB, above the largest
-/// activation of a training step at batch 128 (the seed student's 33.5 MB), below the
-/// 100 MB activations of evaluation batches of 1,000, which are returned to the system
-/// after use instead of growing the heap (the quickstart's peak memory: 1,414 MiB with a
-/// 1 GiB limit).
-const RETAINED_BLOCK_BYTES: usize = 64 << 20;
-
-/// Lets libtorch reuse freed activation buffers instead of mapping fresh pages every step
-/// ([`kd_sys::retain_freed_memory`]); `KD_RETAIN_FREED_MEMORY=0` keeps glibc's defaults.
-fn keep_freed_memory() {
-    if std::env::var("KD_RETAIN_FREED_MEMORY").as_deref() == Ok("0") {
-        return;
-    }
-    if !kd_sys::retain_freed_memory(RETAINED_BLOCK_BYTES) {
-        tracing::debug!("glibc refused the malloc thresholds; keeping its defaults");
-    }
 }
 
 impl Command {
@@ -420,7 +403,10 @@ fn main() -> ExitCode {
         _ => "info",
     };
     logging::init(level);
-    keep_freed_memory();
+    // `run` and `bench` decide once they know their precision.
+    if !matches!(cli.command, Command::Run { .. } | Command::Bench { .. }) {
+        kd_cli::env::keep_freed_memory(kd_models::Precision::F32);
+    }
     oom::set_activity(format!("running kd-cli {}", cli.command.name()));
     let quiet = cli.quiet;
     let result = oom::guard(None, || execute(cli.command, quiet));

@@ -35,6 +35,9 @@ where
     std::thread::scope(|scope| {
         let (sender, queue) = mpsc::sync_channel(depth);
         let producer = scope.spawn(move || {
+            // Batch assembly is small work: on this thread alone, so that libtorch's thread
+            // pool keeps its workers spinning for the training thread (kd_sys::threads).
+            kd_sys::single_threaded_ops();
             for item in items {
                 if sender.send(item).is_err() {
                     break; // the consumer is gone

@@ -18,6 +18,7 @@ extern "C" {
     fn kd_autocast_exit(device_type: i8, was_enabled: bool, previous_dtype: i8) -> c_int;
     fn kd_autocast_is_enabled(device_type: i8) -> bool;
     fn kd_malloc_retain(bytes: std::os::raw::c_long) -> c_int;
+    fn kd_omp_set_this_thread(threads: c_int) -> c_int;
     fn kd_adam_step(
         params: *const *mut C_tensor,
         exp_avg: *const *mut C_tensor,
@@ -269,6 +270,12 @@ pub(crate) fn rng_get_state(device: Device) -> Result<Tensor, String> {
 pub(crate) fn rng_set_state(device: Device, state: &Tensor) -> Result<(), String> {
     // SAFETY: a live tensor borrowed for the call; the shim copies it into the generator.
     check(unsafe { kd_rng_set_state(device_type(device), device_index(device), state.as_ptr()) })
+}
+
+/// `omp_set_num_threads(threads)` for the calling thread; whether OpenMP was found.
+pub(crate) fn omp_set_this_thread(threads: c_int) -> bool {
+    // SAFETY: a plain value; the shim calls the OpenMP runtime's own setter, or nothing.
+    unsafe { kd_omp_set_this_thread(threads) == 1 }
 }
 
 /// `signal(SIGXFSZ, SIG_IGN)`; whether it took.

@@ -4,6 +4,7 @@
 //! - [`autocast`]: libtorch's automatic mixed precision (`torch.autocast`) for any device
 //!   type, CPU included; tch only binds the CUDA float16 variant;
 //! - [`retain_freed_memory`]: glibc malloc thresholds that keep activation buffers for reuse;
+//! - [`single_threaded_ops`]: a helper thread's tensor operations on that thread alone;
 //! - [`adam_step`]: libtorch's Adam step with the optimizer state held by the caller;
 //! - [`CapturableAdam`]: Adam with its counts and learning rate on the device, for CUDA graphs;
 //! - [`cuda_graph`]: CUDA graphs (`at::cuda::CUDAGraph`), where kd is built with CUDA;
@@ -19,12 +20,14 @@ pub mod cuda_graph;
 pub mod dist;
 mod ffi;
 mod rng;
+mod threads;
 
 pub use adam::{adam_step, AdamConfig, AdamError, AdamState};
 pub use allocator::retain_freed_memory;
 pub use autocast::{autocast, autocast_enabled, AutocastError};
 pub use capturable_adam::CapturableAdam;
 pub use rng::{rng_state, set_rng_state, RngError};
+pub use threads::single_threaded_ops;
 
 /// Makes a write past the file-size limit (`ulimit -f`, `RLIMIT_FSIZE`) fail with an error
 /// (`File too large`) that the program reports, instead of the default `SIGXFSZ` that kills

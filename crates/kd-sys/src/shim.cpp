@@ -57,9 +57,22 @@ bool kd_autocast_is_enabled(int8_t device_type) {
 
 }  // extern "C"
 
+#include <dlfcn.h>
 #include <malloc.h>
 
 extern "C" {
+
+// The calling thread's OpenMP team size (`omp_set_num_threads`, a per-thread setting), looked
+// up in the OpenMP runtime libtorch loaded. Returns 1 if the runtime was found.
+int kd_omp_set_this_thread(int threads) {
+  using SetNumThreads = void (*)(int);
+  auto set = reinterpret_cast<SetNumThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  if (set == nullptr) {
+    return 0;
+  }
+  set(threads);
+  return 1;
+}
 
 // glibc malloc: serve blocks up to `bytes` from the heap instead of fresh mmap()s, and keep up
 // to `bytes` of freed heap memory instead of returning it to the kernel. Returns 1 on success.

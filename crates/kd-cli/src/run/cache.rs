@@ -34,7 +34,7 @@ pub(super) fn teacher_logits(ctx: &RunContext, teacher: &Model) -> Result<Option
         Ok(match ctx.ranks.parallel {
             None => kd_train::cache_teacher_logits(
                 teacher,
-                &BatchLoader::new(d, 1000, tf.clone(), device),
+                &BatchLoader::new(d, super::EVAL_BATCH, tf.clone(), device),
                 cache.dtype,
             ),
             Some(dp) => dp.logit_cache(teacher, d, tf, device, cache.dtype)?,

@@ -105,6 +105,7 @@ pub fn run_dir(cfg: &RunConfig, overrides: &RunOverrides) -> Result<PathBuf> {
 pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     let start = Instant::now();
     let (cfg, warnings) = resolve_config(config_path, overrides)?;
+    crate::env::keep_freed_memory(cfg.precision());
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
@@ -136,6 +137,11 @@ pub fn run(config_path: &Path, overrides: &RunOverrides) -> Result<Report> {
     })
 }
 
+/// Images per batch of every pass without gradients (validation, test, teacher logits):
+/// large batches keep the cores busy where small training batches would not, and a model in
+/// evaluation mode computes the same logits (up to float rounding) at any batch size.
+pub(super) const EVAL_BATCH: usize = 1000;
+
 /// This process's place among the ranks of a data-parallel run.
 #[derive(Debug, Clone, Copy)]
 struct Ranks<'a> {
@@ -166,7 +172,12 @@ fn run_in(
         cfg,
         out,
         prepared: &prepared,
-        test: BatchLoader::new(test, 1000, cfg.data.transform.clone(), prepared.device),
+        test: BatchLoader::new(
+            test,
+            EVAL_BATCH,
+            cfg.data.transform.clone(),
+            prepared.device,
+        ),
         log: RunLog::default(),
         bars: TerminalProgress::new(overrides.quiet || !ranks.writer()),
         fingerprint: crate::resume::fingerprint(&prepared.resolved),

@@ -36,7 +36,7 @@ pub(super) fn students(
     };
     // The distilled student also sees the unlabeled images, if any; the scratch one cannot.
     let (distill_train, train) = (loader(&p.distill_train), loader(&p.student_train));
-    let val = BatchLoader::new(&p.data.val, s.batch_size, tf.clone(), device);
+    let val = BatchLoader::new(&p.data.val, super::EVAL_BATCH, tf.clone(), device);
 
     crate::oom::set_activity("building the distilled student");
     seeds::enter(Stream::Student, cfg.seed);
