@@ -71,7 +71,7 @@ pub fn bench_latency(models: &[PathBuf], python: Option<&Path>) -> Result<Vec<La
                 },
             });
         } else {
-            let (model, info) = crate::saved_model::open(path, Device::Cpu)?;
+            let (model, info) = crate::saved_model::open_as_trained(path, Device::Cpu)?;
             let shape = info.input_shape.map(|d| d as i64);
             let l = crate::latency::measure_forward(shape, Device::Cpu, |x: &Tensor| {
                 model.forward_t(&info.transform.apply_unit(x), false)
@@ -80,7 +80,7 @@ pub fn bench_latency(models: &[PathBuf], python: Option<&Path>) -> Result<Vec<La
                 one_thread: Some(l.one_thread),
                 all_threads: Some((l.all_threads, l.threads)),
                 batch256_images_per_s: Some(l.batch256_images_per_s),
-                ..row("libtorch f32")
+                ..row(&format!("libtorch {}", model.precision().name()))
             });
         }
     }

@@ -34,7 +34,7 @@ pub fn open_any(
         let info = model.info.clone();
         Ok((OpenedModel::Onnx(model), info))
     } else {
-        let (model, info) = crate::saved_model::open(path, device)?;
+        let (model, info) = crate::saved_model::open_as_trained(path, device)?;
         Ok((OpenedModel::Torch(model), info))
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use kd_data::{DatasetKind, ImageFolderConfig, TransformConfig};
-use kd_models::{Model, ModelConfig};
+use kd_models::{Model, ModelConfig, Precision};
 use tch::Device;
 
 /// Metadata keys.
@@ -18,6 +18,8 @@ const TRANSFORM: &str = "kd.transform";
 const DATASET: &str = "kd.dataset";
 const CLASS_NAMES: &str = "kd.class_names";
 const IMAGE_FOLDER: &str = "kd.image_folder";
+const PRECISION: &str = "kd.precision";
+const CHANNELS_LAST: &str = "kd.channels_last";
 
 /// What a saved model is.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +35,10 @@ pub struct ModelInfo {
     pub class_names: Option<Vec<String>>,
     /// How an image-folder dataset was decoded (so `eval` reads it the same way).
     pub image_folder: Option<ImageFolderConfig>,
+    /// The arithmetic the run evaluated the model in (absent in older files: float32,
+    /// NCHW), so that `eval` and `predict` reproduce the run's numbers.
+    pub precision: Option<Precision>,
+    pub channels_last: Option<bool>,
 }
 
 impl ModelInfo {
@@ -65,6 +71,14 @@ impl ModelInfo {
             let value = serde_json::to_value(f).expect("config serializes");
             (IMAGE_FOLDER.into(), json(value))
         }))
+        .chain(
+            self.precision
+                .map(|p| (PRECISION.into(), json(serde_json::json!(p)))),
+        )
+        .chain(
+            self.channels_last
+                .map(|c| (CHANNELS_LAST.into(), json(serde_json::json!(c)))),
+        )
         .collect()
     }
 
@@ -124,6 +138,8 @@ impl ModelInfo {
             dataset,
             class_names: optional_field(path, meta, CLASS_NAMES)?,
             image_folder: optional_field(path, meta, IMAGE_FOLDER)?,
+            precision: optional_field(path, meta, PRECISION)?,
+            channels_last: optional_field(path, meta, CHANNELS_LAST)?,
         })
     }
 }
@@ -170,6 +186,22 @@ pub fn open(path: &Path, device: Device) -> Result<(Model, ModelInfo)> {
             )
         })?;
     model.load(path)?;
+    Ok((model, info))
+}
+
+/// [`open`], then the arithmetic the run evaluated the model in (its precision and memory
+/// format, where the file records them): what `eval` and `predict` use, so that they
+/// reproduce the run's test accuracy. (Exports take [`open`]'s float32 model.)
+pub fn open_as_trained(path: &Path, device: Device) -> Result<(Model, ModelInfo)> {
+    let (mut model, info) = open(path, device)?;
+    if let Some(precision) = info.precision {
+        model
+            .set_precision(precision)
+            .with_context(|| format!("{}: precision {}", path.display(), precision.name()))?;
+    }
+    if info.channels_last == Some(true) {
+        model.use_channels_last();
+    }
     Ok((model, info))
 }
 

@@ -9,12 +9,25 @@ use common::{kd_cli, read_json, run_ok, workspace_with, TINY_CONFIG};
 
 /// A one-channel model saved by a tiny run (inputs `hw` x `hw` after its transform), built
 /// from the file's metadata and weights by kd's libraries directly, and its transform.
-fn saved_model(weights: &Path, hw: usize) -> (kd_models::Model, kd_data::TransformConfig) {
+/// The model of a run's weights file, rebuilt from its metadata alone; `as_trained`: in the
+/// precision and memory format the run evaluated it in (else float32, as exports take it).
+fn saved_model(
+    weights: &Path,
+    hw: usize,
+    as_trained: bool,
+) -> (kd_models::Model, kd_data::TransformConfig) {
     let meta = kd_models::metadata::read_metadata(weights).unwrap();
     let config: kd_models::ModelConfig = serde_json::from_str(&meta["kd.model"]).unwrap();
     let transform = serde_json::from_str(&meta["kd.transform"]).unwrap();
     let mut model = kd_models::Model::new(&config, 1, hw, 10, tch::Device::Cpu).unwrap();
     model.load(weights).unwrap();
+    if as_trained {
+        let precision: kd_models::Precision = serde_json::from_str(&meta["kd.precision"]).unwrap();
+        model.set_precision(precision).unwrap();
+        if serde_json::from_str::<bool>(&meta["kd.channels_last"]).unwrap() {
+            model.use_channels_last();
+        }
+    }
     (model, transform)
 }
 
@@ -348,7 +361,7 @@ fn exported_torchscript_runs_in_python_with_the_preprocessing_built_in() {
     let exported = dir.path().join("model.pt");
 
     // Reference: the saved model with the run's transform, applied by kd itself.
-    let (model, transform) = saved_model(&dir.path().join("out/distilled.safetensors"), 16);
+    let (model, transform) = saved_model(&dir.path().join("out/distilled.safetensors"), 16, false);
     // Three images of the native 12x12 size (another batch size than the trace's 2).
     let x = Tensor::linspace(0.0, 1.0, 3 * 144, (Kind::Float, Device::Cpu)).view([3, 1, 12, 12]);
     let expected = tch::no_grad(|| model.forward_t(&transform.apply_unit(&x), false));
@@ -432,7 +445,7 @@ fn predict_reads_png_files_and_agrees_with_the_model() {
     );
     let predictions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 
-    let (model, transform) = saved_model(&dir.path().join("out/distilled.safetensors"), 12);
+    let (model, transform) = saved_model(&dir.path().join("out/distilled.safetensors"), 12, true);
     let x = transform.apply(&Tensor::stack(&stored, 0));
     let probs = tch::no_grad(|| model.forward_t(&x, false).softmax(-1, Kind::Float));
     let names_of = kd_data::DatasetKind::FashionMnist.class_names().unwrap();

@@ -82,10 +82,12 @@ fn exported_onnx_files_run_in_onnxruntime_eval_and_predict_with_kd_results() {
     let (dir, _) = workspace_with(TINY_CONFIG);
     let d = dir.path();
     // Padding and normalization, so the built-in preprocessing is exercised.
+    // Float32, as an exported file computes (bf16 runs are evaluated in bf16 by kd).
     let sets = [
         "data.transform.pad_to=16",
         "data.transform.mean=[0.25]",
         "data.transform.std=[0.5]",
+        "precision=\"f32\"",
     ];
     let mut args = vec!["run", "run.toml", "--out", "out"];
     for s in &sets {

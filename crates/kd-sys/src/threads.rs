@@ -15,6 +15,10 @@ use crate::ffi;
 /// size 1 for this thread; other threads keep theirs); returns whether the OpenMP runtime
 /// was found (a libtorch built without OpenMP has no team to limit).
 pub fn single_threaded_ops() -> bool {
+    // libtorch sets a thread's team size from its global setting on the thread's first
+    // parallel operation (`lazy_init_num_threads`); that happens here first, so that it
+    // does not undo the setting below later.
+    let _ = tch::get_num_threads();
     ffi::omp_set_this_thread(1)
 }
 
@@ -28,6 +32,9 @@ mod tests {
         let before = tch::get_num_threads();
         let (found, inside) = std::thread::spawn(|| {
             let found = single_threaded_ops();
+            // A parallel operation after it keeps the thread at one.
+            let _ = tch::Tensor::ones([1 << 16], (tch::Kind::Float, tch::Device::Cpu))
+                .sum(tch::Kind::Float);
             (found, tch::get_num_threads())
         })
         .join()

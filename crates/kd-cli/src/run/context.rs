@@ -71,6 +71,8 @@ impl RunContext<'_> {
             class_names: self.prepared.data.class_names.clone(),
             image_folder: (self.cfg.data.dataset == kd_data::DatasetKind::ImageFolder)
                 .then(|| self.cfg.data.image_folder.clone()),
+            precision: Some(self.cfg.precision()),
+            channels_last: Some(self.cfg.channels_last),
         }
     }
 
