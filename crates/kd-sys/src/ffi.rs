@@ -178,6 +178,14 @@ pub(crate) struct AdamHyper {
     pub weight_decay: f64,
 }
 
+/// Panics unless every state slice has one entry per parameter (`n` of them).
+fn one_state_per_parameter(n: usize, state_lengths: [usize; 3]) {
+    assert!(
+        state_lengths.iter().all(|&len| len == n),
+        "one state entry per parameter"
+    );
+}
+
 /// One Adam step; the four slices have one entry per parameter.
 pub(crate) fn adam_step(
     params: &[Tensor],
@@ -187,10 +195,7 @@ pub(crate) fn adam_step(
     h: AdamHyper,
 ) -> Result<(), String> {
     let n = params.len();
-    assert!(
-        exp_avg.len() == n && exp_avg_sq.len() == n && steps.len() == n,
-        "one state entry per parameter"
-    );
+    one_state_per_parameter(n, [exp_avg.len(), exp_avg_sq.len(), steps.len()]);
     let params: Vec<*mut C_tensor> = params.iter().map(|t| t.as_ptr() as *mut _).collect();
     let m: Vec<*mut C_tensor> = exp_avg.iter_mut().map(|t| t.as_mut_ptr()).collect();
     let v: Vec<*mut C_tensor> = exp_avg_sq.iter_mut().map(|t| t.as_mut_ptr()).collect();
@@ -225,10 +230,7 @@ pub(crate) fn adam_step_capturable(
     h: AdamHyper,
 ) -> Result<(), String> {
     let n = params.len();
-    assert!(
-        exp_avg.len() == n && exp_avg_sq.len() == n && steps.len() == n,
-        "one state entry per parameter"
-    );
+    one_state_per_parameter(n, [exp_avg.len(), exp_avg_sq.len(), steps.len()]);
     let ptrs =
         |ts: &[Tensor]| -> Vec<*mut C_tensor> { ts.iter().map(|t| t.as_ptr() as *mut _).collect() };
     let (params, m, v, steps) = (ptrs(params), ptrs(exp_avg), ptrs(exp_avg_sq), ptrs(steps));
