@@ -74,18 +74,6 @@ struct CudaBuild {
     runtime: String,
 }
 
-/// The CUDA runtime library in `dir` (`libcudart.so` or a versioned `libcudart.so.N`).
-fn cuda_runtime_in(dir: &Path) -> Option<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("libcudart.so"))
-        .collect();
-    names.sort();
-    names.into_iter().next()
-}
-
 /// What the CUDA part needs, if libtorch has CUDA and every header and the CUDA runtime are
 /// found: the pip wheels' `nvidia/cu13` and `nvidia/nccl` next to `torch/`, or a CUDA
 /// toolkit at `$CUDA_HOME` with NCCL at `$NCCL_INCLUDE_DIR` (or in the toolkit).
@@ -142,7 +130,7 @@ fn cuda_includes(libtorch_lib: &Path) -> Option<CudaBuild> {
         .to_path_buf();
     let (runtime_dir, runtime) = ["lib", "lib64"].iter().find_map(|sub| {
         let dir = runtime_root.join(sub);
-        cuda_runtime_in(&dir).map(|name| (dir, name))
+        kd_build::cuda_runtime_in(&dir).map(|name| (dir, name))
     })?;
     Some(CudaBuild {
         include: found,

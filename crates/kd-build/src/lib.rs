@@ -56,6 +56,19 @@ pub fn link_libtorch() {
     }
 }
 
+/// The file name of the CUDA runtime library in `dir` (`libcudart.so` or a versioned
+/// `libcudart.so.N`), if there is one.
+pub fn cuda_runtime_in(dir: &std::path::Path) -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("libcudart.so"))
+        .collect();
+    names.sort();
+    names.into_iter().next()
+}
+
 /// The directory of the CUDA runtime (`libcudart.so*`) that a pip-installed CUDA torch
 /// uses: `site-packages/nvidia/<cuda>/lib`, beside `site-packages/torch/lib`.
 pub fn cuda_runtime_dir(libtorch_lib: &std::path::Path) -> Option<PathBuf> {
@@ -65,13 +78,7 @@ pub fn cuda_runtime_dir(libtorch_lib: &std::path::Path) -> Option<PathBuf> {
         .ok()?
         .flatten()
         .map(|e| e.path().join("lib"))
-        .filter(|dir| {
-            std::fs::read_dir(dir).is_ok_and(|entries| {
-                entries
-                    .flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with("libcudart.so"))
-            })
-        })
+        .filter(|dir| cuda_runtime_in(dir).is_some())
         .collect();
     dirs.sort();
     dirs.into_iter().next()

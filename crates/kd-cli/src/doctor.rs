@@ -101,6 +101,16 @@ fn excess(a: &Tensor, b: &Tensor, atol: f64, rtol: f64) -> f64 {
         .double_value(&[])
 }
 
+/// The worst [`excess`] over the variables of two models of one architecture, by name.
+fn worst_variable_excess(a: &Model, b: &Model, atol: f64, rtol: f64) -> f64 {
+    let theirs = b.var_store().variables();
+    a.var_store()
+        .variables()
+        .iter()
+        .map(|(name, t)| excess(t, &theirs[name], atol, rtol))
+        .fold(f64::NEG_INFINITY, f64::max)
+}
+
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     let a = a.to_device(Device::Cpu).to_kind(Kind::Float);
     let b = b.to_device(Device::Cpu).to_kind(Kind::Float);
@@ -254,14 +264,8 @@ fn training_check(config: &ModelConfig, device: Device, x: &Tensor, y: &Tensor) 
     }
     let (_, on_device) = steps(device, 1)?;
     let (_, on_cpu) = steps(Device::Cpu, 1)?;
-    let cpu_vars = on_cpu.var_store().variables();
     let (atol, rtol) = DEVICE_TOLERANCE;
-    let worst = on_device
-        .var_store()
-        .variables()
-        .iter()
-        .map(|(name, t)| excess(t, &cpu_vars[name], atol, rtol))
-        .fold(f64::NEG_INFINITY, f64::max);
+    let worst = worst_variable_excess(&on_device, &on_cpu, atol, rtol);
     Ok(check(
         "student training step = CPU",
         worst <= 0.0,
@@ -378,14 +382,8 @@ fn graph_check(config: &ModelConfig, device: Device, x: &Tensor, y: &Tensor) -> 
         Err(e) => return Ok(check(name, false, format!("graphed steps failed: {e:#}"))),
     };
     let (eager, eager_loss) = train(false)?;
-    let eager_vars = eager.var_store().variables();
     let (atol, rtol) = (1e-4, 1e-4);
-    let worst = graphed
-        .var_store()
-        .variables()
-        .iter()
-        .map(|(name, t)| excess(t, &eager_vars[name], atol, rtol))
-        .fold(f64::NEG_INFINITY, f64::max);
+    let worst = worst_variable_excess(&graphed, &eager, atol, rtol);
     let loss_close = (graphed_loss - eager_loss).abs() <= atol + rtol * eager_loss.abs();
     Ok(check(
         name,
