@@ -78,7 +78,6 @@ pub fn device_name(d: Device) -> String {
     }
 }
 
-/// Prints the environment report.
 /// Largest block glibc serves from (and keeps in) its heap: 64 MiB, above the largest
 /// activation of a training step at batch 128 (the seed student's 33.5 MB), below the
 /// 100 MB activations of evaluation batches of 1,000, which are returned to the system
@@ -103,6 +102,7 @@ pub fn keep_freed_memory(precision: kd_models::Precision) {
     }
 }
 
+/// Prints the environment report.
 pub fn print_env() {
     let lib = loaded_libtorch_dir();
     let version = lib.as_deref().and_then(version_beside);

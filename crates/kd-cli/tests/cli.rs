@@ -8,9 +8,9 @@ use std::path::Path;
 use common::{kd_cli, read_json, run_ok, workspace_with, TINY_CONFIG};
 
 /// A one-channel model saved by a tiny run (inputs `hw` x `hw` after its transform), built
-/// from the file's metadata and weights by kd's libraries directly, and its transform.
-/// The model of a run's weights file, rebuilt from its metadata alone; `as_trained`: in the
-/// precision and memory format the run evaluated it in (else float32, as exports take it).
+/// from the file's metadata and weights by kd's libraries directly, and its transform;
+/// `as_trained`: in the precision and memory format the run evaluated it in (else float32,
+/// as exports take it).
 fn saved_model(
     weights: &Path,
     hw: usize,
