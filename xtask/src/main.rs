@@ -7,13 +7,14 @@
 //! cargo xtask fetch-data [--dataset fashion-mnist|cifar10|cifar100] [--mirror URL]
 //! cargo xtask fetch-weights vgg19 [--mirror URL]   ImageNet VGG19 → data/weights/vgg19.safetensors
 //! cargo xtask run [kd-cli run args]         setup + fetch-data + kd-cli run configs/quickstart.toml
-//! cargo xtask test [--numeric] [-- cargo test args]   setup + fetch-data + the test suite
+//! cargo xtask test [--numeric | --precision-guard] [-- cargo test args]   setup + fetch-data + the test suite
 //! ```
 
 mod args;
 mod cifar;
 mod download;
 mod fetch;
+mod precision_guard;
 mod setup;
 mod test_suite;
 mod unpack;
@@ -80,15 +81,19 @@ Sets up libtorch, fetches Fashion-MNIST, builds kd-cli in release mode and runs
 
 const TEST: TaskSpec = TaskSpec {
     name: "test",
-    usage: "usage: cargo xtask test [--numeric] [-- cargo test args]
+    usage: "usage: cargo xtask test [--numeric | --precision-guard] [-- cargo test args]
 
 Sets up libtorch, fetches Fashion-MNIST, runs `cargo test --workspace --no-fail-fast` and the
 kd-train example, and ends with one line: passed, failed, skipped (a test whose asset is
 missing; under CI=true that is a failure instead), ignored.
   --numeric   only the tests that compare numbers (losses and forwards vs PyTorch, export,
-              cached vs live teacher, data parallel), e.g. under ATEN_CPU_CAPABILITY=avx2",
+              cached vs live teacher, data parallel), e.g. under ATEN_CPU_CAPABILITY=avx2
+  --precision-guard
+              the tests whose runs use precision = \"auto\" (kd-cli's), again under each
+              precision auto does not pick on this CPU: f32 where it picks bf16, and bf16
+              emulated (ONEDNN_MAX_CPU_ISA=AVX512_CORE) where the CPU has AVX-512",
     value_flags: &[],
-    switches: &["--numeric"],
+    switches: &["--numeric", "--precision-guard"],
     max_positional: 0,
 };
 
@@ -204,7 +209,16 @@ fn dispatch(args: &[String]) -> Result<()> {
                 }
                 eprintln!("xtask: Fashion-MNIST unavailable, tests that need it will skip: {e:#}");
             }
-            test_suite::run(a.switch("--numeric"), &a.passthrough)
+            let suite = match (a.switch("--numeric"), a.switch("--precision-guard")) {
+                (false, false) => test_suite::Suite::Whole,
+                (true, false) => test_suite::Suite::Numeric,
+                (false, true) => test_suite::Suite::PrecisionGuard,
+                (true, true) => bail!(
+                    "test: --numeric and --precision-guard are separate suites: choose one\n{}",
+                    TEST.usage
+                ),
+            };
+            test_suite::run(suite, &a.passthrough)
         }
         other => bail!("unknown task {other:?}\n{USAGE}"),
     }

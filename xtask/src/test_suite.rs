@@ -6,6 +6,8 @@
 //! `--numeric` runs only the tests that compare numbers with PyTorch or with each other
 //! (losses, model forwards, export, cached vs live teacher, data parallel): CI runs them a
 //! second time under other libtorch code paths (`ATEN_CPU_CAPABILITY`, `ONEDNN_MAX_CPU_ISA`).
+//! `--precision-guard` runs the tests whose runs use `precision = "auto"` under the
+//! precisions `auto` does not pick on this CPU ([`crate::precision_guard`]).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -90,11 +92,56 @@ impl Counts {
     }
 }
 
-/// Runs `cargo test ARGS` with `KD_SKIP_LOG` set, echoing its output, and adds its counts.
-fn cargo_test(args: &[&str], skip_log: &Path, counts: &mut Counts) -> Result<bool> {
+/// Which tests a run of the suite runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suite {
+    /// Every test of the workspace, and the library example.
+    Whole,
+    /// [`NUMERIC`].
+    Numeric,
+    /// [`crate::precision_guard::PRECISION_SENSITIVE`] once per [`crate::precision_guard::passes`].
+    PrecisionGuard,
+}
+
+/// One `cargo test` invocation: its arguments and the environment variables set for it.
+type Invocation = (Vec<&'static str>, Vec<(&'static str, &'static str)>);
+
+/// The `cargo test` invocations of `suite` on this machine.
+fn invocations(suite: Suite) -> Vec<Invocation> {
+    match suite {
+        Suite::Whole => vec![(vec!["--workspace", "--no-fail-fast"], vec![])],
+        Suite::Numeric => NUMERIC.iter().map(|a| (a.to_vec(), vec![])).collect(),
+        Suite::PrecisionGuard => {
+            let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+            let (passes, note) = crate::precision_guard::passes(&cpuinfo);
+            if let Some(note) = note {
+                eprintln!("xtask: precision guard: {note}");
+            }
+            passes
+                .into_iter()
+                .map(|pass| {
+                    eprintln!("xtask: precision guard pass: {}", pass.label);
+                    (
+                        crate::precision_guard::PRECISION_SENSITIVE.to_vec(),
+                        pass.env,
+                    )
+                })
+                .collect()
+        }
+    }
+}
+
+/// Runs `cargo test ARGS` with `KD_SKIP_LOG` and `env` set, echoing its output, and adds its
+/// counts.
+fn cargo_test(
+    (args, env): (&[&str], &[(&str, &str)]),
+    skip_log: &Path,
+    counts: &mut Counts,
+) -> Result<bool> {
     let mut cmd = cargo();
     cmd.arg("test")
         .args(args)
+        .envs(env.iter().copied())
         .env(kd_testkit::SKIP_LOG_VAR, skip_log)
         .current_dir(root())
         .stdout(Stdio::piped());
@@ -118,9 +165,9 @@ fn skipped(skip_log: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Runs the suite (the whole workspace, or the numeric tests) plus `extra` cargo test
-/// arguments, prints the summary line, and fails if anything failed.
-pub fn run(numeric: bool, extra: &[String]) -> Result<()> {
+/// Runs `suite` plus `extra` cargo test arguments, prints the summary line, and fails if
+/// anything failed.
+pub fn run(suite: Suite, extra: &[String]) -> Result<()> {
     let started = Instant::now();
     let skip_log = root().join("target").join("kd-test-skips.log");
     std::fs::create_dir_all(skip_log.parent().unwrap())?;
@@ -128,18 +175,13 @@ pub fn run(numeric: bool, extra: &[String]) -> Result<()> {
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let mut counts = Counts::default();
     let mut ok = true;
-    let runs: Vec<Vec<&str>> = if numeric {
-        NUMERIC.iter().map(|a| a.to_vec()).collect()
-    } else {
-        vec![vec!["--workspace", "--no-fail-fast"]]
-    };
-    for args in runs {
+    for (args, env) in invocations(suite) {
         // The caller's cargo arguments go before libtest's (after a `--`).
         let mut args = args;
         let at = args.iter().position(|a| *a == "--").unwrap_or(args.len());
         args.splice(at..at, extra.iter().copied());
         let failed_before = counts.failed;
-        if !cargo_test(&args, &skip_log, &mut counts)? {
+        if !cargo_test((&args, &env), &skip_log, &mut counts)? {
             ok = false;
             if counts.failed == failed_before {
                 // A build error, or a test binary that died (a signal, out of memory) before
@@ -149,7 +191,7 @@ pub fn run(numeric: bool, extra: &[String]) -> Result<()> {
             }
         }
     }
-    if !numeric && extra.is_empty() {
+    if suite == Suite::Whole && extra.is_empty() {
         // The library example must keep running, not only compiling.
         let example = cargo()
             .args(["run", "--quiet", "--package", "kd-train", "--example"])
@@ -168,10 +210,15 @@ pub fn run(numeric: bool, extra: &[String]) -> Result<()> {
     for line in &skips {
         eprintln!("xtask: {line}");
     }
-    let settings: Vec<String> = ["ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "CI"]
-        .iter()
-        .filter_map(|v| std::env::var(v).ok().map(|x| format!("{v}={x}")))
-        .collect();
+    let settings: Vec<String> = [
+        "ATEN_CPU_CAPABILITY",
+        "ONEDNN_MAX_CPU_ISA",
+        "KD_AUTO_PRECISION",
+        "CI",
+    ]
+    .iter()
+    .filter_map(|v| std::env::var(v).ok().map(|x| format!("{v}={x}")))
+    .collect();
     eprintln!(
         "xtask: test summary: {} passed, {} failed, {} skipped, {} ignored ({} test binaries, {:.0} s{}{})",
         counts.passed.saturating_sub(skips.len()),

@@ -48,13 +48,14 @@ impl PrecisionChoice {
         }
     }
 
-    /// The precision on `device`, and why (`auto`'s reason, or "set in the config").
-    pub fn resolve(self, device: Device) -> (Precision, String) {
+    /// The precision on `device`, and why (`auto`'s reason, or "set in the config"); fails
+    /// on an unknown `KD_AUTO_PRECISION` ([`kd_models::auto_precision`]).
+    pub fn resolve(self, device: Device) -> Result<(Precision, String)> {
         match self.fixed() {
-            Some(p) => (p, "set in the config".into()),
+            Some(p) => Ok((p, "set in the config".into())),
             None => {
-                let native = kd_models::native_precision(device);
-                (native.precision, format!("default: {}", native.reason))
+                let auto = kd_models::auto_precision(device).map_err(anyhow::Error::msg)?;
+                Ok((auto.precision, format!("default: {}", auto.reason)))
             }
         }
     }
@@ -407,10 +408,10 @@ impl RunConfig {
 
     /// Replaces `precision = "auto"` by the precision it picks on `device`; returns it and
     /// why.
-    pub fn resolve_precision(&mut self, device: Device) -> (Precision, String) {
-        let (precision, why) = self.precision.resolve(device);
+    pub fn resolve_precision(&mut self, device: Device) -> Result<(Precision, String)> {
+        let (precision, why) = self.precision.resolve(device)?;
         self.precision = PrecisionChoice::of(precision);
-        (precision, why)
+        Ok((precision, why))
     }
 
     /// Reads and parses `path`; errors name the file, and TOML errors the line and key.

@@ -42,10 +42,21 @@ pub fn default_device() -> Device {
 
 /// Per-device settings made once before any work: on CUDA, cuDNN's benchmark mode (it times
 /// the convolution algorithms for each input shape once and keeps the fastest; the shapes of
-/// a training run repeat, so this pays after the first batches).
+/// a training run repeat, so this pays after the first batches). Its choices, and the
+/// nondeterministic algorithms it may choose, differ from process to process, so
+/// `KD_DETERMINISTIC=1` trades that speed for GPU work that repeats to the last bit in a new
+/// process (what comparing a killed and resumed run with an uninterrupted one needs):
+/// deterministic algorithms only ([`kd_sys::deterministic_algorithms`]).
 pub fn prepare_device(device: Device) {
     if let Device::Cuda(_) = device {
-        tch::Cuda::cudnn_set_benchmark(true);
+        if std::env::var("KD_DETERMINISTIC").as_deref() == Ok("1") {
+            match kd_sys::deterministic_algorithms() {
+                Ok(()) => tracing::info!("KD_DETERMINISTIC=1: deterministic GPU algorithms only"),
+                Err(e) => tracing::warn!("KD_DETERMINISTIC=1 not applied: {e}"),
+            }
+        } else {
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
     }
 }
 
@@ -138,12 +149,14 @@ pub fn print_env() {
         tch::utils::has_openmp()
     );
     // What a config that does not set them gets on the default device.
-    let native = kd_models::native_precision(default_device());
-    println!(
-        "precision     {} by default ({}; set precision = \"f32\" to pin float32)",
-        native.precision.name(),
-        native.reason
-    );
+    match kd_models::auto_precision(default_device()) {
+        Ok(auto) => println!(
+            "precision     {} by default ({}; set precision = \"f32\" to pin float32)",
+            auto.precision.name(),
+            auto.reason
+        ),
+        Err(e) => println!("precision     unknown: {e}"),
+    }
     println!("layout        channels-last by default (faster convolutions in oneDNN and cuDNN; channels_last = false for NCHW)");
 }
 

@@ -10,6 +10,7 @@ use kd_data::{BatchLoader, ImageDataset};
 use serde::Serialize;
 use tch::Device;
 
+use crate::eval_precision::EvalPrecision;
 use crate::onnx_model::OpenedModel;
 
 /// What `eval` measured.
@@ -29,15 +30,16 @@ pub struct EvalReport {
     pub confusion: Vec<Vec<i64>>,
 }
 
-/// Evaluates the model at `model_path` on `split` (`test` or `train`) of its dataset, read
-/// from `data_dir` (default: the dataset's default directory).
+/// Evaluates the model at `model_path` in `precision` on `split` (`test` or `train`) of its
+/// dataset, read from `data_dir` (default: the dataset's default directory).
 pub fn eval(
     model_path: &Path,
     data_dir: Option<PathBuf>,
     split: &str,
     device: Device,
+    precision: EvalPrecision,
 ) -> Result<EvalReport> {
-    let (model, info) = crate::onnx_model::open_any(model_path, device, 100)?;
+    let (model, info) = crate::onnx_model::open_any(model_path, device, 100, precision)?;
     let dir = data_dir.unwrap_or_else(|| info.dataset.default_dir());
     let folder = info.image_folder.clone().unwrap_or_default();
     let splits = info.dataset.load(&dir, &folder)?;

@@ -14,6 +14,7 @@ pub mod distill_config;
 pub mod doctor;
 pub mod env;
 pub mod eval;
+pub mod eval_precision;
 pub mod export;
 pub mod export_onnx;
 pub mod latency;

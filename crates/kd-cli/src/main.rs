@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use kd_cli::eval_precision::EvalPrecision;
 use kd_cli::{
     bench, bench_latency, check, compare, config, doctor, env, eval, export, export_onnx, launch,
     logging, oom, predict, run, summary,
@@ -97,7 +98,8 @@ enum Command {
     /// on its dataset's test split (the model file names its dataset and preprocessing).
     #[command(after_help = "Examples:
   kd-cli eval runs/quickstart/seed-19/distilled.safetensors
-  kd-cli eval runs/quickstart/seed-19/checkpoints/distilled/best.safetensors --json")]
+  kd-cli eval runs/quickstart/seed-19/checkpoints/distilled/best.safetensors --json
+  kd-cli eval runs/quickstart/seed-19/distilled.safetensors --precision run")]
     Eval {
         /// A `.safetensors` file from a run directory, e.g. runs/quickstart/seed-19/distilled.safetensors.
         model: PathBuf,
@@ -110,6 +112,11 @@ enum Command {
         /// `cpu`, `cuda`, or `auto` (CUDA when available).
         #[arg(long, value_enum, default_value = "auto")]
         device: config::DeviceChoice,
+        /// `f32` (the report's test accuracy, what exported float files compute), `run`
+        /// (the precision the run evaluated the model in, recorded in the file), `bf16` or
+        /// `f16`.
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: EvalPrecision,
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
@@ -131,6 +138,11 @@ enum Command {
         /// `cpu`, `cuda`, or `auto` (CUDA when available).
         #[arg(long, value_enum, default_value = "auto")]
         device: config::DeviceChoice,
+        /// `f32` (the report's test accuracy, what exported float files compute), `run`
+        /// (the precision the run evaluated the model in, recorded in the file), `bf16` or
+        /// `f16`.
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: EvalPrecision,
         /// Print JSON instead of one line per image.
         #[arg(long)]
         json: bool,
@@ -281,10 +293,10 @@ fn eval_command(
     model: &Path,
     data: Option<PathBuf>,
     split: &str,
-    device: config::DeviceChoice,
+    (device, precision): (config::DeviceChoice, EvalPrecision),
     json: bool,
 ) -> anyhow::Result<()> {
-    let result = eval::eval(model, data, split, device.resolve("--device")?)?;
+    let result = eval::eval(model, data, split, device.resolve("--device")?, precision)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
@@ -299,10 +311,11 @@ fn predict_command(
     model: &Path,
     images: &[PathBuf],
     top_k: usize,
-    device: config::DeviceChoice,
+    (device, precision): (config::DeviceChoice, EvalPrecision),
     json: bool,
 ) -> anyhow::Result<()> {
-    let p = predict::predict(model, images, top_k, device.resolve("--device")?)?;
+    let device = device.resolve("--device")?;
+    let p = predict::predict(model, images, top_k, device, precision)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&p.predicted)?);
     } else {
@@ -498,15 +511,17 @@ fn execute(command: Command, quiet: bool) -> anyhow::Result<()> {
             data,
             split,
             device,
+            precision,
             json,
-        } => eval_command(&model, data, &split, device, json),
+        } => eval_command(&model, data, &split, (device, precision), json),
         Command::Predict {
             model,
             images,
             top_k,
             device,
+            precision,
             json,
-        } => predict_command(&model, &images, top_k, device, json),
+        } => predict_command(&model, &images, top_k, (device, precision), json),
         Command::Export {
             model,
             format,

@@ -12,6 +12,7 @@ use kd_onnx::runtime::{read_header, OnnxRunner};
 use ndarray::{ArrayView4, Axis, Slice};
 use tch::{Kind, Tensor};
 
+use crate::eval_precision::EvalPrecision;
 use crate::saved_model::ModelInfo;
 
 /// A model file opened for `eval` or `predict`: a `.safetensors` model in libtorch or an
@@ -22,19 +23,26 @@ pub enum OpenedModel {
     Onnx(OnnxModel),
 }
 
-/// Opens `path` by its extension: an ONNX file for batches of `onnx_batch`, any other as a
-/// `kd-cli run` model file on `device`.
+/// Opens `path` by its extension: an ONNX file for batches of `onnx_batch` (it computes in
+/// float32), any other as a `kd-cli run` model file on `device` computing in `precision`.
 pub fn open_any(
     path: &Path,
     device: tch::Device,
     onnx_batch: usize,
+    precision: EvalPrecision,
 ) -> Result<(OpenedModel, ModelInfo)> {
     if is_onnx(path) {
+        if precision != EvalPrecision::F32 {
+            anyhow::bail!(
+                "{}: an ONNX file computes in float32; --precision applies to .safetensors model files",
+                path.display()
+            );
+        }
         let model = OnnxModel::open(path, onnx_batch)?;
         let info = model.info.clone();
         Ok((OpenedModel::Onnx(model), info))
     } else {
-        let (model, info) = crate::saved_model::open_as_trained(path, device)?;
+        let (model, info) = crate::saved_model::open_in(path, device, precision)?;
         Ok((OpenedModel::Torch(model), info))
     }
 }

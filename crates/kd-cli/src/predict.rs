@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
+use crate::eval_precision::EvalPrecision;
 use crate::onnx_model::OpenedModel;
 
 /// The prediction for one image.
@@ -62,13 +63,14 @@ pub struct Predictions {
     pub failed: Vec<String>,
 }
 
-/// Top-`k` classes of every readable image under the model at `model_path`; images that
-/// cannot be read are reported in [`Predictions::failed`], not fatal.
+/// Top-`k` classes of every readable image under the model at `model_path`, computed in
+/// `precision`; images that cannot be read are reported in [`Predictions::failed`], not fatal.
 pub fn predict(
     model_path: &Path,
     images: &[PathBuf],
     k: usize,
     device: Device,
+    precision: EvalPrecision,
 ) -> Result<Predictions> {
     if images.is_empty() {
         bail!("expected at least one IMAGE");
@@ -76,7 +78,7 @@ pub fn predict(
     if k == 0 {
         bail!("--top-k: expected at least 1 class per image, got 0");
     }
-    let (model, info) = crate::onnx_model::open_any(model_path, device, images.len())?;
+    let (model, info) = crate::onnx_model::open_any(model_path, device, images.len(), precision)?;
     let mut batch = Vec::new();
     let mut read = Vec::new();
     let mut failed = Vec::new();

@@ -1,6 +1,7 @@
 //! The run report: `report.json` (one entry per model: test accuracy and loss, parameter
 //! count, file size, training wall time) and the comparison table printed at the end, like
-//! the seed notebook's final "Comparison" cell.
+//! the seed notebook's final "Comparison" cell. Test accuracy and loss are float32 (what the
+//! saved and exported models compute); a mixed-precision run adds them in its own precision.
 
 use serde::Serialize;
 
@@ -17,8 +18,13 @@ pub struct ModelReport {
     /// What the model minimized: `{"loss": "cross-entropy"}`, or the distillation loss with
     /// its parameters and where the teacher's logits came from.
     pub objective: serde_json::Value,
+    /// Test accuracy and loss in float32: what `kd-cli eval` prints for the saved file and
+    /// what its exports (TorchScript, float ONNX) compute.
     pub test_accuracy: f64,
     pub test_loss: f64,
+    /// The same in the run's mixed precision (bf16 or f16), where it is not float32: what
+    /// `kd-cli eval --precision run` prints.
+    pub test_in_run_precision: Option<PrecisionScore>,
     pub parameters: usize,
     /// Size of the saved `.safetensors` file.
     pub file_bytes: u64,
@@ -56,6 +62,15 @@ impl ModelReport {
             (l, u) => format!("{} + {} unlabeled", thousands(l), thousands(u)),
         }
     }
+}
+
+/// Test accuracy and loss in one precision.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrecisionScore {
+    /// `bf16` or `f16`.
+    pub precision: String,
+    pub accuracy: f64,
+    pub loss: f64,
 }
 
 /// The whole run.
@@ -100,6 +115,27 @@ pub struct Speedup {
 }
 
 impl Report {
+    /// The line with the test accuracies in the run's mixed precision, where it is not
+    /// float32 (empty otherwise).
+    fn run_precision_line(&self) -> String {
+        let scores: Vec<String> = self
+            .models
+            .iter()
+            .filter_map(|m| {
+                let s = m.test_in_run_precision.as_ref()?;
+                Some(format!("{} {:.2}%", m.role, 100.0 * s.accuracy))
+            })
+            .collect();
+        match self.models.iter().find_map(|m| m.test_in_run_precision.as_ref()) {
+            Some(s) => format!(
+                "test acc in {} (the run's precision): {}; the table's is float32, as the saved and exported files compute\n",
+                s.precision,
+                scores.join(", ")
+            ),
+            None => String::new(),
+        }
+    }
+
     /// The batch-1 latency lines of the table: one per model, then the student's speedup.
     fn latency_lines(&self) -> String {
         let mut out = String::new();
@@ -154,6 +190,7 @@ impl Report {
                 m.epochs_run
             );
         }
+        out += &self.run_precision_line();
         out += &self.latency_lines();
         for m in self.models.iter().filter(|m| m.unlabeled_images > 0) {
             out += &format!("{} trained on {} images\n", m.role, m.images_seen());
@@ -214,6 +251,10 @@ impl Report {
             "\nDistilled minus scratch: **{:+.2} points** on {} test images.\n\n",
             self.distillation_gain_points, self.test_images
         );
+        let mixed = self.run_precision_line();
+        if !mixed.is_empty() {
+            md += &format!("{mixed}\n");
+        }
         let latency = self.latency_lines();
         if !latency.is_empty() {
             md += "```\n";

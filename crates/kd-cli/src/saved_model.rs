@@ -10,6 +10,8 @@ use kd_data::{DatasetKind, ImageFolderConfig, TransformConfig};
 use kd_models::{Model, ModelConfig, Precision};
 use tch::Device;
 
+use crate::eval_precision::EvalPrecision;
+
 /// Metadata keys.
 const MODEL: &str = "kd.model";
 const INPUT: &str = "kd.input_shape";
@@ -189,20 +191,30 @@ pub fn open(path: &Path, device: Device) -> Result<(Model, ModelInfo)> {
     Ok((model, info))
 }
 
-/// [`open`], then the arithmetic the run evaluated the model in (its precision and memory
-/// format, where the file records them): what `eval` and `predict` use, so that they
-/// reproduce the run's test accuracy. (Exports take [`open`]'s float32 model.)
-pub fn open_as_trained(path: &Path, device: Device) -> Result<(Model, ModelInfo)> {
+/// [`open`], then `precision` (resolved against the precision the file records) and the
+/// memory format the run evaluated the model in: what `eval` and `predict` use, so that they
+/// reproduce the run's test accuracy in either precision. (Exports take [`open`]'s float32
+/// model.)
+pub fn open_in(
+    path: &Path,
+    device: Device,
+    precision: EvalPrecision,
+) -> Result<(Model, ModelInfo)> {
     let (mut model, info) = open(path, device)?;
-    if let Some(precision) = info.precision {
-        model
-            .set_precision(precision)
-            .with_context(|| format!("{}: precision {}", path.display(), precision.name()))?;
-    }
+    let precision = precision.resolve(info.precision);
+    model
+        .set_precision(precision)
+        .with_context(|| format!("{}: precision {}", path.display(), precision.name()))?;
     if info.channels_last == Some(true) {
         model.use_channels_last();
     }
     Ok((model, info))
+}
+
+/// [`open_in`] the precision the run trained and evaluated the model in (what
+/// `bench --mode latency` times).
+pub fn open_as_trained(path: &Path, device: Device) -> Result<(Model, ModelInfo)> {
+    open_in(path, device, EvalPrecision::Run)
 }
 
 /// Class names: the data's own (`names`), else `dataset`'s, else the indices.

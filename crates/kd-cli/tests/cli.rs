@@ -8,25 +8,22 @@ use std::path::Path;
 use common::{kd_cli, read_json, run_ok, workspace_with, TINY_CONFIG};
 
 /// A one-channel model saved by a tiny run (inputs `hw` x `hw` after its transform), built
-/// from the file's metadata and weights by kd's libraries directly, and its transform;
-/// `as_trained`: in the precision and memory format the run evaluated it in (else float32,
-/// as exports take it).
+/// from the file's metadata and weights by kd's libraries directly, and its transform; in
+/// float32 (what `eval`, `predict` and exports compute by default, whatever precision the
+/// run trained in), and with `run_layout` in the memory format the run evaluated it in
+/// (else NCHW, as exports take it).
 fn saved_model(
     weights: &Path,
     hw: usize,
-    as_trained: bool,
+    run_layout: bool,
 ) -> (kd_models::Model, kd_data::TransformConfig) {
     let meta = kd_models::metadata::read_metadata(weights).unwrap();
     let config: kd_models::ModelConfig = serde_json::from_str(&meta["kd.model"]).unwrap();
     let transform = serde_json::from_str(&meta["kd.transform"]).unwrap();
     let mut model = kd_models::Model::new(&config, 1, hw, 10, tch::Device::Cpu).unwrap();
     model.load(weights).unwrap();
-    if as_trained {
-        let precision: kd_models::Precision = serde_json::from_str(&meta["kd.precision"]).unwrap();
-        model.set_precision(precision).unwrap();
-        if serde_json::from_str::<bool>(&meta["kd.channels_last"]).unwrap() {
-            model.use_channels_last();
-        }
+    if run_layout && serde_json::from_str::<bool>(&meta["kd.channels_last"]).unwrap() {
+        model.use_channels_last();
     }
     (model, transform)
 }
@@ -158,20 +155,58 @@ fn bf16_channels_last_runs_save_standard_weights_and_report_precision_and_memory
         report["models"][0]["test_accuracy"].as_f64().unwrap() > 0.6,
         "bf16 teacher did not learn: {report}"
     );
-    // The weights are ordinary row-major tensors: a float32 NCHW run loads them.
+    // The report's test accuracy is float32; the bf16 one is beside it, and `eval
+    // --precision run` reproduces it from the file (same precision, same machine).
+    let teacher = &report["models"][0];
+    let in_bf16 = &teacher["test_in_run_precision"];
+    assert_eq!(in_bf16["precision"], "bf16", "{teacher}");
+    let eval = |precision: &str| {
+        let out = kd_cli(
+            &["eval", "out/teacher.safetensors", "--data", "data"]
+                .into_iter()
+                .chain(["--precision", precision, "--json"])
+                .collect::<Vec<_>>(),
+            dir.path(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["accuracy"].clone()
+    };
+    assert_eq!(eval("run"), in_bf16["accuracy"]);
+    assert_eq!(eval("f32"), teacher["test_accuracy"]);
+    let table = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    assert!(
+        table.contains("test acc in bf16 (the run's precision): teacher "),
+        "{table}"
+    );
+    // The weights are ordinary row-major tensors: a float32 NCHW run loads them. The two
+    // float32 accuracies differ only by the memory format's rounding; bf16 by more.
     let plain = TINY_CONFIG.replace(
         "[teacher.model]",
         "[teacher]\ncheckpoint = \"out/teacher.safetensors\"\n[teacher.model]",
     );
+    let plain = format!("precision = \"f32\"\nchannels_last = false\n{plain}");
     std::fs::write(dir.path().join("plain.toml"), plain).unwrap();
     let again = run_ok(dir.path(), "plain.toml", "out2");
-    let (a, b) = (
-        report["models"][0]["test_accuracy"].as_f64().unwrap(),
+    assert!(
+        again["models"][0]["test_in_run_precision"].is_null(),
+        "{again}"
+    );
+    let (a, b, c) = (
+        teacher["test_accuracy"].as_f64().unwrap(),
         again["models"][0]["test_accuracy"].as_f64().unwrap(),
+        in_bf16["accuracy"].as_f64().unwrap(),
     );
     assert!(
-        (a - b).abs() <= 0.05,
-        "bf16 {a} vs f32 {b} on the same weights"
+        (a - b).abs() <= 0.02,
+        "f32 channels-last {a} vs f32 NCHW {b}"
+    );
+    assert!(
+        (a - c).abs() <= 0.05,
+        "f32 {a} vs bf16 {c} on the same weights"
     );
 }
 

@@ -213,6 +213,7 @@ fn a_pytorch_teacher_teaches_and_kd_measures_its_accuracy_as_pytorch_does() {
         teacher["pretrained"].as_str().unwrap().contains(digest),
         "{teacher}"
     );
+    // Both float32: the report's test accuracy is, whatever precision `auto` picked.
     let kd_accuracy = teacher["test_accuracy"].as_f64().unwrap();
     assert!(
         (kd_accuracy - pytorch_accuracy).abs() < 1e-6,

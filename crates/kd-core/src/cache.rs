@@ -83,17 +83,26 @@ pub struct LogitCache {
 }
 
 impl LogitCache {
-    /// Logits `[n, k]` already in dataset order, kept as `dtype` on `device` when they fit in
-    /// [`DEVICE_CACHE_LIMIT_BYTES`], in host memory otherwise.
+    /// Logits `[n, k]` already in dataset order, kept as `dtype` where [`Self::placement`]
+    /// puts them.
     pub fn placed(logits: Tensor, dtype: CacheDtype, device: Device) -> Self {
         let logits = logits.to_kind(dtype.kind());
-        let bytes = logits.numel() as i64 * logits.kind().elt_size_in_bytes() as i64;
-        let logits = if bytes > DEVICE_CACHE_LIMIT_BYTES {
-            logits.to_device(Device::Cpu)
+        let place = Self::placement(logits.numel(), dtype, device);
+        Self {
+            logits: logits.to_device(place),
+        }
+    }
+
+    /// Where [`Self::placed`] keeps `elements` logits stored as `dtype` for training on
+    /// `device`: there when they fit in [`DEVICE_CACHE_LIMIT_BYTES`], in host memory
+    /// otherwise. A run can tell before computing them.
+    pub fn placement(elements: usize, dtype: CacheDtype, device: Device) -> Device {
+        let bytes = elements as i64 * dtype.kind().elt_size_in_bytes() as i64;
+        if bytes > DEVICE_CACHE_LIMIT_BYTES {
+            Device::Cpu
         } else {
-            logits.to_device(device)
-        };
-        Self { logits }
+            device
+        }
     }
 
     /// Wraps logits `[n, k]` already in dataset order.

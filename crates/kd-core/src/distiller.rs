@@ -57,6 +57,23 @@ enum TeacherLogits<'a> {
     },
 }
 
+/// Whether distillation steps on `device` launch only device work (what a CUDA graph can
+/// capture): no `mixup` (it draws its mixing weights on the host), a capturable logit loss
+/// ([`DistillLoss::capturable`]; `None` for a FitNets hint), and the cached training logits,
+/// if any, kept on `device` (`cached_on`), not gathered from host memory. A built
+/// [`Distiller`] answers it with [`Distiller::capturable_on`]; a run asks it of its config
+/// before anything trains, with the logits' place from [`LogitCache::placement`].
+pub fn steps_capturable(
+    loss: Option<&dyn DistillLoss>,
+    cached_on: Option<Device>,
+    mixup: bool,
+    device: Device,
+) -> bool {
+    let loss = loss.is_none_or(|l| l.capturable());
+    let cache = cached_on.is_none_or(|d| d == device);
+    !mixup && loss && cache
+}
+
 /// The distillation method and the teacher it learns from.
 #[derive(Debug, Clone, Copy)]
 enum Method<'a> {
@@ -80,19 +97,17 @@ pub struct Distiller<'a> {
 
 impl<'a> Distiller<'a> {
     /// Whether a training step with this distiller on `device` launches only device work
-    /// (what a CUDA graph can capture): no mixup (it draws its mixing weights on the host),
-    /// a capturable loss ([`DistillLoss::capturable`]), and cached logits, if any, kept on
-    /// `device` (not gathered from host memory).
+    /// (what a CUDA graph can capture): see [`steps_capturable`].
     pub fn capturable_on(&self, device: Device) -> bool {
-        let method = match self.method {
+        let (loss, cached_on) = match self.method {
             Method::Logits {
                 loss,
                 teacher: TeacherLogits::Cached { train, .. },
-            } => loss.capturable() && train.logits().device() == device,
-            Method::Logits { loss, .. } => loss.capturable(),
-            Method::Hint { .. } => true,
+            } => (Some(loss), Some(train.logits().device())),
+            Method::Logits { loss, .. } => (Some(loss), None),
+            Method::Hint { .. } => (None, None),
         };
-        self.mixup.is_none() && method
+        steps_capturable(loss, cached_on, self.mixup.is_some(), device)
     }
 
     /// A logit loss against `teacher` run on every batch.

@@ -178,3 +178,40 @@ fn mixup_refuses_cached_logits_and_values_outside_0_1() {
         .with_mixup(0.0, "distill.mixup")
         .is_ok());
 }
+
+/// The rule a fit applies to its steps, and a run to its config before anything trains: a
+/// CUDA graph needs a capturable loss (not DKD), no mixup, and cached logits, if any, on the
+/// training device, where they are kept up to 1 GiB.
+#[test]
+fn graphed_steps_need_a_capturable_loss_no_mixup_and_cached_logits_on_the_device() {
+    use kd_core::distiller::steps_capturable;
+    use kd_core::{CacheDtype, DistillLoss, DkdConfig};
+    let gpu = Device::Cuda(0);
+    let hinton = HintonKdConfig {
+        alpha: 0.5,
+        temperature: 4.0,
+    }
+    .build("distill")
+    .unwrap();
+    let dkd = DkdConfig::default().build("distill").unwrap();
+    let (hinton, dkd): (&dyn DistillLoss, &dyn DistillLoss) = (&hinton, &dkd);
+    assert!(steps_capturable(Some(hinton), None, false, gpu));
+    assert!(steps_capturable(None, None, false, gpu), "a FitNets hint");
+    assert!(!steps_capturable(Some(dkd), None, false, gpu));
+    assert!(!steps_capturable(Some(hinton), None, true, gpu), "mixup");
+    assert!(steps_capturable(Some(hinton), Some(gpu), false, gpu));
+    assert!(!steps_capturable(
+        Some(hinton),
+        Some(Device::Cpu),
+        false,
+        gpu
+    ));
+    // 2^28 float32 logits are 1 GiB: kept on the device; one more goes to host memory.
+    let limit = 1 << 28;
+    assert_eq!(LogitCache::placement(limit, CacheDtype::F32, gpu), gpu);
+    assert_eq!(
+        LogitCache::placement(limit + 1, CacheDtype::F32, gpu),
+        Device::Cpu
+    );
+    assert_eq!(LogitCache::placement(limit + 1, CacheDtype::F16, gpu), gpu);
+}

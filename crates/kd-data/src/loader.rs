@@ -193,7 +193,7 @@ impl<'a> BatchLoader<'a> {
         let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
         if let (Some(cell), false) = (&self.resident, self.augment.is_enabled()) {
             let resident = cell.get_or_init(|| self.upload());
-            let idx = Tensor::from_slice(&idx).to_device(self.device);
+            let idx = self.to_device_async(&Tensor::from_slice(&idx));
             let (images, labels) = {
                 let store = resident
                     .0
@@ -230,11 +230,30 @@ impl<'a> BatchLoader<'a> {
             .map(|&i| batch_label(self.data.labels()[i], self.data.classes()))
             .collect();
         Batch {
-            images: self.transform.apply(&raw.to_device(self.device)),
-            labels: Tensor::from_slice(&labels).to_device(self.device),
-            indices: Tensor::from_slice(&idx)
-                .to_kind(Kind::Int64)
-                .to_device(self.device),
+            images: self.transform.apply(&self.to_device_async(&raw)),
+            labels: self.to_device_async(&Tensor::from_slice(&labels)),
+            indices: self.to_device_async(&Tensor::from_slice(&idx).to_kind(Kind::Int64)),
+        }
+    }
+
+    /// `host`, a CPU tensor made for one batch, on the loader's device. To a GPU it goes
+    /// through page-locked memory and is copied without blocking this thread: the copy is
+    /// queued on this thread's current stream, the default stream the training thread also
+    /// launches on, so what uses the batch runs after it, and this thread goes on assembling
+    /// the next batch instead of waiting for the GPU to reach the copy. (The copy still runs
+    /// in turn with the training kernels on that stream.) The page-locked block comes from
+    /// libtorch's caching host allocator, which records the copy's stream and reuses the
+    /// block only once the copy is done, so the pinned tensor may be dropped at once.
+    fn to_device_async(&self, host: &Tensor) -> Tensor {
+        match self.device {
+            // `_pin_memory`: `pin_memory` with a device argument warns on every call.
+            Device::Cuda(_) => host.internal_pin_memory(self.device).to_device_(
+                self.device,
+                host.kind(),
+                true,
+                false,
+            ),
+            _ => host.to_device(self.device),
         }
     }
 }

@@ -39,7 +39,7 @@ pub use cnn::CnnConfig;
 pub use error::{ModelError, PrecisionCause, Result};
 pub use layers::Sequential;
 pub use model::{Model, ModelConfig};
-pub use native_precision::{native_precision, NativePrecision};
+pub use native_precision::{auto_precision, native_precision, NativePrecision};
 pub use precision::Precision;
 pub use resnet::ResNetConfig;
 pub use student::StudentConfig;

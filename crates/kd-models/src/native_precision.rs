@@ -11,6 +11,10 @@
 //!
 //! bfloat16 keeps float32's exponent range, so it trains without loss scaling; parameters,
 //! gradients, losses and the optimizer stay float32 ([`Precision`]).
+//!
+//! [`AUTO_PRECISION_VAR`] overrides the choice (`KD_AUTO_PRECISION=f32` on a bfloat16 CPU,
+//! `=bf16` on another): the test suite runs once more under the other choice, so that a
+//! result which holds only in the machine's default precision shows up on every machine.
 
 use tch::Device;
 
@@ -23,7 +27,37 @@ pub struct NativePrecision {
     pub reason: String,
 }
 
-/// The default precision for `device` on this machine.
+/// The environment variable that overrides what `precision = "auto"` picks: `f32`, `bf16`
+/// or `f16`.
+pub const AUTO_PRECISION_VAR: &str = "KD_AUTO_PRECISION";
+
+/// What `precision = "auto"` picks on `device`: [`AUTO_PRECISION_VAR`]'s precision where it
+/// is set, else [`native_precision`]; an unknown value is an error naming the variable.
+pub fn auto_precision(device: Device) -> Result<NativePrecision, String> {
+    let value = std::env::var(AUTO_PRECISION_VAR).ok();
+    overridden(value.as_deref(), native_precision(device))
+}
+
+/// `native`, or the precision `value` (the override variable's value) names.
+fn overridden(value: Option<&str>, native: NativePrecision) -> Result<NativePrecision, String> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(native);
+    };
+    match Precision::from_name(value) {
+        Some(precision) => Ok(NativePrecision {
+            precision,
+            reason: format!(
+                "{AUTO_PRECISION_VAR}={value} overrides the device's own default ({}: {})",
+                native.precision, native.reason
+            ),
+        }),
+        None => Err(format!(
+            "{AUTO_PRECISION_VAR}={value:?}: expected f32, bf16 or f16 (or unset)"
+        )),
+    }
+}
+
+/// The default precision for `device` on this machine, from its hardware alone.
 pub fn native_precision(device: Device) -> NativePrecision {
     match device {
         Device::Cuda(index) => match kd_sys::cuda_graph::cuda_capability(index) {
@@ -106,6 +140,28 @@ mod tests {
     const ZEN4: &str = "processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n";
     const SKYLAKE: &str = "flags\t\t: fpu sse2 avx2 avx512f avx512bw\n";
     const SAPPHIRE: &str = "flags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n";
+
+    #[test]
+    fn the_override_variable_replaces_the_hardware_choice_and_rejects_unknown_names() {
+        let native = || cpu_precision(ZEN4, None);
+        assert_eq!(overridden(None, native()).unwrap(), native());
+        assert_eq!(overridden(Some(" "), native()).unwrap(), native());
+        let forced = overridden(Some("f32"), native()).unwrap();
+        assert_eq!(forced.precision, Precision::F32);
+        assert!(
+            forced.reason.contains("KD_AUTO_PRECISION=f32"),
+            "{}",
+            forced.reason
+        );
+        assert!(forced.reason.contains("bf16"), "{}", forced.reason);
+        let on_skylake = overridden(Some("bf16"), cpu_precision(SKYLAKE, None)).unwrap();
+        assert_eq!(on_skylake.precision, Precision::Bf16);
+        let bad = overridden(Some("fp8"), native()).unwrap_err();
+        assert!(
+            bad.contains("KD_AUTO_PRECISION=\"fp8\"") && bad.contains("bf16"),
+            "{bad}"
+        );
+    }
 
     #[test]
     fn bf16_where_the_cpu_has_it_and_onednn_may_use_it() {

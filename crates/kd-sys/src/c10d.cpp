@@ -25,13 +25,31 @@ struct KdProcessGroup {
   std::chrono::milliseconds timeout;
   // The rank's CUDA device under NCCL; -1 under Gloo.
   int nccl_device;
+  // Set once a collective has failed: the group is then aborted, not shut down, when freed.
+  bool failed = false;
 };
 
 namespace {
-void wait(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::milliseconds timeout) {
-  if (!work->wait(timeout)) {
-    throw std::runtime_error("collective did not complete within the timeout");
+// Waits for a collective, with no timeout of its own: each backend enforces the group's
+// (Gloo fails the work, which wait() rethrows; NCCL's watchdog aborts the communicators).
+// Given one, ProcessGroupNCCL would poll until the GPU finished the collective and throw on
+// timeout; without, it makes the current CUDA stream wait for the collective and returns,
+// so later work on that stream (a copy to the host included) sees the result. False means
+// the work was aborted.
+void wait(const c10::intrusive_ptr<c10d::Work>& work) {
+  if (!work->wait()) {
+    throw std::runtime_error("the collective was aborted");
   }
+}
+
+// Runs collective `f` on `pg` under the shim's error convention; a failure marks the group.
+template <typename F>
+int collective(KdProcessGroup* pg, F f) {
+  int status = guarded(f);
+  if (status != 0) {
+    pg->failed = true;
+  }
+  return status;
 }
 }  // namespace
 
@@ -78,7 +96,7 @@ int kd_pg_new(const char* host, int port, int rank, int world, bool serve_store,
 
 // Sums each tensor over all ranks, in place (contiguous tensors on the backend's device).
 int kd_pg_all_reduce_sum(KdProcessGroup* pg, at::Tensor** tensors, size_t n) {
-  return guarded([&] {
+  return collective(pg, [&] {
     // One collective per tensor: a list given to one allreduce is read by Gloo as replicas
     // of one tensor (summed together), not as separate tensors.
     for (size_t i = 0; i < n; ++i) {
@@ -86,38 +104,50 @@ int kd_pg_all_reduce_sum(KdProcessGroup* pg, at::Tensor** tensors, size_t n) {
       c10d::AllreduceOptions opts;
       opts.reduceOp = c10d::ReduceOp::SUM;
       opts.timeout = pg->timeout;
-      wait(pg->backend->allreduce(one, opts), pg->timeout);
+      wait(pg->backend->allreduce(one, opts));
     }
   });
 }
 
 // Copies each tensor from rank `root` to every rank, in place.
 int kd_pg_broadcast(KdProcessGroup* pg, at::Tensor** tensors, size_t n, int root) {
-  return guarded([&] {
+  return collective(pg, [&] {
     for (size_t i = 0; i < n; ++i) {
       std::vector<at::Tensor> one{*tensors[i]};
       c10d::BroadcastOptions opts;
       opts.rootRank = root;
       opts.timeout = pg->timeout;
-      wait(pg->backend->broadcast(one, opts), pg->timeout);
+      wait(pg->backend->broadcast(one, opts));
     }
   });
 }
 
 // Waits until every rank has reached the barrier.
 int kd_pg_barrier(KdProcessGroup* pg) {
-  return guarded([&] {
+  return collective(pg, [&] {
     c10d::BarrierOptions opts;
     opts.timeout = pg->timeout;
     if (pg->nccl_device >= 0) {
       opts.device_ids = {pg->nccl_device};
     }
-    wait(pg->backend->barrier(opts), pg->timeout);
+    wait(pg->backend->barrier(opts));
   });
 }
 
-// Leaves the group: stops the backend's threads, closes its connections and the store.
+// Leaves the group. The backend is shut down first (ProcessGroupNCCL finishes its queued
+// collectives and destroys its communicators; one destroyed without this warns and aborts
+// them), or aborted after a failed collective, whose communicators may never finish; Gloo
+// has neither and does nothing. Freeing it then stops its threads and closes its
+// connections and the store.
 void kd_pg_free(KdProcessGroup* pg) {
+  try {
+    if (pg->failed) {
+      pg->backend->abort();
+    } else {
+      pg->backend->shutdown();
+    }
+  } catch (...) {
+  }
   try {
     delete pg;
   } catch (...) {

@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <stdexcept>
+#include <string>
 
 #include "cuda.hpp"
 #include "guard.hpp"
@@ -35,6 +36,22 @@ void require_cuda(int device) {
   }
   if (device < 0 || static_cast<size_t>(device) >= torch::cuda::device_count()) {
     throw std::runtime_error("no CUDA device " + std::to_string(device));
+  }
+}
+
+// Ends the capture of `g`. A capture whose end fails (the captured work broke it) cannot be
+// undone: CUDAGraph::capture_end throws before it stops the caching allocator's routing of
+// the capture's allocations to the graph's pool and before it takes the CUDA generators out
+// of capture mode, so later random draws on the device fail in this process. The error says
+// so, ahead of libtorch's own message.
+void end_capture(KdCudaGraph& g) {
+  try {
+    g.graph.capture_end();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(
+        std::string("the capture could not be ended; this process's CUDA state is left "
+                    "mid-capture, so it should do no more CUDA work: ") +
+        e.what());
   }
 }
 }  // namespace
@@ -85,7 +102,8 @@ int kd_cuda_on_side_stream(int device, Body body, void* ctx, int* body_status) {
 
 // Captures what `body` launches on `device` into a new graph: on a side stream, between
 // capture_begin and capture_end, with the device idle before and after. A body that fails
-// ends the capture and no graph is returned.
+// ends the capture and no graph is returned; if the capture cannot be ended (see
+// end_capture), that is the error, whether or not the body failed.
 int kd_cuda_graph_capture(int device, Body body, void* ctx, int* body_status,
                           KdCudaGraph** out) {
   return guarded([&] {
@@ -98,15 +116,7 @@ int kd_cuda_graph_capture(int device, Body body, void* ctx, int* body_status,
       // thread keeps copying the next batches to the device while this one captures.
       g->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
       *body_status = body(ctx);
-      if (*body_status == 0) {
-        g->graph.capture_end();
-      } else {
-        // The body's own error is the one to report; ending a capture it broke may throw.
-        try {
-          g->graph.capture_end();
-        } catch (...) {
-        }
-      }
+      end_capture(*g);
     }
     torch::cuda::synchronize(device);
     if (*body_status == 0) {

@@ -75,16 +75,25 @@ impl CudaGraph {
     /// Captures what `f` launches on CUDA device `device`. `f` must not synchronise with
     /// the host (no reads of values, no host-to-device copies of new host data) and must
     /// launch the same work on every call; its tensors become the graph's static buffers.
+    ///
+    /// A capture that `f` broke (with a synchronising call, say) cannot be undone: libtorch
+    /// leaves the caching allocator routing to the graph's pool and the CUDA generators in
+    /// capture mode, and later random draws on the device fail. The error then says so, and
+    /// the process should do no more CUDA work (a fit ends with the error; the doctor runs
+    /// its graph check last).
     pub fn capture<E: std::fmt::Display>(
         device: usize,
         f: impl FnMut() -> Result<(), E>,
     ) -> Result<Self, GraphError> {
         let mut error = None;
-        let handle =
-            ffi::cuda_graph_capture(device, body(f, &mut error)).map_err(GraphError::Cuda)?;
-        match handle {
-            Some(handle) => Ok(Self { handle }),
-            None => Err(body_failed(error)),
+        let handle = ffi::cuda_graph_capture(device, body(f, &mut error));
+        match (handle, error) {
+            (Ok(Some(handle)), _) => Ok(Self { handle }),
+            (Ok(None), error) => Err(body_failed(error)),
+            (Err(cuda), None) => Err(GraphError::Cuda(cuda)),
+            (Err(cuda), Some(work)) => Err(GraphError::Cuda(format!(
+                "{cuda} (after the captured work failed: {work})"
+            ))),
         }
     }
 

@@ -47,6 +47,7 @@ extern "C" {
     fn kd_rng_get_state(device_type: i8, index: i8, out: *mut *mut C_tensor) -> c_int;
     fn kd_rng_set_state(device_type: i8, index: i8, state: *const C_tensor) -> c_int;
     fn kd_ignore_sigxfsz() -> c_int;
+    fn kd_set_deterministic() -> c_int;
     fn kd_pg_new(
         host: *const c_char,
         port: c_int,
@@ -286,6 +287,13 @@ pub(crate) fn ignore_sigxfsz() -> bool {
     unsafe { kd_ignore_sigxfsz() == 1 }
 }
 
+/// libtorch's deterministic algorithms only (`kd_set_deterministic` in the shim).
+pub(crate) fn set_deterministic() -> Result<(), String> {
+    // SAFETY: no arguments; the shim sets libtorch's global flags and, where it is unset,
+    // one environment variable.
+    check(unsafe { kd_set_deterministic() })
+}
+
 /// What [`pg_new`] takes.
 #[derive(Debug, Clone)]
 pub(crate) struct PgSpec<'a> {
@@ -350,7 +358,8 @@ impl PgHandle {
     pub(crate) fn all_reduce_sum(&self, tensors: &[Tensor]) -> Result<(), String> {
         let ptrs = pointers(tensors);
         // SAFETY: the group is live while `self` is; the tensors are live for the call and
-        // updated in place, which the shim waits for before returning.
+        // updated in place: on the CPU before the shim returns, on a GPU by work the current
+        // CUDA stream is made to wait for (ProcessGroupNCCL holds the tensors until then).
         check(unsafe { kd_pg_all_reduce_sum(self.0.as_ptr(), ptrs.as_ptr(), ptrs.len()) })
     }
 

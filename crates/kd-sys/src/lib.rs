@@ -10,7 +10,8 @@
 //! - [`cuda_graph`]: CUDA graphs (`at::cuda::CUDAGraph`), where kd is built with CUDA;
 //! - [`rng_state`] / [`set_rng_state`]: the default random generators' state;
 //! - [`dist`]: c10d process groups (TCPStore rendezvous, Gloo or NCCL collectives);
-//! - [`file_size_limit_as_error`]: writes past `ulimit -f` fail instead of killing.
+//! - [`file_size_limit_as_error`]: writes past `ulimit -f` fail instead of killing;
+//! - [`deterministic_algorithms`]: libtorch's deterministic algorithms only (cuDNN, cuBLAS).
 
 mod adam;
 mod allocator;
@@ -34,6 +35,16 @@ pub use threads::single_threaded_ops;
 /// the process mid-write; returns whether the signal is now ignored.
 pub fn file_size_limit_as_error() -> bool {
     ffi::ignore_sigxfsz()
+}
+
+/// Makes libtorch use deterministic algorithms only, so that GPU work repeats to the last
+/// bit in another process on the same GPU and software: cuDNN without its autotuner
+/// (`benchmark`) and with deterministic convolutions, libtorch's deterministic kernels
+/// (`torch.use_deterministic_algorithms(True)`: an operation that has none then fails,
+/// naming itself), and cuBLAS with a fixed workspace (`CUBLAS_WORKSPACE_CONFIG=:4096:8`,
+/// set unless already set). Call it before any GPU work: cuBLAS reads that variable once.
+pub fn deterministic_algorithms() -> Result<(), String> {
+    ffi::set_deterministic()
 }
 
 /// Tests that draw from libtorch's global generator hold this lock: tests run as threads of

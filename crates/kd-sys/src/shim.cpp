@@ -2,10 +2,12 @@
 // C++ exceptions and reports them as a message readable with kd_last_error, so no exception
 // crosses into Rust.
 
+#include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/DeviceType.h>
 #include <c10/core/ScalarType.h>
 
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -234,5 +236,23 @@ extern "C" {
 // Ignores SIGXFSZ, so that a write past the file-size limit (RLIMIT_FSIZE) fails with EFBIG,
 // an error the caller reports, instead of killing the process. Returns 1 on success.
 int kd_ignore_sigxfsz() { return std::signal(SIGXFSZ, SIG_IGN) != SIG_ERR; }
+
+}  // extern "C"
+
+extern "C" {
+
+// Deterministic algorithms only, as torch.use_deterministic_algorithms(True) with
+// torch.backends.cudnn.deterministic = True and torch.backends.cudnn.benchmark = False set
+// them: an operation without a deterministic implementation then throws, naming itself.
+// cuBLAS is deterministic only with a fixed workspace, which it and libtorch read from
+// CUBLAS_WORKSPACE_CONFIG when cuBLAS first runs: it is set to ":4096:8" unless already set.
+int kd_set_deterministic() {
+  return guarded([] {
+    setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+    at::globalContext().setBenchmarkCuDNN(false);
+    at::globalContext().setDeterministicCuDNN(true);
+    at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+  });
+}
 
 }  // extern "C"

@@ -285,7 +285,7 @@ fn blocker(
     }
     .or_else(|| {
         (!capturable_objective).then_some(
-        "an objective without host-side work per step (no mixup; cached teacher logits on the GPU)",
+        "an objective without host-side work per step (no mixup, not the DKD loss, cached teacher logits on the GPU: at most 1 GiB of them)",
     )
     })
     .or_else(|| {

@@ -8,18 +8,16 @@ use std::path::Path;
 use anyhow::Result;
 use kd_data::BatchLoader;
 use kd_models::{Model, ModelConfig};
-use kd_train::{
-    evaluate_with_confusion, fit_with, Checkpoints, FitHooks, FitOutcome, Objective, Split,
-    TrainConfig,
-};
+use kd_train::{fit_with, Checkpoints, FitHooks, FitOutcome, Objective, TrainConfig};
 use tch::Device;
 
 use super::build::build_model;
 use super::prepare::Prepared;
+use super::test_eval::evaluate_test;
 use super::Ranks;
 use crate::config::RunConfig;
 use crate::progress::TerminalProgress;
-use crate::report::{median, ModelReport};
+use crate::report::{median, ModelReport, PrecisionScore};
 use crate::run_log::RunLog;
 use crate::saved_model::ModelInfo;
 
@@ -105,11 +103,12 @@ impl RunContext<'_> {
     }
 
     /// Saves `model` as `<role>.safetensors` (rank 0; a TorchScript teacher stays where it
-    /// is), evaluates it on the test set, logs its fit and returns its report.
+    /// is), evaluates it on the test set ([`evaluate_test`]), logs its fit and returns its
+    /// report.
     pub fn finish(
         &mut self,
         role: &str,
-        model: &Model,
+        model: &mut Model,
         built: Built,
         origin: Option<String>,
         objective: serde_json::Value,
@@ -140,13 +139,8 @@ impl RunContext<'_> {
         let classes = self.prepared.shape[2];
         let [c, hw, _] = self.prepared.shape.map(|d| d as i64);
         let input_shape = [c, hw, hw];
-        let (eval, confusion) = evaluate_with_confusion(
-            model,
-            &self.test,
-            &Objective::CrossEntropy,
-            Split::Validation,
-            classes,
-        );
+        let tested = evaluate_test(model, &self.test, classes)?;
+        let eval = tested.float32;
         let history = outcome.map(|o| o.history.epochs.as_slice()).unwrap_or(&[]);
         if let Some(outcome) = outcome {
             self.log.add_fit(role, outcome);
@@ -154,9 +148,13 @@ impl RunContext<'_> {
         self.log.event(role, history.len(), "saved", &weights);
         let throughputs: Vec<f64> = history.iter().map(|m| m.train_images_per_s).collect();
         tracing::info!(
-            "{role}: test accuracy {:.2}% (loss {:.4}), {parameters} parameters, {:.2} MB",
+            "{role}: test accuracy {:.2}% in f32 (loss {:.4}){}, {parameters} parameters, {:.2} MB",
             100.0 * eval.accuracy,
             eval.loss,
+            tested.run_precision.map_or(String::new(), |(p, e)| format!(
+                ", {:.2}% in {p}",
+                100.0 * e.accuracy
+            )),
             file_bytes as f64 / 1048576.0
         );
         let report = ModelReport {
@@ -172,13 +170,18 @@ impl RunContext<'_> {
             epochs_run: history.len(),
             stopped_epoch: outcome.and_then(|o| o.stopped_epoch),
             train_images_per_s: median(&throughputs),
-            eval_images_per_s: eval.images_per_s,
+            eval_images_per_s: tested.images_per_s(),
             weights,
             labelled_images: 0,
             unlabeled_images: 0,
+            test_in_run_precision: tested.run_precision.map(|(precision, e)| PrecisionScore {
+                precision: precision.name().into(),
+                accuracy: e.accuracy,
+                loss: e.loss,
+            }),
             latency: Some(crate::latency::model_latency(model, input_shape)),
         };
-        Ok((report, confusion))
+        Ok((report, tested.confusion))
     }
 }
 

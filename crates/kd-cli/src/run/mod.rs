@@ -29,6 +29,7 @@ mod prepare;
 mod seeds;
 mod students;
 mod teacher;
+mod test_eval;
 mod unlabeled;
 
 use std::path::{Path, PathBuf};
@@ -78,7 +79,7 @@ pub fn resolve_config(
     if let Some(device) = overrides.device {
         cfg.device = device;
     }
-    let (precision, why) = cfg.resolve_precision(cfg.device.resolve("device")?);
+    let (precision, why) = cfg.resolve_precision(cfg.device.resolve("device")?)?;
     tracing::info!("precision: {} ({why})", precision.name());
     cfg.validate()
         .with_context(|| format!("{}: invalid config", config_path.display()))?;

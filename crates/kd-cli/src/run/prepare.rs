@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use kd_core::{DistillLoss, LossConfig};
+use kd_core::{DistillLoss, LogitCache, LossConfig};
 use kd_data::ImageDataset;
 use kd_models::TorchScriptTeacher;
 use tch::Device;
@@ -67,20 +67,6 @@ pub(super) fn prepare(
         (device, _) => device,
     };
     prepare_device(device);
-    // `cuda_graphs = true` that cannot be honoured fails here, before anything trains.
-    let parallel = ranks.parallel.is_some();
-    for (key, train, capturable) in [
-        ("teacher.train", &cfg.teacher.train, true),
-        // Mixup draws its weights on the host every step.
-        (
-            "student.train",
-            &cfg.student.train,
-            cfg.distill.mixup == 0.0,
-        ),
-    ] {
-        kd_train::graphed::check_request(train, device, cfg.precision(), capturable, parallel, key)
-            .with_context(invalid)?;
-    }
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
     }
@@ -108,6 +94,10 @@ pub(super) fn prepare(
         distill: distill_train,
     } = student_sets(cfg, &data, config_path)?;
     check_ranks(cfg, ranks, &distill_train, &data).with_context(invalid)?;
+    let parallel = ranks.parallel.is_some();
+    let loss = logit_loss.as_deref();
+    check_graph_requests(cfg, loss, &distill_train, shape[2], device, parallel)
+        .with_context(invalid)?;
     if let (LossConfig::Fitnets(_), Some(path)) = (&cfg.distill.loss, &cfg.teacher.torchscript) {
         bail!(
             "{}: distill.loss = \"fitnets\" hints from a named layer of a kd teacher; the TorchScript teacher {} has none (use a logit loss)",
@@ -182,6 +172,34 @@ fn check_ranks(
                 dp.world_size()
             );
         }
+    }
+    Ok(())
+}
+
+/// `cuda_graphs = true` that a fit could not honour fails here, before anything trains. The
+/// teacher's steps are cross-entropy; the distilled student's are judged by the rule its fit
+/// applies ([`kd_core::distiller::steps_capturable`]), with the teacher's logits for
+/// `distill_train` (`classes` each), if the run caches them, where
+/// [`LogitCache::placement`] will keep them.
+fn check_graph_requests(
+    cfg: &RunConfig,
+    loss: Option<&dyn DistillLoss>,
+    distill_train: &ImageDataset,
+    classes: usize,
+    device: Device,
+    parallel: bool,
+) -> Result<()> {
+    let logits = distill_train.len() * classes;
+    let cached_on = caches_teacher_logits(cfg)
+        .then(|| LogitCache::placement(logits, cfg.teacher.cache.dtype, device));
+    let mixup = cfg.distill.mixup > 0.0;
+    let distill = kd_core::distiller::steps_capturable(loss, cached_on, mixup, device);
+    let precision = cfg.precision();
+    for (key, train, capturable) in [
+        ("teacher.train", &cfg.teacher.train, true),
+        ("student.train", &cfg.student.train, distill),
+    ] {
+        kd_train::graphed::check_request(train, device, precision, capturable, parallel, key)?;
     }
     Ok(())
 }

@@ -40,7 +40,7 @@ pub(super) fn students(
 
     crate::oom::set_activity("building the distilled student");
     seeds::enter(Stream::Student, cfg.seed);
-    let distilled = ctx.build(&cfg.student.model)?;
+    let mut distilled = ctx.build(&cfg.student.model)?;
     let hint = match &cfg.distill.loss {
         LossConfig::Fitnets(f) => {
             let [c, h, _] = p.shape;
@@ -69,7 +69,7 @@ pub(super) fn students(
     let outcome = ctx.fit("distilled", &distilled, model, loaders, &objective, s)?;
     let mut distilled_result = ctx.finish(
         "distilled",
-        &distilled,
+        &mut distilled,
         Built::Kd(model),
         None,
         described,
@@ -80,13 +80,13 @@ pub(super) fn students(
 
     crate::oom::set_activity("building the scratch student");
     seeds::enter(Stream::Student, cfg.seed);
-    let scratch = ctx.build(model)?;
+    let mut scratch = ctx.build(model)?;
     crate::oom::set_activity("training the scratch student");
     let objective = Objective::CrossEntropy;
     let outcome = ctx.fit("scratch", &scratch, model, (&train, &val), &objective, s)?;
     let mut scratch_result = ctx.finish(
         "scratch",
-        &scratch,
+        &mut scratch,
         Built::Kd(model),
         None,
         cross_entropy(),

@@ -57,7 +57,7 @@ pub(super) fn teacher(
     teacher.freeze();
     let (mut report, _) = ctx.finish(
         "teacher",
-        &teacher,
+        &mut teacher,
         Built::Kd(&model_cfg),
         origin,
         cross_entropy(),
@@ -84,7 +84,7 @@ fn torchscript_teacher(
     let digest = kd_models::torchscript::file_digest(path)?;
     let origin = format!("TorchScript {} (sha256 {digest})", path.display());
     tracing::info!("teacher: {origin}, {parameters} parameters");
-    let model = Model::from_torchscript(
+    let mut model = Model::from_torchscript(
         module,
         format!("torchscript {}", path.display()),
         ctx.device(),
@@ -92,7 +92,7 @@ fn torchscript_teacher(
     let built = Built::TorchScript { path, parameters };
     let (report, _) = ctx.finish(
         "teacher",
-        &model,
+        &mut model,
         built,
         Some(origin),
         cross_entropy(),
