@@ -14,9 +14,9 @@
 //!
 //! The CPU is read from `/proc/cpuinfo`; xtask links no libtorch.
 
-/// The tests whose runs resolve `precision = "auto"`: kd-cli's integration tests, which run
-/// `kd-cli run` on the default config and compare its numbers with `eval`, exports, PyTorch
-/// and resumed runs. As `cargo test` arguments, with `--workspace` so that the suite's build
+/// The tests whose runs resolve `precision = "auto"`: kd-cli's integration tests that run
+/// `kd-cli run` without pinning a precision and compare its numbers with `eval`, exports,
+/// PyTorch and resumed runs (the data-parallel ones pin float32; the others check errors). As `cargo test` arguments, with `--workspace` so that the suite's build
 /// is reused.
 pub const PRECISION_SENSITIVE: &[&str] = &[
     "--workspace",
@@ -35,6 +35,8 @@ pub const PRECISION_SENSITIVE: &[&str] = &[
     "transfer_set",
     "--test",
     "seed_pipeline",
+    "--test",
+    "resource_faults",
 ];
 
 /// One extra run of the precision-sensitive tests.

@@ -103,29 +103,29 @@ pub enum Suite {
     PrecisionGuard,
 }
 
-/// One `cargo test` invocation: its arguments and the environment variables set for it.
-type Invocation = (Vec<&'static str>, Vec<(&'static str, &'static str)>);
+/// One `cargo test` invocation: what it is (empty for the plain suites), its arguments and
+/// the environment variables set for it.
+type Invocation = (
+    &'static str,
+    Vec<&'static str>,
+    Vec<(&'static str, &'static str)>,
+);
 
 /// The `cargo test` invocations of `suite` on this machine.
 fn invocations(suite: Suite) -> Vec<Invocation> {
     match suite {
-        Suite::Whole => vec![(vec!["--workspace", "--no-fail-fast"], vec![])],
-        Suite::Numeric => NUMERIC.iter().map(|a| (a.to_vec(), vec![])).collect(),
+        Suite::Whole => vec![("", vec!["--workspace", "--no-fail-fast"], vec![])],
+        Suite::Numeric => NUMERIC.iter().map(|a| ("", a.to_vec(), vec![])).collect(),
         Suite::PrecisionGuard => {
             let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
             let (passes, note) = crate::precision_guard::passes(&cpuinfo);
             if let Some(note) = note {
                 eprintln!("xtask: precision guard: {note}");
             }
+            let tests = crate::precision_guard::PRECISION_SENSITIVE;
             passes
                 .into_iter()
-                .map(|pass| {
-                    eprintln!("xtask: precision guard pass: {}", pass.label);
-                    (
-                        crate::precision_guard::PRECISION_SENSITIVE.to_vec(),
-                        pass.env,
-                    )
-                })
+                .map(|pass| (pass.label, tests.to_vec(), pass.env))
                 .collect()
         }
     }
@@ -165,6 +165,36 @@ fn skipped(skip_log: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The summary line's text: the counts (`skips` of the passed tests skipped for a missing
+/// asset), the time, the CPU code-path settings and the precision guard's passes.
+fn summary(counts: &Counts, skips: usize, started: Instant, passes: &[&str]) -> String {
+    let settings: Vec<String> = [
+        "ATEN_CPU_CAPABILITY",
+        "ONEDNN_MAX_CPU_ISA",
+        "KD_AUTO_PRECISION",
+        "CI",
+    ]
+    .iter()
+    .filter_map(|v| std::env::var(v).ok().map(|x| format!("{v}={x}")))
+    .collect();
+    let mut notes = vec![settings.join(" ")];
+    if !passes.is_empty() {
+        notes.push(format!("precision guard: {}", passes.join("; ")));
+    }
+    notes.retain(|n| !n.is_empty());
+    format!(
+        "{} passed, {} failed, {} skipped, {} ignored ({} test binaries, {:.0} s{}{})",
+        counts.passed.saturating_sub(skips),
+        counts.failed,
+        skips,
+        counts.ignored,
+        counts.binaries,
+        started.elapsed().as_secs_f64(),
+        if notes.is_empty() { "" } else { "; " },
+        notes.join("; "),
+    )
+}
+
 /// Runs `suite` plus `extra` cargo test arguments, prints the summary line, and fails if
 /// anything failed.
 pub fn run(suite: Suite, extra: &[String]) -> Result<()> {
@@ -175,7 +205,12 @@ pub fn run(suite: Suite, extra: &[String]) -> Result<()> {
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let mut counts = Counts::default();
     let mut ok = true;
-    for (args, env) in invocations(suite) {
+    let mut passes = Vec::new();
+    for (label, args, env) in invocations(suite) {
+        if !label.is_empty() {
+            eprintln!("xtask: precision guard pass: {label}");
+            passes.push(label);
+        }
         // The caller's cargo arguments go before libtest's (after a `--`).
         let mut args = args;
         let at = args.iter().position(|a| *a == "--").unwrap_or(args.len());
@@ -210,25 +245,9 @@ pub fn run(suite: Suite, extra: &[String]) -> Result<()> {
     for line in &skips {
         eprintln!("xtask: {line}");
     }
-    let settings: Vec<String> = [
-        "ATEN_CPU_CAPABILITY",
-        "ONEDNN_MAX_CPU_ISA",
-        "KD_AUTO_PRECISION",
-        "CI",
-    ]
-    .iter()
-    .filter_map(|v| std::env::var(v).ok().map(|x| format!("{v}={x}")))
-    .collect();
     eprintln!(
-        "xtask: test summary: {} passed, {} failed, {} skipped, {} ignored ({} test binaries, {:.0} s{}{})",
-        counts.passed.saturating_sub(skips.len()),
-        counts.failed,
-        skips.len(),
-        counts.ignored,
-        counts.binaries,
-        started.elapsed().as_secs_f64(),
-        if settings.is_empty() { "" } else { "; " },
-        settings.join(" "),
+        "xtask: test summary: {}",
+        summary(&counts, skips.len(), started, &passes)
     );
     if !ok || counts.failed > 0 {
         bail!("the test suite failed (see the failures above)");

@@ -151,7 +151,13 @@ fn exported_onnx_files_run_in_onnxruntime_eval_and_predict_with_kd_results() {
         "{}",
         stderr(&onnx_in_bf16)
     );
-    // predict: the same classes and probabilities from both files.
+    predicts_as_the_saved_model(d);
+    latency_table_has_a_row_per_file_and_runtime(d);
+}
+
+/// predict: the same classes and probabilities from the ONNX file as from the saved model
+/// (both float32).
+fn predicts_as_the_saved_model(d: &Path) {
     let png = d.join("quadrant.png");
     let mut pixels = image::GrayImage::new(12, 12);
     for (x, y, p) in pixels.enumerate_pixels_mut() {
@@ -162,7 +168,22 @@ fn exported_onnx_files_run_in_onnxruntime_eval_and_predict_with_kd_results() {
         let text = succeeds(kd_cli(&["predict", model, "quadrant.png", "--json"], d));
         serde_json::from_str(&text).unwrap()
     };
-    // bench --mode latency: each file in each runtime, one row each, in one run.
+    let (torch, onnx) = (
+        predict("out/distilled.safetensors"),
+        predict("student.onnx"),
+    );
+    let top = |v: &serde_json::Value| v[0]["top"].clone();
+    let (t, o) = (top(&torch), top(&onnx));
+    assert_eq!(t[0][0], o[0][0], "{torch} vs {onnx}");
+    for k in 0..3 {
+        let (a, b) = (t[k][1].as_f64().unwrap(), o[k][1].as_f64().unwrap());
+        assert!((a - b).abs() < 1e-5, "{torch} vs {onnx}");
+    }
+}
+
+/// bench --mode latency: each file in each runtime, one row each, in one run; no files is a
+/// one-line error.
+fn latency_table_has_a_row_per_file_and_runtime(d: &Path) {
     let table = succeeds(kd_cli(
         &[
             "bench",
@@ -198,18 +219,6 @@ fn exported_onnx_files_run_in_onnxruntime_eval_and_predict_with_kd_results() {
         "{}",
         stderr(&none)
     );
-
-    let (torch, onnx) = (
-        predict("out/distilled.safetensors"),
-        predict("student.onnx"),
-    );
-    let top = |v: &serde_json::Value| v[0]["top"].clone();
-    let (t, o) = (top(&torch), top(&onnx));
-    assert_eq!(t[0][0], o[0][0], "{torch} vs {onnx}");
-    for k in 0..3 {
-        let (a, b) = (t[k][1].as_f64().unwrap(), o[k][1].as_f64().unwrap());
-        assert!((a - b).abs() < 1e-5, "{torch} vs {onnx}");
-    }
 }
 
 #[test]
@@ -291,20 +300,7 @@ lr = 2e-3
         "int8 {int8_acc} vs float {float_acc}\n{text}"
     );
     // The int8 tensors are at most 30 % of the float ones (the file: see the table).
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("int8 / float"))
-        .unwrap();
-    let tensors: f64 = line
-        .split("tensors ")
-        .nth(1)
-        .unwrap()
-        .split('%')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(tensors <= 30.0, "{text}");
+    assert!(int8_tensor_percent(&text) <= 30.0, "{text}");
     // onnxruntime equals kd to 1e-4 on 1,000 real test images.
     let images = test_images(&data, 1000);
     let expected = kd_logits(&d.join("out/distilled.safetensors"), &images);
@@ -315,6 +311,17 @@ lr = 2e-3
             max_diff(&ort, &expected)
         );
     }
+}
+
+/// The int8 tensors' size in percent of the float ones, from `kd-cli export`'s table
+/// (`int8 / float: file 34.2%, tensors 27.7%, ...`).
+fn int8_tensor_percent(export_output: &str) -> f64 {
+    let line = export_output
+        .lines()
+        .find(|l| l.starts_with("int8 / float"))
+        .unwrap();
+    let tensors = line.split("tensors ").nth(1).unwrap();
+    tensors.split('%').next().unwrap().parse().unwrap()
 }
 
 /// The run's precision is `auto` here (bf16 on CPUs with native bfloat16, f32 elsewhere):

@@ -77,18 +77,7 @@ pub(super) fn prepare(
     if let Some(loss) = &logit_loss {
         loss.check_classes(shape[2]).with_context(invalid)?;
     }
-    let torchscript = match &cfg.teacher.torchscript {
-        // Loads, takes the data's shape, gives the data's classes: before any training.
-        Some(path) => {
-            let input = &cfg.teacher.input;
-            input.validate("teacher.input", c).with_context(invalid)?;
-            let module =
-                kd_models::torchscript::load_checked(path, input, [c, h], shape[2], device)
-                    .with_context(invalid)?;
-            Some(module)
-        }
-        None => None,
-    };
+    let torchscript = check_teacher(cfg, config_path, shape, device)?;
     let StudentSets {
         labelled: student_train,
         distill: distill_train,
@@ -98,20 +87,6 @@ pub(super) fn prepare(
     let loss = logit_loss.as_deref();
     check_graph_requests(cfg, loss, &distill_train, shape[2], device, parallel)
         .with_context(invalid)?;
-    if let (LossConfig::Fitnets(_), Some(path)) = (&cfg.distill.loss, &cfg.teacher.torchscript) {
-        bail!(
-            "{}: distill.loss = \"fitnets\" hints from a named layer of a kd teacher; the TorchScript teacher {} has none (use a logit loss)",
-            config_path.display(),
-            path.display()
-        );
-    }
-    if let LossConfig::Fitnets(f) = &cfg.distill.loss {
-        // The hinted layers, on throw-away models of the run's architectures.
-        seeds::enter(Stream::Prepare, cfg.seed);
-        let teacher = build_model(cfg, &cfg.teacher.model.without_pretrained(), shape, device)?;
-        let student = build_model(cfg, &cfg.student.model, shape, device)?;
-        fitnets_hint(f, &teacher, &student, [c, h, h]).with_context(invalid)?;
-    }
     create_run_dir(overrides, out, &resolved, ranks.writer())?;
     tracing::info!(
         "run {} (seed {}) on {}: {} train / {} validation / {} test images of {c}x{h}x{h}, writing to {}",
@@ -140,6 +115,43 @@ pub(super) fn prepare(
         resolved,
         torchscript,
     })
+}
+
+/// The teacher's checks before anything trains: a TorchScript teacher loaded, fed the data's
+/// shape and checked to give its classes (returned); FitNets' hinted layers found, on
+/// throw-away models of the run's architectures.
+fn check_teacher(
+    cfg: &RunConfig,
+    config_path: &Path,
+    shape: [usize; 3],
+    device: Device,
+) -> Result<Option<TorchScriptTeacher>> {
+    let invalid = || format!("{}: invalid config", config_path.display());
+    let [c, h, classes] = shape;
+    let torchscript = match &cfg.teacher.torchscript {
+        Some(path) => {
+            let input = &cfg.teacher.input;
+            input.validate("teacher.input", c).with_context(invalid)?;
+            let module = kd_models::torchscript::load_checked(path, input, [c, h], classes, device)
+                .with_context(invalid)?;
+            Some(module)
+        }
+        None => None,
+    };
+    if let LossConfig::Fitnets(f) = &cfg.distill.loss {
+        if let Some(path) = &cfg.teacher.torchscript {
+            bail!(
+                "{}: distill.loss = \"fitnets\" hints from a named layer of a kd teacher; the TorchScript teacher {} has none (use a logit loss)",
+                config_path.display(),
+                path.display()
+            );
+        }
+        seeds::enter(Stream::Prepare, cfg.seed);
+        let teacher = build_model(cfg, &cfg.teacher.model.without_pretrained(), shape, device)?;
+        let student = build_model(cfg, &cfg.student.model, shape, device)?;
+        fitnets_hint(f, &teacher, &student, [c, h, h]).with_context(invalid)?;
+    }
+    Ok(torchscript)
 }
 
 /// With data parallelism: what every fit and the logit cache will check, checked now
