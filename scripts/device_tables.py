@@ -170,7 +170,9 @@ def resume(whole, cut):
         return 2
     same_all = True
     for x, y in zip(a["models"], b["models"]):
-        same = x["test_accuracy"] == y["test_accuracy"] and x["test_loss"] == y["test_loss"]
+        # Float32 test scores, and the run's own-precision ones (bf16) where it has them.
+        same = (x["test_accuracy"] == y["test_accuracy"] and x["test_loss"] == y["test_loss"]
+                and x.get("test_in_run_precision") == y.get("test_in_run_precision"))
         same_all &= same
         print(f"- {x['role']:>9}: uninterrupted {100 * x['test_accuracy']:.2f}% loss {x['test_loss']:.6f} | "
               f"resumed {100 * y['test_accuracy']:.2f}% loss {y['test_loss']:.6f} | identical: {same}")

@@ -173,7 +173,7 @@ pub fn text(rows: &[LatencyRow]) -> String {
         "runtime",
         "file bytes",
         "1 thread",
-        format!("{threads} threads"),
+        crate::report::threads(threads),
         "b256 img/s"
     );
     for r in rows {

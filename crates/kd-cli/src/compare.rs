@@ -1,7 +1,8 @@
 //! `kd-cli compare REPORT...`: one row per run (usually one per seed) and the mean and
 //! sample standard deviation of each model's test accuracy, read from `report.json` files.
 //! A directory is a run (it holds `report.json`) or a directory of runs (`runs/quickstart`,
-//! whose `seed-*` runs are taken in order); a run named twice counts once.
+//! whose `seed-*` runs are taken in order); a run named twice counts once. Runs of different
+//! datasets or test sets are not averaged together: compare refuses them, naming both.
 
 use std::path::{Path, PathBuf};
 
@@ -10,8 +11,36 @@ use serde_json::Value;
 
 use crate::student_t::mean_interval;
 
-/// Test accuracies (in %) of teacher, distilled and scratch in one report, and its seed.
-fn read_row(path: &Path) -> Result<(u64, [f64; 3])> {
+/// One report's row: its seed, the test accuracies (in %) of teacher, distilled and
+/// scratch, and what they were measured on (dataset and test images, as far as it says).
+struct Row {
+    seed: u64,
+    accuracy: [f64; 3],
+    measured_on: String,
+}
+
+/// `fashion-mnist, 10000 test images`, from a report's `dataset` and `test_images` (`?`
+/// where a report lacks them), and the precision of its test accuracies where they are not
+/// float32: reports written before test accuracies were float32 hold a mixed-precision run's
+/// accuracies in that precision (they have no `test_in_run_precision`).
+fn measured_on(report: &Value) -> String {
+    let dataset = report["dataset"].as_str().unwrap_or("?");
+    let images = report["test_images"]
+        .as_u64()
+        .map_or("?".to_string(), |n| n.to_string());
+    let mut on = format!("{dataset}, {images} test images");
+    let models = report["models"].as_array();
+    let older =
+        models.is_some_and(|ms| ms.iter().all(|m| m.get("test_in_run_precision").is_none()));
+    match report["precision"].as_str() {
+        Some(p) if p != "f32" && older => on += &format!(", accuracies in {p} (an older report)"),
+        _ => {}
+    }
+    on
+}
+
+/// The row of the report at `path`.
+fn read_row(path: &Path) -> Result<Row> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
     let v: Value = serde_json::from_str(&text)
@@ -33,7 +62,30 @@ fn read_row(path: &Path) -> Result<(u64, [f64; 3])> {
     let seed = v["seed"]
         .as_u64()
         .with_context(|| format!("{}: expected a seed", path.display()))?;
-    Ok((seed, acc))
+    Ok(Row {
+        seed,
+        accuracy: acc,
+        measured_on: measured_on(&v),
+    })
+}
+
+/// Refuses rows measured on different data: `files[i]` holds `rows[i]`.
+fn check_same_data(rows: &[Row], files: &[PathBuf]) -> Result<()> {
+    let (Some(first), Some(first_file)) = (rows.first(), files.first()) else {
+        return Ok(());
+    };
+    for (row, file) in rows.iter().zip(files).skip(1) {
+        if row.measured_on != first.measured_on {
+            bail!(
+                "{}: {}, but {}: {}: compare averages runs of one dataset and test set (compare these separately)",
+                file.display(),
+                row.measured_on,
+                first_file.display(),
+                first.measured_on
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Mean and sample standard deviation (`None` for a single value, which has none).
@@ -88,6 +140,7 @@ pub fn compare(reports: &[PathBuf]) -> Result<String> {
         bail!("compare: expected at least one report.json or run directory");
     }
     let mut rows = Vec::new();
+    let mut files = Vec::new();
     let mut seen = Vec::new();
     for p in reports {
         for file in report_files(p)? {
@@ -98,8 +151,11 @@ pub fn compare(reports: &[PathBuf]) -> Result<String> {
             }
             seen.push(id);
             rows.push(read_row(&file)?);
+            files.push(file);
         }
     }
+    check_same_data(&rows, &files)?;
+    let rows: Vec<(u64, [f64; 3])> = rows.iter().map(|r| (r.seed, r.accuracy)).collect();
     let mut out = format!(
         "{:>6} {:>9} {:>10} {:>9} {:>8}\n",
         "seed", "teacher", "distilled", "scratch", "gain"
@@ -163,6 +219,10 @@ mod tests {
     }
 
     fn write_report(dir: &std::path::Path, seed: u64, distilled: f64) {
+        write_report_of(dir, seed, distilled, "fashion-mnist");
+    }
+
+    fn write_report_of(dir: &std::path::Path, seed: u64, distilled: f64, dataset: &str) {
         std::fs::create_dir_all(dir).unwrap();
         let models: Vec<serde_json::Value> = [
             ("teacher", 0.93),
@@ -170,9 +230,16 @@ mod tests {
             ("scratch", 0.84),
         ]
         .iter()
-        .map(|(role, acc)| serde_json::json!({"role": role, "test_accuracy": acc}))
+        .map(|(role, acc)| {
+            serde_json::json!({"role": role, "test_accuracy": acc, "test_in_run_precision": null})
+        })
         .collect();
-        let report = serde_json::json!({"seed": seed, "models": models});
+        let report = serde_json::json!({
+            "seed": seed,
+            "models": models,
+            "dataset": dataset,
+            "test_images": 10000
+        });
         std::fs::write(dir.join("report.json"), report.to_string()).unwrap();
     }
 
@@ -225,6 +292,40 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("in 3 of 3 runs"), "{table}");
+    }
+
+    #[test]
+    fn runs_of_different_datasets_are_not_averaged() {
+        let dir = tempfile::tempdir().unwrap();
+        write_report_of(&dir.path().join("seed-1"), 1, 0.85, "fashion-mnist");
+        write_report_of(&dir.path().join("seed-2"), 2, 0.86, "mnist");
+        let e = super::compare(&[dir.path().to_path_buf()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("seed-2/report.json: mnist, 10000 test images, but")
+                && e.contains("seed-1/report.json: fashion-mnist, 10000 test images"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn older_reports_of_bf16_runs_are_not_averaged_with_float32_accuracies() {
+        let dir = tempfile::tempdir().unwrap();
+        write_report(&dir.path().join("seed-1"), 1, 0.85);
+        let old = dir.path().join("seed-2/report.json");
+        write_report(old.parent().unwrap(), 2, 0.86);
+        let mut report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&old).unwrap()).unwrap();
+        report["precision"] = "bf16".into();
+        for m in report["models"].as_array_mut().unwrap() {
+            m.as_object_mut().unwrap().remove("test_in_run_precision");
+        }
+        std::fs::write(&old, report.to_string()).unwrap();
+        let e = super::compare(&[dir.path().to_path_buf()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("accuracies in bf16 (an older report)"), "{e}");
     }
 
     #[test]

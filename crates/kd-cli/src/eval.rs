@@ -22,6 +22,9 @@ pub struct EvalReport {
     pub split: String,
     pub images: usize,
     pub accuracy: f64,
+    /// The arithmetic of a `.safetensors` model's evaluation (`f32`, `bf16`, `f16`); `None`
+    /// for an ONNX file, which computes as it was written (float32 or int8).
+    pub precision: Option<String>,
     /// Class names (or indices) in label order.
     pub classes: Vec<String>,
     /// Accuracy of the images of each true class.
@@ -57,6 +60,10 @@ pub fn eval(
             info.input_shape
         );
     }
+    let precision = match &model {
+        OpenedModel::Torch(m) => Some(m.precision().name().to_string()),
+        OpenedModel::Onnx(_) => None,
+    };
     let (accuracy, confusion) = match model {
         OpenedModel::Torch(model) => {
             let loader = BatchLoader::new(&data, 1000, info.transform.clone(), device);
@@ -84,6 +91,7 @@ pub fn eval(
         split: split.into(),
         images: data.len(),
         accuracy,
+        precision,
         classes,
         per_class_accuracy,
         confusion,
@@ -95,9 +103,13 @@ impl EvalReport {
     /// of the confusion matrix.
     pub fn text(&self) -> String {
         let mut out = format!(
-            "{}: accuracy {:.2}% on {} {} images of {} ({})\n\n",
+            "{}: accuracy {:.2}%{} on {} {} images of {} ({})\n\n",
             self.model,
             100.0 * self.accuracy,
+            match self.precision.as_deref() {
+                Some(p) if p != "f32" => format!(" in {p}"),
+                _ => String::new(),
+            },
             self.images,
             self.split,
             self.dataset,

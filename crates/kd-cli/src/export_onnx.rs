@@ -24,12 +24,16 @@ pub enum Quantize {
     Int8,
 }
 
+/// Training images that calibrate int8 activation ranges unless `--calibration-images` says.
+pub const DEFAULT_CALIBRATION_IMAGES: usize = 1000;
+
 /// How to export to ONNX.
 #[derive(Debug, Clone)]
 pub struct OnnxOptions {
     pub quantize: Option<Quantize>,
-    /// Training images that calibrate the activation ranges (int8 only).
-    pub calibration_images: usize,
+    /// Training images that calibrate the activation ranges (int8 only); `None`: the first
+    /// [`DEFAULT_CALIBRATION_IMAGES`], or all of them where there are fewer.
+    pub calibration_images: Option<usize>,
     /// The dataset's directory (default: where `cargo xtask fetch-data` puts it).
     pub data: Option<PathBuf>,
 }
@@ -104,7 +108,7 @@ fn metadata(info: &ModelInfo, format: &str) -> Vec<(String, String)> {
 
 /// Exports the model at `model_path` to `out` as ONNX.
 pub fn export_onnx(model_path: &Path, out: &Path, options: &OnnxOptions) -> Result<OnnxExport> {
-    if options.quantize.is_some() && options.calibration_images == 0 {
+    if options.quantize.is_some() && options.calibration_images == Some(0) {
         bail!("--calibration-images: expected at least 1 training image, got 0");
     }
     if out.file_name().is_none() {
@@ -153,14 +157,7 @@ pub fn export_onnx(model_path: &Path, out: &Path, options: &OnnxOptions) -> Resu
             info.dataset.name()
         )
     })?;
-    let n = options.calibration_images;
-    if n > splits.train.len() {
-        bail!(
-            "--calibration-images: expected at most {} (the training images of {}), got {n}",
-            splits.train.len(),
-            data_dir.display()
-        );
-    }
+    let n = calibration_count(options.calibration_images, splits.train.len(), &data_dir)?;
     let calibration = Calibration::run(&graph, calibration_batches(&splits.train, n));
     let plan = quantize::plan(&graph, &calibration);
     if let Some((value, op)) = quantize::uncovered(&graph, &plan).first() {
@@ -191,6 +188,19 @@ pub fn export_onnx(model_path: &Path, out: &Path, options: &OnnxOptions) -> Resu
     })
 }
 
+/// How many of the `available` training images (in `data_dir`) calibrate: the `requested`
+/// number, at most `available`; by default [`DEFAULT_CALIBRATION_IMAGES`] or all of them.
+fn calibration_count(requested: Option<usize>, available: usize, data_dir: &Path) -> Result<usize> {
+    match requested {
+        None => Ok(DEFAULT_CALIBRATION_IMAGES.min(available)),
+        Some(n) if n > available => bail!(
+            "--calibration-images: expected at most {available} (the training images of {}), got {n}",
+            data_dir.display()
+        ),
+        Some(n) => Ok(n),
+    }
+}
+
 /// The first `n` training images, scaled to [0, 1], in batches of 100.
 fn calibration_batches(train: &ImageDataset, n: usize) -> impl Iterator<Item = Tensor> + '_ {
     (0..n).step_by(100).map(move |start| {
@@ -216,4 +226,24 @@ fn measure(path: &Path, label: &'static str, test: Option<&ImageDataset>) -> Res
         tensor_bytes,
         accuracy,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibration_takes_at_most_the_training_images_there_are() {
+        let dir = Path::new("images");
+        assert_eq!(calibration_count(None, 60_000, dir).unwrap(), 1000);
+        assert_eq!(calibration_count(None, 240, dir).unwrap(), 240);
+        assert_eq!(calibration_count(Some(50), 240, dir).unwrap(), 50);
+        let err = calibration_count(Some(500), 240, dir)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expected at most 240 (the training images of images), got 500"),
+            "{err}"
+        );
+    }
 }

@@ -171,9 +171,10 @@ enum Command {
         /// channel, uint8 activations per tensor calibrated on training images.
         #[arg(long, value_enum)]
         quantize: Option<export_onnx::Quantize>,
-        /// Training images that calibrate the int8 activation ranges (the first N).
-        #[arg(long, default_value_t = 1000)]
-        calibration_images: usize,
+        /// Training images that calibrate the int8 activation ranges (the first N; default
+        /// 1,000, or all the training images where there are fewer).
+        #[arg(long)]
+        calibration_images: Option<usize>,
         /// The dataset's directory, for calibration and the exported file's test accuracy
         /// (default: where `cargo xtask fetch-data` puts it).
         #[arg(long)]

@@ -155,8 +155,9 @@ impl Report {
         }
         if let Some(s) = &self.student_speedup {
             out += &format!(
-                "the student answers {:.1}x faster than the teacher at batch 1 ({:.1}x on all threads)\n",
-                s.one_thread, s.all_threads
+                "the student answers {} than the teacher at batch 1 on one thread, {} on all threads\n",
+                relative_speed(s.one_thread),
+                relative_speed(s.all_threads)
             );
         }
         out
@@ -206,10 +207,10 @@ impl Report {
             self.distillation_gain_points, self.seed, self.test_images
         );
         out += &format!(
-            "{} on {}, {} threads{}; {:.0} s",
+            "{} on {}, {}{}; {:.0} s",
             self.precision,
             self.device,
-            self.torch_threads,
+            threads(self.torch_threads as usize),
             if self.channels_last {
                 ", channels-last"
             } else {
@@ -301,6 +302,20 @@ impl Report {
     }
 }
 
+/// A speed ratio (`fast / slow` times) in words: `2.2x faster`, or `5.0x slower` below 1.
+pub fn relative_speed(ratio: f64) -> String {
+    if ratio >= 1.0 {
+        format!("{ratio:.1}x faster")
+    } else {
+        format!("{:.1}x slower", 1.0 / ratio)
+    }
+}
+
+/// `1 thread`, `2 threads`.
+pub fn threads(n: usize) -> String {
+    format!("{n} thread{}", if n == 1 { "" } else { "s" })
+}
+
 /// Median of a non-empty list (0 for an empty one).
 pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
@@ -314,7 +329,16 @@ pub fn median(values: &[f64]) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::median;
+    use super::{median, relative_speed, threads};
+
+    #[test]
+    fn speeds_below_one_read_as_slower_and_one_thread_is_singular() {
+        assert_eq!(relative_speed(2.24), "2.2x faster");
+        assert_eq!(relative_speed(0.2), "5.0x slower");
+        assert_eq!(relative_speed(1.0), "1.0x faster");
+        assert_eq!(threads(1), "1 thread");
+        assert_eq!(threads(2), "2 threads");
+    }
 
     #[test]
     fn median_of_odd_and_even_lists() {

@@ -162,10 +162,17 @@ fn bf16_channels_last_runs_save_standard_weights_and_report_precision_and_memory
     assert_eq!(in_bf16["precision"], "bf16", "{teacher}");
     let eval = |precision: &str| {
         let out = kd_cli(
-            &["eval", "out/teacher.safetensors", "--data", "data"]
-                .into_iter()
-                .chain(["--precision", precision, "--json"])
-                .collect::<Vec<_>>(),
+            &[
+                "eval",
+                "out/teacher.safetensors",
+                "--data",
+                "data",
+                "--device",
+                "cpu",
+            ]
+            .into_iter()
+            .chain(["--precision", precision, "--json"])
+            .collect::<Vec<_>>(),
             dir.path(),
         );
         assert!(
@@ -173,10 +180,15 @@ fn bf16_channels_last_runs_save_standard_weights_and_report_precision_and_memory
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["accuracy"].clone()
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    assert_eq!(eval("run"), in_bf16["accuracy"]);
-    assert_eq!(eval("f32"), teacher["test_accuracy"]);
+    let (run, f32) = (eval("run"), eval("f32"));
+    assert_eq!(run["accuracy"], in_bf16["accuracy"]);
+    assert_eq!(f32["accuracy"], teacher["test_accuracy"]);
+    assert_eq!(
+        (run["precision"].as_str(), f32["precision"].as_str()),
+        (Some("bf16"), Some("f32"))
+    );
     let table = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
     assert!(
         table.contains("test acc in bf16 (the run's precision): teacher "),

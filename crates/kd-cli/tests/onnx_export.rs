@@ -82,7 +82,7 @@ fn exported_onnx_files_run_in_onnxruntime_eval_and_predict_with_kd_results() {
     let (dir, _) = workspace_with(TINY_CONFIG);
     let d = dir.path();
     // Padding and normalization, so the built-in preprocessing is exercised.
-    // Float32, as an exported file computes (bf16 runs are evaluated in bf16 by kd).
+    // Float32, so that the saved model and the exported file compute alike.
     let sets = [
         "data.transform.pad_to=16",
         "data.transform.mean=[0.25]",
@@ -153,6 +153,31 @@ fn exported_onnx_files_run_in_onnxruntime_eval_and_predict_with_kd_results() {
     );
     predicts_as_the_saved_model(d);
     latency_table_has_a_row_per_file_and_runtime(d);
+    int8_calibrates_on_every_training_image_when_there_are_fewer_than_the_default(d);
+}
+
+/// int8 without `--calibration-images` calibrates on 1,000 training images, or on all of them
+/// where there are fewer (240 in this workspace).
+fn int8_calibrates_on_every_training_image_when_there_are_fewer_than_the_default(d: &Path) {
+    let text = succeeds(kd_cli(
+        &[
+            "export",
+            "out/distilled.safetensors",
+            "--format",
+            "onnx",
+            "--quantize",
+            "int8",
+            "--data",
+            "data",
+            "--out",
+            "all.int8.onnx",
+        ],
+        d,
+    ));
+    assert!(
+        text.contains("int8 QDQ calibrated on 240 training images"),
+        "{text}"
+    );
 }
 
 /// predict: the same classes and probabilities from the ONNX file as from the saved model

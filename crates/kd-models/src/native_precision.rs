@@ -32,10 +32,17 @@ pub struct NativePrecision {
 pub const AUTO_PRECISION_VAR: &str = "KD_AUTO_PRECISION";
 
 /// What `precision = "auto"` picks on `device`: [`AUTO_PRECISION_VAR`]'s precision where it
-/// is set, else [`native_precision`]; an unknown value is an error naming the variable.
+/// is set, else [`native_precision`]; an unknown value, or a precision libtorch cannot run
+/// on `device` ([`Precision::check`]), is an error naming the variable.
 pub fn auto_precision(device: Device) -> Result<NativePrecision, String> {
     let value = std::env::var(AUTO_PRECISION_VAR).ok();
-    overridden(value.as_deref(), native_precision(device))
+    let auto = overridden(value.as_deref(), native_precision(device))?;
+    if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
+        auto.precision
+            .check(device)
+            .map_err(|e| format!("{AUTO_PRECISION_VAR}={value}: {e}"))?;
+    }
+    Ok(auto)
 }
 
 /// `native`, or the precision `value` (the override variable's value) names.

@@ -178,13 +178,10 @@ pub fn resnet(p: &nn::Path, cfg: &ResNetConfig, in_channels: usize, classes: usi
     net
 }
 
-/// Global average pooling and the dense `fc` layer, from `channels` to `classes`. The pool
-/// is PyTorch's `AdaptiveAvgPool2d(1)` computed as a mean over height and width: the same
-/// numbers, and a backward pass that is deterministic on CUDA (adaptive pooling's scatters
-/// with atomics, which `KD_DETERMINISTIC=1` refuses).
+/// Global average pooling and the dense `fc` layer, from `channels` to `classes`.
 pub(crate) fn pooled_head(net: &mut Sequential, p: &nn::Path, channels: i64, classes: usize) {
     net.push_fn("avgpool", "AdaptiveAvgPool2d", |x| {
-        x.mean_dim([-2i64, -1].as_slice(), false, x.kind())
+        x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
     });
     let fc = nn::linear(p / "fc", channels, classes as i64, Default::default());
     net.push("fc", "Linear", fc);

@@ -55,11 +55,13 @@ pub(super) fn evaluate_test(
         });
     }
     let (mixed, _) = pass(model);
-    model.set_precision(Precision::F32)?;
-    let (float32, confusion) = pass(model);
     model
-        .set_precision(precision)
-        .with_context(|| format!("cannot return the model to {precision}"))?;
+        .set_precision(Precision::F32)
+        .context("cannot evaluate the model in float32")?;
+    let (float32, confusion) = pass(model);
+    model.set_precision(precision).with_context(|| {
+        format!("cannot return the model to {precision} after its float32 test")
+    })?;
     Ok(TestEvaluation {
         float32,
         confusion,
