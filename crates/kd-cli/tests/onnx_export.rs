@@ -69,6 +69,23 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
 
+/// `kd-cli export out/distilled.safetensors --format onnx --data DATA --out OUT EXTRA...` in
+/// `d`; its output.
+fn export_distilled(d: &Path, data: &str, out: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "export",
+        "out/distilled.safetensors",
+        "--format",
+        "onnx",
+        "--data",
+        data,
+        "--out",
+        out,
+    ];
+    args.extend(extra);
+    succeeds(kd_cli(&args, d))
+}
+
 /// The accuracy `kd-cli eval` prints for `model`.
 fn eval_accuracy(dir: &Path, model: &str, data: &str) -> f64 {
     let text = succeeds(kd_cli(&["eval", model, "--data", data, "--json"], dir));
@@ -94,20 +111,7 @@ fn exported_onnx_files_run_in_onnxruntime_eval_and_predict_with_kd_results() {
         args.extend(["--set", s]);
     }
     succeeds(kd_cli(&args, d));
-    let export = |extra: &[&str], out: &str| {
-        let mut args = vec![
-            "export",
-            "out/distilled.safetensors",
-            "--format",
-            "onnx",
-            "--data",
-            "data",
-            "--out",
-            out,
-        ];
-        args.extend(extra);
-        succeeds(kd_cli(&args, d))
-    };
+    let export = |extra: &[&str], out: &str| export_distilled(d, "data", out, extra);
     let text = export(&[], "student.onnx");
     assert!(text.contains("wrote student.onnx (ONNX opset 17"), "{text}");
     let text8 = export(
@@ -159,21 +163,7 @@ fn exported_onnx_files_run_in_onnxruntime_eval_and_predict_with_kd_results() {
 /// int8 without `--calibration-images` calibrates on 1,000 training images, or on all of them
 /// where there are fewer (240 in this workspace).
 fn int8_calibrates_on_every_training_image_when_there_are_fewer_than_the_default(d: &Path) {
-    let text = succeeds(kd_cli(
-        &[
-            "export",
-            "out/distilled.safetensors",
-            "--format",
-            "onnx",
-            "--quantize",
-            "int8",
-            "--data",
-            "data",
-            "--out",
-            "all.int8.onnx",
-        ],
-        d,
-    ));
+    let text = export_distilled(d, "data", "all.int8.onnx", &["--quantize", "int8"]);
     assert!(
         text.contains("int8 QDQ calibrated on 240 training images"),
         "{text}"
@@ -287,34 +277,8 @@ lr = 2e-3
     std::fs::write(d.join("run.toml"), config).unwrap();
     succeeds(kd_cli(&["run", "run.toml", "--out", "out"], d));
     let data_arg = data.display().to_string();
-    let text = succeeds(kd_cli(
-        &[
-            "export",
-            "out/distilled.safetensors",
-            "--format",
-            "onnx",
-            "--quantize",
-            "int8",
-            "--data",
-            &data_arg,
-            "--out",
-            "s.int8.onnx",
-        ],
-        d,
-    ));
-    succeeds(kd_cli(
-        &[
-            "export",
-            "out/distilled.safetensors",
-            "--format",
-            "onnx",
-            "--data",
-            &data_arg,
-            "--out",
-            "s.onnx",
-        ],
-        d,
-    ));
+    let text = export_distilled(d, &data_arg, "s.int8.onnx", &["--quantize", "int8"]);
+    export_distilled(d, &data_arg, "s.onnx", &[]);
     // int8 within 0.5 points of float on the 10,000 test images.
     let float_acc = eval_accuracy(d, "s.onnx", &data_arg);
     let int8_acc = eval_accuracy(d, "s.int8.onnx", &data_arg);
