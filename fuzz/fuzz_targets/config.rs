@@ -1,7 +1,7 @@
 //! Run configs, as `kd-cli run` loads them: any text gives a config or a one-line error.
 #![no_main]
 
-use kd_cli::config::RunConfig;
+use kd_experiment::config::RunConfig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -14,29 +14,25 @@
 //!
 //! The CPU is read from `/proc/cpuinfo`; xtask links no libtorch.
 
-/// The tests whose runs resolve `precision = "auto"`: kd-cli's integration tests that run
-/// `kd-cli run` without pinning a precision and compare its numbers with `eval`, exports,
-/// PyTorch and resumed runs (the data-parallel ones pin float32; the others check errors). As `cargo test` arguments, with `--workspace` so that the suite's build
-/// is reused.
+/// The tests whose runs resolve `precision = "auto"`: the modules of kd-cli's test binary
+/// that run `kd-cli run` without pinning a precision and compare its numbers with `eval`,
+/// exports, PyTorch and resumed runs (the data-parallel ones pin float32; the others check
+/// errors). As `cargo test` arguments, with `--workspace` so that the suite's build is
+/// reused.
 pub const PRECISION_SENSITIVE: &[&str] = &[
     "--workspace",
     "--no-fail-fast",
     "--test",
-    "cli",
-    "--test",
-    "onnx_export",
-    "--test",
-    "image_folder",
-    "--test",
-    "first_hour",
-    "--test",
-    "resume",
-    "--test",
-    "transfer_set",
-    "--test",
-    "seed_pipeline",
-    "--test",
-    "resource_faults",
+    "kd_cli",
+    "--",
+    "cli::",
+    "onnx_export::",
+    "image_folder::",
+    "first_hour::",
+    "resume::",
+    "transfer_set::",
+    "seed_pipeline::",
+    "resource_faults::",
 ];
 
 /// One extra run of the precision-sensitive tests.

@@ -18,7 +18,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::{cargo, root};
 
-/// The numeric tests, as `cargo test` arguments: losses vs PyTorch, model forwards vs
+/// The numeric tests, as `cargo test` arguments (each crate's test binary, filtered to the
+/// modules, or tests, that compare numbers): losses vs PyTorch, model forwards vs
 /// PyTorch, export equality, cached vs live teacher, data-parallel equivalence. Always with
 /// `--workspace`, so that the build of the whole suite is reused, not redone per package.
 pub const NUMERIC: &[&[&str]] = &[
@@ -26,32 +27,31 @@ pub const NUMERIC: &[&[&str]] = &[
         "--workspace",
         "--no-fail-fast",
         "--test",
-        "loss_zoo",
+        "kd_core",
         "--test",
-        "unlabeled_rows",
+        "kd_models",
         "--test",
-        "keras_kd",
+        "kd_train",
         "--test",
-        "distiller",
-        "--test",
-        "vgg",
-        "--test",
-        "architectures",
-        "--test",
-        "trainer",
-        "--test",
-        "export",
+        "kd_onnx",
+        "--",
+        "loss_zoo::",
+        "unlabeled_rows::",
+        "keras_kd::",
+        "distiller::",
+        "vgg::",
+        "architectures::",
+        "trainer::",
+        "export::",
     ],
     &[
         "--workspace",
         "--no-fail-fast",
         "--test",
-        "cli",
-        "--test",
-        "distributed",
+        "kd_cli",
         "--",
-        "exported",
-        "two_ranks",
+        "cli::exported",
+        "distributed::two_ranks",
     ],
 ];
 

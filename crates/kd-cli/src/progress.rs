@@ -69,3 +69,10 @@ impl Progress for TerminalProgress {
         }
     }
 }
+
+/// A run's log lines also go to its `train.log` once the run directory exists.
+impl kd_experiment::run::Observer for TerminalProgress {
+    fn run_dir_ready(&mut self, log: &std::path::Path, resume: bool) -> anyhow::Result<()> {
+        crate::logging::log_to_file(log, resume)
+    }
+}

@@ -19,7 +19,7 @@
 //! With [`Distiller::with_mixup`], every training batch is mixed ([`crate::mixup`]) before
 //! teacher and student see it: both see the same mixed images, which needs a live teacher.
 
-use kd_models::Model;
+use kd_models::{Model, Network};
 use tch::{Device, Tensor};
 
 use crate::cache::LogitCache;
@@ -199,7 +199,7 @@ impl<'a> Distiller<'a> {
     /// the distillation loss; a training batch is mixed first if mixup is on.
     pub fn step(
         &self,
-        student: &Model,
+        student: &dyn Network,
         batch: Examples,
         split: Split,
         train: bool,
@@ -231,7 +231,7 @@ impl<'a> Distiller<'a> {
     /// for two).
     fn forward<'s>(
         &'s self,
-        student: &Model,
+        student: &dyn Network,
         batch: Examples,
         split: Split,
         train: bool,

@@ -15,7 +15,10 @@
 //! - [`summary`]: Keras-style per-layer summaries;
 //! - [`tensor_file`]: atomic safetensors writes, with metadata;
 //! - [`torchscript`]: a frozen teacher saved by PyTorch's `torch.jit.save`;
-//! - [`model`]: [`Model`], a built architecture with safetensors save/load.
+//! - [`variables`]: copying named tensors into a model's variables;
+//! - [`model`]: [`Model`], a built architecture with safetensors save/load;
+//! - [`network`]: [`Network`], what training needs of a network (a [`Model`], or a user's tch
+//!   module as a [`TchNetwork`]).
 
 pub mod cnn;
 pub mod conv_stack;
@@ -25,6 +28,7 @@ pub mod memory_format;
 pub mod metadata;
 pub mod model;
 pub mod native_precision;
+pub mod network;
 pub mod precision;
 pub mod pretrained;
 pub mod resnet;
@@ -32,6 +36,7 @@ pub mod student;
 pub mod summary;
 pub mod tensor_file;
 pub mod torchscript;
+pub mod variables;
 pub mod vgg;
 pub mod wrn;
 
@@ -40,6 +45,7 @@ pub use error::{ModelError, PrecisionCause, Result};
 pub use layers::Sequential;
 pub use model::{Model, ModelConfig};
 pub use native_precision::{auto_precision, native_precision, NativePrecision};
+pub use network::{Network, TchNetwork};
 pub use precision::Precision;
 pub use resnet::ResNetConfig;
 pub use student::StudentConfig;

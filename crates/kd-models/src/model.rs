@@ -21,7 +21,7 @@ use crate::wrn::{wrn, WrnConfig};
 
 /// Name prefix of auxiliary parameters that train with a model but are not part of it (a
 /// FitNets regressor): not saved, not counted.
-pub const AUX_PREFIX: &str = "aux.";
+pub use crate::variables::AUX_PREFIX;
 
 /// Which architecture to build, tagged by `kind` in TOML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -337,40 +337,6 @@ impl Model {
         tensors: &BTreeMap<String, Tensor>,
         with_aux: bool,
     ) -> std::result::Result<(), String> {
-        let mut vars: Vec<(String, Tensor)> = self
-            .vs
-            .variables()
-            .into_iter()
-            .filter(|(name, _)| with_aux || !name.starts_with(AUX_PREFIX))
-            .collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, var) in &vars {
-            let t = tensors.get(name).ok_or_else(|| {
-                format!(
-                    "no tensor {name:?} (is it a {} model file?)",
-                    self.architecture
-                )
-            })?;
-            if t.kind() != var.kind() {
-                return Err(format!(
-                    "tensor {name:?} is {:?}, the model's is {:?}",
-                    t.kind(),
-                    var.kind()
-                ));
-            }
-            if t.size() != var.size() {
-                return Err(format!(
-                    "tensor {name:?} has shape {:?}, the model's {:?} (another architecture?)",
-                    t.size(),
-                    var.size()
-                ));
-            }
-        }
-        tch::no_grad(|| {
-            for (name, mut var) in vars {
-                var.copy_(&tensors[&name]);
-            }
-        });
-        Ok(())
+        crate::variables::copy_variables(&self.vs, tensors, with_aux, Some(&self.architecture))
     }
 }

@@ -56,7 +56,7 @@ impl StudentConfig {
             return Err(invalid(
                 &format!("{key}.blocks"),
                 &format!(
-                    "at most {} blocks for {input_hw}x{input_hw} inputs (each halves the size)",
+                    "at most {} blocks for {input_hw}x{input_hw} inputs (each halves the size; data.transform.pad_to pads images larger)",
                     input_hw.ilog2()
                 ),
                 self.blocks,

@@ -135,8 +135,8 @@ pub fn load_checked(
     };
     let out = teacher.try_forward(&probe).map_err(|e| {
         bad(format!(
-            "the TorchScript teacher does not take [batch, {c}, {hw}, {hw}] images (the dataset's, resized to teacher.input.image_size if set): {}",
-            first_line(&e.to_string())
+            "the TorchScript teacher does not take [batch, {c}, {hw}, {hw}] images (the dataset's channels, data.image_folder.channels for an image folder, at its size or teacher.input.image_size if set): {}",
+            torch_reason(&e.to_string())
         ))
     })?;
     if out.size() != [2, classes as i64] {
@@ -146,6 +146,27 @@ pub fn load_checked(
         )));
     }
     Ok(teacher)
+}
+
+/// Why libtorch refused: the TorchScript interpreter's message starts with "The following
+/// operation failed" and two tracebacks, and ends with the reason (`RuntimeError: ...`);
+/// other messages carry a C++ backtrace after their first line.
+fn torch_reason(message: &str) -> String {
+    if !message.contains("TorchScript interpreter") {
+        return first_line(message);
+    }
+    let is_reason = |l: &&str| {
+        let word = l.trim_start().split(':').next().unwrap_or_default();
+        l.contains(": ") && word.ends_with("Error") && !word.contains(' ')
+    };
+    message
+        .lines()
+        .rev()
+        .find(is_reason)
+        .or_else(|| message.lines().rev().find(|l| !l.trim().is_empty()))
+        .unwrap_or(message)
+        .trim()
+        .to_string()
 }
 
 /// libtorch's messages carry a C++ backtrace after their first line.
@@ -166,4 +187,30 @@ pub fn file_digest(path: &Path) -> Result<String> {
         cause,
     })?;
     Ok(format!("{:x}", sha2::Sha256::digest(&bytes)))
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use super::torch_reason;
+
+    #[test]
+    fn the_interpreters_reason_is_its_last_error_line() {
+        // The shape of libtorch 2.11's message for a traced Conv2d(3, ...) fed 1 channel.
+        let message = "Internal torch error: The following operation failed in the TorchScript interpreter.
+Traceback of TorchScript, serialized code (most recent call last):
+  File \"code/__torch__/torch/nn/modules/container.py\", line 12, in forward
+    _0 = torch._convolution(input, weight, bias, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, False, False, True, True)
+         ~~~~~~~~~~~~~~~~~~ <--- HERE
+Traceback of TorchScript, original code (most recent call last):
+RuntimeError: Given groups=1, weight of size [4, 3, 3, 3], expected input[2, 1, 12, 12] to have 3 channels, but got 1 channels instead
+";
+        assert_eq!(
+            torch_reason(message),
+            "RuntimeError: Given groups=1, weight of size [4, 3, 3, 3], expected input[2, 1, 12, 12] to have 3 channels, but got 1 channels instead"
+        );
+        assert_eq!(
+            torch_reason("shape mismatch\nException raised from x at y.cpp:1"),
+            "shape mismatch"
+        );
+    }
 }

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kd_models::tensor_file::{read_tensors, write_tensors};
-use kd_models::Model;
+use kd_models::Network;
 use tch::{Device, Tensor};
 
 use crate::config::TrainConfig;
@@ -103,7 +103,7 @@ impl Checkpoints {
     }
 
     /// Writes the model as the best so far (epoch `epoch`).
-    pub(crate) fn save_best(&self, model: &Model, epoch: usize) -> Result<()> {
+    pub(crate) fn save_best(&self, model: &dyn Network, epoch: usize) -> Result<()> {
         if !self.writes {
             return Ok(());
         }
@@ -121,7 +121,7 @@ impl Checkpoints {
     pub(crate) fn save_last(
         &self,
         state: &TrainState,
-        model: &Model,
+        model: &dyn Network,
         optimizer: &Adam,
         best: Option<&Snapshot>,
     ) -> Result<()> {
@@ -168,7 +168,7 @@ impl Checkpoints {
         &self,
         phase: &str,
         config: &TrainConfig,
-        model: &Model,
+        model: &dyn Network,
         optimizer: &mut Adam,
     ) -> Result<Option<(TrainState, Option<Snapshot>)>> {
         let path = self.last_path();
@@ -180,7 +180,7 @@ impl Checkpoints {
         let metadata = kd_models::metadata::read_metadata(&path).map_err(file)?;
         let json = metadata
             .get(STATE_KEY)
-            .ok_or_else(|| bad(CheckpointError::NotACheckpoint))?;
+            .ok_or_else(|| bad(CheckpointError::NotACheckpoint { missing: STATE_KEY }))?;
         let unreadable = |cause| bad(CheckpointError::State { cause });
         // The version first: an older layout is refused by name, not by a parse error.
         let found = serde_json::from_str::<FormatOnly>(json)

@@ -83,4 +83,26 @@ impl TrainConfig {
         self.reduce_lr.build(&format!("{key}.reduce_lr"))?;
         Ok(())
     }
+
+    /// Checks that the monitored metrics (early stopping's, which also decides "best", and
+    /// an enabled ReduceLROnPlateau's) are metrics of the fit, given its first epoch's; the
+    /// error names the key and the metrics there are.
+    pub fn check_monitors(&self, key: &str, first: &crate::EpochMetrics) -> Result<()> {
+        let reduce_lr = self.reduce_lr.enabled.then_some(&self.reduce_lr.monitor);
+        let monitors = [
+            ("early_stopping", Some(&self.early_stopping.monitor)),
+            ("reduce_lr", reduce_lr),
+        ];
+        for (section, monitor) in monitors {
+            let Some(monitor) = monitor.filter(|m| first.value(m.name()).is_none()) else {
+                continue;
+            };
+            return Err(TrainError::InvalidConfig {
+                key: format!("{key}.{section}.monitor"),
+                expected: format!("one of this fit's metrics {:?}", first.names()),
+                got: format!("{:?}", monitor.name()),
+            });
+        }
+        Ok(())
+    }
 }

@@ -13,9 +13,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use kd_core::{CacheDtype, LogitCache};
-use kd_data::{BatchLoader, ImageDataset, TransformConfig};
-use kd_models::{Model, Precision};
+use kd_models::{Network, Precision};
 pub use kd_sys::dist::{Backend, DistError, ProcessGroup, Rendezvous};
 use tch::{Device, Kind, Tensor};
 
@@ -104,6 +102,47 @@ pub fn launch_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<LaunchE
     }))
 }
 
+/// Checks what a fit under `config` needs from data parallelism over `world_size` ranks:
+/// not float16 (its loss scaling is per process), and a global batch of at least one image
+/// per rank; `key` names the config section (`student.train`, say). A launcher's
+/// [`LaunchEnv`] gives the world size before any process group exists.
+///
+/// ```
+/// use kd_models::Precision;
+/// use kd_train::distributed::check_parallel_config;
+/// use kd_train::TrainConfig;
+///
+/// let config = TrainConfig { batch_size: 2, ..Default::default() };
+/// assert!(check_parallel_config(2, &config, Precision::F32, "student.train").is_ok());
+/// let err = check_parallel_config(4, &config, Precision::F32, "student.train").unwrap_err();
+/// assert!(err.to_string().contains("student.train.batch_size"));
+/// ```
+pub fn check_parallel_config(
+    world_size: usize,
+    config: &crate::TrainConfig,
+    precision: Precision,
+    key: &str,
+) -> crate::Result<()> {
+    if precision == Precision::F16 {
+        return Err(crate::TrainError::InvalidConfig {
+            key: "precision".into(),
+            expected: "f32 or bf16 with data parallelism (float16 loss scaling is per process)"
+                .into(),
+            got: "f16".into(),
+        });
+    }
+    if config.batch_size < world_size {
+        return Err(crate::TrainError::InvalidConfig {
+            key: format!("{key}.batch_size"),
+            expected: format!(
+                "at least the number of data-parallel ranks ({world_size}): it is the global batch"
+            ),
+            got: config.batch_size.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Training across the ranks of a process group.
 #[derive(Debug, Clone, Copy)]
 pub struct DataParallel<'a> {
@@ -125,38 +164,19 @@ impl DataParallel<'_> {
         (r * n / w)..((r + 1) * n / w)
     }
 
-    /// Checks what a fit under `config` needs from data parallelism: not float16 (its loss
-    /// scaling is per process), and a global batch of at least one image per rank; `key`
-    /// names the config section (`student.train`, say).
+    /// Checks what a fit under `config` needs from data parallelism
+    /// ([`check_parallel_config`] with this group's size).
     pub fn check_config(
         &self,
         config: &crate::TrainConfig,
         precision: Precision,
         key: &str,
     ) -> crate::Result<()> {
-        if precision == Precision::F16 {
-            return Err(crate::TrainError::InvalidConfig {
-                key: "precision".into(),
-                expected: "f32 or bf16 with data parallelism (float16 loss scaling is per process)"
-                    .into(),
-                got: "f16".into(),
-            });
-        }
-        if config.batch_size < self.world_size() {
-            return Err(crate::TrainError::InvalidConfig {
-                key: format!("{key}.batch_size"),
-                expected: format!(
-                    "at least the number of data-parallel ranks ({}): it is the global batch",
-                    self.world_size()
-                ),
-                got: config.batch_size.to_string(),
-            });
-        }
-        Ok(())
+        check_parallel_config(self.world_size(), config, precision, key)
     }
 
     /// Makes every rank's variables (parameters and buffers) rank 0's.
-    pub fn broadcast_model(&self, model: &Model) -> Result<(), DistError> {
+    pub fn broadcast_model(&self, model: &dyn Network) -> Result<(), DistError> {
         let mut vars: Vec<(String, Tensor)> = model.var_store().variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let tensors: Vec<Tensor> = vars.into_iter().map(|(_, t)| t.detach()).collect();
@@ -185,37 +205,21 @@ impl DataParallel<'_> {
         Ok(bucket.double_value(&[offset]))
     }
 
-    /// The teacher's logits for every image of `data`, each rank running the teacher on its
-    /// share: a sum of the shares (each row written by one rank, zeros elsewhere, assembled in
-    /// host memory where Gloo reduces) gives every rank the whole cache, placed as
-    /// [`LogitCache::placed`] places a single process's.
-    pub fn logit_cache(
+    /// The whole `[total, classes]` table of which this rank computed the rows
+    /// `shard` (`rows`, float32): a sum of the shares (each row written by one rank, zeros
+    /// elsewhere, assembled in host memory where Gloo reduces).
+    pub(crate) fn assemble_rows(
         &self,
-        teacher: &Model,
-        data: &ImageDataset,
-        transform: &TransformConfig,
-        device: Device,
-        dtype: CacheDtype,
-    ) -> crate::Result<LogitCache> {
-        if data.len() < self.world_size() {
-            return Err(crate::TrainError::TooFewImages {
-                images: data.len(),
-                ranks: self.world_size(),
-            });
-        }
-        let mine = self.shard(data.len());
-        let (start, len) = (mine.start as i64, mine.len() as i64);
-        let part = data.select(&mine.collect::<Vec<_>>());
-        let logits = crate::cache_teacher_logits(
-            teacher,
-            &BatchLoader::new(&part, 1000, transform.clone(), device),
-            CacheDtype::F32,
-        );
-        let classes = logits.logits().size()[1];
-        let all = Tensor::zeros([data.len() as i64, classes], (Kind::Float, Device::Cpu));
-        tch::no_grad(|| all.narrow(0, start, len).copy_(logits.logits()));
+        rows: &Tensor,
+        shard: Range<usize>,
+        total: usize,
+    ) -> Result<Tensor, DistError> {
+        let classes = rows.size()[1];
+        let all = Tensor::zeros([total as i64, classes], (Kind::Float, Device::Cpu));
+        let (start, len) = (shard.start as i64, shard.len() as i64);
+        tch::no_grad(|| all.narrow(0, start, len).copy_(rows));
         self.group.all_reduce_sum(&[all.shallow_clone()])?;
-        Ok(LogitCache::placed(all, dtype, device))
+        Ok(all)
     }
 
     /// Sums `values` over ranks.

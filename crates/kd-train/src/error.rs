@@ -93,8 +93,9 @@ impl std::fmt::Display for ResumePoint {
 pub enum CheckpointError {
     #[error("{cause}")]
     File { cause: kd_models::ModelError },
-    #[error("not a kd checkpoint (no {} in its header)", crate::state::STATE_KEY)]
-    NotACheckpoint,
+    /// The header lacks `missing`, the key of the resume state.
+    #[error("not a kd checkpoint (no {missing} in its header)")]
+    NotACheckpoint { missing: &'static str },
     #[error("unreadable state: {cause}")]
     State { cause: serde_json::Error },
     #[error("checkpoint format {found}, this kd reads format {expected}: it was written by another version of kd; start the run again without --resume")]

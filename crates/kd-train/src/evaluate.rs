@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use kd_data::BatchLoader;
-use kd_models::Model;
+use kd_models::Network;
 use tch::{Kind, Tensor};
 
 use crate::metrics::{accumulate, DeviceSums};
@@ -27,7 +27,7 @@ pub struct Evaluation {
 
 /// Loss (under `objective`) and top-1 accuracy of `model` over every batch of `loader`.
 pub fn evaluate(
-    model: &Model,
+    model: &dyn Network,
     loader: &BatchLoader,
     objective: &Objective,
     split: Split,
@@ -38,7 +38,7 @@ pub fn evaluate(
 /// [`evaluate`], and in the same pass the confusion matrix over `classes` classes:
 /// `confusion[t][p]` images with label `t` predicted as `p`.
 pub fn evaluate_with_confusion(
-    model: &Model,
+    model: &dyn Network,
     loader: &BatchLoader,
     objective: &Objective,
     split: Split,
@@ -56,7 +56,7 @@ pub fn evaluate_with_confusion(
 /// One pass over `loader`; with `classes`, also the flat confusion counts (a bincount of
 /// `label * classes + prediction`).
 fn evaluate_pass(
-    model: &Model,
+    model: &dyn Network,
     loader: &BatchLoader,
     objective: &Objective,
     split: Split,
@@ -103,7 +103,7 @@ fn evaluate_pass(
 
 /// The logits `[n, classes]` (f32) of every image of `loader`'s dataset, row `i` for image
 /// `i` whatever order the loader visits them in.
-pub fn predict_logits(model: &Model, loader: &BatchLoader) -> Tensor {
+pub fn predict_logits(model: &dyn Network, loader: &BatchLoader) -> Tensor {
     crate::cache_teacher_logits(model, loader, kd_core::CacheDtype::F32)
         .logits()
         .shallow_clone()

@@ -14,8 +14,9 @@ use std::time::Instant;
 
 use kd_core::Split;
 use kd_data::BatchLoader;
-use kd_models::Model;
+use kd_models::Network;
 
+use crate::callback::Callback;
 use crate::checkpoint::Checkpoints;
 use crate::config::TrainConfig;
 use crate::distributed::DataParallel;
@@ -38,6 +39,10 @@ pub struct FitHooks<'a> {
     pub checkpoints: Option<&'a Checkpoints>,
     /// Data parallelism over a process group (`None`: this process alone).
     pub parallel: Option<DataParallel<'a>>,
+    /// The caller's own callbacks, run after the built-in ones (best checkpoint, early
+    /// stopping, ReduceLROnPlateau) in this order; their states go into checkpoints under
+    /// their names, which must differ from the built-ins' and each other's.
+    pub callbacks: Vec<Box<dyn Callback>>,
 }
 
 impl std::fmt::Debug for FitHooks<'_> {
@@ -49,6 +54,7 @@ impl std::fmt::Debug for FitHooks<'_> {
                 "parallel",
                 &self.parallel.map(|p| (p.rank(), p.world_size())),
             )
+            .field("callbacks", &self.callbacks)
             .finish()
     }
 }
@@ -56,7 +62,7 @@ impl std::fmt::Debug for FitHooks<'_> {
 /// Trains `model` on `train`, validating on `val` after each epoch; `phase` names the run in
 /// log lines (`teacher`, `distilled`, ...).
 pub fn fit(
-    model: &Model,
+    model: &dyn Network,
     train: &BatchLoader,
     val: &BatchLoader,
     objective: &Objective,
@@ -70,7 +76,7 @@ pub fn fit(
 /// [`fit`], reporting its progress and checkpointing through `hooks`. A resumed fit whose
 /// checkpoint says it is complete only loads its final weights.
 pub fn fit_with(
-    model: &Model,
+    model: &dyn Network,
     train: &BatchLoader,
     val: &BatchLoader,
     objective: &Objective,
@@ -88,7 +94,15 @@ pub fn fit_with(
     let progress = hooks.progress.unwrap_or(&mut no_progress);
     let start = Instant::now();
     let graphs = graphed::resolve(config, model, objective, hooks.parallel.is_some(), phase)?;
-    let mut t = Training::start(model, config, phase, hooks.checkpoints, train.num_batches())?;
+    let steps = train.num_batches();
+    let mut t = Training::start(
+        model,
+        config,
+        phase,
+        hooks.checkpoints,
+        steps,
+        hooks.callbacks,
+    )?;
     if let Some(replay) = graphs {
         tracing::info!(
             "{phase}: training steps of {} images as CUDA graphs",
@@ -115,6 +129,7 @@ pub fn fit_with(
         let validation = evaluate(model, val, objective, Split::Validation);
         let validation = replicas.agree_on_validation(validation)?;
         let m = epoch_metrics(&t, sums, validation, epoch, started, pass.seconds)?;
+        config.check_monitors(phase, &m)?;
         progress.epoch_end(phase, &m);
         record_epoch(&mut t, m, pass.skipped);
 

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use kd_core::{LossParts, Split};
 use kd_data::Batch;
-use kd_models::{Model, Precision};
+use kd_models::{Network, Precision};
 use kd_sys::cuda_graph::{warm_up_on_side_stream, CudaGraph};
 use tch::{Device, Kind, Tensor};
 
@@ -107,7 +107,7 @@ impl GraphedSteps {
         &mut self,
         opt: &mut Adam,
         trainable: &[Tensor],
-        model: &Model,
+        model: &dyn Network,
         objective: &Objective,
         batch: &Batch,
     ) -> Result<(Tensor, LossParts)> {
@@ -210,7 +210,7 @@ impl GraphedSteps {
 fn graph_body(
     opt: &mut Adam,
     trainable: &[Tensor],
-    model: &Model,
+    model: &dyn Network,
     objective: &Objective,
     batch: &Batch,
     nonfinite: &Tensor,
@@ -339,7 +339,7 @@ pub fn check_request(
 /// error naming the key; `false` turns it off.
 pub(crate) fn resolve(
     config: &TrainConfig,
-    model: &Model,
+    model: &dyn Network,
     objective: &Objective,
     data_parallel: bool,
     phase: &str,

@@ -61,4 +61,4 @@ pub use optimizer::Adam;
 pub use progress::{NoProgress, Progress};
 pub use schedule::LrSchedule;
 pub use state::{FitOutcome, TrainEvent};
-pub use teacher_cache::cache_teacher_logits;
+pub use teacher_cache::{cache_teacher_logits, teacher_logit_cache};

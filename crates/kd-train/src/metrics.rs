@@ -35,6 +35,38 @@ pub struct EpochMetrics {
     pub train_images_per_s: f64,
 }
 
+impl EpochMetrics {
+    /// The metric called `name`: `loss`, `accuracy`, `val_loss`, `val_accuracy`,
+    /// `val_cross_entropy`, `lr`, or a named loss term; `None` for any other name.
+    pub fn value(&self, name: &str) -> Option<f64> {
+        let fixed = match name {
+            "loss" => Some(self.loss),
+            "accuracy" => Some(self.accuracy),
+            "val_loss" => Some(self.val_loss),
+            "val_accuracy" => Some(self.val_accuracy),
+            "val_cross_entropy" => Some(self.val_cross_entropy),
+            "lr" => Some(self.lr),
+            _ => None,
+        };
+        fixed.or_else(|| self.parts.iter().find(|(n, _)| n == name).map(|(_, v)| *v))
+    }
+
+    /// Every name [`EpochMetrics::value`] answers for this epoch.
+    pub fn names(&self) -> Vec<String> {
+        let fixed = [
+            "loss",
+            "accuracy",
+            "val_loss",
+            "val_accuracy",
+            "val_cross_entropy",
+            "lr",
+        ];
+        let mut names: Vec<String> = fixed.iter().map(|n| n.to_string()).collect();
+        names.extend(self.parts.iter().map(|(n, _)| n.clone()));
+        names
+    }
+}
+
 fn not_recorded() -> f64 {
     f64::NAN
 }
@@ -76,31 +108,6 @@ pub(crate) struct EpochSums {
 }
 
 impl EpochSums {
-    /// The sums over every rank of `dp` (every rank must have seen the same loss terms).
-    pub(crate) fn across(
-        self,
-        dp: &crate::distributed::DataParallel,
-    ) -> Result<Self, crate::distributed::DistError> {
-        let n = self.images as f64;
-        let mut values = vec![self.loss * n, self.hits as f64, n, self.labelled as f64];
-        values.extend(self.parts.iter().map(|(_, v)| v * n));
-        let total = dp.sum(&values)?;
-        let images = total[2].round() as usize;
-        let per_image = |v: f64| v / images.max(1) as f64;
-        Ok(Self {
-            loss: per_image(total[0]),
-            hits: total[1].round() as i64,
-            images,
-            labelled: total[3].round() as usize,
-            parts: self
-                .parts
-                .into_iter()
-                .zip(&total[4..])
-                .map(|((k, _), v)| (k, per_image(*v)))
-                .collect(),
-        })
-    }
-
     /// Fraction of the labelled images predicted correctly (0 when there were none).
     pub(crate) fn accuracy(&self) -> f64 {
         self.hits as f64 / self.labelled.max(1) as f64

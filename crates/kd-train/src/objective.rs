@@ -4,7 +4,7 @@
 
 use kd_core::{Distiller, Examples, LossParts, Split};
 use kd_data::{Batch, ImageDataset};
-use kd_models::Model;
+use kd_models::Network;
 use tch::Tensor;
 
 use crate::error::{Result, TrainError};
@@ -62,7 +62,7 @@ impl Objective<'_> {
     /// the loss.
     pub fn forward_loss(
         &self,
-        model: &Model,
+        model: &dyn Network,
         batch: &Batch,
         split: Split,
         train: bool,

@@ -13,11 +13,11 @@
 //! A single process makes no collective and returns its own values.
 
 use kd_data::Batch;
-use kd_models::{Model, Precision};
+use kd_models::{Network, Precision};
 use tch::Tensor;
 
 use crate::config::TrainConfig;
-use crate::distributed::DataParallel;
+use crate::distributed::{DataParallel, DistError};
 use crate::error::{Result, ResumePoint, TrainError};
 use crate::evaluate::Evaluation;
 use crate::metrics::EpochSums;
@@ -78,7 +78,7 @@ impl<'a> Replicas<'a> {
     }
 
     /// Makes every rank's weights (parameters and batch-norm buffers) rank 0's.
-    pub(crate) fn broadcast_weights(&self, model: &Model) -> Result<()> {
+    pub(crate) fn broadcast_weights(&self, model: &dyn Network) -> Result<()> {
         if let Self::DataParallel(dp) = self {
             dp.broadcast_model(model)?;
         }
@@ -140,7 +140,7 @@ impl<'a> Replicas<'a> {
     pub(crate) fn sum_epoch(&self, sums: EpochSums) -> Result<EpochSums> {
         match self {
             Self::Single => Ok(sums),
-            Self::DataParallel(dp) => Ok(sums.across(dp)?),
+            Self::DataParallel(dp) => Ok(sums_over_ranks(sums, dp)?),
         }
     }
 
@@ -169,4 +169,30 @@ impl<'a> Replicas<'a> {
         }
         Ok((decided[0] != 0.0, decided[1]))
     }
+}
+
+/// The sums of one epoch over every rank of `dp` (every rank must have seen the same loss
+/// terms).
+fn sums_over_ranks(
+    sums: EpochSums,
+    dp: &DataParallel,
+) -> std::result::Result<EpochSums, DistError> {
+    let n = sums.images as f64;
+    let mut values = vec![sums.loss * n, sums.hits as f64, n, sums.labelled as f64];
+    values.extend(sums.parts.iter().map(|(_, v)| v * n));
+    let total = dp.sum(&values)?;
+    let images = total[2].round() as usize;
+    let per_image = |v: f64| v / images.max(1) as f64;
+    Ok(EpochSums {
+        loss: per_image(total[0]),
+        hits: total[1].round() as i64,
+        images,
+        labelled: total[3].round() as usize,
+        parts: sums
+            .parts
+            .into_iter()
+            .zip(&total[4..])
+            .map(|((k, _), v)| (k, per_image(*v)))
+            .collect(),
+    })
 }

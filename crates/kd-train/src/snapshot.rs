@@ -3,14 +3,14 @@
 
 use std::collections::HashMap;
 
-use kd_models::Model;
+use kd_models::Network;
 use tch::Tensor;
 
 /// Deep copies of a model's variables (parameters and buffers) by name.
 pub(crate) type Snapshot = HashMap<String, Tensor>;
 
 /// A deep copy of every variable of `model`.
-pub(crate) fn snapshot(model: &Model) -> Snapshot {
+pub(crate) fn snapshot(model: &dyn Network) -> Snapshot {
     tch::no_grad(|| {
         model
             .var_store()
@@ -22,7 +22,7 @@ pub(crate) fn snapshot(model: &Model) -> Snapshot {
 }
 
 /// Copies `snap` back into `model`'s variables.
-pub(crate) fn restore(model: &Model, snap: &Snapshot) {
+pub(crate) fn restore(model: &dyn Network, snap: &Snapshot) {
     tch::no_grad(|| {
         for (name, mut t) in model.var_store().variables() {
             t.copy_(&snap[&name]);

@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-use kd_models::{Model, Precision};
+use kd_models::{Network, Precision};
 use tch::Tensor;
 
-use crate::callback::{Action, CallbackList};
+use crate::callback::{Action, Callback, CallbackList};
 use crate::checkpoint::Checkpoints;
 use crate::config::TrainConfig;
 use crate::error::{Result, ResumePoint, TrainError};
@@ -28,7 +28,7 @@ pub(crate) enum When {
 
 /// A fit in progress.
 pub(crate) struct Training<'a> {
-    pub model: &'a Model,
+    pub model: &'a dyn Network,
     pub config: &'a TrainConfig,
     pub phase: &'a str,
     pub checkpoints: Option<&'a Checkpoints>,
@@ -51,14 +51,18 @@ impl<'a> Training<'a> {
     /// A fresh fit, or — when `checkpoints` resume and hold one — the fit of the last
     /// checkpoint, with model, optimizer, generators, callbacks and best weights put back.
     pub fn start(
-        model: &'a Model,
+        model: &'a dyn Network,
         config: &'a TrainConfig,
         phase: &'a str,
         checkpoints: Option<&'a Checkpoints>,
         steps_per_epoch: usize,
+        own_callbacks: Vec<Box<dyn Callback>>,
     ) -> Result<Self> {
         let mut opt = Adam::new(model.var_store(), config.lr, config.weight_decay);
         let mut callbacks = CallbackList::from_config(config, checkpoints.is_some())?;
+        for callback in own_callbacks {
+            callbacks.push(callback, phase)?;
+        }
         let fingerprint = checkpoints.map_or("", |c| c.fingerprint());
         let mut state = TrainState::new(fingerprint, phase, config, callbacks.best().clone());
         // float16 needs loss scaling; float32 and bfloat16 do not.

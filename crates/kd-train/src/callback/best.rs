@@ -21,9 +21,9 @@ impl BestTracker {
     /// No epoch yet: the first finite value improves.
     pub fn new(monitor: Monitor, min_delta: f64) -> Self {
         Self {
+            best: monitor.worst(),
             monitor,
             min_delta,
-            best: monitor.worst(),
             best_epoch: 0,
         }
     }
@@ -39,8 +39,8 @@ impl BestTracker {
         improved
     }
 
-    pub fn monitor(&self) -> Monitor {
-        self.monitor
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
     }
 
     /// The best monitored value (the monitor's worst before any epoch).
@@ -61,13 +61,13 @@ mod tests {
 
     #[test]
     fn improvements_follow_min_delta_and_the_monitors_direction() {
-        let mut loss = BestTracker::new(Monitor::ValLoss, 1e-4);
+        let mut loss = BestTracker::new(Monitor::val_loss(), 1e-4);
         let h = history_of(&[1.0, 0.99995, 0.9, 0.95]);
         let got: Vec<bool> = h.epochs.iter().map(|m| loss.update(m)).collect();
         assert_eq!(got, [true, false, true, false]);
         assert_eq!((loss.best(), loss.best_epoch()), (0.9, 3));
 
-        let mut accuracy = BestTracker::new(Monitor::ValAccuracy, 0.0);
+        let mut accuracy = BestTracker::new(Monitor::val_accuracy(), 0.0);
         let mut m = h.epochs[0].clone();
         m.val_accuracy = 0.5;
         assert!(accuracy.update(&m));

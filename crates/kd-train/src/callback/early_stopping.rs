@@ -40,7 +40,7 @@ impl Default for EarlyStoppingConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            monitor: Monitor::ValLoss,
+            monitor: Monitor::val_loss(),
             patience: 5,
             min_delta: 1e-4,
             restore_best_weights: true,
@@ -125,7 +125,7 @@ impl Callback for EarlyStopping {
         }
     }
 
-    super::list::state_is_self!();
+    super::state_is_self!();
 }
 
 #[cfg(test)]
@@ -136,7 +136,7 @@ mod tests {
 
     /// Runs the callback over `val_losses` and returns the actions of each epoch.
     fn decisions(config: EarlyStoppingConfig, val_losses: &[f64]) -> Vec<Vec<Action>> {
-        let best = BestTracker::new(config.monitor, config.min_delta);
+        let best = BestTracker::new(config.monitor.clone(), config.min_delta);
         let mut es = config.build("early_stopping").unwrap();
         drive(&mut es, best, 1e-3, val_losses)
             .into_iter()
@@ -195,7 +195,7 @@ mod tests {
         let mut es = cfg.build("es").unwrap();
         drive(
             &mut es,
-            BestTracker::new(cfg.monitor, 0.0),
+            BestTracker::new(cfg.monitor.clone(), 0.0),
             1e-3,
             &[1.0, 0.8, 0.85],
         );
@@ -208,7 +208,7 @@ mod tests {
         .unwrap();
         drive(
             &mut stopped,
-            BestTracker::new(cfg.monitor, 0.0),
+            BestTracker::new(cfg.monitor.clone(), 0.0),
             1e-3,
             &[1.0, 1.5],
         );

@@ -36,7 +36,7 @@ impl CallbackList {
             callbacks.push(Box::new(config.reduce_lr.build("reduce_lr")?));
         }
         Ok(Self::new(
-            BestTracker::new(es.monitor, es.min_delta),
+            BestTracker::new(es.monitor.clone(), es.min_delta),
             callbacks,
         ))
     }
@@ -44,6 +44,21 @@ impl CallbackList {
     /// `callbacks`, run in this order, with `best` deciding improvements.
     pub fn new(best: BestTracker, callbacks: Vec<Box<dyn Callback>>) -> Self {
         Self { best, callbacks }
+    }
+
+    /// Appends `callback`, run after the others; an error names a callback whose name one
+    /// in the list already has (their states are kept by name). `phase` names the fit.
+    pub fn push(&mut self, callback: Box<dyn Callback>, phase: &str) -> Result<()> {
+        let name = callback.name();
+        if self.callbacks.iter().any(|c| c.name() == name) {
+            return Err(crate::TrainError::InvalidConfig {
+                key: format!("{phase}: callbacks"),
+                expected: "callbacks with distinct names (each one's checkpoint state is kept under its name)".into(),
+                got: format!("two named {name:?}"),
+            });
+        }
+        self.callbacks.push(callback);
+        Ok(())
     }
 
     /// The best epoch so far.
@@ -106,21 +121,6 @@ impl CallbackList {
         Ok(())
     }
 }
-
-/// [`Callback`]'s state methods for a callback whose whole value is its state.
-macro_rules! state_is_self {
-    () => {
-        fn state(&self) -> serde_json::Value {
-            serde_json::to_value(self).expect("a callback's state serializes")
-        }
-
-        fn load_state(&mut self, state: serde_json::Value) -> serde_json::Result<()> {
-            *self = serde_json::from_value(state)?;
-            Ok(())
-        }
-    };
-}
-pub(crate) use state_is_self;
 
 #[cfg(test)]
 mod tests {

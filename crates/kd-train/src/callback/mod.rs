@@ -20,6 +20,21 @@ pub use list::CallbackList;
 pub use monitor::Monitor;
 pub use reduce_lr::{ReduceLrConfig, ReduceLrOnPlateau};
 
+/// [`Callback`]'s state methods for a callback whose whole value is its state.
+macro_rules! state_is_self {
+    () => {
+        fn state(&self) -> serde_json::Value {
+            serde_json::to_value(self).expect("a callback's state serializes")
+        }
+
+        fn load_state(&mut self, state: serde_json::Value) -> serde_json::Result<()> {
+            *self = serde_json::from_value(state)?;
+            Ok(())
+        }
+    };
+}
+pub(crate) use state_is_self;
+
 /// What a callback asks the loop to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {

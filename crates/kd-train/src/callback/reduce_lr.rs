@@ -46,7 +46,7 @@ impl Default for ReduceLrConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            monitor: Monitor::ValLoss,
+            monitor: Monitor::val_loss(),
             factor: 0.1,
             patience: 2,
             min_delta: 1e-4,
@@ -98,7 +98,7 @@ impl Callback for ReduceLrOnPlateau {
         "reduce_lr"
     }
 
-    super::list::state_is_self!();
+    super::state_is_self!();
 
     /// Watches its own monitor with its own `min_delta` (Keras keeps a separate best here).
     fn on_epoch_end(&mut self, epoch: &EpochEnd) -> Vec<Action> {
@@ -168,7 +168,7 @@ mod tests {
     fn lrs(config: ReduceLrConfig, lr: f64, val_losses: &[f64]) -> Vec<f64> {
         let mut cb = config.build("reduce_lr").unwrap();
         // The list's tracker does not drive this callback: it keeps its own best.
-        let ignored = BestTracker::new(Monitor::ValAccuracy, 0.0);
+        let ignored = BestTracker::new(Monitor::val_accuracy(), 0.0);
         drive(&mut cb, ignored, lr, val_losses)
             .into_iter()
             .map(|(_, lr)| lr)

@@ -1,0 +1,97 @@
+//! `kd-cli bench`: training and inference steps timed on synthetic batches, or, with
+//! `--mode latency MODEL...`, the latency of saved and exported models.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Args;
+use kd_experiment::bench::{bench, BenchMode};
+use kd_experiment::config::DeviceChoice;
+use kd_experiment::{bench_latency, env};
+use kd_models::Precision;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Modes to time, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "teacher,student,distill,distill-cached,eval"
+    )]
+    mode: Vec<BenchMode>,
+    /// Images per step (the anchor scripts use 128).
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Timed steps per mode.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Untimed steps before them.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// `cpu`, `cuda`, or `auto` (CUDA when available).
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
+    /// libtorch CPU threads (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// `f32`, or mixed precision `bf16` / `f16` (libtorch autocast).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
+    /// Inputs and convolution kernels in channels-last (NHWC) memory format.
+    #[arg(long)]
+    channels_last: bool,
+    /// Training steps as CUDA graphs (captured once, replayed), as `run` does on a GPU.
+    #[arg(long)]
+    cuda_graphs: bool,
+    /// Model files for `--mode latency`: `.safetensors` from a run directory (timed in
+    /// libtorch) and `.onnx` from `kd-cli export` (timed in tract and onnxruntime).
+    models: Vec<PathBuf>,
+}
+
+/// `--precision`'s parser.
+fn parse_precision(name: &str) -> Result<Precision, String> {
+    Precision::from_name(name).ok_or_else(|| format!("expected f32, bf16 or f16, got {name:?}"))
+}
+
+impl BenchArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        super::set_threads(self.threads);
+        if self.mode.contains(&BenchMode::Latency) {
+            return self.latency();
+        }
+        if !self.models.is_empty() {
+            bail!("MODEL files are timed by --mode latency only");
+        }
+        let device = self.device.resolve("--device")?;
+        if self.batch == 0 || self.steps == 0 {
+            bail!("--batch and --steps: expected at least 1");
+        }
+        env::keep_freed_memory(self.precision);
+        env::prepare_device(device);
+        let args = kd_experiment::bench::BenchArgs {
+            modes: self.mode,
+            batch: self.batch,
+            steps: self.steps,
+            warmup: self.warmup,
+            device,
+            precision: self.precision,
+            channels_last: self.channels_last,
+            cuda_graphs: self.cuda_graphs,
+        };
+        for line in bench(&args)? {
+            println!("{line}");
+        }
+        Ok(())
+    }
+
+    /// `--mode latency MODEL...`: the table of the model files.
+    fn latency(self) -> anyhow::Result<()> {
+        if self.mode.len() > 1 {
+            bail!("--mode latency: time models alone (the other modes time the seed's synthetic steps)");
+        }
+        let python = bench_latency::venv_python();
+        let rows = bench_latency::bench_latency(&self.models, python.as_deref())?;
+        print!("{}", bench_latency::text(&rows));
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! `kd-cli predict MODEL IMAGE...`: the top classes of each image.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Args;
+use kd_experiment::config::DeviceChoice;
+use kd_experiment::eval_precision::EvalPrecision;
+use kd_experiment::predict::{predict, text};
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A `.safetensors` file from a run directory.
+    model: PathBuf,
+    /// Image files.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// How many classes to show per image (at least 1).
+    #[arg(long, default_value_t = 3, value_parser = parse_top_k)]
+    top_k: usize,
+    /// `cpu`, `cuda`, or `auto` (CUDA when available).
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
+    /// `f32` (the report's test accuracy, what exported float files compute), `run`
+    /// (the precision the run evaluated the model in, recorded in the file), `bf16` or
+    /// `f16`.
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: EvalPrecision,
+    /// libtorch CPU threads (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print JSON instead of one line per image.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `--top-k`'s parser: a count of at least 1.
+fn parse_top_k(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("expected at least 1 class per image, got 0".into()),
+        Ok(k) => Ok(k),
+        Err(_) => Err(format!("expected a whole number of classes, got {text:?}")),
+    }
+}
+
+impl PredictArgs {
+    /// Prints the predictions of the images that could be read, names each that could not,
+    /// and fails if any could not.
+    pub fn run(self) -> anyhow::Result<()> {
+        super::set_threads(self.threads);
+        let device = self.device.resolve("--device")?;
+        let p = predict(
+            &self.model,
+            &self.images,
+            self.top_k,
+            device,
+            self.precision,
+        )?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&p.predicted)?);
+        } else {
+            print!("{}", text(&p.predicted));
+        }
+        if let ([], [only]) = (p.predicted.as_slice(), p.failed.as_slice()) {
+            bail!("{only}");
+        }
+        for failure in &p.failed {
+            eprintln!("error: {failure}");
+        }
+        if !p.failed.is_empty() {
+            let others = if p.predicted.is_empty() {
+                ""
+            } else {
+                "; the others are predicted"
+            };
+            bail!(
+                "{} of {} images could not be read (named above){others}",
+                p.failed.len(),
+                p.failed.len() + p.predicted.len(),
+            );
+        }
+        Ok(())
+    }
+}

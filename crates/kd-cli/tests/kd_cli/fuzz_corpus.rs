@@ -1,0 +1,31 @@
+//! The config fuzzer's corpus (`fuzz/corpus/config`) and any inputs that once crashed it
+//! (`fuzz/regressions/config`), replayed through the config loader on every test run: a
+//! config or an error, never a panic.
+
+use std::path::Path;
+
+use kd_experiment::config::RunConfig;
+
+#[test]
+fn config_corpus_replays_without_panics() {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut files = Vec::new();
+    for dir in ["corpus", "regressions"] {
+        if let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("config")) {
+            files.extend(entries.map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(files.len() >= 4, "the config corpus is missing");
+    let mut parsed = 0;
+    for file in &files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        if let Ok(config) = RunConfig::parse_with(&text, file, &[]) {
+            let _ = config.validate();
+            let _ = config.to_toml();
+            parsed += 1;
+        }
+    }
+    assert!(parsed >= 4, "the repository's configs parse");
+}

@@ -1,0 +1,315 @@
+//! A run on an image folder, as a user with their own images starts it: PNG files in one
+//! folder per class (names that are not kd's), `dataset = "image-folder"`, and every tool
+//! after the run (`eval`, `predict`) speaking of the folder's classes.
+
+use std::path::Path;
+
+use crate::common::{kd_cli, read_json, run_ok, TINY_CONFIG};
+
+/// The folder names of the quadrants, in quadrant order (sorted, they are another order).
+const NAMES: [&str; 4] = ["top-left", "top-right", "bottom-left", "bottom-right"];
+
+/// The 4-class quadrant task of `crate::common::write_dataset` as 12x12 gray PNGs, written under
+/// `dir/<split>/<class>/`, `n` images per split; returns the pixels (`[n, 12, 12]`) and
+/// sorted-name labels, as PyTorch gets them in the TorchScript test.
+fn write_folder(dir: &Path, split: &str, n: usize, salt: usize) -> (Vec<u8>, Vec<u8>) {
+    let names = NAMES;
+    let mut sorted = NAMES;
+    sorted.sort();
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let k = (i * 7 + salt) % 4;
+        let image = image::ImageBuffer::from_fn(12, 12, |x, y| {
+            let (x, y) = (x as usize, y as usize);
+            let quadrant = (y / 6) * 2 + x / 6;
+            let noise = ((i * 31 + y * 17 + x * 13 + salt) % 80) as u8;
+            image::Luma([if quadrant == k { 160 + noise } else { noise }])
+        });
+        let folder = dir.join(split).join(names[k]);
+        std::fs::create_dir_all(&folder).unwrap();
+        image.save(folder.join(format!("{i:04}.png"))).unwrap();
+        pixels.extend_from_slice(image.as_raw());
+        labels.push(sorted.iter().position(|s| *s == names[k]).unwrap() as u8);
+    }
+    (pixels, labels)
+}
+
+#[test]
+fn a_run_on_an_image_folder_learns_and_names_its_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    write_folder(&images, "train", 240, 0);
+    write_folder(&images, "val", 40, 2);
+    write_folder(&images, "test", 80, 1);
+    let config = TINY_CONFIG.replace(
+        "[data]\ndir = \"data\"\nvalidation_holdout = 40",
+        "[data]\ndataset = \"image-folder\"\ndir = \"images\"\n[data.image_folder]\nimage_size = 12\nchannels = 1",
+    );
+    assert!(config.contains("image-folder"));
+    std::fs::write(dir.path().join("run.toml"), &config).unwrap();
+    let report = run_ok(dir.path(), "run.toml", "out");
+    assert_eq!(
+        report["validation_images"], 40,
+        "val/ is the validation set"
+    );
+    assert_eq!(report["test_images"], 80);
+    let teacher = report["models"][0]["test_accuracy"].as_f64().unwrap();
+    assert!(teacher > 0.9, "teacher accuracy {teacher}");
+    assert!(images.join(".kd-cache/train.kdimg").exists());
+
+    // eval re-reads the folder (from its cache) and names the folder's classes; the model
+    // file records the folder, so no --data is needed, from any directory.
+    let out = kd_cli(
+        &["eval", "distilled.safetensors", "--json"],
+        &dir.path().join("out"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let classes: Vec<&str> = eval["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        classes,
+        ["bottom-left", "bottom-right", "top-left", "top-right"]
+    );
+    let distilled = read_json(&dir.path().join("out/report.json"))["models"][1]["test_accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!((eval["accuracy"].as_f64().unwrap() - distilled).abs() < 1e-9);
+
+    // predict names a top-right image's class by its folder.
+    let sample = images
+        .join("test/top-right")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = kd_cli(
+        &[
+            "predict",
+            "out/teacher.safetensors",
+            sample.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("top-right"), "{text}");
+
+    a_moved_folder_is_named_with_the_way_to_give_another(dir.path());
+}
+
+/// The image folder of `dir`'s run moves: `eval` says where the path it read came from
+/// (the model file) and how to give another, which then works.
+fn a_moved_folder_is_named_with_the_way_to_give_another(dir: &Path) {
+    std::fs::rename(dir.join("images"), dir.join("moved")).unwrap();
+    let out = kd_cli(&["eval", "out/distilled.safetensors"], dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("recorded in its file") && stderr.contains("--data"),
+        "{stderr}"
+    );
+    let moved = ["eval", "out/distilled.safetensors", "--data", "moved"];
+    assert!(kd_cli(&moved, dir).status.success());
+}
+
+#[test]
+fn an_image_folder_without_test_is_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(&dir.path().join("images"), "train", 40, 0);
+    let config = TINY_CONFIG.replace(
+        "[data]\ndir = \"data\"\nvalidation_holdout = 40",
+        "[data]\ndataset = \"image-folder\"\ndir = \"images\"\nvalidation_holdout = 8\n[data.image_folder]\nimage_size = 12\nchannels = 1",
+    );
+    std::fs::write(dir.path().join("run.toml"), &config).unwrap();
+    let out = kd_cli(&["run", "run.toml", "--out", "out"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("images") && stderr.contains("expected a test/ folder"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out/checkpoints").exists());
+}
+
+/// Trains a small CNN on the folder's training pixels in plain PyTorch, saves it with
+/// `torch.jit.save(torch.jit.trace(...))`, and prints its accuracy on the test pixels, with
+/// the module file's SHA-256. Also writes the bad teachers: a `state_dict` saved with
+/// `torch.save`, a traced module with 1000 outputs and one that takes RGB images.
+const TEACHER_PY: &str = r#"
+import hashlib, sys, torch
+torch.manual_seed(0)
+d = sys.argv[1]
+def load(name, n):
+    x = torch.frombuffer(bytearray(open(f"{d}/{name}.pixels", "rb").read()), dtype=torch.uint8)
+    y = torch.frombuffer(bytearray(open(f"{d}/{name}.labels", "rb").read()), dtype=torch.uint8)
+    return (x.float() / 255).reshape(n, 1, 12, 12), y.long()
+xs, ys = load("train", 240)
+xt, yt = load("test", 80)
+net = torch.nn.Sequential(
+    torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+    torch.nn.Flatten(), torch.nn.Linear(8 * 36, 4))
+opt = torch.optim.Adam(net.parameters(), 1e-2)
+for step in range(150):
+    i = torch.randint(0, 240, (32,))
+    loss = torch.nn.functional.cross_entropy(net(xs[i]), ys[i])
+    opt.zero_grad(); loss.backward(); opt.step()
+net.eval()
+module = torch.jit.trace(net, xt[:2])
+torch.jit.save(module, f"{d}/teacher.pt")
+with torch.no_grad():
+    acc = (module(xt).argmax(1) == yt).float().mean().item()
+digest = hashlib.sha256(open(f"{d}/teacher.pt", "rb").read()).hexdigest()
+print(f"{acc:.6f} {digest}")
+torch.save(net.state_dict(), f"{d}/state_dict.pth")
+wide = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(144, 1000)).eval()
+torch.jit.save(torch.jit.trace(wide, xt[:2]), f"{d}/imagenet.pt")
+rgb = torch.nn.Sequential(
+    torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1),
+    torch.nn.Flatten(), torch.nn.Linear(4, 4)).eval()
+torch.jit.save(torch.jit.trace(rgb, torch.rand(2, 3, 12, 12)), f"{d}/rgb.pt")
+"#;
+
+#[test]
+fn a_pytorch_teacher_teaches_and_kd_measures_its_accuracy_as_pytorch_does() {
+    let test = "a_pytorch_teacher_teaches_and_kd_measures_its_accuracy_as_pytorch_does";
+    let Some(python) = crate::common::venv_python(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (pytorch_accuracy, digest) = pytorch_teachers(&python, dir.path());
+
+    let config = |teacher: &str| {
+        TINY_CONFIG.replace(
+            "[data]\ndir = \"data\"\nvalidation_holdout = 40",
+            "[data]\ndataset = \"image-folder\"\ndir = \"images\"\n[data.image_folder]\nimage_size = 12\nchannels = 1",
+        )
+        .replace("[teacher.model]", &format!("[teacher]\ntorchscript = \"{teacher}\"\n[teacher.model]"))
+    };
+    std::fs::write(dir.path().join("run.toml"), config("teacher.pt")).unwrap();
+    let report = run_ok(dir.path(), "run.toml", "out");
+    let teacher = &report["models"][0];
+    assert_eq!(teacher["architecture"], "torchscript");
+    assert!(
+        teacher["pretrained"].as_str().unwrap().contains(&digest),
+        "{teacher}"
+    );
+    // Both float32: the report's test accuracy is, whatever precision `auto` picked.
+    let kd_accuracy = teacher["test_accuracy"].as_f64().unwrap();
+    assert!(
+        (kd_accuracy - pytorch_accuracy).abs() < 1e-6,
+        "kd measured {kd_accuracy}, PyTorch {pytorch_accuracy}"
+    );
+    assert_eq!(
+        teacher["epochs_run"], 0,
+        "a TorchScript teacher is not trained"
+    );
+    assert!(!dir.path().join("out/teacher.safetensors").exists());
+
+    check_describes_the_torchscript_teacher(dir.path());
+    bad_teachers_are_refused_by_check_and_run(dir.path(), &config);
+    // FitNets needs a kd teacher's named layers.
+    let args = [
+        "run",
+        "run.toml",
+        "--out",
+        "bad",
+        "--set",
+        "distill.loss=fitnets",
+    ];
+    let out = kd_cli(&args, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("teacher.pt has none"), "{stderr}");
+}
+
+/// Writes the image folder (and its pixels and labels for Python) under `dir` and runs
+/// [`TEACHER_PY`] there; returns the PyTorch teacher's test accuracy and its file's SHA-256.
+fn pytorch_teachers(python: &Path, dir: &Path) -> (f64, String) {
+    let images = dir.join("images");
+    for (split, n, salt) in [("train", 240, 0), ("val", 40, 2), ("test", 80, 1)] {
+        let (pixels, labels) = write_folder(&images, split, n, salt);
+        std::fs::write(dir.join(format!("{split}.pixels")), pixels).unwrap();
+        std::fs::write(dir.join(format!("{split}.labels")), labels).unwrap();
+    }
+    let script = dir.join("teacher.py");
+    std::fs::write(&script, TEACHER_PY).unwrap();
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .arg(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let (accuracy, digest) = printed.trim().split_once(' ').unwrap();
+    let accuracy: f64 = accuracy.parse().unwrap();
+    assert!(
+        accuracy > 0.9,
+        "the PyTorch teacher did not learn: {accuracy}"
+    );
+    (accuracy, digest.to_string())
+}
+
+/// `check` on `dir`'s `run.toml` describes the TorchScript teacher the run uses, not
+/// `teacher.model`.
+fn check_describes_the_torchscript_teacher(dir: &Path) {
+    let out = kd_cli(&["check", "run.toml"], dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("teacher: TorchScript module teacher.pt")
+            && stdout.contains("TorchScript module teacher.pt: ")
+            && !stdout.contains("random initialization, cnn")
+            && !stdout.contains("teacher: trained"),
+        "{stdout}"
+    );
+}
+
+/// Bad TorchScript teachers fail `check` and `run` alike, before any training, naming the
+/// file and what was expected (for one that rejects the images: torch's reason and the keys
+/// to look at).
+fn bad_teachers_are_refused_by_check_and_run(dir: &Path, config: &dyn Fn(&str) -> String) {
+    std::fs::write(dir.join("notes.txt"), "not a model").unwrap();
+    let rgb = "expected input[2, 1, 12, 12] to have 3 channels";
+    for (file, expect) in [
+        ("state_dict.pth", "not a TorchScript module"),
+        ("notes.txt", "not a TorchScript module"),
+        (
+            "imagenet.pt",
+            "returns [2, 1000] for a batch of 2, expected [2, 4]",
+        ),
+        ("rgb.pt", rgb),
+    ] {
+        std::fs::write(dir.join("bad.toml"), config(file)).unwrap();
+        for command in ["check", "run"] {
+            let out = kd_cli(&[command, "bad.toml", "--out", "bad"], dir);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{command} {file}: {stderr}");
+            assert!(
+                stderr.contains(file) && stderr.contains(expect),
+                "{command} {file}: {stderr}"
+            );
+            if file == "rgb.pt" {
+                assert!(
+                    stderr.contains("data.image_folder.channels")
+                        && !stderr.contains("failed in the TorchScript interpreter"),
+                    "{stderr}"
+                );
+            }
+            assert!(
+                !dir.join("bad/checkpoints").exists(),
+                "{file}: training started"
+            );
+        }
+    }
+}

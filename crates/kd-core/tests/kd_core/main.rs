@@ -1,0 +1,9 @@
+//! kd-core's integration tests, built as one test binary (one link against libtorch
+//! instead of one per file): each module below is one file of tests, and
+//! `cargo test --test kd_core -- MODULE::` runs one of them.
+
+mod distiller;
+mod keras_kd;
+mod loss_zoo;
+mod outside_workspace;
+mod unlabeled_rows;

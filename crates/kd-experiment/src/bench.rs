@@ -1,0 +1,225 @@
+//! `kd-cli bench`: training and inference throughput of the seed's models on synthetic
+//! 32x32x3 batches, step for step what `../shared/anchors/torch_seed.py` (PyTorch eager) and
+//! `keras_seed.py` time, so the numbers compare side by side:
+//!
+//! - `teacher`: one Adam step (lr 1e-5) of VGG19 on cross-entropy;
+//! - `student`: one Adam step (lr 1e-3) of the 15-conv student on cross-entropy;
+//! - `distill`: the frozen teacher's forward (inference mode, no gradient) plus a student
+//!   step on the seed's loss (alpha 0.7, T 1, Keras KL);
+//! - `distill-cached`: the same step with the teacher's logits gathered from a
+//!   [`LogitCache`] (computed once, outside the timing);
+//! - `eval`: the student's forward and argmax under no-grad.
+//!
+//! `--precision bf16|f16` runs every forward pass under libtorch's autocast
+//! ([`kd_models::Precision`]); losses and the optimizer stay float32. `--cuda-graphs` runs
+//! the training modes as the fit does on a GPU: each step captured once as a CUDA graph and
+//! replayed ([`kd_train::graphed`]), Adam in its capturable form.
+//!
+//! One JSON line per mode: `impl`, `mode`, `batch`, `steps`, `images_per_s`, `device`,
+//! `precision`, `threads`, `torch`.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use kd_core::{DistillLoss, Distiller, KerasKd, KerasKdConfig, LogitCache};
+use kd_models::{Model, ModelConfig, Precision, StudentConfig, VggConfig};
+use kd_train::graphed::{GraphedSteps, Replay};
+use kd_train::Objective;
+use tch::{Device, Kind, Tensor};
+
+/// What to time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchMode {
+    Teacher,
+    Student,
+    Distill,
+    DistillCached,
+    Eval,
+    /// Batch-1 latency of the MODEL files named ([`crate::bench_latency`]).
+    Latency,
+}
+
+/// Settings of one `kd-cli bench` call.
+#[derive(Debug, Clone)]
+pub struct BenchArgs {
+    pub modes: Vec<BenchMode>,
+    pub batch: usize,
+    pub steps: usize,
+    pub warmup: usize,
+    pub device: Device,
+    pub precision: Precision,
+    /// Inputs and convolution kernels in channels-last (NHWC) memory format.
+    pub channels_last: bool,
+    /// Training steps as CUDA graphs.
+    pub cuda_graphs: bool,
+}
+
+/// Runs the benchmark; returns one JSON line per mode.
+pub fn bench(args: &BenchArgs) -> Result<Vec<String>> {
+    let graph_device = match (args.cuda_graphs, args.device) {
+        (false, _) => None,
+        (true, Device::Cuda(n)) => Some(n),
+        (true, _) => bail!("--cuda-graphs: needs --device cuda"),
+    };
+    if graph_device.is_some() && args.modes.contains(&BenchMode::Eval) {
+        bail!("--cuda-graphs: times training steps (teacher, student, distill, distill-cached), not eval");
+    }
+    let seed = SeedModels::new(args)?;
+    args.modes
+        .iter()
+        .map(|&mode| {
+            let seconds = time_mode(&seed, args, mode, graph_device)?;
+            Ok(json_line(args, mode, seconds))
+        })
+        .collect()
+}
+
+/// The seed's teacher and student on one synthetic batch, with the seed's loss and the
+/// teacher's logits of the batch cached.
+struct SeedModels {
+    x: Tensor,
+    y: Tensor,
+    indices: Tensor,
+    teacher: Model,
+    student: Model,
+    kd: KerasKd,
+    cache: LogitCache,
+}
+
+impl SeedModels {
+    fn new(args: &BenchArgs) -> Result<Self> {
+        crate::seeds::enter(crate::seeds::Stream::Bench, 0);
+        let (b, dev) = (args.batch as i64, args.device);
+        let mut x = Tensor::rand([b, 3, 32, 32], (Kind::Float, dev));
+        let y = Tensor::randint(10, [b], (Kind::Int64, dev));
+        let vgg = ModelConfig::Vgg(VggConfig::default());
+        let seed_student = ModelConfig::Student(StudentConfig::default());
+        let mut teacher = Model::new(&vgg, 3, 32, 10, dev)?;
+        let mut student = Model::new(&seed_student, 3, 32, 10, dev)?;
+        teacher.set_precision(args.precision)?;
+        student.set_precision(args.precision)?;
+        if args.channels_last {
+            x = kd_models::memory_format::channels_last(&x);
+            teacher.use_channels_last();
+            student.use_channels_last();
+        }
+        let kd = KerasKdConfig::default().build("distill")?;
+        let indices = Tensor::arange(b, (Kind::Int64, dev));
+        let cache = LogitCache::from_logits(tch::no_grad(|| teacher.forward_t(&x, false)));
+        Ok(Self {
+            x,
+            y,
+            indices,
+            teacher,
+            student,
+            kd,
+            cache,
+        })
+    }
+}
+
+/// Seconds of `args.steps` steps of `mode` after `args.warmup` untimed ones.
+fn time_mode(
+    s: &SeedModels,
+    args: &BenchArgs,
+    mode: BenchMode,
+    graph_device: Option<usize>,
+) -> Result<f64> {
+    let dev = args.device;
+    let (model, lr) = match mode {
+        BenchMode::Teacher => (&s.teacher, 1e-5),
+        _ => (&s.student, 1e-3),
+    };
+    // The optimizer training uses.
+    let mut opt = kd_train::Adam::new(model.var_store(), lr, 0.0);
+    let params: Vec<Tensor> = opt.params().iter().map(Tensor::shallow_clone).collect();
+    let batch = kd_data::Batch {
+        images: s.x.shallow_clone(),
+        labels: s.y.shallow_clone(),
+        indices: s.indices.shallow_clone(),
+    };
+    let objective = match mode {
+        BenchMode::Distill => Objective::Distill(Distiller::live(&s.teacher, &s.kd)),
+        BenchMode::DistillCached => {
+            Objective::Distill(Distiller::cached(&s.cache, &s.cache, &s.kd))
+        }
+        _ => Objective::CrossEntropy,
+    };
+    let mut graphs = graph_device.map(|n| GraphedSteps::new(Replay::Graph(n), dev));
+    let mut step = || -> Result<f64> {
+        if let Some(graphs) = graphs.as_mut() {
+            let (_, loss) = graphs.step(&mut opt, &params, model, &objective, &batch)?;
+            return Ok(loss.total.double_value(&[]));
+        }
+        Ok(match mode {
+            BenchMode::Latency => bail!("--mode latency times model files, not steps"),
+            BenchMode::Eval => {
+                let hits = tch::no_grad(|| s.student.forward_t(&s.x, false).argmax(1, false));
+                hits.sum(Kind::Int64).int64_value(&[]) as f64
+            }
+            BenchMode::Teacher | BenchMode::Student => {
+                let loss = model.forward_t(&s.x, true).cross_entropy_for_logits(&s.y);
+                opt.backward_step(&loss)?;
+                loss.double_value(&[])
+            }
+            BenchMode::Distill | BenchMode::DistillCached => {
+                let teacher_logits = if mode == BenchMode::Distill {
+                    tch::no_grad(|| s.teacher.forward_t(&s.x, false))
+                } else {
+                    s.cache.gather(&s.indices, dev)
+                };
+                let logits = s.student.forward_t(&s.x, true);
+                let loss = s.kd.loss(&logits, &teacher_logits, &s.y).total;
+                opt.backward_step(&loss)?;
+                loss.double_value(&[])
+            }
+        })
+    };
+    timed(&mut step, args)
+}
+
+/// Runs `step` `args.warmup` times, then times `args.steps` runs (synchronizing a GPU).
+fn timed(step: &mut dyn FnMut() -> Result<f64>, args: &BenchArgs) -> Result<f64> {
+    for _ in 0..args.warmup {
+        step()?;
+    }
+    let sync = || {
+        if let Device::Cuda(_) = args.device {
+            tch::Cuda::synchronize(0);
+        }
+    };
+    sync();
+    let start = Instant::now();
+    for _ in 0..args.steps {
+        step()?;
+    }
+    sync();
+    let seconds = start.elapsed().as_secs_f64();
+    if seconds == 0.0 {
+        bail!(
+            "--steps: {} timed steps took less than the clock's resolution; time more steps",
+            args.steps
+        );
+    }
+    Ok(seconds)
+}
+
+/// The JSON line of `mode`, timed at `seconds` for `args.steps` steps.
+fn json_line(args: &BenchArgs, mode: BenchMode, seconds: f64) -> String {
+    serde_json::json!({
+        "impl": format!(
+            "kd{}{}",
+            if args.channels_last { "-cl" } else { "" },
+            if args.cuda_graphs { "-graphs" } else { "" }
+        ),
+        "mode": clap::ValueEnum::to_possible_value(&mode).map(|v| v.get_name().to_string()),
+        "batch": args.batch,
+        "steps": args.steps,
+        "images_per_s": (args.batch * args.steps) as f64 / seconds,
+        "device": crate::env::device_name(args.device),
+        "precision": args.precision.name(),
+        "threads": tch::get_num_threads(),
+        "torch": crate::env::torch_version(),
+    })
+    .to_string()
+}

@@ -1,0 +1,128 @@
+//! The checks a [`Plan`](super::Plan) makes of the config against the data, the models, the
+//! device and the ranks, before anything trains: a config that cannot run fails here, naming
+//! the file and key, with nothing trained and nothing written.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use kd_core::{DistillLoss, LogitCache, LossConfig};
+use kd_data::ImageDataset;
+use kd_models::TorchScriptTeacher;
+use kd_train::distributed::check_parallel_config;
+use tch::Device;
+
+use super::build::build_model;
+use super::data::RunData;
+use super::hint::fitnets_hint;
+use crate::config::RunConfig;
+use crate::seeds::{self, Stream};
+
+/// The teacher's checks before anything trains: a TorchScript teacher loaded, fed the data's
+/// shape and checked to give its classes (returned); FitNets' hinted layers found, on
+/// throw-away models of the run's architectures.
+pub(super) fn check_teacher(
+    cfg: &RunConfig,
+    config_path: &Path,
+    shape: [usize; 3],
+    device: Device,
+) -> Result<Option<TorchScriptTeacher>> {
+    let invalid = || format!("{}: invalid config", config_path.display());
+    let [c, h, classes] = shape;
+    let torchscript = match &cfg.teacher.torchscript {
+        Some(path) => {
+            let input = &cfg.teacher.input;
+            input.validate("teacher.input", c).with_context(invalid)?;
+            let module = kd_models::torchscript::load_checked(path, input, [c, h], classes, device)
+                .with_context(invalid)?;
+            Some(module)
+        }
+        None => None,
+    };
+    if let LossConfig::Fitnets(f) = &cfg.distill.loss {
+        if let Some(path) = &cfg.teacher.torchscript {
+            bail!(
+                "{}: distill.loss = \"fitnets\" hints from a named layer of a kd teacher; the TorchScript teacher {} has none (use a logit loss)",
+                config_path.display(),
+                path.display()
+            );
+        }
+        seeds::enter(Stream::Plan, cfg.seed);
+        let teacher = build_model(cfg, &cfg.teacher.model.without_pretrained(), shape, device)?;
+        let student = build_model(cfg, &cfg.student.model, shape, device)?;
+        fitnets_hint(f, &teacher, &student, [c, h, h]).with_context(invalid)?;
+    }
+    Ok(torchscript)
+}
+
+/// With data parallelism: what every fit and the logit cache will check, checked now
+/// (a student batch smaller than the number of ranks must not surface after the teacher's
+/// hours of training).
+pub(super) fn check_ranks(
+    cfg: &RunConfig,
+    world_size: usize,
+    student_train: &ImageDataset,
+    data: &RunData,
+) -> Result<()> {
+    if world_size <= 1 {
+        return Ok(());
+    }
+    if cfg.teacher.checkpoint.is_none() && cfg.teacher.torchscript.is_none() {
+        check_parallel_config(
+            world_size,
+            &cfg.teacher.train,
+            cfg.precision(),
+            "teacher.train",
+        )?;
+    }
+    check_parallel_config(
+        world_size,
+        &cfg.student.train,
+        cfg.precision(),
+        "student.train",
+    )?;
+    // The cached logits are computed a share per rank: every rank needs an image of each set.
+    let caches = cfg.caches_teacher_logits();
+    let sets = [
+        ("distilled student's training", student_train),
+        ("validation", &data.val),
+    ];
+    for (what, images) in sets.into_iter().filter(|_| caches) {
+        if images.len() < world_size {
+            bail!(
+                "{what} images: {} for {} data-parallel ranks: the teacher's logits are cached a share per rank, and every rank needs at least one",
+                images.len(),
+                world_size
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `cuda_graphs = true` that a fit could not honour fails here, before anything trains. The
+/// teacher's steps are cross-entropy; the distilled student's are judged by the rule its fit
+/// applies ([`kd_core::distiller::steps_capturable`]), with the teacher's logits for
+/// `distill_train` (`classes` each), if the run caches them, where
+/// [`LogitCache::placement`] will keep them.
+pub(super) fn check_graph_requests(
+    cfg: &RunConfig,
+    loss: Option<&dyn DistillLoss>,
+    distill_train: &ImageDataset,
+    classes: usize,
+    device: Device,
+    parallel: bool,
+) -> Result<()> {
+    let logits = distill_train.len() * classes;
+    let cached_on = cfg
+        .caches_teacher_logits()
+        .then(|| LogitCache::placement(logits, cfg.teacher.cache.dtype, device));
+    let mixup = cfg.distill.mixup > 0.0;
+    let distill = kd_core::distiller::steps_capturable(loss, cached_on, mixup, device);
+    let precision = cfg.precision();
+    for (key, train, capturable) in [
+        ("teacher.train", &cfg.teacher.train, true),
+        ("student.train", &cfg.student.train, distill),
+    ] {
+        kd_train::graphed::check_request(train, device, precision, capturable, parallel, key)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! The teacher phase: load the teacher from a checkpoint, or train it (from pretrained
+//! feature weights when configured) on the training split; then freeze, save and test it.
+
+use std::path::Path;
+
+use anyhow::Result;
+use kd_data::BatchLoader;
+use kd_models::{Model, ModelConfig, TorchScriptTeacher};
+use kd_train::Objective;
+
+use super::context::{cross_entropy, Built, RunContext};
+use crate::report::ModelReport;
+use crate::seeds::{self, Data, Stream};
+
+/// The frozen teacher and its report.
+pub(super) struct Teacher {
+    pub model: Model,
+    pub report: ModelReport,
+}
+
+/// Runs the teacher phase; `torchscript` is the TorchScript teacher the plan loaded, if any.
+pub(super) fn teacher(
+    ctx: &mut RunContext,
+    torchscript: Option<TorchScriptTeacher>,
+) -> Result<Teacher> {
+    let cfg = ctx.cfg;
+    if let (Some(path), Some(module)) = (&cfg.teacher.torchscript, torchscript) {
+        return torchscript_teacher(ctx, path, module);
+    }
+    seeds::enter(Stream::Teacher, cfg.seed);
+    let model_cfg = match &cfg.teacher.checkpoint {
+        Some(_) => cfg.teacher.model.without_pretrained(),
+        None => cfg.teacher.model.clone(),
+    };
+    let mut teacher = ctx.guard("building the teacher", || ctx.build(&model_cfg))?;
+    let origin = origin(ctx, &teacher);
+    let outcome = match &cfg.teacher.checkpoint {
+        Some(path) => {
+            teacher.load(path)?;
+            tracing::info!("teacher loaded from {}", path.display());
+            None
+        }
+        None => {
+            let (t, tf, device) = (&cfg.teacher.train, &cfg.data.transform, ctx.device());
+            let data = &ctx.plan.data;
+            let train = BatchLoader::new(&data.train, t.batch_size, tf.clone(), device)
+                .shuffled(seeds::data(Data::TeacherBatches, cfg.seed))
+                .augmented(t.augment.clone());
+            let val = BatchLoader::new(&data.val, super::EVAL_BATCH, tf.clone(), device);
+            let loaders = (&train, &val);
+            let objective = Objective::CrossEntropy;
+            Some(ctx.fit("teacher", &teacher, &model_cfg, loaders, &objective, t)?)
+        }
+    };
+    teacher.freeze();
+    let (mut report, _) = ctx.finish(
+        "teacher",
+        &mut teacher,
+        Built::Kd(&model_cfg),
+        origin,
+        cross_entropy(),
+        outcome.as_ref(),
+    )?;
+    if outcome.is_some() {
+        report.trained_on(&ctx.plan.data.train);
+    }
+    Ok(Teacher {
+        model: teacher,
+        report,
+    })
+}
+
+/// A teacher saved by PyTorch (`module`, loaded from `path` and checked on the run's input
+/// shape and classes by the plan): never trained, tested, and named in the report by its
+/// file and SHA-256.
+fn torchscript_teacher(
+    ctx: &mut RunContext,
+    path: &Path,
+    module: TorchScriptTeacher,
+) -> Result<Teacher> {
+    let parameters = module.parameters() as usize;
+    let digest = kd_models::torchscript::file_digest(path)?;
+    let origin = format!("TorchScript {} (sha256 {digest})", path.display());
+    tracing::info!("teacher: {origin}, {parameters} parameters");
+    let mut model = Model::from_torchscript(
+        module,
+        format!("torchscript {}", path.display()),
+        ctx.device(),
+    );
+    let built = Built::TorchScript { path, parameters };
+    let (report, _) = ctx.finish(
+        "teacher",
+        &mut model,
+        built,
+        Some(origin),
+        cross_entropy(),
+        None,
+    )?;
+    Ok(Teacher { model, report })
+}
+
+/// Where the teacher's starting weights come from, for the report (`None`: random).
+fn origin(ctx: &RunContext, teacher: &Model) -> Option<String> {
+    let cfg = ctx.cfg;
+    match (&cfg.teacher.checkpoint, teacher.pretrained()) {
+        (Some(ckpt), _) => Some(format!("checkpoint {}", ckpt.display())),
+        (None, Some(loaded)) => Some(format!(
+            "{} tensors ({} parameters) from {}",
+            loaded.tensors,
+            loaded.parameters,
+            loaded.path.display()
+        )),
+        (None, None) => {
+            let arch = cfg.teacher.model.describe();
+            if let ModelConfig::Vgg(_) = cfg.teacher.model {
+                tracing::warn!(
+                    "teacher {arch}: no pretrained weights or checkpoint configured; starting from random initialization"
+                );
+            } else {
+                tracing::info!("teacher {arch} starts from random initialization");
+            }
+            None
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! A network's variables by name: the prefix of auxiliary ones (trained with a model, never
+//! saved with it) and copying named tensors into a `VarStore`, checked first.
+
+use std::collections::BTreeMap;
+
+use tch::{nn, Tensor};
+
+/// Name prefix of auxiliary parameters that train with a model but are not part of it (a
+/// FitNets regressor): not saved, not counted.
+pub const AUX_PREFIX: &str = "aux.";
+
+/// Copies `tensors` into the variables of `vs` ([`crate::Network::copy_from`]);
+/// `architecture` names what the tensors should be the weights of, in the error for a
+/// missing one.
+pub(crate) fn copy_variables(
+    vs: &nn::VarStore,
+    tensors: &BTreeMap<String, Tensor>,
+    with_aux: bool,
+    architecture: Option<&str>,
+) -> std::result::Result<(), String> {
+    let mut vars: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(name, _)| with_aux || !name.starts_with(AUX_PREFIX))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, var) in &vars {
+        let t = tensors.get(name).ok_or_else(|| match architecture {
+            Some(a) => format!("no tensor {name:?} (is it a {a} model file?)"),
+            None => format!("no tensor {name:?} (is it this network's file?)"),
+        })?;
+        if t.kind() != var.kind() {
+            return Err(format!(
+                "tensor {name:?} is {:?}, the model's is {:?}",
+                t.kind(),
+                var.kind()
+            ));
+        }
+        if t.size() != var.size() {
+            return Err(format!(
+                "tensor {name:?} has shape {:?}, the model's {:?} (another architecture?)",
+                t.size(),
+                var.size()
+            ));
+        }
+    }
+    tch::no_grad(|| {
+        for (name, mut var) in vars {
+            var.copy_(&tensors[&name]);
+        }
+    });
+    Ok(())
+}

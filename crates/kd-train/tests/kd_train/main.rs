@@ -1,0 +1,11 @@
+//! kd-train's integration tests, built as one test binary (one link against libtorch
+//! instead of one per file): each module below is one file of tests, and
+//! `cargo test --test kd_train -- MODULE::` runs one of them.
+
+mod common;
+
+mod graphed;
+mod nonfinite;
+mod outside_student;
+mod resume;
+mod trainer;
