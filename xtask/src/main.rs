@@ -161,26 +161,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             let dataset = a.value("--dataset").unwrap_or("fashion-mnist");
             fetch::fetch_dataset(dataset, mirror(&a).as_deref(), &root().join("data")).map(|_| ())
         }
-        "fetch-weights" => {
-            let Some(a) = FETCH_WEIGHTS.parse(rest)? else {
-                return Ok(());
-            };
-            let Some(name) = a.positional.first() else {
-                bail!(
-                    "fetch-weights: expected a model name (vgg19)\n{}",
-                    FETCH_WEIGHTS.usage
-                );
-            };
-            let spec = weights::spec(name)?;
-            setup::setup()?;
-            weights::fetch_weights(
-                &spec,
-                mirror(&a).as_deref(),
-                &root().join("data").join("weights"),
-                &setup::venv_python(),
-            )
-            .map(|_| ())
-        }
+        "fetch-weights" => fetch_weights(rest),
         "run" => {
             if matches!(rest.first().map(String::as_str), Some("--help" | "-h")) {
                 println!("{RUN_USAGE}");
@@ -198,28 +179,53 @@ fn dispatch(args: &[String]) -> Result<()> {
                     .args(args),
             )
         }
-        "test" => {
-            let Some(a) = TEST.parse(rest)? else {
-                return Ok(());
-            };
-            setup::setup()?;
-            if let Err(e) = fetch::fetch_dataset("fashion-mnist", None, &root().join("data")) {
-                if kd_testkit::under_ci() {
-                    return Err(e.context("CI=true: the tests need Fashion-MNIST"));
-                }
-                eprintln!("xtask: Fashion-MNIST unavailable, tests that need it will skip: {e:#}");
-            }
-            let suite = match (a.switch("--numeric"), a.switch("--precision-guard")) {
-                (false, false) => test_suite::Suite::Whole,
-                (true, false) => test_suite::Suite::Numeric,
-                (false, true) => test_suite::Suite::PrecisionGuard,
-                (true, true) => bail!(
-                    "test: --numeric and --precision-guard are separate suites: choose one\n{}",
-                    TEST.usage
-                ),
-            };
-            test_suite::run(suite, &a.passthrough)
-        }
+        "test" => test(rest),
         other => bail!("unknown task {other:?}\n{USAGE}"),
     }
+}
+
+/// `cargo xtask fetch-weights NAME [--mirror URL]`.
+fn fetch_weights(rest: &[String]) -> Result<()> {
+    let Some(a) = FETCH_WEIGHTS.parse(rest)? else {
+        return Ok(());
+    };
+    let Some(name) = a.positional.first() else {
+        bail!(
+            "fetch-weights: expected a model name (vgg19)\n{}",
+            FETCH_WEIGHTS.usage
+        );
+    };
+    let spec = weights::spec(name)?;
+    setup::setup()?;
+    weights::fetch_weights(
+        &spec,
+        mirror(&a).as_deref(),
+        &root().join("data").join("weights"),
+        &setup::venv_python(),
+    )
+    .map(|_| ())
+}
+
+/// `cargo xtask test [--numeric | --precision-guard] [-- CARGO TEST ARGS]`.
+fn test(rest: &[String]) -> Result<()> {
+    let Some(a) = TEST.parse(rest)? else {
+        return Ok(());
+    };
+    setup::setup()?;
+    if let Err(e) = fetch::fetch_dataset("fashion-mnist", None, &root().join("data")) {
+        if kd_testkit::under_ci() {
+            return Err(e.context("CI=true: the tests need Fashion-MNIST"));
+        }
+        eprintln!("xtask: Fashion-MNIST unavailable, tests that need it will skip: {e:#}");
+    }
+    let suite = match (a.switch("--numeric"), a.switch("--precision-guard")) {
+        (false, false) => test_suite::Suite::Whole,
+        (true, false) => test_suite::Suite::Numeric,
+        (false, true) => test_suite::Suite::PrecisionGuard,
+        (true, true) => bail!(
+            "test: --numeric and --precision-guard are separate suites: choose one\n{}",
+            TEST.usage
+        ),
+    };
+    test_suite::run(suite, &a.passthrough)
 }

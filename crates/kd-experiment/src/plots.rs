@@ -79,9 +79,7 @@ pub fn learning_curves(rows: &[(String, EpochMetrics)], path: &Path) -> Result<(
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 3));
     let epochs = rows.iter().map(|(_, m)| m.epoch).max().unwrap_or(1).max(2) as f64;
-    /// A panel's (training, validation) values of an epoch.
-    type Get = fn(&EpochMetrics) -> (Option<f64>, f64);
-    let metrics: [(&str, &str, Get); 3] = [
+    let metrics: [Panel; 3] = [
         (
             "cross-entropy",
             "validation cross-entropy (comparable across models)",
@@ -98,66 +96,89 @@ pub fn learning_curves(rows: &[(String, EpochMetrics)], path: &Path) -> Result<(
             |m| (Some(m.loss), m.val_loss),
         ),
     ];
-    for (panel, (name, caption, get)) in panels.iter().zip(metrics) {
-        let values: Vec<f64> = rows
-            .iter()
-            .flat_map(|(_, m)| {
-                let (a, b) = get(m);
-                [a, Some(b)]
-            })
-            .flatten()
-            .filter(|v| v.is_finite())
-            .collect();
-        let (lo, hi) = values
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
-        let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-        let pad = ((hi - lo) * 0.05).max(1e-3);
-        let mut chart = ChartBuilder::on(panel)
-            .caption(caption, ("sans-serif", 20))
-            .margin(14)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(1f64..epochs, (lo - pad)..(hi + pad))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(name)
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .label_style(("sans-serif", 15))
-            .draw()?;
-        for (i, (model, epochs)) in curves.iter().enumerate() {
-            let c = colour(i);
-            let finite = |v: f64| v.is_finite().then_some(v);
-            chart.draw_series(LineSeries::new(
-                epochs
-                    .iter()
-                    .filter_map(|m| get(m).0.and_then(finite).map(|v| (m.epoch as f64, v))),
-                c.stroke_width(1),
-            ))?;
-            chart
-                .draw_series(LineSeries::new(
-                    epochs
-                        .iter()
-                        .filter_map(|m| finite(get(m).1).map(|v| (m.epoch as f64, v))),
-                    c.stroke_width(3),
-                ))?
-                .label(*model)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 16))
-            .draw()?;
+    for (area, panel) in panels.iter().zip(metrics) {
+        draw_panel(area, panel, rows, &curves, epochs)?;
     }
     root.present()?;
     Ok(())
+}
+
+/// A learning-curve panel: its axis name, its caption, and an epoch's (training,
+/// validation) values.
+type Panel = (
+    &'static str,
+    &'static str,
+    fn(&EpochMetrics) -> (Option<f64>, f64),
+);
+
+/// Draws `panel` on `area`: each model's training values thin, validation values thick,
+/// over `epochs` epochs.
+fn draw_panel(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    (name, caption, get): Panel,
+    rows: &[(String, EpochMetrics)],
+    curves: &Curves,
+    epochs: f64,
+) -> Result<()> {
+    let (lo, hi) = value_range(rows.iter().flat_map(|(_, m)| {
+        let (a, b) = get(m);
+        [a, Some(b)]
+    }));
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 20))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(1f64..epochs, (lo - pad)..(hi + pad))?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(name)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    for (i, (model, epochs)) in curves.iter().enumerate() {
+        let c = colour(i);
+        let finite = |v: f64| v.is_finite().then_some(v);
+        chart.draw_series(LineSeries::new(
+            epochs
+                .iter()
+                .filter_map(|m| get(m).0.and_then(finite).map(|v| (m.epoch as f64, v))),
+            c.stroke_width(1),
+        ))?;
+        chart
+            .draw_series(LineSeries::new(
+                epochs
+                    .iter()
+                    .filter_map(|m| finite(get(m).1).map(|v| (m.epoch as f64, v))),
+                c.stroke_width(3),
+            ))?
+            .label(*model)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()?;
+    Ok(())
+}
+
+/// The smallest and largest finite values of `values` ((0, 1) when there are none).
+fn value_range(values: impl Iterator<Item = Option<f64>>) -> (f64, f64) {
+    let (lo, hi) = values
+        .flatten()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    }
 }
 
 /// `lr_schedule.png`: the learning rate at the end of each epoch, per model, on a log axis.

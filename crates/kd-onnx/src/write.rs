@@ -149,17 +149,7 @@ impl Emitter<'_> {
                 proto::node("Pad", &[&x, &pads], &[out], &[])
             }
             Op::Normalize { mean, std } => {
-                let dims = [1, mean.len() as i64, 1, 1];
-                let (m, s, centred) = (
-                    format!("mean{index}"),
-                    format!("std{index}"),
-                    format!("c{index}"),
-                );
-                self.initializers.push(proto::f32_tensor(&m, &dims, mean));
-                self.initializers.push(proto::f32_tensor(&s, &dims, std));
-                self.nodes
-                    .push(proto::node("Sub", &[&x, &m], &[&centred], &[]));
-                proto::node("Div", &[&centred, &s], &[out], &[])
+                self.normalize(index, &x, (mean.as_slice(), std.as_slice()), out)
             }
             Op::Conv {
                 weight,
@@ -181,19 +171,7 @@ impl Emitter<'_> {
                 mean,
                 var,
                 eps,
-            } => {
-                let names = ["gamma", "beta", "mean", "var"].map(|n| format!("{n}{index}"));
-                for (name, t) in names.iter().zip([gamma, beta, mean, var]) {
-                    let data = Vec::<f32>::try_from(t).expect("float values");
-                    self.initializers
-                        .push(proto::f32_tensor(name, &[data.len() as i64], &data));
-                }
-                let ins: Vec<&str> = std::iter::once(x.as_str())
-                    .chain(names.iter().map(String::as_str))
-                    .collect();
-                let attrs = [("epsilon", Attr::Float(*eps as f32))];
-                proto::node("BatchNormalization", &ins, &[out], &attrs)
-            }
+            } => self.batch_norm(index, &x, [gamma, beta, mean, var], *eps, out),
             Op::Relu => proto::node("Relu", &[&x], &[out], &[]),
             Op::MaxPool { kernel } => {
                 let attrs = [
@@ -214,6 +192,51 @@ impl Emitter<'_> {
             }
         };
         self.nodes.push(node);
+    }
+
+    /// `(x - mean) / std` per channel: a `Sub` node (emitted here) and the `Div` node
+    /// returned, with the constants as initializers.
+    fn normalize(
+        &mut self,
+        index: usize,
+        x: &str,
+        (mean, std): (&[f32], &[f32]),
+        out: &str,
+    ) -> NodeProto {
+        let dims = [1, mean.len() as i64, 1, 1];
+        let (m, s, centred) = (
+            format!("mean{index}"),
+            format!("std{index}"),
+            format!("c{index}"),
+        );
+        self.initializers.push(proto::f32_tensor(&m, &dims, mean));
+        self.initializers.push(proto::f32_tensor(&s, &dims, std));
+        self.nodes
+            .push(proto::node("Sub", &[x, &m], &[&centred], &[]));
+        proto::node("Div", &[&centred, &s], &[out], &[])
+    }
+
+    /// A `BatchNormalization` node with its four vectors (gamma, beta, mean, var) as
+    /// initializers.
+    fn batch_norm(
+        &mut self,
+        index: usize,
+        x: &str,
+        vectors: [&tch::Tensor; 4],
+        eps: f64,
+        out: &str,
+    ) -> NodeProto {
+        let names = ["gamma", "beta", "mean", "var"].map(|n| format!("{n}{index}"));
+        for (name, t) in names.iter().zip(vectors) {
+            let data = Vec::<f32>::try_from(t).expect("float values");
+            self.initializers
+                .push(proto::f32_tensor(name, &[data.len() as i64], &data));
+        }
+        let ins: Vec<&str> = std::iter::once(x)
+            .chain(names.iter().map(String::as_str))
+            .collect();
+        let attrs = [("epsilon", Attr::Float(eps as f32))];
+        proto::node("BatchNormalization", &ins, &[out], &attrs)
     }
 
     /// The names of node `index`'s weight and bias: float initializers, or int8/int32

@@ -176,50 +176,13 @@ impl Checkpoints {
             return Ok(None);
         }
         let bad = |cause: CheckpointError| failed(&path, cause);
-        let file = |cause| bad(CheckpointError::File { cause });
-        let metadata = kd_models::metadata::read_metadata(&path).map_err(file)?;
-        let json = metadata
-            .get(STATE_KEY)
-            .ok_or_else(|| bad(CheckpointError::NotACheckpoint { missing: STATE_KEY }))?;
-        let unreadable = |cause| bad(CheckpointError::State { cause });
-        // The version first: an older layout is refused by name, not by a parse error.
-        let found = serde_json::from_str::<FormatOnly>(json)
-            .map_err(unreadable)?
-            .format;
-        if found != FORMAT {
-            return Err(bad(CheckpointError::Format {
-                found,
-                expected: FORMAT,
-            }));
-        }
-        let state: TrainState = serde_json::from_str(json).map_err(unreadable)?;
-        if state.fingerprint != self.fingerprint || state.phase != phase || state.config != *config
-        {
-            return Err(bad(CheckpointError::OtherRun {
-                found_phase: state.phase,
-                found_fingerprint: state.fingerprint,
-                phase: phase.into(),
-                fingerprint: self.fingerprint.clone(),
-            }));
-        }
-        let mut tensors = read_tensors(&path).map_err(file)?;
-        let mut take = |prefix: &str| -> BTreeMap<String, Tensor> {
-            let keys: Vec<String> = tensors
-                .keys()
-                .filter(|k| k.starts_with(prefix))
-                .cloned()
-                .collect();
-            keys.into_iter()
-                .map(|k| {
-                    let t = tensors.remove(&k).expect("listed key");
-                    (k[prefix.len()..].to_string(), t)
-                })
-                .collect()
-        };
-        let weights = take("model/");
-        let moments = take("optimizer/");
-        let best = take("best/");
-        let rng = take("rng/");
+        let state = self.read_state(&path, phase, config).map_err(bad)?;
+        let mut tensors =
+            read_tensors(&path).map_err(|cause| bad(CheckpointError::File { cause }))?;
+        let weights = take_prefixed(&mut tensors, "model/");
+        let moments = take_prefixed(&mut tensors, "optimizer/");
+        let best = take_prefixed(&mut tensors, "best/");
+        let rng = take_prefixed(&mut tensors, "rng/");
         model
             .copy_from(&weights, true)
             .map_err(|mismatch| bad(CheckpointError::Weights { mismatch }))?;
@@ -233,37 +196,48 @@ impl Checkpoints {
             kd_sys::set_rng_state(device, saved)
                 .map_err(|cause| bad(CheckpointError::Generator { cause }))?;
         }
-        let best = if state.best_kept {
-            // Every variable, with its shape: restoring them must not fail later.
-            let vars = model.var_store().variables();
-            for (name, var) in &vars {
-                match best.get(name) {
-                    Some(t) if t.size() == var.size() => {}
-                    Some(t) => {
-                        return Err(bad(CheckpointError::Shape {
-                            name: format!("best/{name}"),
-                            found: t.size(),
-                            expected: var.size(),
-                        }))
-                    }
-                    None => {
-                        return Err(bad(CheckpointError::Missing {
-                            name: format!("best/{name}"),
-                        }))
-                    }
-                }
-            }
-            let device = model.var_store().device();
-            Some(
-                best.into_iter()
-                    .filter(|(name, _)| vars.contains_key(name))
-                    .map(|(name, t)| (name, t.to_device(device)))
-                    .collect(),
-            )
-        } else {
-            None
+        let best = match state.best_kept {
+            true => Some(best_snapshot(best, model).map_err(bad)?),
+            false => None,
         };
         Ok(Some((state, best)))
+    }
+
+    /// The resume state of the checkpoint at `path`, checked: written in this format, by
+    /// this fit (`phase`, `config`, the fingerprint).
+    fn read_state(
+        &self,
+        path: &Path,
+        phase: &str,
+        config: &TrainConfig,
+    ) -> std::result::Result<TrainState, CheckpointError> {
+        let metadata = kd_models::metadata::read_metadata(path)
+            .map_err(|cause| CheckpointError::File { cause })?;
+        let json = metadata
+            .get(STATE_KEY)
+            .ok_or(CheckpointError::NotACheckpoint { missing: STATE_KEY })?;
+        let unreadable = |cause| CheckpointError::State { cause };
+        // The version first: an older layout is refused by name, not by a parse error.
+        let found = serde_json::from_str::<FormatOnly>(json)
+            .map_err(unreadable)?
+            .format;
+        if found != FORMAT {
+            return Err(CheckpointError::Format {
+                found,
+                expected: FORMAT,
+            });
+        }
+        let state: TrainState = serde_json::from_str(json).map_err(unreadable)?;
+        if state.fingerprint != self.fingerprint || state.phase != phase || state.config != *config
+        {
+            return Err(CheckpointError::OtherRun {
+                found_phase: state.phase,
+                found_fingerprint: state.fingerprint,
+                phase: phase.into(),
+                fingerprint: self.fingerprint.clone(),
+            });
+        }
+        Ok(state)
     }
 }
 
@@ -282,4 +256,52 @@ fn failed(path: &Path, cause: CheckpointError) -> TrainError {
         path: path.to_path_buf(),
         cause: Box::new(cause),
     }
+}
+
+/// The tensors of `tensors` whose names start with `prefix`, removed from it and named
+/// without the prefix.
+fn take_prefixed(tensors: &mut BTreeMap<String, Tensor>, prefix: &str) -> BTreeMap<String, Tensor> {
+    let keys: Vec<String> = tensors
+        .keys()
+        .filter(|k| k.starts_with(prefix))
+        .cloned()
+        .collect();
+    keys.into_iter()
+        .map(|k| {
+            let t = tensors.remove(&k).expect("listed key");
+            (k[prefix.len()..].to_string(), t)
+        })
+        .collect()
+}
+
+/// The best weights a checkpoint kept (`best`), checked against every variable of `model`
+/// with its shape (restoring them must not fail later) and moved to its device.
+fn best_snapshot(
+    best: BTreeMap<String, Tensor>,
+    model: &dyn Network,
+) -> std::result::Result<Snapshot, CheckpointError> {
+    let vars = model.var_store().variables();
+    for (name, var) in &vars {
+        match best.get(name) {
+            Some(t) if t.size() == var.size() => {}
+            Some(t) => {
+                return Err(CheckpointError::Shape {
+                    name: format!("best/{name}"),
+                    found: t.size(),
+                    expected: var.size(),
+                })
+            }
+            None => {
+                return Err(CheckpointError::Missing {
+                    name: format!("best/{name}"),
+                })
+            }
+        }
+    }
+    let device = model.var_store().device();
+    Ok(best
+        .into_iter()
+        .filter(|(name, _)| vars.contains_key(name))
+        .map(|(name, t)| (name, t.to_device(device)))
+        .collect())
 }

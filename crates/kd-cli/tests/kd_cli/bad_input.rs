@@ -111,8 +111,9 @@ const TRAIN_IMAGES: &str = "data/train-images-idx3-ubyte";
 const TRAIN_LABELS: &str = "data/train-labels-idx1-ubyte";
 const RUN: &[&str] = &["run", "run.toml", "--out", "out"];
 
+/// IDX files whose header or elements are wrong.
 #[test]
-fn idx_files() {
+fn idx_files_with_broken_headers_and_elements() {
     let cases = [
         Case {
             name: "empty images file",
@@ -161,6 +162,15 @@ fn idx_files() {
             args: RUN,
             expect: &["train-images-idx3-ubyte", "2 dimensions"],
         },
+    ];
+    let failures = check(&cases, false);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// IDX files whose labels, lengths or compression do not add up.
+#[test]
+fn idx_files_that_disagree_or_overflow() {
+    let cases = [
         Case {
             name: "label out of range",
             break_it: |d| {
@@ -342,8 +352,9 @@ const EVAL: &[&str] = &[
     "cpu",
 ];
 
+/// Model files that are not whole safetensors files.
 #[test]
-fn safetensors_files() {
+fn safetensors_files_that_are_not_whole() {
     let cases = [
         Case {
             name: "empty",
@@ -400,6 +411,15 @@ fn safetensors_files() {
             args: EVAL,
             expect: &["bad.safetensors", "InvalidOffset"],
         },
+    ];
+    let failures = check(&cases, true);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Whole safetensors files that are not the model's: its tensors or its metadata.
+#[test]
+fn safetensors_files_with_the_wrong_contents() {
+    let cases = [
         Case {
             name: "wrong dtype",
             break_it: |d| {
@@ -471,6 +491,15 @@ fn safetensors_files() {
                 "is not what kd wrote",
             ],
         },
+    ];
+    let failures = check(&cases, true);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Checkpoints a resume cannot use.
+#[test]
+fn checkpoints_that_are_not_checkpoints() {
+    let cases = [
         Case {
             name: "a checkpoint that is not a checkpoint",
             break_it: |d| {

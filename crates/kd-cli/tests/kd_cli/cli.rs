@@ -40,6 +40,50 @@ fn tiny_end_to_end_run_writes_a_complete_run_directory() {
     let report = read_json(&run.join("report.json"));
     let models = report["models"].as_array().unwrap();
     assert_eq!(models.len(), 3);
+    report_has_files_and_latencies(&run, &report, &table);
+    // The quadrant task is easy: a trained teacher is far above chance (25%).
+    assert!(
+        models[0]["test_accuracy"].as_f64().unwrap() > 0.6,
+        "teacher did not learn: {report}"
+    );
+    assert_eq!(report["train_images"], 200);
+    assert_eq!(report["validation_images"], 40);
+    metrics_and_events_have_every_epoch(&run);
+    // report.md: the table, the settings and the environment.
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    for needle in [
+        "| distilled |",
+        "## Settings",
+        "## Environment",
+        "libtorch 2.11",
+        "git ",
+    ] {
+        assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
+    }
+    // The plots, where the machine has the font they are drawn with.
+    if Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists() {
+        for png in [
+            "learning_curves.png",
+            "lr_schedule.png",
+            "confusion_distilled.png",
+        ] {
+            let bytes = std::fs::read(run.join(png)).unwrap();
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png}");
+        }
+    }
+    // The resolved config round-trips and carries the defaults that were filled in.
+    let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        resolved.contains("restore_best_weights = true"),
+        "{resolved}"
+    );
+}
+
+/// Each model of a run's `report` names its file in `run` with its size, and has batch-1
+/// latencies on one thread; the student's speedup is the ratio of the medians, and the
+/// printed `table` shows the latency lines.
+fn report_has_files_and_latencies(run: &Path, report: &serde_json::Value, table: &str) {
+    let models = report["models"].as_array().unwrap();
     for m in models {
         let file = run.join(m["weights"].as_str().unwrap());
         assert_eq!(
@@ -70,13 +114,12 @@ fn tiny_end_to_end_run_writes_a_complete_run_directory() {
         "{speedup}"
     );
     assert!(table.contains("batch-1 latency median / p99"), "{table}");
-    // The quadrant task is easy: a trained teacher is far above chance (25%).
-    assert!(
-        models[0]["test_accuracy"].as_f64().unwrap() > 0.6,
-        "teacher did not learn: {report}"
-    );
-    assert_eq!(report["train_images"], 200);
-    assert_eq!(report["validation_images"], 40);
+}
+
+/// A tiny run's `metrics.jsonl`, `metrics.csv` and `events.jsonl` in `run`: one line per
+/// epoch run (3 teacher + 2 distilled + 2 scratch), the distilled rows with the loss terms,
+/// the three saved models in order.
+fn metrics_and_events_have_every_epoch(run: &Path) {
     // One metrics line per epoch run: 3 teacher + 2 distilled + 2 scratch at most.
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let phases: Vec<String> = metrics
@@ -104,34 +147,6 @@ fn tiny_end_to_end_run_writes_a_complete_run_directory() {
         .map(|e| e["model"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(saved, ["teacher", "distilled", "scratch"]);
-    // report.md: the table, the settings and the environment.
-    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
-    for needle in [
-        "| distilled |",
-        "## Settings",
-        "## Environment",
-        "libtorch 2.11",
-        "git ",
-    ] {
-        assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
-    }
-    // The plots, where the machine has the font they are drawn with.
-    if Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists() {
-        for png in [
-            "learning_curves.png",
-            "lr_schedule.png",
-            "confusion_distilled.png",
-        ] {
-            let bytes = std::fs::read(run.join(png)).unwrap();
-            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png}");
-        }
-    }
-    // The resolved config round-trips and carries the defaults that were filled in.
-    let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
-    assert!(
-        resolved.contains("restore_best_weights = true"),
-        "{resolved}"
-    );
 }
 
 #[test]

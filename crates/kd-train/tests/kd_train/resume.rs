@@ -198,23 +198,9 @@ fn cut_and_resume(epoch: usize, batch: usize) {
         .unwrap();
     assert_same_weights(&whole, &resumed_model);
     assert_eq!(results(&expected), results(&resumed));
-    let actions = |o: &FitOutcome| -> Vec<(usize, String, String)> {
-        o.events
-            .iter()
-            .filter(|e| e.action != "resumed")
-            .map(|e| (e.epoch, e.action.clone(), e.detail.clone()))
-            .collect()
-    };
-    // Paths differ between the two directories; the rest of each event does not.
-    let without_dir = |o: &FitOutcome, dir: &Path| -> Vec<(usize, String, String)> {
-        actions(o)
-            .into_iter()
-            .map(|(e, a, d)| (e, a, d.replace(&dir.display().to_string(), "DIR")))
-            .collect()
-    };
     assert_eq!(
-        without_dir(&expected, whole_ck.dir()),
-        without_dir(&resumed, cut_ck.dir())
+        actions_without_dir(&expected, whole_ck.dir()),
+        actions_without_dir(&resumed, cut_ck.dir())
     );
     assert!(resumed
         .events
@@ -229,23 +215,35 @@ fn cut_and_resume(epoch: usize, batch: usize) {
     assert_same_weights(&whole, &again);
     assert_eq!(results(&outcome), results(&expected));
 
-    // best.safetensors holds the best epoch's weights by early stopping's rule (lower by more
-    // than min_delta): evaluated again, they give that epoch's validation loss.
+    best_checkpoint_holds_the_best_epoch(&task, &cut_ck, &expected);
+}
+
+/// A fit's events but `resumed`, as (epoch, action, detail) with `dir` written `DIR`: paths
+/// differ between two checkpoint directories, the rest of each event does not.
+fn actions_without_dir(o: &FitOutcome, dir: &Path) -> Vec<(usize, String, String)> {
+    let dir = dir.display().to_string();
+    o.events
+        .iter()
+        .filter(|e| e.action != "resumed")
+        .map(|e| (e.epoch, e.action.clone(), e.detail.replace(&dir, "DIR")))
+        .collect()
+}
+
+/// `best.safetensors` of `ck` holds the best epoch's weights by early stopping's rule (lower
+/// by more than min_delta): evaluated again, they give that epoch's validation loss in
+/// `expected`.
+fn best_checkpoint_holds_the_best_epoch(task: &Task, ck: &Checkpoints, expected: &FitOutcome) {
     let mut best = model(6);
-    best.load(&cut_ck.best_path()).unwrap();
+    best.load(&ck.best_path()).unwrap();
     let val = BatchLoader::new(&task.val, 48, TransformConfig::default(), Device::Cpu);
     let reloaded = evaluate(&best, &val, &Objective::CrossEntropy, Split::Validation);
     let min_delta = config().early_stopping.min_delta;
-    let lowest =
-        expected
-            .history
-            .epochs
-            .iter()
-            .map(|m| m.val_loss)
-            .fold(
-                f64::INFINITY,
-                |best, v| if v < best - min_delta { v } else { best },
-            );
+    let lowest = expected
+        .history
+        .epochs
+        .iter()
+        .map(|m| m.val_loss)
+        .fold(f64::INFINITY, |b, v| if v < b - min_delta { v } else { b });
     assert!(
         (reloaded.loss - lowest).abs() < 1e-9,
         "best {} vs lowest {lowest}",
