@@ -37,7 +37,7 @@ pub(crate) fn train_epoch(
     epoch: usize,
 ) -> Result<EpochPass> {
     let start = Instant::now();
-    let (config, phase, model) = (t.config, t.phase, t.model);
+    let (config, model) = (t.config, t.model);
     let total_steps = t.total_steps();
     let mut skipped = 0usize;
     let sums = train.with_epoch(epoch, |batches| -> Result<DeviceSums> {
@@ -49,8 +49,13 @@ pub(crate) fn train_epoch(
             }
             t.state.step += 1;
             // Full batches of a graphed fit: one replay, nothing read back.
-            if let Some(graphs) = t.graphs.as_mut().filter(|_| batch.len() == config.batch_size) {
-                let (logits, out) = graphs.step(&mut t.opt, &t.trainable, model, objective, &batch)?;
+            if let Some(graphs) = t
+                .graphs
+                .as_mut()
+                .filter(|_| batch.len() == config.batch_size)
+            {
+                let (logits, out) =
+                    graphs.step(&mut t.opt, &t.trainable, model, objective, &batch)?;
                 sums.add(&logits, &batch.labels, &out);
                 progress.batch(done, &|| {
                     let r = sums.read();
@@ -70,29 +75,7 @@ pub(crate) fn train_epoch(
                 share,
                 replicas,
             )?;
-            // The non-finite policy, for every kind of step.
-            let taken = match stepped {
-                Stepped::Taken => true,
-                Stepped::SkippedByScaler => false,
-                Stepped::NonFinite(what) if config.on_nonfinite == OnNonFinite::SkipBatch => {
-                    tracing::warn!(
-                        "{phase}: non-finite {what} at step {} (epoch {epoch}, batch {done}); batch skipped",
-                        t.state.step
-                    );
-                    skipped += 1;
-                    false
-                }
-                Stepped::NonFinite(what) => {
-                    return Err(TrainError::NonFinite {
-                        phase: phase.into(),
-                        what,
-                        step: t.state.step,
-                        epoch,
-                        batch: done,
-                        checkpoint: last_good(t),
-                    });
-                }
-            };
+            let taken = apply_nonfinite_policy(t, stepped, (epoch, done), &mut skipped)?;
             // A skipped step is not part of the epoch's metrics (its loss may be infinite);
             // PyTorch's GradScaler skips it the same way.
             if let (true, Some((logits, out))) = (taken, &forward) {
@@ -105,26 +88,64 @@ pub(crate) fn train_epoch(
         }
         Ok(sums)
     })?;
-    // Graphed steps find a non-finite loss or gradient on the device, skip the update there
-    // and count it; the count is read once here.
-    let nonfinite = t.graphs.as_mut().map_or(0, |g| g.take_nonfinite());
-    if nonfinite > 0 {
-        return Err(TrainError::NonFinite {
-            phase: phase.into(),
-            what: format!(
-                "loss or gradient in {nonfinite} CUDA-graph step(s) of the epoch, left unapplied"
-            ),
-            step: t.state.step,
-            epoch,
-            batch: train.num_batches(),
-            checkpoint: last_good(t),
-        });
-    }
+    check_graphed_steps(t, epoch, train.num_batches())?;
     // The epoch's one host synchronisation: the sums are read here, not per step.
     Ok(EpochPass {
         sums: sums.read(),
         skipped,
         seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The non-finite policy, for every kind of step: whether `stepped` (batch `done` of
+/// `epoch`) changed the weights; a non-finite step is skipped and counted in `skipped`, or
+/// ends the fit, as the config says.
+fn apply_nonfinite_policy(
+    t: &Training,
+    stepped: Stepped,
+    (epoch, done): (usize, usize),
+    skipped: &mut usize,
+) -> Result<bool> {
+    match stepped {
+        Stepped::Taken => Ok(true),
+        Stepped::SkippedByScaler => Ok(false),
+        Stepped::NonFinite(what) if t.config.on_nonfinite == OnNonFinite::SkipBatch => {
+            tracing::warn!(
+                "{}: non-finite {what} at step {} (epoch {epoch}, batch {done}); batch skipped",
+                t.phase,
+                t.state.step
+            );
+            *skipped += 1;
+            Ok(false)
+        }
+        Stepped::NonFinite(what) => Err(TrainError::NonFinite {
+            phase: t.phase.into(),
+            what,
+            step: t.state.step,
+            epoch,
+            batch: done,
+            checkpoint: last_good(t),
+        }),
+    }
+}
+
+/// Graphed steps find a non-finite loss or gradient on the device, skip the update there
+/// and count it; the count is read once an epoch (of `batches` batches), here, and a
+/// non-zero one ends the fit.
+fn check_graphed_steps(t: &mut Training, epoch: usize, batches: usize) -> Result<()> {
+    let nonfinite = t.graphs.as_mut().map_or(0, |g| g.take_nonfinite());
+    if nonfinite == 0 {
+        return Ok(());
+    }
+    Err(TrainError::NonFinite {
+        phase: t.phase.into(),
+        what: format!(
+            "loss or gradient in {nonfinite} CUDA-graph step(s) of the epoch, left unapplied"
+        ),
+        step: t.state.step,
+        epoch,
+        batch: batches,
+        checkpoint: last_good(t),
     })
 }
 
