@@ -134,14 +134,7 @@ impl GraphedSteps {
         match self.shapes.remove(&size) {
             None => {
                 // The first warm-up: an ordinary step on static copies of this batch.
-                let mut step = StaticStep {
-                    batch: static_copy(batch),
-                    logits: Tensor::new(),
-                    loss: LossParts {
-                        total: Tensor::new(),
-                        parts: Vec::new(),
-                    },
-                };
+                let mut step = StaticStep::of(batch);
                 warm_up(&mut step, opt)?;
                 let out = (step.logits.shallow_clone(), clone_parts(&step.loss));
                 self.shapes.insert(size, Shape::WarmingUp { step, done: 1 });
@@ -157,24 +150,7 @@ impl GraphedSteps {
             }
             Some(Shape::WarmingUp { mut step, .. }) => {
                 copy_batch(&step.batch, batch);
-                let graph = match self.replay {
-                    Replay::Graph(device) => {
-                        let mut out = None;
-                        let graph = CudaGraph::capture(device, || -> Result<()> {
-                            out = Some(body(&step.batch, opt)?);
-                            Ok(())
-                        })
-                        .map_err(graph_error)?;
-                        (step.logits, step.loss) = out.expect("the capture ran");
-                        // A capture launches nothing: the first replay is this batch's step.
-                        graph.replay().map_err(graph_error)?;
-                        Some(graph)
-                    }
-                    Replay::Eager => {
-                        (step.logits, step.loss) = body(&step.batch, opt)?;
-                        None
-                    }
-                };
+                let graph = capture(self.replay, &mut step, &mut |b| body(b, opt))?;
                 self.captures += 1;
                 let out = (step.logits.shallow_clone(), clone_parts(&step.loss));
                 self.shapes.insert(size, Shape::Captured { step, graph });
@@ -201,6 +177,47 @@ impl GraphedSteps {
             let _ = self.nonfinite.zero_();
         });
         n
+    }
+}
+
+impl StaticStep {
+    /// Static copies of `batch`, with no outputs yet.
+    fn of(batch: &Batch) -> Self {
+        Self {
+            batch: static_copy(batch),
+            logits: Tensor::new(),
+            loss: LossParts {
+                total: Tensor::new(),
+                parts: Vec::new(),
+            },
+        }
+    }
+}
+
+/// Captures `run` on `step`'s static batch as a CUDA graph (`Replay::Graph`) and replays it
+/// once — a capture launches nothing, so the first replay is this batch's step — or runs it
+/// eagerly (`Replay::Eager`); `step` keeps the outputs.
+fn capture(
+    replay: Replay,
+    step: &mut StaticStep,
+    run: &mut dyn FnMut(&Batch) -> Result<(Tensor, LossParts)>,
+) -> Result<Option<CudaGraph>> {
+    match replay {
+        Replay::Graph(device) => {
+            let mut out = None;
+            let graph = CudaGraph::capture(device, || -> Result<()> {
+                out = Some(run(&step.batch)?);
+                Ok(())
+            })
+            .map_err(graph_error)?;
+            (step.logits, step.loss) = out.expect("the capture ran");
+            graph.replay().map_err(graph_error)?;
+            Ok(Some(graph))
+        }
+        Replay::Eager => {
+            (step.logits, step.loss) = run(&step.batch)?;
+            Ok(None)
+        }
     }
 }
 
