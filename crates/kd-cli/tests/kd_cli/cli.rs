@@ -823,6 +823,13 @@ fn bench_prints_one_json_line_per_mode() {
         );
         assert!(l["images_per_s"].as_f64().unwrap() > 0.0);
     }
+}
+
+/// `bench --precision bf16 --channels-last` says so in its line; a precision it does not
+/// know and CUDA graphs on the CPU are errors naming the flag.
+#[test]
+fn bench_flags_are_recorded_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
     let out = kd_cli(
         &[
             "bench",
