@@ -22,12 +22,19 @@ pub fn launch(nproc: usize, master_port: Option<u16>, run_args: &[String]) -> Re
     if nproc == 0 {
         bail!("--nproc: expected at least 1, got 0");
     }
-    let exe = std::env::current_exe().context("cannot find the kd-cli executable")?;
     let port = match master_port {
         Some(p) => p,
         None => free_port()?,
     };
     tracing::info!("launching {nproc} ranks, rendezvous at 127.0.0.1:{port}");
+    let mut children = start_ranks(nproc, port, run_args)?;
+    wait_for_ranks(&mut children)
+}
+
+/// Starts the `nproc` ranks with torchrun's variables; if one cannot start, the others are
+/// stopped.
+fn start_ranks(nproc: usize, port: u16, run_args: &[String]) -> Result<Vec<Child>> {
+    let exe = std::env::current_exe().context("cannot find the kd-cli executable")?;
     let mut children: Vec<Child> = Vec::with_capacity(nproc);
     for rank in 0..nproc {
         let child = Command::new(&exe)
@@ -49,29 +56,35 @@ pub fn launch(nproc: usize, master_port: Option<u16>, run_args: &[String]) -> Re
             }
         }
     }
-    // Wait for all; the first failure stops the rest (they would wait for it until their
-    // collective timeout). Ranks are reported in the order their failures were seen; a rank
-    // that died takes the others down within milliseconds, so several may be seen at once.
+    Ok(children)
+}
+
+/// Waits for every rank; the first failure stops the rest (they would wait for it until
+/// their collective timeout). Ranks are reported in the order their failures were seen; a
+/// rank that died takes the others down within milliseconds, so several may be seen at once.
+fn wait_for_ranks(children: &mut [Child]) -> Result<()> {
+    let nproc = children.len();
     let mut done: Vec<Option<ExitStatus>> = vec![None; nproc];
     loop {
         let mut failed = Vec::new();
         for (rank, child) in children.iter_mut().enumerate() {
-            if done[rank].is_none() {
-                let status = match child.try_wait() {
-                    Ok(status) => status,
-                    Err(e) => {
-                        stop_all(&mut children);
-                        return Err(e).context(format!("cannot wait for rank {rank}"));
-                    }
-                };
-                done[rank] = status;
-                if let Some(s) = status.filter(|s| !s.success()) {
-                    failed.push(format!("rank {rank} ({s})"));
+            if done[rank].is_some() {
+                continue;
+            }
+            let status = match child.try_wait() {
+                Ok(status) => status,
+                Err(e) => {
+                    stop_all(children);
+                    return Err(e).context(format!("cannot wait for rank {rank}"));
                 }
+            };
+            done[rank] = status;
+            if let Some(s) = status.filter(|s| !s.success()) {
+                failed.push(format!("rank {rank} ({s})"));
             }
         }
         if !failed.is_empty() {
-            stop_all(&mut children);
+            stop_all(children);
             // A rank killed by a signal is the likelier cause: name it first.
             failed.sort_by_key(|f| !f.contains("signal"));
             bail!(

@@ -207,31 +207,36 @@ fn bf16_channels_last_runs_save_standard_weights_and_report_precision_and_memory
         table.contains("test acc in bf16 (the run's precision): teacher "),
         "{table}"
     );
-    // The weights are ordinary row-major tensors: a float32 NCHW run loads them. The two
-    // float32 accuracies differ only by the memory format's rounding; bf16 by more.
+    let (f32_cl, bf16) = (
+        teacher["test_accuracy"].as_f64().unwrap(),
+        in_bf16["accuracy"].as_f64().unwrap(),
+    );
+    a_float32_nchw_run_loads_the_weights(dir.path(), f32_cl, bf16);
+}
+
+/// The weights of `dir`'s bf16 channels-last run are ordinary row-major tensors: a float32
+/// NCHW run loads its teacher. Its float32 accuracy differs from the run's (`f32_cl`) only by
+/// the memory format's rounding; the bf16 one (`bf16`) by more.
+fn a_float32_nchw_run_loads_the_weights(dir: &Path, f32_cl: f64, bf16: f64) {
     let plain = TINY_CONFIG.replace(
         "[teacher.model]",
         "[teacher]\ncheckpoint = \"out/teacher.safetensors\"\n[teacher.model]",
     );
     let plain = format!("precision = \"f32\"\nchannels_last = false\n{plain}");
-    std::fs::write(dir.path().join("plain.toml"), plain).unwrap();
-    let again = run_ok(dir.path(), "plain.toml", "out2");
+    std::fs::write(dir.join("plain.toml"), plain).unwrap();
+    let again = run_ok(dir, "plain.toml", "out2");
     assert!(
         again["models"][0]["test_in_run_precision"].is_null(),
         "{again}"
     );
-    let (a, b, c) = (
-        teacher["test_accuracy"].as_f64().unwrap(),
-        again["models"][0]["test_accuracy"].as_f64().unwrap(),
-        in_bf16["accuracy"].as_f64().unwrap(),
+    let nchw = again["models"][0]["test_accuracy"].as_f64().unwrap();
+    assert!(
+        (f32_cl - nchw).abs() <= 0.02,
+        "f32 channels-last {f32_cl} vs f32 NCHW {nchw}"
     );
     assert!(
-        (a - b).abs() <= 0.02,
-        "f32 channels-last {a} vs f32 NCHW {b}"
-    );
-    assert!(
-        (a - c).abs() <= 0.05,
-        "f32 {a} vs bf16 {c} on the same weights"
+        (f32_cl - bf16).abs() <= 0.05,
+        "f32 {f32_cl} vs bf16 {bf16} on the same weights"
     );
 }
 
@@ -342,10 +347,14 @@ fn eval_reproduces_the_runs_test_accuracy_from_the_model_file_alone() {
         "{text}"
     );
 
-    // A file that is not safetensors, and weights of another architecture under a student's
-    // metadata: errors that name the file, no panic.
-    std::fs::write(dir.path().join("junk.safetensors"), b"not a model").unwrap();
-    let out = kd_cli(&["eval", "junk.safetensors", "--device", "cpu"], dir.path());
+    eval_names_files_that_are_not_models(dir.path());
+}
+
+/// `eval` of a file that is not safetensors, and of another architecture's weights under a
+/// student's metadata (next to the tiny run in `dir`): errors that name the file, no panic.
+fn eval_names_files_that_are_not_models(dir: &Path) {
+    std::fs::write(dir.join("junk.safetensors"), b"not a model").unwrap();
+    let out = kd_cli(&["eval", "junk.safetensors", "--device", "cpu"], dir);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -353,11 +362,11 @@ fn eval_reproduces_the_runs_test_accuracy_from_the_model_file_alone() {
         "{stderr}"
     );
     let student_meta =
-        kd_models::metadata::read_metadata(&dir.path().join("out/distilled.safetensors")).unwrap();
-    let teacher_bytes = std::fs::read(dir.path().join("out/teacher.safetensors")).unwrap();
+        kd_models::metadata::read_metadata(&dir.join("out/distilled.safetensors")).unwrap();
+    let teacher_bytes = std::fs::read(dir.join("out/teacher.safetensors")).unwrap();
     let forged =
         kd_models::metadata::with_metadata(Path::new("x"), &teacher_bytes, &student_meta).unwrap();
-    std::fs::write(dir.path().join("forged.safetensors"), forged).unwrap();
+    std::fs::write(dir.join("forged.safetensors"), forged).unwrap();
     let out = kd_cli(
         &[
             "eval",
@@ -367,7 +376,7 @@ fn eval_reproduces_the_runs_test_accuracy_from_the_model_file_alone() {
             "--device",
             "cpu",
         ],
-        dir.path(),
+        dir,
     );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -438,6 +447,12 @@ fn exported_torchscript_runs_in_python_with_the_preprocessing_built_in() {
     ) else {
         return;
     };
+    python_computes_what_kd_does(&python, &exported, &expected);
+}
+
+/// PyTorch's `torch.jit.load` of `exported`, fed the three 12x12 test images of the test
+/// above, computes `expected` (kd's logits) to 1e-4.
+fn python_computes_what_kd_does(python: &Path, exported: &Path, expected: &tch::Tensor) {
     let script = format!(
         "import torch, json\nm = torch.jit.load({:?})\nx = torch.linspace(0, 1, 3 * 144).reshape(3, 1, 12, 12)\nprint(json.dumps(m(x).tolist()))",
         exported.display().to_string()
@@ -453,7 +468,7 @@ fn exported_torchscript_runs_in_python_with_the_preprocessing_built_in() {
     );
     let stdout = String::from_utf8_lossy(&py.stdout);
     let rows: Vec<Vec<f64>> = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    let expected: Vec<Vec<f64>> = Vec::try_from(expected.to_kind(Kind::Double)).unwrap();
+    let expected: Vec<Vec<f64>> = Vec::try_from(expected.to_kind(tch::Kind::Double)).unwrap();
     for (a, b) in rows.iter().flatten().zip(expected.iter().flatten()) {
         assert!(
             (a - b).abs() <= 1e-4 * (1.0 + b.abs()),

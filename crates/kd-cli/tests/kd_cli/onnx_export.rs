@@ -353,13 +353,10 @@ fn reports_what_the_float_file_scores(d: &Path, data: &str, onnx_acc: f64) {
     }
 }
 
-#[test]
-fn bad_export_requests_are_one_line_errors_that_write_nothing() {
-    let (dir, _) = workspace_with(TINY_CONFIG);
-    let d = dir.path();
-    succeeds(kd_cli(&["run", "run.toml", "--out", "out"], d));
-    std::fs::write(d.join("notes.safetensors"), "not a model").unwrap();
-    let cases: [(&[&str], &str, &str); 5] = [
+/// Export requests that must fail: (arguments after `export`, the file they must not leave,
+/// what the one-line error says).
+fn bad_export_requests() -> [(&'static [&'static str], &'static str, &'static str); 5] {
+    [
         (
             &["notes.safetensors", "--format", "onnx", "--out", "a.onnx"],
             "a.onnx",
@@ -421,7 +418,16 @@ fn bad_export_requests_are_one_line_errors_that_write_nothing() {
             "a.pt",
             "--quantize: only with --format onnx",
         ),
-    ];
+    ]
+}
+
+#[test]
+fn bad_export_requests_are_one_line_errors_that_write_nothing() {
+    let (dir, _) = workspace_with(TINY_CONFIG);
+    let d = dir.path();
+    succeeds(kd_cli(&["run", "run.toml", "--out", "out"], d));
+    std::fs::write(d.join("notes.safetensors"), "not a model").unwrap();
+    let cases = bad_export_requests();
     for (args, out, message) in cases {
         let mut all = vec!["export"];
         all.extend(args);
