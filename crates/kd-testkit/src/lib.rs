@@ -7,7 +7,11 @@
 //!   `KD_SKIP_LOG` names a file (`cargo xtask test` sets it), appends that line to it, so the
 //!   skip is counted in the suite's summary instead of passing silently.
 //!
+//! [`outside`] builds a crate outside the workspace against kd's, as a user would.
+//!
 //! No libtorch here: xtask's tests use it too.
+
+pub mod outside;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -3,9 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use kd_experiment::config::DeviceChoice;
 use kd_experiment::eval::eval;
-use kd_experiment::eval_precision::EvalPrecision;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -17,17 +15,8 @@ pub struct EvalArgs {
     /// `test` or `train`.
     #[arg(long, default_value = "test")]
     split: String,
-    /// `cpu`, `cuda`, or `auto` (CUDA when available).
-    #[arg(long, value_enum, default_value = "auto")]
-    device: DeviceChoice,
-    /// `f32` (the report's test accuracy, what exported float files compute), `run`
-    /// (the precision the run evaluated the model in, recorded in the file), `bf16` or
-    /// `f16`.
-    #[arg(long, value_enum, default_value = "f32")]
-    precision: EvalPrecision,
-    /// libtorch CPU threads (0: libtorch's default).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    compute: super::Compute,
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -35,9 +24,14 @@ pub struct EvalArgs {
 
 impl EvalArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        super::set_threads(self.threads);
-        let device = self.device.resolve("--device")?;
-        let result = eval(&self.model, self.data, &self.split, device, self.precision)?;
+        let device = self.compute.apply()?;
+        let result = eval(
+            &self.model,
+            self.data,
+            &self.split,
+            device,
+            self.compute.precision,
+        )?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&result)?);
         } else {

@@ -140,6 +140,30 @@ impl Command {
     }
 }
 
+/// Where and how `eval` and `predict` run a saved model.
+#[derive(Debug, clap::Args)]
+struct Compute {
+    /// `cpu`, `cuda`, or `auto` (CUDA when available).
+    #[arg(long, value_enum, default_value = "auto")]
+    device: kd_experiment::config::DeviceChoice,
+    /// `f32` (the report's test accuracy, what exported float files compute), `run`
+    /// (the precision the run evaluated the model in, recorded in the file), `bf16` or
+    /// `f16`.
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: kd_experiment::eval_precision::EvalPrecision,
+    /// libtorch CPU threads (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+impl Compute {
+    /// Sets the thread count; returns the device.
+    fn apply(&self) -> anyhow::Result<tch::Device> {
+        set_threads(self.threads);
+        self.device.resolve("--device")
+    }
+}
+
 /// `--threads N`: libtorch's CPU thread count, unless 0 (libtorch's default).
 fn set_threads(threads: usize) {
     if threads > 0 {

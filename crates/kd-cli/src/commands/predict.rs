@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Args;
-use kd_experiment::config::DeviceChoice;
-use kd_experiment::eval_precision::EvalPrecision;
 use kd_experiment::predict::{predict, text};
 
 #[derive(Debug, Args)]
@@ -18,17 +16,8 @@ pub struct PredictArgs {
     /// How many classes to show per image (at least 1).
     #[arg(long, default_value_t = 3, value_parser = parse_top_k)]
     top_k: usize,
-    /// `cpu`, `cuda`, or `auto` (CUDA when available).
-    #[arg(long, value_enum, default_value = "auto")]
-    device: DeviceChoice,
-    /// `f32` (the report's test accuracy, what exported float files compute), `run`
-    /// (the precision the run evaluated the model in, recorded in the file), `bf16` or
-    /// `f16`.
-    #[arg(long, value_enum, default_value = "f32")]
-    precision: EvalPrecision,
-    /// libtorch CPU threads (0: libtorch's default).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    compute: super::Compute,
     /// Print JSON instead of one line per image.
     #[arg(long)]
     json: bool,
@@ -47,15 +36,9 @@ impl PredictArgs {
     /// Prints the predictions of the images that could be read, names each that could not,
     /// and fails if any could not.
     pub fn run(self) -> anyhow::Result<()> {
-        super::set_threads(self.threads);
-        let device = self.device.resolve("--device")?;
-        let p = predict(
-            &self.model,
-            &self.images,
-            self.top_k,
-            device,
-            self.precision,
-        )?;
+        let device = self.compute.apply()?;
+        let precision = self.compute.precision;
+        let p = predict(&self.model, &self.images, self.top_k, device, precision)?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&p.predicted)?);
         } else {

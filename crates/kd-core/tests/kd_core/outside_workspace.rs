@@ -7,35 +7,14 @@
 //! torch-sys, a few minutes), and uses the workspace's `Cargo.lock` offline, so it builds the
 //! same dependency versions this workspace does.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// The README's recipe, with `path` dependencies (a `git` dependency differs only in where
 /// cargo fetches the same crates from).
 fn manifest(root: &Path) -> String {
-    let krate = |name: &str| root.join("crates").join(name).display().to_string();
-    format!(
-        r#"[package]
-name = "outside"
-version = "0.1.0"
-edition = "2021"
-publish = false
-
-[dependencies]
-kd-core = {{ path = {core:?} }}
-tch = "=0.24.0"
-
-[build-dependencies]
-kd-build = {{ path = {build:?} }}
-
-[workspace]
-"#,
-        core = krate("kd-core"),
-        build = krate("kd-build"),
-    )
+    kd_testkit::outside::manifest(root, "outside", &["kd-core"], &["tch = \"=0.24.0\""])
 }
-
-const BUILD_RS: &str = "fn main() {\n    kd_build::link_libtorch();\n}\n";
 
 const MAIN_RS: &str = r#"use kd_core::{DistillLoss, HintonKdConfig};
 use tch::Tensor;
@@ -52,45 +31,17 @@ fn main() {
 
 #[test]
 fn a_crate_outside_the_workspace_builds_and_runs_without_ld_library_path() {
+    let test = "a_crate_outside_the_workspace_builds_and_runs_without_ld_library_path";
     let root = kd_testkit::workspace_root(env!("CARGO_MANIFEST_DIR"));
-    let libtorch = root.join(".libtorch");
-    let Some(libtorch) = kd_testkit::require(
-        "a_crate_outside_the_workspace_builds_and_runs_without_ld_library_path",
-        libtorch.join("lib").is_dir().then_some(libtorch),
-        "no libtorch at .libtorch (run `cargo xtask setup`)",
-    ) else {
+    let Some(libtorch) = kd_testkit::outside::libtorch(test, &root) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let krate = dir.path().join("outside");
-    std::fs::create_dir_all(krate.join("src")).unwrap();
-    std::fs::write(krate.join("Cargo.toml"), manifest(&root)).unwrap();
-    std::fs::write(krate.join("build.rs"), BUILD_RS).unwrap();
-    std::fs::write(krate.join("src/main.rs"), MAIN_RS).unwrap();
-    // The same versions as this workspace, and the same toolchain.
-    std::fs::copy(root.join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
-    std::fs::copy(
-        root.join("rust-toolchain.toml"),
-        krate.join("rust-toolchain.toml"),
-    )
-    .unwrap();
-    let target: PathBuf = root.join("target/outside-workspace");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let build = Command::new(&cargo)
-        .args(["build", "--offline", "--quiet"])
-        .current_dir(&krate)
-        .env("LIBTORCH", libtorch.canonicalize().unwrap())
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("LD_LIBRARY_PATH")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "the outside crate does not build: {}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let run = Command::new(target.join("debug/outside"))
+    let manifest = manifest(&root);
+    let files = (manifest.as_str(), MAIN_RS);
+    let bin = kd_testkit::outside::build(&root, &libtorch, &krate, files, "outside");
+    let run = Command::new(bin)
         .env_remove("LD_LIBRARY_PATH")
         .output()
         .unwrap();

@@ -9,7 +9,7 @@
 //! Like `kd-core`'s outside-workspace test, the crate builds offline in
 //! `target/outside-workspace` with the workspace's `Cargo.lock` and only `LIBTORCH` set.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,35 +18,15 @@ use kd_models::{CnnConfig, Model, ModelConfig};
 use kd_train::{fit, Objective, TrainConfig};
 use tch::Device;
 
+/// The outside crate's `Cargo.toml`: kd's crates by path, tch, and what its `main` uses.
 fn manifest(root: &Path) -> String {
-    let krate = |name: &str| root.join("crates").join(name).display().to_string();
-    format!(
-        r#"[package]
-name = "outside-student"
-version = "0.1.0"
-edition = "2021"
-publish = false
-
-[dependencies]
-kd-core = {{ path = {core:?} }}
-kd-data = {{ path = {data:?} }}
-kd-models = {{ path = {models:?} }}
-kd-train = {{ path = {train:?} }}
-tch = "=0.24.0"
-ndarray = "0.16"
-serde_json = "1"
-
-[build-dependencies]
-kd-build = {{ path = {build:?} }}
-
-[workspace]
-"#,
-        core = krate("kd-core"),
-        data = krate("kd-data"),
-        models = krate("kd-models"),
-        train = krate("kd-train"),
-        build = krate("kd-build"),
-    )
+    let kd = ["kd-core", "kd-data", "kd-models", "kd-train"];
+    let others = [
+        "tch = \"=0.24.0\"",
+        "ndarray = \"0.16\"",
+        "serde_json = \"1\"",
+    ];
+    kd_testkit::outside::manifest(root, "outside-student", &kd, &others)
 }
 
 /// The teacher's architecture, which the outside crate rebuilds to load the file into.
@@ -163,35 +143,6 @@ fn save_teacher(path: &Path) {
     teacher.save(path).unwrap();
 }
 
-/// Builds the outside crate; returns its binary.
-fn build(root: &Path, libtorch: &Path, krate: &Path) -> PathBuf {
-    std::fs::create_dir_all(krate.join("src")).unwrap();
-    std::fs::write(krate.join("Cargo.toml"), manifest(root)).unwrap();
-    let build_rs = "fn main() {\n    kd_build::link_libtorch();\n}\n";
-    std::fs::write(krate.join("build.rs"), build_rs).unwrap();
-    std::fs::write(krate.join("src/main.rs"), MAIN_RS).unwrap();
-    for file in ["Cargo.lock", "rust-toolchain.toml"] {
-        std::fs::copy(root.join(file), krate.join(file)).unwrap();
-    }
-    let target = root.join("target/outside-workspace");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(&cargo)
-        .args(["build", "--offline", "--quiet"])
-        .current_dir(krate)
-        .env("LIBTORCH", libtorch.canonicalize().unwrap())
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("LD_LIBRARY_PATH")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the outside crate does not build: {stderr}"
-    );
-    target.join("debug/outside-student")
-}
-
 /// Runs the binary on `dir` (with `--resume` if asked) to its end; returns its stdout.
 fn run_to_end(bin: &Path, dir: &Path, resume: bool) -> String {
     let mut cmd = Command::new(bin);
@@ -227,17 +178,14 @@ fn kill_after(child: &mut Child, record: &Path, epochs: usize) -> bool {
 fn an_outside_crates_own_student_distils_checkpoints_and_resumes_bit_for_bit() {
     let test = "an_outside_crates_own_student_distils_checkpoints_and_resumes_bit_for_bit";
     let root = kd_testkit::workspace_root(env!("CARGO_MANIFEST_DIR"));
-    let libtorch = root.join(".libtorch");
-    let found = libtorch.join("lib").is_dir().then_some(libtorch);
-    let Some(libtorch) = kd_testkit::require(
-        test,
-        found,
-        "no libtorch at .libtorch (run `cargo xtask setup`)",
-    ) else {
+    let Some(libtorch) = kd_testkit::outside::libtorch(test, &root) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let bin = build(&root, &libtorch, &tmp.path().join("outside-student"));
+    let krate = tmp.path().join("outside-student");
+    let manifest = manifest(&root);
+    let files = (manifest.as_str(), MAIN_RS);
+    let bin = kd_testkit::outside::build(&root, &libtorch, &krate, files, "outside-student");
     let (whole, cut) = (tmp.path().join("whole"), tmp.path().join("cut"));
     for dir in [&whole, &cut] {
         std::fs::create_dir_all(dir).unwrap();
