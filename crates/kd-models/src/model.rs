@@ -307,14 +307,7 @@ impl Model {
         path: &Path,
         metadata: &BTreeMap<String, String>,
     ) -> Result<u64> {
-        let mut tensors: Vec<(String, Tensor)> = self
-            .vs
-            .variables()
-            .into_iter()
-            .filter(|(name, _)| !name.starts_with(AUX_PREFIX))
-            .collect();
-        tensors.sort_by(|a, b| a.0.cmp(&b.0));
-        crate::tensor_file::write_tensors(path, &tensors, metadata)
+        crate::variables::save_variables(&self.vs, path, metadata)
     }
 
     /// Loads every variable (except auxiliary ones) from a safetensors file written by

@@ -9,7 +9,6 @@ use std::path::Path;
 use tch::{nn, Tensor};
 
 use crate::model::Model;
-use crate::variables::AUX_PREFIX;
 use crate::{Precision, Result};
 
 /// A network kd can train and checkpoint.
@@ -48,17 +47,10 @@ pub trait Network {
         crate::variables::copy_variables(self.var_store(), tensors, with_aux, None)
     }
 
-    /// Writes the variables (but auxiliary ones, under [`AUX_PREFIX`]) in name order to a
+    /// Writes the variables (but auxiliary ones, under [`crate::variables::AUX_PREFIX`]) in name order to a
     /// safetensors file with `metadata`; returns its size in bytes.
     fn save_with_metadata(&self, path: &Path, metadata: &BTreeMap<String, String>) -> Result<u64> {
-        let mut tensors: Vec<(String, Tensor)> = self
-            .var_store()
-            .variables()
-            .into_iter()
-            .filter(|(name, _)| !name.starts_with(AUX_PREFIX))
-            .collect();
-        tensors.sort_by(|a, b| a.0.cmp(&b.0));
-        crate::tensor_file::write_tensors(path, &tensors, metadata)
+        crate::variables::save_variables(self.var_store(), path, metadata)
     }
 }
 

@@ -51,3 +51,19 @@ pub(crate) fn copy_variables(
     });
     Ok(())
 }
+
+/// Writes the variables of `vs` (but auxiliary ones, under [`AUX_PREFIX`]) in name order to a
+/// safetensors file at `path` with `metadata`; returns its size in bytes.
+pub(crate) fn save_variables(
+    vs: &nn::VarStore,
+    path: &std::path::Path,
+    metadata: &BTreeMap<String, String>,
+) -> crate::Result<u64> {
+    let mut tensors: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with(AUX_PREFIX))
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    crate::tensor_file::write_tensors(path, &tensors, metadata)
+}
