@@ -10,8 +10,11 @@
 //!   [`LogitCache`] (computed once, outside the timing);
 //! - `eval`: the student's forward and argmax under no-grad.
 //!
+//! Every training mode steps through [`kd_train::Stepper`], the step a fit takes (its
+//! non-finite checks included), so what is timed is what trains.
 //! `--precision bf16|f16` runs every forward pass under libtorch's autocast
-//! ([`kd_models::Precision`]); losses and the optimizer stay float32. `--cuda-graphs` runs
+//! ([`kd_models::Precision`]); losses and the optimizer stay float32, and float16 steps
+//! through the fit's loss scaler. `--cuda-graphs` runs
 //! the training modes as the fit does on a GPU: each step captured once as a CUDA graph and
 //! replayed ([`kd_train::graphed`]), Adam in its capturable form.
 //!
@@ -21,10 +24,10 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use kd_core::{DistillLoss, Distiller, KerasKd, KerasKdConfig, LogitCache};
+use kd_core::{Distiller, KerasKd, KerasKdConfig, LogitCache};
 use kd_models::{Model, ModelConfig, Precision, StudentConfig, VggConfig};
-use kd_train::graphed::{GraphedSteps, Replay};
-use kd_train::Objective;
+use kd_train::graphed::Replay;
+use kd_train::{Objective, Stepper};
 use tch::{Device, Kind, Tensor};
 
 /// What to time.
@@ -118,21 +121,31 @@ impl SeedModels {
     }
 }
 
-/// Seconds of `args.steps` steps of `mode` after `args.warmup` untimed ones.
+/// Seconds of `args.steps` steps of `mode` after `args.warmup` untimed ones. Training modes
+/// step through the fit's own [`Stepper`] (graphed with `--cuda-graphs`); the loss is read
+/// back once per step, as a progress display would.
 fn time_mode(
     s: &SeedModels,
     args: &BenchArgs,
     mode: BenchMode,
     graph_device: Option<usize>,
 ) -> Result<f64> {
-    let dev = args.device;
     let (model, lr) = match mode {
         BenchMode::Teacher => (&s.teacher, 1e-5),
+        BenchMode::Latency => bail!("--mode latency times model files, not steps"),
         _ => (&s.student, 1e-3),
     };
-    // The optimizer training uses.
-    let mut opt = kd_train::Adam::new(model.var_store(), lr, 0.0);
-    let params: Vec<Tensor> = opt.params().iter().map(Tensor::shallow_clone).collect();
+    if mode == BenchMode::Eval {
+        let mut eval = || -> Result<f64> {
+            let hits = tch::no_grad(|| s.student.forward_t(&s.x, false).argmax(1, false));
+            Ok(hits.sum(Kind::Int64).int64_value(&[]) as f64)
+        };
+        return timed(&mut eval, args);
+    }
+    let mut stepper = Stepper::new(model, lr, 0.0);
+    if let Some(n) = graph_device {
+        stepper.use_graphs(Replay::Graph(n), None);
+    }
     let batch = kd_data::Batch {
         images: s.x.shallow_clone(),
         labels: s.y.shallow_clone(),
@@ -145,35 +158,10 @@ fn time_mode(
         }
         _ => Objective::CrossEntropy,
     };
-    let mut graphs = graph_device.map(|n| GraphedSteps::new(Replay::Graph(n), dev));
     let mut step = || -> Result<f64> {
-        if let Some(graphs) = graphs.as_mut() {
-            let (_, loss) = graphs.step(&mut opt, &params, model, &objective, &batch)?;
-            return Ok(loss.total.double_value(&[]));
-        }
-        Ok(match mode {
-            BenchMode::Latency => bail!("--mode latency times model files, not steps"),
-            BenchMode::Eval => {
-                let hits = tch::no_grad(|| s.student.forward_t(&s.x, false).argmax(1, false));
-                hits.sum(Kind::Int64).int64_value(&[]) as f64
-            }
-            BenchMode::Teacher | BenchMode::Student => {
-                let loss = model.forward_t(&s.x, true).cross_entropy_for_logits(&s.y);
-                opt.backward_step(&loss)?;
-                loss.double_value(&[])
-            }
-            BenchMode::Distill | BenchMode::DistillCached => {
-                let teacher_logits = if mode == BenchMode::Distill {
-                    tch::no_grad(|| s.teacher.forward_t(&s.x, false))
-                } else {
-                    s.cache.gather(&s.indices, dev)
-                };
-                let logits = s.student.forward_t(&s.x, true);
-                let loss = s.kd.loss(&logits, &teacher_logits, &s.y).total;
-                opt.backward_step(&loss)?;
-                loss.double_value(&[])
-            }
-        })
+        let step = stepper.step(model, &objective, &batch)?;
+        let (_, loss) = step.output.expect("one process steps on the whole batch");
+        Ok(loss.total.double_value(&[]))
     };
     timed(&mut step, args)
 }

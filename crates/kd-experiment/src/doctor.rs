@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use kd_models::{Model, ModelConfig, Precision, StudentConfig, VggConfig};
+use kd_train::graphed::Replay;
 use tch::{Device, Kind, Tensor};
 
 /// The outcome of one check.
@@ -246,13 +247,13 @@ fn forward_check(label: &str, config: &ModelConfig, device: Device, x: &Tensor) 
 fn training_check(config: &ModelConfig, device: Device, x: &Tensor, y: &Tensor) -> Result<Check> {
     let steps = |device: Device, n: usize| -> Result<(Vec<f64>, Model)> {
         let model = seeded(config, device)?;
-        let mut adam = kd_train::Adam::new(model.var_store(), 1e-3, 0.0);
-        let (x, y) = (x.to_device(device), y.to_device(device));
+        let mut stepper = kd_train::Stepper::new(&model, 1e-3, 0.0);
+        let batch = one_batch(x, y, device);
         let mut losses = Vec::new();
         for _ in 0..n {
-            let loss = model.forward_t(&x, true).cross_entropy_for_logits(&y);
-            losses.push(loss.double_value(&[]));
-            adam.backward_step(&loss)?;
+            let step = stepper.step(&model, &kd_train::Objective::CrossEntropy, &batch)?;
+            let (_, loss) = step.output.expect("one process steps on the whole batch");
+            losses.push(loss.total.double_value(&[]));
         }
         Ok((losses, model))
     };
@@ -332,7 +333,8 @@ fn all_reduce_check(device: Device, backend: kd_sys::dist::Backend) -> Check {
 }
 
 /// On a GPU: five training steps of the student on one batch size, graphed (warm-up,
-/// capture, replays) against the same steps run eagerly, both with Adam's capturable form;
+/// capture, replays) against the same static-buffer steps run eagerly, both through the
+/// fit's Stepper with Adam's capturable form;
 /// parameters and the last loss must agree to float32 tolerance. Skipped on the CPU.
 fn graph_check(config: &ModelConfig, device: Device, x: &Tensor, y: &Tensor) -> Result<Check> {
     let name = "CUDA graph steps = eager steps";
@@ -350,41 +352,26 @@ fn graph_check(config: &ModelConfig, device: Device, x: &Tensor, y: &Tensor) -> 
             "this kd was built without CUDA graphs".into(),
         ));
     }
-    let (x, y) = (x.to_device(device), y.to_device(device));
-    let batch = kd_data::Batch {
-        images: x.shallow_clone(),
-        labels: y.shallow_clone(),
-        indices: Tensor::arange(x.size()[0], (Kind::Int64, device)),
-    };
+    let batch = one_batch(x, y, device);
     let objective = kd_train::Objective::CrossEntropy;
-    let train = |graphed: bool| -> Result<(Model, f64)> {
+    // The fit's Stepper both ways: graphs replayed, or the same static-buffer steps eagerly.
+    let train = |replay: Replay| -> Result<(Model, f64)> {
         let model = seeded(config, device)?;
-        let mut adam = kd_train::Adam::new(model.var_store(), 1e-3, 0.0);
-        adam.capturable();
-        let params: Vec<Tensor> = adam.params().iter().map(Tensor::shallow_clone).collect();
-        let mut graphs =
-            kd_train::graphed::GraphedSteps::new(kd_train::graphed::Replay::Graph(index), device);
+        let mut stepper = kd_train::Stepper::new(&model, 1e-3, 0.0);
+        stepper.use_graphs(replay, None);
         let mut last = f64::NAN;
         for _ in 0..5 {
-            let loss = if graphed {
-                graphs
-                    .step(&mut adam, &params, &model, &objective, &batch)?
-                    .1
-                    .total
-            } else {
-                let (_, out) = objective.forward_loss(&model, &batch, kd_train::Split::Train, true);
-                adam.backward_step(&out.total)?;
-                out.total
-            };
-            last = loss.double_value(&[]);
+            let step = stepper.step(&model, &objective, &batch)?;
+            let (_, loss) = step.output.expect("one process steps on the whole batch");
+            last = loss.total.double_value(&[]);
         }
         Ok((model, last))
     };
-    let (graphed, graphed_loss) = match train(true) {
+    let (graphed, graphed_loss) = match train(Replay::Graph(index)) {
         Ok(trained) => trained,
         Err(e) => return Ok(check(name, false, format!("graphed steps failed: {e:#}"))),
     };
-    let (eager, eager_loss) = train(false)?;
+    let (eager, eager_loss) = train(Replay::Eager)?;
     let (atol, rtol) = (1e-4, 1e-4);
     let worst = worst_variable_excess(&graphed, &eager, atol, rtol);
     let loss_close = (graphed_loss - eager_loss).abs() <= atol + rtol * eager_loss.abs();
@@ -395,6 +382,17 @@ fn graph_check(config: &ModelConfig, device: Device, x: &Tensor, y: &Tensor) -> 
             "5 steps: loss {graphed_loss:.6} vs {eager_loss:.6}; parameters' worst excess over {atol} + {rtol}·|x|: {worst:.2e}"
         ),
     ))
+}
+
+/// `x` and `y` on `device` as one batch of a loader.
+fn one_batch(x: &Tensor, y: &Tensor, device: Device) -> kd_data::Batch {
+    let (images, labels) = (x.to_device(device), y.to_device(device));
+    let indices = Tensor::arange(images.size()[0], (Kind::Int64, device));
+    kd_data::Batch {
+        images,
+        labels,
+        indices,
+    }
 }
 
 /// A model saved from `device` and loaded into a fresh one on `device`: bit-identical.

@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use kd_core::Split;
 use kd_data::BatchLoader;
 
 use crate::error::{Result, TrainError};
@@ -14,7 +13,7 @@ use crate::objective::Objective;
 use crate::progress::Progress;
 use crate::replicas::Replicas;
 use crate::schedule::LrSchedule;
-use crate::step::{step, Stepped};
+use crate::stepper::Stepped;
 use crate::training::Training;
 
 /// What the training pass of an epoch gives.
@@ -45,41 +44,17 @@ pub(crate) fn train_epoch(
         for (done, batch) in batches.enumerate().map(|(i, b)| (i + 1, b)) {
             if config.lr_schedule != LrSchedule::Constant {
                 let factor = config.lr_schedule.factor(t.state.step, total_steps);
-                t.opt.set_lr(t.state.lr * factor);
+                t.stepper.set_lr(t.state.lr * factor);
             }
             t.state.step += 1;
-            // Full batches of a graphed fit: one replay, nothing read back.
-            if let Some(graphs) = t
-                .graphs
-                .as_mut()
-                .filter(|_| batch.len() == config.batch_size)
-            {
-                let (logits, out) =
-                    graphs.step(&mut t.opt, &t.trainable, model, objective, &batch)?;
-                sums.add(&logits, &batch.labels, &out);
-                progress.batch(done, &|| {
-                    let r = sums.read();
-                    (r.loss, r.accuracy())
-                });
-                continue;
-            }
-            let (batch, share) = replicas.shard(batch);
-            let forward = (!batch.is_empty())
-                .then(|| objective.forward_loss(model, &batch, Split::Train, true));
-            let loss = forward.as_ref().map(|(_, out)| &out.total);
-            let stepped = step(
-                &mut t.opt,
-                &mut t.trainable,
-                t.state.scaler.as_mut(),
-                loss,
-                share,
-                replicas,
-            )?;
-            let taken = apply_nonfinite_policy(t, stepped, (epoch, done), &mut skipped)?;
+            let step = t
+                .stepper
+                .step_replicated(model, objective, &batch, replicas)?;
+            let taken = apply_nonfinite_policy(t, step.stepped, (epoch, done), &mut skipped)?;
             // A skipped step is not part of the epoch's metrics (its loss may be infinite);
             // PyTorch's GradScaler skips it the same way.
-            if let (true, Some((logits, out))) = (taken, &forward) {
-                sums.add(logits, &batch.labels, out);
+            if let (true, Some((logits, out))) = (taken, &step.output) {
+                sums.add(logits, &step.labels, out);
             }
             progress.batch(done, &|| {
                 let r = sums.read();
@@ -133,7 +108,7 @@ fn apply_nonfinite_policy(
 /// and count it; the count is read once an epoch (of `batches` batches), here, and a
 /// non-zero one ends the fit.
 fn check_graphed_steps(t: &mut Training, epoch: usize, batches: usize) -> Result<()> {
-    let nonfinite = t.graphs.as_mut().map_or(0, |g| g.take_nonfinite());
+    let nonfinite = t.stepper.take_nonfinite();
     if nonfinite == 0 {
         return Ok(());
     }
@@ -224,7 +199,7 @@ pub(crate) fn record_epoch(t: &mut Training, m: EpochMetrics, skipped: usize) {
         t.state.event(epoch, "skipped_nonfinite", detail);
     }
     t.state.history.epochs.push(m);
-    if let Some(s) = t.state.scaler.as_ref().filter(|s| s.skipped_steps() > 0) {
+    if let Some(s) = t.stepper.scaler().filter(|s| s.skipped_steps() > 0) {
         tracing::info!(
             "{phase}: float16 loss scale {}, {} steps skipped for non-finite gradients so far",
             s.scale(),

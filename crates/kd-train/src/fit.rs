@@ -6,7 +6,7 @@
 //!
 //! [`fit_with`] is the whole loop; each concern behind it lives in a file of its own:
 //! `training.rs` (the fit's state: start or resume, actions, checkpoints), `epoch.rs` (the
-//! batches of an epoch and its metrics), `step.rs` (one optimizer step), `replicas.rs` (one
+//! batches of an epoch and its metrics), `stepper.rs` (the one optimizer step), `replicas.rs` (one
 //! process or data parallelism: every collective) and [`crate::callback`] (the callback
 //! list).
 
@@ -23,7 +23,7 @@ use crate::distributed::DataParallel;
 use crate::epoch::{check_trained, epoch_metrics, record_epoch, train_epoch};
 use crate::error::Result;
 use crate::evaluate::evaluate;
-use crate::graphed::{self, GraphedSteps};
+use crate::graphed;
 use crate::objective::Objective;
 use crate::progress::{NoProgress, Progress};
 use crate::replicas::Replicas;
@@ -108,7 +108,7 @@ pub fn fit_with(
             "{phase}: training steps of {} images as CUDA graphs",
             config.batch_size
         );
-        t.graphs = Some(GraphedSteps::new(replay, model.var_store().device()));
+        t.stepper.use_graphs(replay, Some(config.batch_size));
     }
     replicas.agree_on_start(t.resume_point(), t.state.lr, phase)?;
     if let Some(done) = t.announce_resume() {

@@ -4,7 +4,8 @@
 //!   - `training`: the state of a fit in progress (start or resume, callbacks' actions,
 //!     checkpoints, finish);
 //!   - `epoch`: the batches of one epoch and its metrics;
-//!   - `step`: one optimizer step, plain or loss-scaled;
+//!   - [`stepper`]: the one optimizer step — eager, loss-scaled or a CUDA-graph replay —
+//!     that the fit, `bench` and `doctor` take;
 //!   - [`graphed`]: training steps captured as CUDA graphs and replayed;
 //!   - `replicas`: one process or data parallelism, with every collective the loop makes;
 //! - [`config`]: [`TrainConfig`], the settings of a fit;
@@ -43,7 +44,7 @@ mod replicas;
 pub mod schedule;
 mod snapshot;
 pub mod state;
-mod step;
+pub mod stepper;
 pub mod teacher_cache;
 mod training;
 
@@ -61,4 +62,5 @@ pub use optimizer::Adam;
 pub use progress::{NoProgress, Progress};
 pub use schedule::LrSchedule;
 pub use state::{FitOutcome, TrainEvent};
+pub use stepper::{Step, Stepped, Stepper};
 pub use teacher_cache::{cache_teacher_logits, teacher_logit_cache};

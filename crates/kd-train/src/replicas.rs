@@ -86,9 +86,9 @@ impl<'a> Replicas<'a> {
     }
 
     /// This rank's share of a global batch, and the share's fraction of it.
-    pub(crate) fn shard(&self, batch: Batch) -> (Batch, f64) {
+    pub(crate) fn shard(&self, batch: &Batch) -> (Batch, f64) {
         let Self::DataParallel(dp) = self else {
-            return (batch, 1.0);
+            return (batch.slice(0..batch.len()), 1.0);
         };
         let global = batch.len();
         let mine = dp.shard(global);

@@ -4,18 +4,15 @@
 
 use std::path::PathBuf;
 
-use kd_models::{Network, Precision};
-use tch::Tensor;
+use kd_models::Network;
 
 use crate::callback::{Action, Callback, CallbackList};
 use crate::checkpoint::Checkpoints;
 use crate::config::TrainConfig;
 use crate::error::{Result, ResumePoint, TrainError};
-use crate::graphed::GraphedSteps;
-use crate::loss_scale::LossScaler;
-use crate::optimizer::Adam;
 use crate::snapshot::{restore, snapshot, Snapshot};
 use crate::state::{FitOutcome, TrainState};
+use crate::stepper::Stepper;
 
 /// When callbacks' actions are carried out.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,9 +29,8 @@ pub(crate) struct Training<'a> {
     pub config: &'a TrainConfig,
     pub phase: &'a str,
     pub checkpoints: Option<&'a Checkpoints>,
-    pub opt: Adam,
-    /// The optimizer's parameters (what gradients are computed for).
-    pub trainable: Vec<Tensor>,
+    /// The optimizer, loss scaler and graphs every step goes through.
+    pub stepper: Stepper,
     pub state: TrainState,
     pub callbacks: CallbackList,
     /// The best weights, kept while a callback may ask to restore them.
@@ -43,8 +39,6 @@ pub(crate) struct Training<'a> {
     pub resumed_from: Option<PathBuf>,
     /// Batches per epoch (per-step schedules run over `epochs` times this).
     pub steps_per_epoch: usize,
-    /// The CUDA graphs of the full batches, when the fit runs graphed steps.
-    pub graphs: Option<GraphedSteps>,
 }
 
 impl<'a> Training<'a> {
@@ -58,18 +52,17 @@ impl<'a> Training<'a> {
         steps_per_epoch: usize,
         own_callbacks: Vec<Box<dyn Callback>>,
     ) -> Result<Self> {
-        let mut opt = Adam::new(model.var_store(), config.lr, config.weight_decay);
+        let mut stepper = Stepper::new(model, config.lr, config.weight_decay);
         let mut callbacks = CallbackList::from_config(config, checkpoints.is_some())?;
         for callback in own_callbacks {
             callbacks.push(callback, phase)?;
         }
         let fingerprint = checkpoints.map_or("", |c| c.fingerprint());
         let mut state = TrainState::new(fingerprint, phase, config, callbacks.best().clone());
-        // float16 needs loss scaling; float32 and bfloat16 do not.
-        state.scaler = (model.precision() == Precision::F16).then(LossScaler::default);
         let (mut best, mut resumed_from) = (None, None);
         if let Some(ck) = checkpoints {
-            if let Some((restored, snap)) = ck.restore_last(phase, config, model, &mut opt)? {
+            let opt = stepper.optimizer_mut();
+            if let Some((restored, snap)) = ck.restore_last(phase, config, model, opt)? {
                 callbacks
                     .load_states(restored.best.clone(), &restored.callbacks)
                     .map_err(|cause| TrainError::Checkpoint {
@@ -78,24 +71,23 @@ impl<'a> Training<'a> {
                     })?;
                 state = restored;
                 best = snap;
-                opt.set_lr(state.lr);
+                stepper.set_lr(state.lr);
+                // A float16 fit's loss scaler comes back from its checkpoint.
+                stepper.set_scaler(state.scaler.take());
                 resumed_from = Some(ck.last_path());
             }
         }
-        let trainable = opt.params().iter().map(Tensor::shallow_clone).collect();
         Ok(Self {
             model,
             config,
             phase,
             checkpoints,
-            opt,
-            trainable,
+            stepper,
             state,
             callbacks,
             best,
             resumed_from,
             steps_per_epoch,
-            graphs: None,
         })
     }
 
@@ -179,7 +171,7 @@ impl<'a> Training<'a> {
     /// The base learning rate from now on.
     pub fn set_lr(&mut self, lr: f64) {
         self.state.lr = lr;
-        self.opt.set_lr(lr);
+        self.stepper.set_lr(lr);
     }
 
     fn save_best(&mut self, epoch: usize) -> Result<()> {
@@ -232,10 +224,12 @@ impl<'a> Training<'a> {
         let Some(ck) = self.checkpoints else {
             return Ok(());
         };
-        self.state.adam_steps = self.opt.state().1;
+        self.state.adam_steps = self.stepper.optimizer().state().1;
+        self.state.scaler = self.stepper.scaler().cloned();
         self.state.best_kept = self.best.is_some();
         (self.state.best, self.state.callbacks) = self.callbacks.states();
-        ck.save_last(&self.state, self.model, &self.opt, self.best.as_ref())
+        let opt = self.stepper.optimizer();
+        ck.save_last(&self.state, self.model, opt, self.best.as_ref())
     }
 
     /// Marks the fit complete after `seconds` of training, writes its final checkpoint and

@@ -1,15 +1,16 @@
-//! Graphed training steps (`kd_train::graphed`) on the CPU, where they run eagerly on their
-//! static buffers: the same steps as the plain loop to the last bit (on one machine, same
-//! threads), one capture per batch size, a non-finite step skipped on the device and
-//! counted, and `cuda_graphs = true` refused where there is no GPU.
+//! Graphed training steps (`kd_train::graphed`, through the fit's `Stepper`) on the CPU,
+//! where they run eagerly on their static buffers: the same steps as the Stepper's plain
+//! path to the last bit (on one machine, same threads), one capture per batch size, a
+//! non-finite step skipped on the device and counted, and `cuda_graphs = true` refused where
+//! there is no GPU.
 
 use std::cell::Cell;
 
-use kd_core::{DistillLoss, Distiller, LossParts, Split};
+use kd_core::{DistillLoss, Distiller, LossParts};
 use kd_data::{Batch, TransformConfig};
 use kd_models::{Model, ModelConfig, StudentConfig};
-use kd_train::graphed::{GraphedSteps, Replay};
-use kd_train::{fit, Adam, Objective, TrainConfig, TrainError};
+use kd_train::graphed::Replay;
+use kd_train::{fit, Objective, Stepped, Stepper, TrainConfig, TrainError};
 use tch::{Device, Kind, Tensor};
 
 fn student(seed: i64) -> Model {
@@ -36,7 +37,8 @@ fn batch(i: i64, n: i64) -> Batch {
     }
 }
 
-fn trainable(opt: &Adam) -> Vec<Tensor> {
+fn trainable(stepper: &Stepper) -> Vec<Tensor> {
+    let opt = stepper.optimizer();
     opt.params().iter().map(Tensor::shallow_clone).collect()
 }
 
@@ -51,47 +53,42 @@ fn graphed_steps_take_the_plain_loops_steps_with_one_capture_per_batch_size() {
     let _rng = crate::common::global_rng();
     let (graphed_model, plain_model) = (student(3), student(3));
     let objective = Objective::CrossEntropy;
-    let mut graphed_opt = Adam::new(graphed_model.var_store(), 3e-3, 1e-4);
-    let mut plain_opt = Adam::new(plain_model.var_store(), 3e-3, 1e-4);
+    let mut graphed = Stepper::new(&graphed_model, 3e-3, 1e-4);
+    graphed.use_graphs(Replay::Eager, None);
+    let mut plain = Stepper::new(&plain_model, 3e-3, 1e-4);
     // Both in the capturable form, so both take the same arithmetic.
-    plain_opt.capturable();
-    let mut graphs = GraphedSteps::new(Replay::Eager, Device::Cpu);
-    let graphed_params = trainable(&graphed_opt);
+    plain.optimizer_mut().capturable();
     // Four epochs of three full batches (8) and a partial one (5); the rate drops once.
     // Each size warms up on three batches and is captured on its fourth.
     for step in 0..16i64 {
         let size = if step % 4 == 3 { 5 } else { 8 };
         let b = batch(step, size);
         if step == 6 {
-            graphed_opt.set_lr(1e-3);
-            plain_opt.set_lr(1e-3);
+            graphed.set_lr(1e-3);
+            plain.set_lr(1e-3);
         }
-        let (logits, loss) = graphs
-            .step(
-                &mut graphed_opt,
-                &graphed_params,
-                &graphed_model,
-                &objective,
-                &b,
-            )
-            .unwrap();
-        let (plain_logits, plain_loss) =
-            objective.forward_loss(&plain_model, &b, Split::Train, true);
-        plain_opt.backward(&plain_loss.total);
-        plain_opt.step().unwrap();
+        let graphed_step = graphed.step(&graphed_model, &objective, &b).unwrap();
+        let plain_step = plain.step(&plain_model, &objective, &b).unwrap();
+        assert_eq!(plain_step.stepped, Stepped::Taken);
+        let (logits, loss) = graphed_step.output.unwrap();
+        let (plain_logits, plain_loss) = plain_step.output.unwrap();
         assert!(logits.equal(&plain_logits), "logits differ at step {step}");
         assert!(
             loss.total.equal(&plain_loss.total),
             "loss differs at step {step}"
         );
     }
-    assert_eq!(graphs.captures(), 2, "one capture per batch size (8 and 5)");
-    assert_eq!(graphs.take_nonfinite(), 0);
+    assert_eq!(
+        graphed.captures(),
+        2,
+        "one capture per batch size (8 and 5)"
+    );
+    assert_eq!(graphed.take_nonfinite(), 0);
     for ((name, g), (_, p)) in weights(&graphed_model).iter().zip(&weights(&plain_model)) {
         assert!(g.equal(p), "{name} differs after 16 steps");
     }
     // The optimizer state reads back from the device for checkpoints: 16 steps each.
-    let (_, steps) = graphed_opt.state();
+    let (_, steps) = graphed.optimizer().state();
     assert!(steps.values().all(|&n| n == 16), "{steps:?}");
 }
 
@@ -126,36 +123,56 @@ fn a_non_finite_step_leaves_the_weights_and_is_counted_on_the_device() {
         calls: Cell::new(0),
     };
     let objective = Objective::Distill(Distiller::live(&teacher, &loss));
-    let mut opt = Adam::new(model.var_store(), 1e-2, 0.0);
-    let params = trainable(&opt);
-    let mut graphs = GraphedSteps::new(Replay::Eager, Device::Cpu);
+    let mut stepper = Stepper::new(&model, 1e-2, 0.0);
+    stepper.use_graphs(Replay::Eager, Some(8));
+    let params = trainable(&stepper);
     for step in 0..3 {
-        let _ = graphs
-            .step(&mut opt, &params, &model, &objective, &batch(step, 8))
-            .unwrap();
+        let _ = stepper.step(&model, &objective, &batch(step, 8)).unwrap();
     }
     let before: Vec<Tensor> = params.iter().map(|p| p.detach().copy()).collect();
     // The fourth call's loss is NaN: nothing moves, one step is counted, once.
-    let _ = graphs
-        .step(&mut opt, &params, &model, &objective, &batch(3, 8))
-        .unwrap();
+    let _ = stepper.step(&model, &objective, &batch(3, 8)).unwrap();
     for (p, b) in params.iter().zip(&before) {
         assert!(p.equal(b), "a non-finite step changed the weights");
     }
-    assert_eq!(graphs.take_nonfinite(), 1);
-    assert_eq!(graphs.take_nonfinite(), 0, "the count resets when read");
-    let _ = graphs
-        .step(&mut opt, &params, &model, &objective, &batch(4, 8))
-        .unwrap();
+    assert_eq!(stepper.take_nonfinite(), 1);
+    assert_eq!(stepper.take_nonfinite(), 0, "the count resets when read");
+    let _ = stepper.step(&model, &objective, &batch(4, 8)).unwrap();
     assert!(
         !params[0].equal(&before[0]),
         "the next finite step moves again"
     );
-    let (_, steps) = opt.state();
+    // Only batches of 8 are graphed: a partial batch steps eagerly, with no capture of its own.
+    let _ = stepper.step(&model, &objective, &batch(5, 5)).unwrap();
+    assert_eq!(stepper.captures(), 1);
+    let (_, steps) = stepper.optimizer().state();
     assert!(
-        steps.values().all(|&n| n == 4),
-        "4 steps taken of 5: {steps:?}"
+        steps.values().all(|&n| n == 5),
+        "5 steps taken of 6: {steps:?}"
     );
+}
+
+#[test]
+fn an_eager_non_finite_step_is_named_and_leaves_the_weights() {
+    let _rng = crate::common::global_rng();
+    let (model, teacher) = (student(7), student(8));
+    let loss = NanAt {
+        bad_call: 2,
+        calls: Cell::new(0),
+    };
+    let objective = Objective::Distill(Distiller::live(&teacher, &loss));
+    let mut stepper = Stepper::new(&model, 1e-2, 0.0);
+    let first = stepper.step(&model, &objective, &batch(0, 8)).unwrap();
+    assert_eq!(first.stepped, Stepped::Taken);
+    let before: Vec<Tensor> = trainable(&stepper)
+        .iter()
+        .map(|p| p.detach().copy())
+        .collect();
+    let second = stepper.step(&model, &objective, &batch(1, 8)).unwrap();
+    assert_eq!(second.stepped, Stepped::NonFinite("loss (NaN)".into()));
+    for (p, b) in trainable(&stepper).iter().zip(&before) {
+        assert!(p.equal(b), "a non-finite step changed the weights");
+    }
 }
 
 #[test]
