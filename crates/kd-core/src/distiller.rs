@@ -48,13 +48,27 @@ pub struct Examples<'b> {
 }
 
 /// Where the teacher's logits come from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 enum TeacherLogits<'a> {
-    Live(&'a Model),
+    /// Any network run on every batch: a kd model, a TorchScript module, a user's module.
+    Live(&'a dyn Network),
     Cached {
         train: &'a LogitCache,
         val: &'a LogitCache,
     },
+}
+
+impl std::fmt::Debug for TeacherLogits<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Live(_) => f.write_str("Live"),
+            Self::Cached { train, val } => f
+                .debug_struct("Cached")
+                .field("train", train)
+                .field("val", val)
+                .finish(),
+        }
+    }
 }
 
 /// Whether distillation steps on `device` launch only device work (what a CUDA graph can
@@ -110,8 +124,9 @@ impl<'a> Distiller<'a> {
         steps_capturable(loss, cached_on, self.mixup.is_some(), device)
     }
 
-    /// A logit loss against `teacher` run on every batch.
-    pub fn live(teacher: &'a Model, loss: &'a dyn DistillLoss) -> Self {
+    /// A logit loss against `teacher` run on every batch (in inference mode, without
+    /// gradients): a kd [`Model`] (its own or a TorchScript module's), or any [`Network`].
+    pub fn live(teacher: &'a dyn Network, loss: &'a dyn DistillLoss) -> Self {
         Self {
             method: Method::Logits {
                 loss,

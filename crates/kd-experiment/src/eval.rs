@@ -72,7 +72,7 @@ pub fn eval(
                 &kd_train::Objective::CrossEntropy,
                 kd_train::Split::Validation,
                 info.classes,
-            );
+            )?;
             (evaluation.accuracy, confusion)
         }
         OpenedModel::Onnx(onnx) => onnx.evaluate(&data)?,

@@ -337,6 +337,7 @@ mod tests {
             parts: vec![],
             seconds: 1.0,
             train_images_per_s: 1.0,
+            metrics: Vec::new(),
         }
     }
 

@@ -110,6 +110,7 @@ mod tests {
             parts: parts.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
             seconds: 2.0,
             train_images_per_s: 100.0,
+            metrics: Vec::new(),
         }
     }
 

@@ -39,8 +39,8 @@ fn bench(c: &mut Criterion) {
     let teacher = Model::new(&teacher_cfg, 1, 28, 10, Device::Cpu).unwrap();
     let all = |d| BatchLoader::new(d, 1000, tf.clone(), Device::Cpu);
     let (train_cache, val_cache) = (
-        kd_train::cache_teacher_logits(&teacher, &all(&train), CacheDtype::F32),
-        kd_train::cache_teacher_logits(&teacher, &all(&val), CacheDtype::F32),
+        kd_train::cache_teacher_logits(&teacher, &all(&train), CacheDtype::F32).unwrap(),
+        kd_train::cache_teacher_logits(&teacher, &all(&val), CacheDtype::F32).unwrap(),
     );
     let loss = HintonKdConfig::default().build("distill").unwrap();
     let mut config = TrainConfig {

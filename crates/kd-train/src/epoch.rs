@@ -3,8 +3,7 @@
 
 use std::time::Instant;
 
-use kd_data::BatchLoader;
-
+use crate::batches::BatchSource;
 use crate::error::{Result, TrainError};
 use crate::evaluate::Evaluation;
 use crate::metrics::{DeviceSums, EpochMetrics, EpochSums};
@@ -29,7 +28,7 @@ pub(crate) struct EpochPass {
 /// Trains `t`'s model on every batch of epoch `epoch` of `train`.
 pub(crate) fn train_epoch(
     t: &mut Training,
-    train: &BatchLoader,
+    train: &dyn BatchSource,
     objective: &Objective,
     replicas: Replicas,
     progress: &mut dyn Progress,
@@ -39,29 +38,29 @@ pub(crate) fn train_epoch(
     let (config, model) = (t.config, t.model);
     let total_steps = t.total_steps();
     let mut skipped = 0usize;
-    let sums = train.with_epoch(epoch, |batches| -> Result<DeviceSums> {
-        let mut sums = DeviceSums::default();
-        for (done, batch) in batches.enumerate().map(|(i, b)| (i + 1, b)) {
-            if config.lr_schedule != LrSchedule::Constant {
-                let factor = config.lr_schedule.factor(t.state.step, total_steps);
-                t.stepper.set_lr(t.state.lr * factor);
-            }
-            t.state.step += 1;
-            let step = t
-                .stepper
-                .step_replicated(model, objective, &batch, replicas)?;
-            let taken = apply_nonfinite_policy(t, step.stepped, (epoch, done), &mut skipped)?;
-            // A skipped step is not part of the epoch's metrics (its loss may be infinite);
-            // PyTorch's GradScaler skips it the same way.
-            if let (true, Some((logits, out))) = (taken, &step.output) {
-                sums.add(logits, &step.labels, out);
-            }
-            progress.batch(done, &|| {
-                let r = sums.read();
-                (r.loss, r.accuracy())
-            });
+    let mut sums = DeviceSums::default();
+    let mut done = 0;
+    train.for_each_batch(epoch, &mut |batch| {
+        done += 1;
+        if config.lr_schedule != LrSchedule::Constant {
+            let factor = config.lr_schedule.factor(t.state.step, total_steps);
+            t.stepper.set_lr(t.state.lr * factor);
         }
-        Ok(sums)
+        t.state.step += 1;
+        let step = t
+            .stepper
+            .step_replicated(model, objective, &batch, replicas)?;
+        let taken = apply_nonfinite_policy(t, step.stepped, (epoch, done), &mut skipped)?;
+        // A skipped step is not part of the epoch's metrics (its loss may be infinite);
+        // PyTorch's GradScaler skips it the same way.
+        if let (true, Some((logits, out))) = (taken, &step.output) {
+            sums.add(logits, &step.labels, out);
+        }
+        progress.batch(done, &|| {
+            let r = sums.read();
+            (r.loss, r.accuracy())
+        });
+        Ok(())
     })?;
     check_graphed_steps(t, epoch, train.num_batches())?;
     // The epoch's one host synchronisation: the sums are read here, not per step.
@@ -158,6 +157,7 @@ pub(crate) fn epoch_metrics(
         parts: sums.parts,
         seconds: started.elapsed().as_secs_f64(),
         train_images_per_s: sums.images as f64 / train_seconds.max(1e-9),
+        metrics: Vec::new(),
     };
     tracing::info!(
         "{phase} epoch {epoch}/{}: loss {:.4} - accuracy {:.4} - val_loss {:.4} - val_accuracy {:.4} - lr {:.2e} - {:.1}s ({:.0} img/s)",

@@ -3,10 +3,11 @@
 
 use std::time::Instant;
 
-use kd_data::BatchLoader;
 use kd_models::Network;
 use tch::{Kind, Tensor};
 
+use crate::batches::BatchSource;
+use crate::error::Result;
 use crate::metrics::{accumulate, DeviceSums};
 use kd_core::Split;
 
@@ -28,69 +29,66 @@ pub struct Evaluation {
 /// Loss (under `objective`) and top-1 accuracy of `model` over every batch of `loader`.
 pub fn evaluate(
     model: &dyn Network,
-    loader: &BatchLoader,
+    loader: &dyn BatchSource,
     objective: &Objective,
     split: Split,
-) -> Evaluation {
-    evaluate_pass(model, loader, objective, split, None).0
+) -> Result<Evaluation> {
+    Ok(evaluate_pass(model, loader, objective, split, None)?.0)
 }
 
 /// [`evaluate`], and in the same pass the confusion matrix over `classes` classes:
 /// `confusion[t][p]` images with label `t` predicted as `p`.
 pub fn evaluate_with_confusion(
     model: &dyn Network,
-    loader: &BatchLoader,
+    loader: &dyn BatchSource,
     objective: &Objective,
     split: Split,
     classes: usize,
-) -> (Evaluation, Vec<Vec<i64>>) {
-    let (evaluation, counts) = evaluate_pass(model, loader, objective, split, Some(classes));
+) -> Result<(Evaluation, Vec<Vec<i64>>)> {
+    let (evaluation, counts) = evaluate_pass(model, loader, objective, split, Some(classes))?;
     let counts: Vec<i64> = counts.map_or_else(
         || vec![0; classes * classes],
         |t| Vec::try_from(t.to_device(tch::Device::Cpu)).expect("i64 counts"),
     );
     let confusion = counts.chunks(classes.max(1)).map(<[i64]>::to_vec).collect();
-    (evaluation, confusion)
+    Ok((evaluation, confusion))
 }
 
 /// One pass over `loader`; with `classes`, also the flat confusion counts (a bincount of
 /// `label * classes + prediction`).
 fn evaluate_pass(
     model: &dyn Network,
-    loader: &BatchLoader,
+    loader: &dyn BatchSource,
     objective: &Objective,
     split: Split,
     classes: Option<usize>,
-) -> (Evaluation, Option<Tensor>) {
+) -> Result<(Evaluation, Option<Tensor>)> {
     let start = Instant::now();
-    let sums = tch::no_grad(|| {
-        loader.with_epoch(0, |batches| {
-            let mut sums = DeviceSums::default();
-            let mut counts: Option<Tensor> = None;
-            let mut cross_entropy: Option<Tensor> = None;
-            for batch in batches {
-                let (logits, out) = objective.forward_loss(model, &batch, split, false);
-                sums.add(&logits, &batch.labels, &out);
-                let b = batch.labels.size()[0] as f64;
-                let ce = logits
-                    .cross_entropy_for_logits(&batch.labels)
-                    .to_kind(Kind::Double)
-                    * b;
-                accumulate(&mut cross_entropy, ce);
-                if let Some(k) = classes.map(|k| k as i64) {
-                    let cells = &batch.labels * k + logits.argmax(-1, false);
-                    let batch_counts = cells.bincount(None::<Tensor>, k * k).to_kind(Kind::Int64);
-                    counts = Some(match counts.take() {
-                        Some(c) => c + batch_counts,
-                        None => batch_counts,
-                    });
-                }
-            }
-            let ce = cross_entropy.map_or(0.0, |t| t.double_value(&[]));
-            (sums.read(), counts, ce)
-        })
-    });
-    let (sums, counts, ce_sum) = (sums.0, sums.1, sums.2);
+    let mut sums = DeviceSums::default();
+    let mut counts: Option<Tensor> = None;
+    let mut cross_entropy: Option<Tensor> = None;
+    let _no_grad = tch::no_grad_guard();
+    loader.for_each_batch(0, &mut |batch| {
+        let (logits, out) = objective.forward_loss(model, &batch, split, false);
+        sums.add(&logits, &batch.labels, &out);
+        let b = batch.labels.size()[0] as f64;
+        let ce = logits
+            .cross_entropy_for_logits(&batch.labels)
+            .to_kind(Kind::Double)
+            * b;
+        accumulate(&mut cross_entropy, ce);
+        if let Some(k) = classes.map(|k| k as i64) {
+            let cells = &batch.labels * k + logits.argmax(-1, false);
+            let batch_counts = cells.bincount(None::<Tensor>, k * k).to_kind(Kind::Int64);
+            counts = Some(match counts.take() {
+                Some(c) => c + batch_counts,
+                None => batch_counts,
+            });
+        }
+        Ok(())
+    })?;
+    let ce_sum = cross_entropy.map_or(0.0, |t| t.double_value(&[]));
+    let sums = sums.read();
     let evaluation = Evaluation {
         loss: sums.loss,
         accuracy: sums.accuracy(),
@@ -98,13 +96,12 @@ fn evaluate_pass(
         images: sums.images,
         images_per_s: sums.images as f64 / start.elapsed().as_secs_f64(),
     };
-    (evaluation, counts)
+    Ok((evaluation, counts))
 }
 
 /// The logits `[n, classes]` (f32) of every image of `loader`'s dataset, row `i` for image
 /// `i` whatever order the loader visits them in.
-pub fn predict_logits(model: &dyn Network, loader: &BatchLoader) -> Tensor {
-    crate::cache_teacher_logits(model, loader, kd_core::CacheDtype::F32)
-        .logits()
-        .shallow_clone()
+pub fn predict_logits(model: &dyn Network, loader: &dyn BatchSource) -> Result<Tensor> {
+    let cache = crate::cache_teacher_logits(model, loader, kd_core::CacheDtype::F32)?;
+    Ok(cache.logits().shallow_clone())
 }

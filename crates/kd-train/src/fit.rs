@@ -13,9 +13,9 @@
 use std::time::Instant;
 
 use kd_core::Split;
-use kd_data::BatchLoader;
 use kd_models::Network;
 
+use crate::batches::BatchSource;
 use crate::callback::Callback;
 use crate::checkpoint::Checkpoints;
 use crate::config::TrainConfig;
@@ -24,6 +24,7 @@ use crate::epoch::{check_trained, epoch_metrics, record_epoch, train_epoch};
 use crate::error::Result;
 use crate::evaluate::evaluate;
 use crate::graphed;
+use crate::metric::{self, Metric};
 use crate::objective::Objective;
 use crate::progress::{NoProgress, Progress};
 use crate::replicas::Replicas;
@@ -43,6 +44,9 @@ pub struct FitHooks<'a> {
     /// stopping, ReduceLROnPlateau) in this order; their states go into checkpoints under
     /// their names, which must differ from the built-ins' and each other's.
     pub callbacks: Vec<Box<dyn Callback>>,
+    /// The caller's validation metrics, recorded each epoch under their names (which any
+    /// monitor may name).
+    pub metrics: Vec<Box<dyn Metric + 'a>>,
 }
 
 impl std::fmt::Debug for FitHooks<'_> {
@@ -55,6 +59,10 @@ impl std::fmt::Debug for FitHooks<'_> {
                 &self.parallel.map(|p| (p.rank(), p.world_size())),
             )
             .field("callbacks", &self.callbacks)
+            .field(
+                "metrics",
+                &self.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -63,8 +71,8 @@ impl std::fmt::Debug for FitHooks<'_> {
 /// log lines (`teacher`, `distilled`, ...).
 pub fn fit(
     model: &dyn Network,
-    train: &BatchLoader,
-    val: &BatchLoader,
+    train: &dyn BatchSource,
+    val: &dyn BatchSource,
     objective: &Objective,
     config: &TrainConfig,
     phase: &str,
@@ -77,8 +85,8 @@ pub fn fit(
 /// checkpoint says it is complete only loads its final weights.
 pub fn fit_with(
     model: &dyn Network,
-    train: &BatchLoader,
-    val: &BatchLoader,
+    train: &dyn BatchSource,
+    val: &dyn BatchSource,
     objective: &Objective,
     config: &TrainConfig,
     phase: &str,
@@ -87,7 +95,9 @@ pub fn fit_with(
     // A debug-level span: shown with `-v`, silent in the default epoch lines.
     let _span = tracing::debug_span!("fit", phase).entered();
     config.validate(phase)?;
-    objective.check_labels(train.dataset(), phase)?;
+    objective.check_labels(train, phase)?;
+    metric::check_names(&hooks.metrics, phase)?;
+    let metrics = hooks.metrics;
     let replicas = Replicas::new(hooks.parallel);
     replicas.check(config, model.precision(), phase)?;
     let mut no_progress = NoProgress;
@@ -126,9 +136,10 @@ pub fn fit_with(
         let pass = train_epoch(&mut t, train, objective, replicas, progress, epoch)?;
         let sums = replicas.sum_epoch(pass.sums)?;
         check_trained(&sums, phase, epoch)?;
-        let validation = evaluate(model, val, objective, Split::Validation);
+        let validation = evaluate(model, val, objective, Split::Validation)?;
         let validation = replicas.agree_on_validation(validation)?;
-        let m = epoch_metrics(&t, sums, validation, epoch, started, pass.seconds)?;
+        let mut m = epoch_metrics(&t, sums, validation, epoch, started, pass.seconds)?;
+        m.metrics = metric::evaluate_metrics(model, val, &metrics)?;
         config.check_monitors(phase, &m)?;
         progress.epoch_end(phase, &m);
         record_epoch(&mut t, m, pass.skipped);

@@ -33,11 +33,16 @@ pub struct EpochMetrics {
     /// Training images per second.
     #[serde(with = "crate::json_float")]
     pub train_images_per_s: f64,
+    /// The caller's registered metrics ([`crate::metric::Metric`]) on the validation
+    /// images, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<(String, f64)>,
 }
 
 impl EpochMetrics {
     /// The metric called `name`: `loss`, `accuracy`, `val_loss`, `val_accuracy`,
-    /// `val_cross_entropy`, `lr`, or a named loss term; `None` for any other name.
+    /// `val_cross_entropy`, `lr`, a named loss term or a registered metric; `None` for any
+    /// other name.
     pub fn value(&self, name: &str) -> Option<f64> {
         let fixed = match name {
             "loss" => Some(self.loss),
@@ -48,22 +53,35 @@ impl EpochMetrics {
             "lr" => Some(self.lr),
             _ => None,
         };
-        fixed.or_else(|| self.parts.iter().find(|(n, _)| n == name).map(|(_, v)| *v))
+        let mut named = self.parts.iter().chain(&self.metrics);
+        fixed.or_else(|| named.find(|(n, _)| n == name).map(|(_, v)| *v))
     }
 
     /// Every name [`EpochMetrics::value`] answers for this epoch.
     pub fn names(&self) -> Vec<String> {
-        let fixed = [
+        let fixed = Self::built_in_names();
+        let mut names: Vec<String> = fixed.iter().map(|n| n.to_string()).collect();
+        names.extend(
+            self.parts
+                .iter()
+                .chain(&self.metrics)
+                .map(|(n, _)| n.clone()),
+        );
+        names
+    }
+}
+
+impl EpochMetrics {
+    /// The names every epoch has.
+    pub fn built_in_names() -> [&'static str; 6] {
+        [
             "loss",
             "accuracy",
             "val_loss",
             "val_accuracy",
             "val_cross_entropy",
             "lr",
-        ];
-        let mut names: Vec<String> = fixed.iter().map(|n| n.to_string()).collect();
-        names.extend(self.parts.iter().map(|(n, _)| n.clone()));
-        names
+        ]
     }
 }
 

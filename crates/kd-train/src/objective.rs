@@ -3,10 +3,11 @@
 //! live) or a FitNets hint between features.
 
 use kd_core::{Distiller, Examples, LossParts, Split};
-use kd_data::{Batch, ImageDataset};
+use kd_data::Batch;
 use kd_models::Network;
 use tch::Tensor;
 
+use crate::batches::BatchSource;
 use crate::error::{Result, TrainError};
 
 /// The training objective.
@@ -46,13 +47,13 @@ impl Objective<'_> {
 
     /// Refuses training images without labels for an objective that learns from labels
     /// alone: cross-entropy would have nothing to learn from them (only a teacher does).
-    pub(crate) fn check_labels(&self, train: &ImageDataset, phase: &str) -> Result<()> {
-        let unlabeled = train.len() - train.labelled_len();
+    pub(crate) fn check_labels(&self, train: &dyn BatchSource, phase: &str) -> Result<()> {
+        let (images, unlabeled) = train.images();
         if matches!(self, Self::CrossEntropy) && unlabeled > 0 {
             return Err(TrainError::InvalidConfig {
                 key: format!("{phase}: training images"),
                 expected: "labelled images only (cross-entropy learns from labels; unlabeled images need a teacher)".into(),
-                got: format!("{unlabeled} unlabeled of {}", train.len()),
+                got: format!("{unlabeled} unlabeled of {images}"),
             });
         }
         Ok(())

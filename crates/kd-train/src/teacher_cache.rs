@@ -10,6 +10,7 @@ use kd_data::{BatchLoader, ImageDataset, TransformConfig};
 use kd_models::Network;
 use tch::{Device, Tensor};
 
+use crate::batches::BatchSource;
 use crate::distributed::DataParallel;
 
 /// Runs `teacher` (inference mode, no gradients) over every image of `loader` and keeps the
@@ -17,27 +18,26 @@ use crate::distributed::DataParallel;
 /// [`kd_core::cache::DEVICE_CACHE_LIMIT_BYTES`] (see [`LogitCache::placed`]).
 pub fn cache_teacher_logits(
     teacher: &dyn Network,
-    loader: &BatchLoader,
+    loader: &dyn BatchSource,
     dtype: CacheDtype,
-) -> LogitCache {
-    let logits = tch::no_grad(|| {
+) -> crate::Result<LogitCache> {
+    let logits = tch::no_grad(|| -> crate::Result<Tensor> {
         let (mut rows, mut order) = (Vec::new(), Vec::new());
-        loader.with_epoch(0, |batches| {
-            for batch in batches {
-                rows.push(
-                    teacher
-                        .forward_t(&batch.images, false)
-                        .to_kind(dtype.kind()),
-                );
-                order.push(batch.indices);
-            }
-        });
+        loader.for_each_batch(0, &mut |batch| {
+            rows.push(
+                teacher
+                    .forward_t(&batch.images, false)
+                    .to_kind(dtype.kind()),
+            );
+            order.push(batch.indices);
+            Ok(())
+        })?;
         let logits = Tensor::cat(&rows, 0);
         let order = Tensor::cat(&order, 0).to_device(logits.device());
-        logits.zeros_like().index_copy(0, &order, &logits)
-    });
+        Ok(logits.zeros_like().index_copy(0, &order, &logits))
+    })?;
     let device = logits.device();
-    LogitCache::placed(logits, dtype, device)
+    Ok(LogitCache::placed(logits, dtype, device))
 }
 
 /// The teacher's logits for every image of `data` (`transform`ed, in batches of `batch` on
@@ -53,7 +53,7 @@ pub fn teacher_logit_cache(
 ) -> crate::Result<LogitCache> {
     let loader = |d| BatchLoader::new(d, batch, transform.clone(), device);
     let Some(dp) = parallel else {
-        return Ok(cache_teacher_logits(teacher, &loader(data), dtype));
+        return cache_teacher_logits(teacher, &loader(data), dtype);
     };
     if data.len() < dp.world_size() {
         return Err(crate::TrainError::TooFewImages {
@@ -63,7 +63,7 @@ pub fn teacher_logit_cache(
     }
     let mine = dp.shard(data.len());
     let part = data.select(&mine.clone().collect::<Vec<_>>());
-    let share = cache_teacher_logits(teacher, &loader(&part), CacheDtype::F32);
+    let share = cache_teacher_logits(teacher, &loader(&part), CacheDtype::F32)?;
     let all = dp.assemble_rows(share.logits(), mine, data.len())?;
     Ok(LogitCache::placed(all, dtype, device))
 }

@@ -108,6 +108,7 @@ impl RunContext<'_> {
             checkpoints: Some(&checkpoints),
             parallel: self.ranks.parallel,
             callbacks: Vec::new(),
+            metrics: Vec::new(),
         };
         let activity = match role {
             "teacher" => "training the teacher".to_string(),

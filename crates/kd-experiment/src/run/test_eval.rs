@@ -47,18 +47,18 @@ pub(super) fn evaluate_test(
     };
     let precision = model.precision();
     if precision == Precision::F32 {
-        let (float32, confusion) = pass(model);
+        let (float32, confusion) = pass(model)?;
         return Ok(TestEvaluation {
             float32,
             confusion,
             run_precision: None,
         });
     }
-    let (mixed, _) = pass(model);
+    let (mixed, _) = pass(model)?;
     model
         .set_precision(Precision::F32)
         .context("cannot evaluate the model in float32")?;
-    let (float32, confusion) = pass(model);
+    let (float32, confusion) = pass(model)?;
     model.set_precision(precision).with_context(|| {
         format!("cannot return the model to {precision} after its float32 test")
     })?;

@@ -104,6 +104,7 @@ pub(crate) mod test_support {
                     parts: Vec::new(),
                     seconds: 0.0,
                     train_images_per_s: 0.0,
+                    metrics: Vec::new(),
                 })
                 .collect(),
         }

@@ -5,6 +5,7 @@
 mod common;
 
 mod graphed;
+mod learner;
 mod nonfinite;
 mod outside_student;
 mod resume;

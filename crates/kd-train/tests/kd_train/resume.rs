@@ -236,7 +236,7 @@ fn best_checkpoint_holds_the_best_epoch(task: &Task, ck: &Checkpoints, expected:
     let mut best = model(6);
     best.load(&ck.best_path()).unwrap();
     let val = BatchLoader::new(&task.val, 48, TransformConfig::default(), Device::Cpu);
-    let reloaded = evaluate(&best, &val, &Objective::CrossEntropy, Split::Validation);
+    let reloaded = evaluate(&best, &val, &Objective::CrossEntropy, Split::Validation).unwrap();
     let min_delta = config().early_stopping.min_delta;
     let lowest = expected
         .history

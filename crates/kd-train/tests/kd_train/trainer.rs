@@ -29,7 +29,7 @@ fn cached_logits_follow_dataset_order_whatever_the_loader_order() {
     let model = Model::new(&small_student(), 1, 8, 4, Device::Cpu).unwrap();
     let tf = TransformConfig::default();
     let shuffled = BatchLoader::new(&data, 5, tf.clone(), Device::Cpu).shuffled(3);
-    let cached = predict_logits(&model, &shuffled);
+    let cached = predict_logits(&model, &shuffled).unwrap();
     let all = BatchLoader::new(&data, 37, tf, Device::Cpu)
         .epoch(0)
         .next()
@@ -78,7 +78,8 @@ fn training_learns_the_task_and_restores_the_best_epoch_at_the_end() {
         &val_loader,
         &Objective::CrossEntropy,
         Split::Validation,
-    );
+    )
+    .unwrap();
     assert!(now.accuracy > 0.8, "did not learn: {now:?}");
     // The weights in the model are the best epoch's, not the last one's.
     assert!(
@@ -123,12 +124,14 @@ fn cached_teacher_logits_give_the_losses_of_a_live_teacher() {
         &teacher,
         &BatchLoader::new(&data, 16, tf.clone(), Device::Cpu),
         kd_core::CacheDtype::F32,
-    );
+    )
+    .unwrap();
     let f16_cache = kd_train::cache_teacher_logits(
         &teacher,
         &BatchLoader::new(&data, 16, tf.clone(), Device::Cpu),
         kd_core::CacheDtype::F16,
-    );
+    )
+    .unwrap();
     assert_eq!(f16_cache.logits().kind(), tch::Kind::Half);
     let live = Objective::Distill(Distiller::live(&teacher, &loss));
     let cached = Objective::Distill(Distiller::cached(&f32_cache, &f32_cache, &loss));
@@ -195,7 +198,8 @@ fn mixed_precision_training_learns_the_task() {
             &val_loader,
             &Objective::CrossEntropy,
             Split::Validation,
-        );
+        )
+        .unwrap();
         assert!(now.accuracy > 0.8, "{precision} did not learn: {now:?}");
         let w = &model.var_store().variables()["features.0.weight"];
         assert_eq!(w.kind(), tch::Kind::Float, "parameters stay float32");
