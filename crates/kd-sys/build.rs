@@ -10,6 +10,7 @@ fn main() {
     for file in [
         "src/shim.cpp",
         "src/c10d.cpp",
+        "src/script_module.cpp",
         "src/cuda.cpp",
         "src/cuda_stub.cpp",
         "src/cuda.hpp",
@@ -31,6 +32,7 @@ fn main() {
         .std("c++17")
         .file("src/shim.cpp")
         .file("src/c10d.cpp")
+        .file("src/script_module.cpp")
         // Declarations for the Gloo types ProcessGroupGloo.hpp names (see the README there).
         .include("gloo-decl")
         .include(&include)

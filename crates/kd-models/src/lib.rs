@@ -15,6 +15,8 @@
 //! - [`summary`]: Keras-style per-layer summaries;
 //! - [`tensor_file`]: atomic safetensors writes, with metadata;
 //! - [`torchscript`]: a frozen teacher saved by PyTorch's `torch.jit.save`;
+//! - [`script_network`]: [`ScriptNetwork`], a TorchScript module as a trainable student (or
+//!   teacher), buffers included;
 //! - [`variables`]: copying named tensors into a model's variables;
 //! - [`model`]: [`Model`], a built architecture with safetensors save/load;
 //! - [`network`]: [`Network`], what training needs of a network (a [`Model`], or a user's tch
@@ -32,6 +34,7 @@ pub mod network;
 pub mod precision;
 pub mod pretrained;
 pub mod resnet;
+pub mod script_network;
 pub mod student;
 pub mod summary;
 pub mod tensor_file;
@@ -48,6 +51,7 @@ pub use native_precision::{auto_precision, native_precision, NativePrecision};
 pub use network::{Network, TchNetwork};
 pub use precision::Precision;
 pub use resnet::ResNetConfig;
+pub use script_network::ScriptNetwork;
 pub use student::StudentConfig;
 pub use summary::Summary;
 pub use torchscript::{TeacherInput, TorchScriptTeacher};

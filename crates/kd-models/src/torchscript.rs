@@ -170,7 +170,7 @@ fn torch_reason(message: &str) -> String {
 }
 
 /// libtorch's messages carry a C++ backtrace after their first line.
-fn first_line(message: &str) -> String {
+pub(crate) fn first_line(message: &str) -> String {
     message
         .lines()
         .find(|l| !l.trim().is_empty())

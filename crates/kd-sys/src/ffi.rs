@@ -115,7 +115,7 @@ pub(crate) fn device_type(device: Device) -> i8 {
 }
 
 /// The device index of `device` (-1: the current one, for device types without indices).
-fn device_index(device: Device) -> i8 {
+pub(crate) fn device_index(device: Device) -> i8 {
     match device {
         Device::Cuda(i) => i8::try_from(i).unwrap_or(i8::MAX),
         _ => -1,
@@ -131,7 +131,7 @@ fn last_error() -> String {
         .into_owned()
 }
 
-fn check(status: c_int) -> Result<(), String> {
+pub(crate) fn check(status: c_int) -> Result<(), String> {
     if status == 0 {
         Ok(())
     } else {

@@ -9,6 +9,8 @@
 //! - [`CapturableAdam`]: Adam with its counts and learning rate on the device, for CUDA graphs;
 //! - [`cuda_graph`]: CUDA graphs (`at::cuda::CUDAGraph`), where kd is built with CUDA;
 //! - [`rng_state`] / [`set_rng_state`]: the default random generators' state;
+//! - [`script_module`]: TorchScript modules to train, buffers included (tch binds
+//!   parameters only);
 //! - [`dist`]: c10d process groups (TCPStore rendezvous, Gloo or NCCL collectives);
 //! - [`file_size_limit_as_error`]: writes past `ulimit -f` fail instead of killing;
 //! - [`deterministic_algorithms`]: libtorch's deterministic algorithms only (cuDNN, cuBLAS).
@@ -21,6 +23,7 @@ pub mod cuda_graph;
 pub mod dist;
 mod ffi;
 mod rng;
+pub mod script_module;
 mod threads;
 
 pub use adam::{adam_step, AdamConfig, AdamError, AdamState};

@@ -9,4 +9,5 @@ mod learner;
 mod nonfinite;
 mod outside_student;
 mod resume;
+mod script_student;
 mod trainer;
