@@ -5,12 +5,16 @@
 //!   exported file has it built in), on one thread and on all of libtorch's threads;
 //! - an `.onnx` file in tract (kd's Rust runtime, one thread) and in onnxruntime, the
 //!   runtime users deploy with, through `scripts/onnx_latency.py` in the venv's Python
-//!   (`cargo xtask setup`); without it the onnxruntime row says so.
+//!   (`cargo xtask setup`); without it the onnxruntime row says so;
+//! - a TorchScript teacher (`.pt`) in libtorch, with `--config` naming the run config that
+//!   states its input contract ([`crate::eval_torchscript`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use kd_data::TransformConfig;
+use kd_models::Model;
 use kd_onnx::runtime::OnnxRunner;
 use tch::{Device, Tensor};
 
@@ -30,8 +34,13 @@ pub struct LatencyRow {
     pub note: Option<String>,
 }
 
-/// Measures every model file; an error names a file that is neither kind.
-pub fn bench_latency(models: &[PathBuf], python: Option<&Path>) -> Result<Vec<LatencyRow>> {
+/// Measures every model file; an error names a file that is neither kind. A TorchScript
+/// teacher (`.pt`) is timed as the run of `config` would call it (its input contract).
+pub fn bench_latency(
+    models: &[PathBuf],
+    python: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<Vec<LatencyRow>> {
     if models.is_empty() {
         bail!("--mode latency: name the model files to time, e.g. `kd-cli bench --mode latency runs/quickstart/seed-1/teacher.safetensors runs/quickstart/seed-1/distilled.safetensors distilled.int8.onnx`");
     }
@@ -40,9 +49,9 @@ pub fn bench_latency(models: &[PathBuf], python: Option<&Path>) -> Result<Vec<La
         let file_bytes = std::fs::metadata(path)
             .with_context(|| format!("{}: cannot read", path.display()))?
             .len();
-        let row = |runtime: &str| LatencyRow {
+        let base = LatencyRow {
             model: path.display().to_string(),
-            runtime: runtime.into(),
+            runtime: String::new(),
             file_bytes,
             one_thread: None,
             all_threads: None,
@@ -50,41 +59,75 @@ pub fn bench_latency(models: &[PathBuf], python: Option<&Path>) -> Result<Vec<La
             note: None,
         };
         if crate::onnx_model::is_onnx(path) {
-            rows.push(LatencyRow {
-                one_thread: Some(tract_latency(path, 1)?),
-                batch256_images_per_s: Some(256.0 / (tract_latency(path, 256)?.median_ms / 1e3)),
-                ..row("tract")
-            });
-            rows.push(match python {
-                Some(python) => {
-                    let l = onnxruntime_latency(python, path)?;
-                    LatencyRow {
-                        one_thread: Some(l.one_thread),
-                        all_threads: Some((l.all_threads, l.threads)),
-                        batch256_images_per_s: Some(l.batch256_images_per_s),
-                        ..row("onnxruntime")
-                    }
-                }
-                None => LatencyRow {
-                    note: Some("no venv with onnxruntime (run `cargo xtask setup`)".into()),
-                    ..row("onnxruntime")
-                },
-            });
+            rows.extend(onnx_rows(path, python, base)?);
+        } else if crate::eval_torchscript::is_torchscript(path) {
+            let mut plan =
+                crate::eval_torchscript::plan_for_module(path, config, None, Device::Cpu, "time")?;
+            let shape = plan.input_shape();
+            let model = plan.torchscript_teacher_model()?;
+            let transform = plan.config().data.transform.clone();
+            rows.push(libtorch_row(&model, shape, &transform, base));
         } else {
             let (model, info) = crate::saved_model::open_as_trained(path, Device::Cpu)?;
-            let shape = info.input_shape.map(|d| d as i64);
-            let l = crate::latency::measure_forward(shape, Device::Cpu, |x: &Tensor| {
-                model.forward_t(&info.transform.apply_unit(x), false)
-            });
-            rows.push(LatencyRow {
-                one_thread: Some(l.one_thread),
-                all_threads: Some((l.all_threads, l.threads)),
-                batch256_images_per_s: Some(l.batch256_images_per_s),
-                ..row(&format!("libtorch {}", model.precision().name()))
-            });
+            rows.push(libtorch_row(
+                &model,
+                info.input_shape,
+                &info.transform,
+                base,
+            ));
         }
     }
     Ok(rows)
+}
+
+/// An ONNX file in tract, then in onnxruntime (through `python`, where there is one).
+fn onnx_rows(path: &Path, python: Option<&Path>, base: LatencyRow) -> Result<[LatencyRow; 2]> {
+    let runtime = |name: &str| LatencyRow {
+        runtime: name.into(),
+        ..base.clone()
+    };
+    let tract = LatencyRow {
+        one_thread: Some(tract_latency(path, 1)?),
+        batch256_images_per_s: Some(256.0 / (tract_latency(path, 256)?.median_ms / 1e3)),
+        ..runtime("tract")
+    };
+    let onnxruntime = match python {
+        Some(python) => {
+            let l = onnxruntime_latency(python, path)?;
+            LatencyRow {
+                one_thread: Some(l.one_thread),
+                all_threads: Some((l.all_threads, l.threads)),
+                batch256_images_per_s: Some(l.batch256_images_per_s),
+                ..runtime("onnxruntime")
+            }
+        }
+        None => LatencyRow {
+            note: Some("no venv with onnxruntime (run `cargo xtask setup`)".into()),
+            ..runtime("onnxruntime")
+        },
+    };
+    Ok([tract, onnxruntime])
+}
+
+/// `model` in libtorch on the CPU, its preprocessing `transform` included in each call, on
+/// images of `shape`.
+fn libtorch_row(
+    model: &Model,
+    shape: [usize; 3],
+    transform: &TransformConfig,
+    base: LatencyRow,
+) -> LatencyRow {
+    let shape = shape.map(|d| d as i64);
+    let l = crate::latency::measure_forward(shape, Device::Cpu, |x: &Tensor| {
+        model.forward_t(&transform.apply_unit(x), false)
+    });
+    LatencyRow {
+        one_thread: Some(l.one_thread),
+        all_threads: Some((l.all_threads, l.threads)),
+        batch256_images_per_s: Some(l.batch256_images_per_s),
+        runtime: format!("libtorch {}", model.precision().name()),
+        ..base
+    }
 }
 
 /// Batch-`batch` call times of an ONNX file in tract (one thread).

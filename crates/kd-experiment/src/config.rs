@@ -305,6 +305,16 @@ impl std::str::FromStr for Override {
     }
 }
 
+impl Override {
+    /// `key` (dotted) set to the string `value`, taken as it is (a path, say).
+    pub fn string(key: &str, value: &str) -> Self {
+        Self {
+            key: key.split('.').map(str::to_string).collect(),
+            value: toml::Value::String(value.to_string()),
+        }
+    }
+}
+
 impl std::fmt::Display for Override {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}={}", self.key.join("."), self.value)

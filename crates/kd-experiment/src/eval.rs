@@ -1,7 +1,8 @@
 //! `kd-cli eval MODEL`: a saved model's accuracy on a dataset split, its accuracy per class
 //! and its confusion matrix (rows: true class, columns: predicted class). The model file's
 //! metadata says which dataset, preprocessing and architecture ([`crate::saved_model`]); an
-//! `.onnx` file exported by kd runs in tract ([`crate::onnx_model`]).
+//! `.onnx` file exported by kd runs in tract ([`crate::onnx_model`]); a TorchScript teacher
+//! is evaluated through its run config ([`crate::eval_torchscript`]).
 
 use std::path::{Path, PathBuf};
 
@@ -77,11 +78,7 @@ pub fn eval(
         }
         OpenedModel::Onnx(onnx) => onnx.evaluate(&data)?,
     };
-    let per_class_accuracy = confusion
-        .iter()
-        .enumerate()
-        .map(|(i, row)| row[i] as f64 / row.iter().sum::<i64>().max(1) as f64)
-        .collect();
+    let per_class_accuracy = per_class_accuracy(&confusion);
     let classes = info.class_labels();
     Ok(EvalReport {
         model: model_path.display().to_string(),
@@ -95,6 +92,15 @@ pub fn eval(
         per_class_accuracy,
         confusion,
     })
+}
+
+/// Each true class's accuracy from `confusion[true][predicted]`.
+pub fn per_class_accuracy(confusion: &[Vec<i64>]) -> Vec<f64> {
+    confusion
+        .iter()
+        .enumerate()
+        .map(|(i, row)| row[i] as f64 / row.iter().sum::<i64>().max(1) as f64)
+        .collect()
 }
 
 impl EvalReport {

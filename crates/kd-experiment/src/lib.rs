@@ -24,7 +24,8 @@
 //!   outputs), [`resume`], [`run_log`] (metrics.csv, metrics.jsonl, events), [`report`],
 //!   [`plots`], [`oom`];
 //! - what comes after a run: [`compare`] (paired statistics over seeds, with
-//!   [`student_t`]), [`eval`] and [`predict`] (in the precision [`eval_precision`] picks),
+//!   [`student_t`]), [`eval`] and [`predict`] (in the precision [`eval_precision`] picks;
+//!   a TorchScript teacher through its run config: [`eval_torchscript`]),
 //!   [`export`] and [`export_onnx`] (TorchScript, ONNX float and int8), [`onnx_model`],
 //!   [`saved_model`] (a model file opened without its config);
 //! - speed and health: [`latency`], [`bench`], [`bench_latency`], [`doctor`], [`env`];
@@ -43,6 +44,7 @@ pub mod doctor;
 pub mod env;
 pub mod eval;
 pub mod eval_precision;
+pub mod eval_torchscript;
 pub mod export;
 pub mod export_onnx;
 pub mod latency;

@@ -44,8 +44,13 @@ pub struct BenchArgs {
     #[arg(long)]
     cuda_graphs: bool,
     /// Model files for `--mode latency`: `.safetensors` from a run directory (timed in
-    /// libtorch) and `.onnx` from `kd-cli export` (timed in tract and onnxruntime).
+    /// libtorch), `.onnx` from `kd-cli export` (timed in tract and onnxruntime) and a
+    /// TorchScript teacher `.pt` (with --config).
     models: Vec<PathBuf>,
+    /// For a TorchScript `.pt` teacher: the run config that takes it as
+    /// `teacher.torchscript` (its image shape and `[teacher.input]`).
+    #[arg(long, value_name = "CONFIG")]
+    config: Option<PathBuf>,
 }
 
 /// `--precision`'s parser.
@@ -90,7 +95,8 @@ impl BenchArgs {
             bail!("--mode latency: time models alone (the other modes time the seed's synthetic steps)");
         }
         let python = bench_latency::venv_python();
-        let rows = bench_latency::bench_latency(&self.models, python.as_deref())?;
+        let config = self.config.as_deref();
+        let rows = bench_latency::bench_latency(&self.models, python.as_deref(), config)?;
         print!("{}", bench_latency::text(&rows));
         Ok(())
     }

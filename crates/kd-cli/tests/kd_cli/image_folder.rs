@@ -216,6 +216,7 @@ fn a_pytorch_teacher_teaches_and_kd_measures_its_accuracy_as_pytorch_does() {
     assert!(!dir.path().join("out/teacher.safetensors").exists());
 
     check_describes_the_torchscript_teacher(dir.path());
+    the_teacher_file_is_evaluated_and_timed(dir.path(), pytorch_accuracy);
     bad_teachers_are_refused_by_check_and_run(dir.path(), &config);
     // FitNets needs a kd teacher's named layers.
     let args = [
@@ -257,6 +258,49 @@ fn pytorch_teachers(python: &Path, dir: &Path) -> (f64, String) {
         "the PyTorch teacher did not learn: {accuracy}"
     );
     (accuracy, digest.to_string())
+}
+
+/// `eval teacher.pt --config run.toml` measures PyTorch's accuracy; without the config it is
+/// refused, naming the flag; `bench --mode latency` times it in libtorch.
+fn the_teacher_file_is_evaluated_and_timed(dir: &Path, pytorch_accuracy: f64) {
+    let out = kd_cli(
+        &["eval", "teacher.pt", "--config", "run.toml", "--json"],
+        dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accuracy = report["accuracy"].as_f64().unwrap();
+    assert!(
+        (accuracy - pytorch_accuracy).abs() < 1e-6,
+        "eval measured {accuracy}, PyTorch {pytorch_accuracy}"
+    );
+    assert_eq!(report["images"], 80);
+    let out = kd_cli(&["eval", "teacher.pt"], dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("teacher.pt") && stderr.contains("--config CONFIG"),
+        "{stderr}"
+    );
+    let args = [
+        "bench",
+        "--mode",
+        "latency",
+        "teacher.pt",
+        "--config",
+        "run.toml",
+    ];
+    let out = kd_cli(&args, dir);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("teacher.pt") && stdout.contains("libtorch f32"),
+        "{stdout}"
+    );
 }
 
 /// `check` on `dir`'s `run.toml` describes the TorchScript teacher the run uses, not

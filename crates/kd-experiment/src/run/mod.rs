@@ -101,7 +101,7 @@ pub fn run(
 /// Images per batch of every pass without gradients (validation, test, teacher logits):
 /// large batches keep the cores busy where small training batches would not, and a model in
 /// evaluation mode computes the same logits (up to float rounding) at any batch size.
-pub(super) const EVAL_BATCH: usize = 1000;
+pub(crate) const EVAL_BATCH: usize = 1000;
 
 /// This process's place among the ranks of a data-parallel run.
 #[derive(Debug, Clone, Copy)]

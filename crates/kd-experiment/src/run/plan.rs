@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use kd_core::{DistillLoss, LossConfig};
 use kd_data::ImageDataset;
-use kd_models::TorchScriptTeacher;
+use kd_models::{Model, TorchScriptTeacher};
 use kd_train::distributed::{launch_env, LaunchEnv};
 use tch::Device;
 
@@ -259,6 +259,18 @@ impl Plan {
         let data = &self.cfg.data;
         let dir = data.dir();
         (dir != data.dataset.default_dir()).then(|| std::path::absolute(&dir).unwrap_or(dir))
+    }
+
+    /// The TorchScript teacher the plan loaded and probed, as a kd [`Model`] (taken: the
+    /// plan's own run would load it again).
+    pub fn torchscript_teacher_model(&mut self) -> Result<Model> {
+        let teacher = self
+            .torchscript
+            .take()
+            .context("the config names no teacher.torchscript")?;
+        let path = self.cfg.teacher.torchscript.clone().unwrap_or_default();
+        let name = format!("torchscript {}", path.display());
+        Ok(Model::from_torchscript(teacher, name, self.device))
     }
 
     /// The processes of the run: the launcher's world size, or 1.
