@@ -480,7 +480,6 @@ impl RunConfig {
     }
 
     /// Parses a config's text; `path` names it in errors.
-    #[cfg(test)]
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         Self::parse_with(text, path, &[])
     }

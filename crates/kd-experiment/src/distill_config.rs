@@ -20,7 +20,8 @@ pub enum TeacherViews {
 }
 
 impl TeacherViews {
-    fn name(self) -> &'static str {
+    /// The name a config gives it.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Auto => "auto",
             Self::Same => "same",

@@ -53,6 +53,7 @@ pub mod oom;
 pub mod plots;
 pub mod predict;
 pub mod report;
+pub mod resolved;
 pub mod resume;
 pub mod run;
 pub mod run_log;

@@ -7,6 +7,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+use crate::config::RunConfig;
+use crate::resolved::canonical_toml;
+
 /// A stable fingerprint of a resolved config (64-bit FNV-1a of its TOML, in hex).
 pub fn fingerprint(resolved_toml: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -17,9 +20,10 @@ pub fn fingerprint(resolved_toml: &str) -> String {
     format!("{hash:016x}")
 }
 
-/// Checks that the run directory `dir` was started with `resolved_toml`; the error names
-/// the keys that differ.
-pub fn check_same_config(dir: &Path, resolved_toml: &str) -> Result<()> {
+/// Checks that the run directory `dir` was started with the config `now` resolves to: its
+/// `config.toml` (as any version of kd wrote it) is read as a config and both are compared
+/// in their canonical form ([`crate::resolved`]); the error names the keys that differ.
+pub fn check_same_config(dir: &Path, now: &RunConfig) -> Result<()> {
     let path = dir.join("config.toml");
     let saved = std::fs::read_to_string(&path).with_context(|| {
         format!(
@@ -28,9 +32,10 @@ pub fn check_same_config(dir: &Path, resolved_toml: &str) -> Result<()> {
             path.display()
         )
     })?;
-    let saved: toml::Value = toml::from_str(&saved)
+    let saved = RunConfig::parse(&saved, &path)
         .with_context(|| format!("{}: not a config written by kd-cli run", path.display()))?;
-    let now: toml::Value = toml::from_str(resolved_toml).context("resolved config")?;
+    let saved: toml::Value = toml::from_str(&canonical_toml(&saved)?).context("saved config")?;
+    let now: toml::Value = toml::from_str(&canonical_toml(now)?).context("resolved config")?;
     let mut differences = Vec::new();
     diff("", &saved, &now, &mut differences);
     if !differences.is_empty() {
@@ -97,8 +102,11 @@ mod tests {
             "seed = 1\n[student.train]\nlr = 0.01\n",
         )
         .unwrap();
-        assert!(check_same_config(dir.path(), "seed = 1\n[student.train]\nlr = 0.01\n").is_ok());
-        let err = check_same_config(dir.path(), "seed = 1\n[student.train]\nlr = 0.02\n")
+        let config = |text: &str| RunConfig::parse(text, Path::new("now.toml")).unwrap();
+        let same = config("seed = 1\n[student.train]\nlr = 0.01\n");
+        assert!(check_same_config(dir.path(), &same).is_ok());
+        let other = config("seed = 1\n[student.train]\nlr = 0.02\n");
+        let err = check_same_config(dir.path(), &other)
             .unwrap_err()
             .to_string();
         assert!(
@@ -106,7 +114,7 @@ mod tests {
             "{err}"
         );
         let missing = tempfile::tempdir().unwrap();
-        let err = check_same_config(missing.path(), "seed = 1\n").unwrap_err();
+        let err = check_same_config(missing.path(), &same).unwrap_err();
         assert!(
             format!("{err:#}").contains("not a run directory"),
             "{err:#}"

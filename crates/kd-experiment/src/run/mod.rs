@@ -171,7 +171,7 @@ impl Plan {
             test: BatchLoader::new(&self.data.test, EVAL_BATCH, transform, self.device),
             log: RunLog::default(),
             observer,
-            fingerprint: crate::resume::fingerprint(&self.resolved),
+            fingerprint: self.fingerprint.clone(),
             resume: self.resume,
             ranks,
         };

@@ -53,8 +53,10 @@ pub struct Plan {
     pub(crate) device: Device,
     /// The logit loss (`None` for FitNets, whose hint is built with the student).
     pub(crate) logit_loss: Option<Box<dyn DistillLoss>>,
-    /// The resolved config as written to `config.toml`.
+    /// The resolved config as written to `config.toml` ([`crate::resolved::written_toml`]).
     pub(crate) resolved: String,
+    /// The checkpoints' fingerprint of the canonical config.
+    pub(crate) fingerprint: String,
     /// The TorchScript teacher, loaded and checked here (taken by the teacher phase).
     pub(crate) torchscript: Option<TorchScriptTeacher>,
     pub(crate) started: Instant,
@@ -107,10 +109,11 @@ impl Plan {
         // Under torchrun or `kd-cli launch`: this process is one rank of several.
         let launch = launch_env(|k| std::env::var(k).ok())
             .map_err(|e| anyhow::anyhow!("distributed launch environment: {e}"))?;
-        let resolved = cfg.to_toml()?;
+        let resolved = crate::resolved::written_toml(&cfg)?;
+        let fingerprint = crate::resume::fingerprint(&crate::resolved::canonical_toml(&cfg)?);
         if overrides.resume.is_some() {
             // Before anything is written: a mismatch leaves the directory as it was.
-            crate::resume::check_same_config(&out, &resolved)?;
+            crate::resume::check_same_config(&out, &cfg)?;
         }
         let data = load_data(&cfg)?;
         let [c, h, _] = cfg.data.transform.output_shape(data.train.image_shape());
@@ -130,6 +133,7 @@ impl Plan {
             device,
             logit_loss: None,
             resolved,
+            fingerprint,
             torchscript: None,
             started,
         };

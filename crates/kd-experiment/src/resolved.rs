@@ -1,0 +1,121 @@
+//! The resolved config of a run in its two forms:
+//!
+//! - the canonical text ([`canonical_toml`]): every key, with the sections the run does not
+//!   read put back to their defaults — what the checkpoints' fingerprint hashes and what a
+//!   resume compares, so that a leftover `[teacher.model]` beside a TorchScript teacher
+//!   changes nothing;
+//! - the written text ([`written_toml`], the run directory's `config.toml`): the canonical
+//!   config without those unused sections (`[teacher.model]` and `[teacher.train]` for a
+//!   TorchScript teacher, `[teacher.input]` for any other, `[data.image_folder]` for a
+//!   dataset that is not an image folder), and with `distill.teacher_views` and
+//!   `distill.mixup` written out even at their defaults. Read back with
+//!   [`RunConfig::parse`], it gives the canonical config again.
+
+use anyhow::{Context, Result};
+use kd_data::DatasetKind;
+
+use crate::config::RunConfig;
+
+/// `cfg` with the sections its run does not read at their defaults.
+pub fn canonical(cfg: &RunConfig) -> RunConfig {
+    let defaults = RunConfig::default();
+    let mut c = cfg.clone();
+    if c.teacher.torchscript.is_some() {
+        c.teacher.model = defaults.teacher.model;
+        c.teacher.train = defaults.teacher.train;
+    } else {
+        c.teacher.input = defaults.teacher.input;
+    }
+    if c.data.dataset != DatasetKind::ImageFolder {
+        c.data.image_folder = defaults.data.image_folder;
+    }
+    c
+}
+
+/// The canonical text of `cfg`: what checkpoints fingerprint and a resume compares.
+pub fn canonical_toml(cfg: &RunConfig) -> Result<String> {
+    canonical(cfg).to_toml()
+}
+
+/// The run directory's `config.toml` for `cfg` (see the module docs).
+pub fn written_toml(cfg: &RunConfig) -> Result<String> {
+    let text = canonical_toml(cfg)?;
+    let mut value: toml::Table = toml::from_str(&text).context("the resolved config")?;
+    let mut remove = |section: &str, key: &str| {
+        if let Some(toml::Value::Table(t)) = value.get_mut(section) {
+            t.remove(key);
+        }
+    };
+    if cfg.teacher.torchscript.is_some() {
+        remove("teacher", "model");
+        remove("teacher", "train");
+    } else {
+        remove("teacher", "input");
+    }
+    if cfg.data.dataset != DatasetKind::ImageFolder {
+        remove("data", "image_folder");
+    }
+    if let Some(toml::Value::Table(distill)) = value.get_mut("distill") {
+        let views = cfg.distill.teacher_views.name().to_string();
+        distill.insert("teacher_views".into(), toml::Value::String(views));
+        distill.insert("mixup".into(), toml::Value::Float(cfg.distill.mixup));
+    }
+    toml::to_string_pretty(&value).context("cannot serialize the resolved config")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn parse(text: &str) -> RunConfig {
+        RunConfig::parse(text, Path::new("test.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_config_with_no_unused_keys_keeps_its_text_and_fingerprint() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/quickstart.toml"),
+        )
+        .unwrap();
+        let cfg = parse(&text);
+        assert_eq!(canonical(&cfg), cfg);
+        assert_eq!(canonical_toml(&cfg).unwrap(), cfg.to_toml().unwrap());
+        let written = written_toml(&cfg).unwrap();
+        assert!(!written.contains("[teacher.input]") && !written.contains("[data.image_folder]"));
+        assert!(written.contains("teacher_views = \"auto\"") && written.contains("mixup = 0.0"));
+        assert_eq!(canonical(&parse(&written)), cfg);
+    }
+
+    #[test]
+    fn a_torchscript_teacher_run_writes_no_unused_teacher_sections_and_reads_back_the_same() {
+        let cfg = parse(
+            "[teacher]\ntorchscript = \"teacher.pt\"\n[teacher.input]\nimage_size = 32\n\
+             [teacher.model]\nkind = \"cnn\"\nhidden = 17\n[teacher.train]\nepochs = 99\n\
+             [distill]\nloss = \"hinton\"\nmixup = 0.2\n",
+        );
+        let written = written_toml(&cfg).unwrap();
+        for unused in [
+            "[teacher.model]",
+            "[teacher.train]",
+            "hidden = 17",
+            "epochs = 99",
+        ] {
+            assert!(!written.contains(unused), "{unused} in\n{written}");
+        }
+        assert!(written.contains("[teacher.input]") && written.contains("image_size = 32"));
+        assert!(written.contains("mixup = 0.2"));
+        let back = parse(&written);
+        assert_eq!(canonical(&back), canonical(&cfg));
+        // The leftover sections change neither the canonical text nor the fingerprint.
+        let clean = parse(
+            "[teacher]\ntorchscript = \"teacher.pt\"\n[teacher.input]\nimage_size = 32\n\
+             [distill]\nloss = \"hinton\"\nmixup = 0.2\n",
+        );
+        assert_eq!(
+            canonical_toml(&clean).unwrap(),
+            canonical_toml(&cfg).unwrap()
+        );
+    }
+}
