@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Model layer of kd: architectures built on tch, with parameter names that match PyTorch
 //! state-dict keys.
 //!

@@ -23,7 +23,9 @@ use crate::precision::Precision;
 /// The default precision for a device, and why, in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NativePrecision {
+    /// The precision `auto` picks.
     pub precision: Precision,
+    /// Why (the CPU's or GPU's feature that decides it).
     pub reason: String,
 }
 

@@ -77,10 +77,12 @@ impl Checkpoints {
         self
     }
 
+    /// The directory the checkpoints are written to.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The configuration fingerprint every checkpoint carries and a resume must match.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }

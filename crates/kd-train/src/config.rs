@@ -14,7 +14,9 @@ use crate::schedule::LrSchedule;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
+    /// Epochs at most (early stopping may end sooner).
     pub epochs: usize,
+    /// Images per optimizer step (over every rank, under data parallelism).
     pub batch_size: usize,
     /// Adam's learning rate.
     pub lr: f64,
@@ -24,7 +26,9 @@ pub struct TrainConfig {
     pub lr_schedule: LrSchedule,
     /// Augmentation of the training images (off by default, as in the seed).
     pub augment: AugmentConfig,
+    /// Keras' `EarlyStopping`.
     pub early_stopping: EarlyStoppingConfig,
+    /// Keras' `ReduceLROnPlateau`.
     pub reduce_lr: ReduceLrConfig,
     /// What to do when a step's loss or gradient is NaN or infinite: `stop` or
     /// `skip_batch`.

@@ -20,6 +20,8 @@ use tch::{Device, Kind, Tensor};
 /// The torchrun environment of this process.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaunchEnv {
+    /// Where and how the ranks meet (torchrun's `MASTER_ADDR`, `MASTER_PORT`, `RANK`,
+    /// `WORLD_SIZE`).
     pub rendezvous: Rendezvous,
     /// The rank on this machine (`LOCAL_RANK`), for choosing a GPU.
     pub local_rank: usize,
@@ -146,14 +148,17 @@ pub fn check_parallel_config(
 /// Training across the ranks of a process group.
 #[derive(Debug, Clone, Copy)]
 pub struct DataParallel<'a> {
+    /// The c10d process group of the ranks.
     pub group: &'a ProcessGroup,
 }
 
 impl DataParallel<'_> {
+    /// This process's rank, from 0.
     pub fn rank(&self) -> usize {
         self.group.rank()
     }
 
+    /// The number of ranks.
     pub fn world_size(&self) -> usize {
         self.group.world_size()
     }

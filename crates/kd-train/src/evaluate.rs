@@ -18,11 +18,14 @@ use crate::objective::Objective;
 pub struct Evaluation {
     /// Mean of the objective's loss.
     pub loss: f64,
+    /// Top-1 accuracy, a fraction in [0, 1].
     pub accuracy: f64,
     /// Mean cross-entropy against the labels (equal to `loss` for a cross-entropy
     /// objective).
     pub cross_entropy: f64,
+    /// Images evaluated.
     pub images: usize,
+    /// Images per second of the pass.
     pub images_per_s: f64,
 }
 

@@ -86,6 +86,7 @@ impl std::fmt::Debug for GraphedSteps {
 }
 
 impl GraphedSteps {
+    /// No graphs yet; steps replay as `replay` says, counting non-finite steps on `device`.
     pub fn new(replay: Replay, device: Device) -> Self {
         Self {
             replay,

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Training layer of kd: the loop, the optimizer, metrics and Keras-style callbacks.
 //!
 //! - [`Learner`]: a fit assembled step by step (objective, metrics, callbacks,

@@ -94,6 +94,7 @@ pub struct TopK {
 }
 
 impl TopK {
+    /// Top-`k` accuracy.
     pub fn new(k: usize) -> Self {
         Self {
             k: k as i64,

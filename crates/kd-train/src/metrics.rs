@@ -9,12 +9,16 @@ use tch::{Kind, Tensor};
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: usize,
+    /// Mean training loss of the objective over the epoch's counted steps.
     #[serde(with = "crate::json_float")]
     pub loss: f64,
+    /// Training top-1 accuracy (labelled images), in [0, 1].
     #[serde(with = "crate::json_float")]
     pub accuracy: f64,
+    /// Mean validation loss of the objective.
     #[serde(with = "crate::json_float")]
     pub val_loss: f64,
+    /// Validation top-1 accuracy, in [0, 1].
     #[serde(with = "crate::json_float")]
     pub val_accuracy: f64,
     /// Cross-entropy against the validation labels, whatever the objective: the quantity
@@ -92,6 +96,7 @@ fn not_recorded() -> f64 {
 /// All epochs run so far.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
+    /// Every epoch run, in order (a resumed fit's included).
     pub epochs: Vec<EpochMetrics>,
 }
 

@@ -54,6 +54,7 @@ impl Adam {
         self.config.lr
     }
 
+    /// Sets the learning rate of the next steps (the device state's too).
     pub fn set_lr(&mut self, lr: f64) {
         self.config.lr = lr;
         if let Some(device) = self.device.as_mut() {

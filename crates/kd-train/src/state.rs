@@ -36,6 +36,7 @@ pub struct TrainEvent {
 /// What a training run produced besides the trained weights.
 #[derive(Debug, Clone, Serialize)]
 pub struct FitOutcome {
+    /// Every epoch's metrics.
     pub history: History,
     /// What the callbacks did, in order.
     pub events: Vec<TrainEvent>,

@@ -36,6 +36,7 @@ pub enum Stepped {
 /// One step's result.
 #[derive(Debug)]
 pub struct Step {
+    /// Whether the weights changed.
     pub stepped: Stepped,
     /// The logits and loss of the images this process stepped on, on the device (`None`:
     /// data parallelism left this rank none of the batch).

@@ -39,6 +39,7 @@ impl BestTracker {
         improved
     }
 
+    /// The metric it watches.
     pub fn monitor(&self) -> &Monitor {
         &self.monitor
     }

@@ -25,12 +25,15 @@ use crate::error::{Result, TrainError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EarlyStoppingConfig {
+    /// Whether training stops early at all.
     pub enabled: bool,
+    /// The metric watched, by name.
     pub monitor: Monitor,
     /// Epochs without improvement before stopping.
     pub patience: usize,
     /// Smallest change that counts as an improvement.
     pub min_delta: f64,
+    /// Put back the best epoch's weights when stopping early (Keras' `restore_best_weights`).
     pub restore_best_weights: bool,
     /// Also restore the best weights when training ends without stopping early.
     pub restore_at_end: bool,

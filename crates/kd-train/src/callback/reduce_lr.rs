@@ -29,12 +29,15 @@ use crate::error::{Result, TrainError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReduceLrConfig {
+    /// Whether the learning rate is reduced on plateaus at all.
     pub enabled: bool,
+    /// The metric watched, by name.
     pub monitor: Monitor,
     /// Multiplier applied to the learning rate, in (0, 1).
     pub factor: f64,
     /// Epochs without improvement before reducing.
     pub patience: usize,
+    /// Smallest change that counts as an improvement.
     pub min_delta: f64,
     /// Epochs to wait after a reduction before counting again.
     pub cooldown: usize,
