@@ -105,21 +105,15 @@ pub fn fit_with(
     let start = Instant::now();
     let graphs = graphed::resolve(config, model, objective, hooks.parallel.is_some(), phase)?;
     let steps = train.num_batches();
+    let (checkpoints, callbacks) = (hooks.checkpoints, hooks.callbacks);
     let mut t = Training::start(
         model,
-        config,
-        phase,
-        hooks.checkpoints,
+        (config, phase),
+        checkpoints,
         steps,
-        hooks.callbacks,
+        callbacks,
+        graphs,
     )?;
-    if let Some(replay) = graphs {
-        tracing::info!(
-            "{phase}: training steps of {} images as CUDA graphs",
-            config.batch_size
-        );
-        t.stepper.use_graphs(replay, Some(config.batch_size));
-    }
     replicas.agree_on_start(t.resume_point(), t.state.lr, phase)?;
     if let Some(done) = t.announce_resume() {
         return Ok(done);

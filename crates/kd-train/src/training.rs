@@ -10,6 +10,7 @@ use crate::callback::{Action, Callback, CallbackList};
 use crate::checkpoint::Checkpoints;
 use crate::config::TrainConfig;
 use crate::error::{Result, ResumePoint, TrainError};
+use crate::graphed::Replay;
 use crate::snapshot::{restore, snapshot, Snapshot};
 use crate::state::{FitOutcome, TrainState};
 use crate::stepper::Stepper;
@@ -43,16 +44,24 @@ pub(crate) struct Training<'a> {
 
 impl<'a> Training<'a> {
     /// A fresh fit, or — when `checkpoints` resume and hold one — the fit of the last
-    /// checkpoint, with model, optimizer, generators, callbacks and best weights put back.
+    /// checkpoint, with model, optimizer, generators, callbacks and best weights put back;
+    /// its full batches step through CUDA graphs replayed as `graphs` says, if given.
     pub fn start(
         model: &'a dyn Network,
-        config: &'a TrainConfig,
-        phase: &'a str,
+        (config, phase): (&'a TrainConfig, &'a str),
         checkpoints: Option<&'a Checkpoints>,
         steps_per_epoch: usize,
         own_callbacks: Vec<Box<dyn Callback>>,
+        graphs: Option<Replay>,
     ) -> Result<Self> {
         let mut stepper = Stepper::new(model, config.lr, config.weight_decay);
+        if let Some(replay) = graphs {
+            tracing::info!(
+                "{phase}: training steps of {} images as CUDA graphs",
+                config.batch_size
+            );
+            stepper.use_graphs(replay, Some(config.batch_size));
+        }
         let mut callbacks = CallbackList::from_config(config, checkpoints.is_some())?;
         for callback in own_callbacks {
             callbacks.push(callback, phase)?;
