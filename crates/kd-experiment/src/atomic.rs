@@ -44,6 +44,23 @@ fn temporary_beside(path: &Path, suffix: &str) -> Result<tempfile::NamedTempFile
 /// Has `write` produce a file at a temporary path beside `path` (same extension, for
 /// writers that pick the format from it), then moves it over `path`; on failure the
 /// temporary file is removed and `path` is untouched.
+///
+/// ```
+/// use kd_experiment::atomic::write_atomic_with;
+///
+/// let dir = tempfile::tempdir()?;
+/// let plot = dir.path().join("plot.png");
+/// write_atomic_with(&plot, |tmp| {
+///     assert_eq!(tmp.extension().unwrap(), "png");
+///     Ok(std::fs::write(tmp, b"png bytes")?)
+/// })?;
+/// assert_eq!(std::fs::read(&plot)?, b"png bytes");
+///
+/// // A writer that fails leaves the old file as it was.
+/// assert!(write_atomic_with(&plot, |_| anyhow::bail!("no font")).is_err());
+/// assert_eq!(std::fs::read(&plot)?, b"png bytes");
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let suffix = path
         .extension()
@@ -59,6 +76,19 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -
 }
 
 /// Writes `contents` to `path` atomically.
+///
+/// ```
+/// use kd_experiment::atomic::write_atomic;
+///
+/// let dir = tempfile::tempdir()?;
+/// let report = dir.path().join("report.md");
+/// write_atomic(&report, b"first")?;
+/// write_atomic(&report, b"second")?;
+/// assert_eq!(std::fs::read_to_string(&report)?, "second");
+/// // No temporary file is left beside it.
+/// assert_eq!(std::fs::read_dir(dir.path())?.count(), 1);
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let mut tmp = temporary_beside(path, "")?;
     tmp.write_all(contents)

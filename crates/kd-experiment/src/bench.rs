@@ -33,10 +33,15 @@ use tch::{Device, Kind, Tensor};
 /// What to time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchMode {
+    /// One Adam step of VGG19 on cross-entropy.
     Teacher,
+    /// One Adam step of the seed student on cross-entropy.
     Student,
+    /// The frozen teacher's forward plus a student step on the seed's loss.
     Distill,
+    /// A distill step with the teacher's logits read from a cache.
     DistillCached,
+    /// The student's forward pass and argmax, without gradients.
     Eval,
     /// Batch-1 latency of the MODEL files named ([`crate::bench_latency`]).
     Latency,
@@ -45,11 +50,17 @@ pub enum BenchMode {
 /// Settings of one `kd-cli bench` call.
 #[derive(Debug, Clone)]
 pub struct BenchArgs {
+    /// The modes to time, in order; each gives one JSON line.
     pub modes: Vec<BenchMode>,
+    /// Images per synthetic batch.
     pub batch: usize,
+    /// Timed steps (forward passes for `eval`) per mode.
     pub steps: usize,
+    /// Untimed steps run before the timed ones.
     pub warmup: usize,
+    /// Where the models and batches live.
     pub device: Device,
+    /// Arithmetic of every forward pass; losses and the optimizer stay float32.
     pub precision: Precision,
     /// Inputs and convolution kernels in channels-last (NHWC) memory format.
     pub channels_last: bool,

@@ -23,12 +23,17 @@ use crate::latency::{Latency, ModelLatency, CALLS, WARMUP};
 /// One measured model in one runtime.
 #[derive(Debug, Clone)]
 pub struct LatencyRow {
+    /// The model file, as named.
     pub model: String,
+    /// `libtorch <precision>` (e.g. `libtorch f32`), `tract` or `onnxruntime`.
     pub runtime: String,
+    /// Size of the model file, in bytes.
     pub file_bytes: u64,
+    /// Batch-1 latency on one thread; `None` where the runtime did not run.
     pub one_thread: Option<Latency>,
     /// With the thread count.
     pub all_threads: Option<(Latency, usize)>,
+    /// Images per second at batch 256; `None` where the runtime did not run.
     pub batch256_images_per_s: Option<f64>,
     /// Why a runtime did not run.
     pub note: Option<String>,

@@ -23,8 +23,11 @@ pub enum PrecisionChoice {
     /// ([`kd_models::native_precision`]).
     #[default]
     Auto,
+    /// Float32 throughout.
     F32,
+    /// Mixed precision in bfloat16 (libtorch autocast).
     Bf16,
+    /// Mixed precision in float16 (libtorch autocast), training through a loss scaler.
     F16,
 }
 
@@ -81,8 +84,11 @@ pub struct RunConfig {
     /// Convolutions in channels-last (NHWC) memory format (the default): same results up to
     /// float rounding, faster convolutions on CPU (oneDNN) and on tensor-core GPUs.
     pub channels_last: bool,
+    /// The dataset, its split and its preprocessing (`[data]`).
     pub data: DataConfig,
+    /// The teacher (`[teacher]`): its architecture, and a file to load or how to train it.
     pub teacher: TeacherConfig,
+    /// The students (`[student]`): one architecture and training for both.
     pub student: StudentSection,
     /// The distillation loss, by name (`loss = "dkd"`) with its parameters, and how the
     /// teacher sees the student's batches.
@@ -110,8 +116,11 @@ impl Default for RunConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceChoice {
+    /// CUDA when available, else the CPU.
     Auto,
+    /// The CPU.
     Cpu,
+    /// The first CUDA device; an error where there is none.
     Cuda,
 }
 
@@ -144,6 +153,8 @@ pub struct DataConfig {
     pub train_limit: usize,
     /// Use only the first N test images (0: all).
     pub test_limit: usize,
+    /// How images become the model's input: `pad_to`, then per-channel `mean` and `std`
+    /// after scaling to [0, 1].
     pub transform: TransformConfig,
     /// How an `image-folder` dataset is decoded (`image_size`, `channels`, `resize`,
     /// `on_bad_image`); unused by the built-in datasets.
@@ -206,6 +217,7 @@ impl DataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TeacherConfig {
+    /// The teacher's architecture, tagged by `kind` (unused with `torchscript`).
     pub model: ModelConfig,
     /// A `.safetensors` file to load instead of training the teacher.
     pub checkpoint: Option<PathBuf>,
@@ -216,6 +228,7 @@ pub struct TeacherConfig {
     pub input: TeacherInput,
     /// Whether and how the teacher's logits are cached for the students.
     pub cache: CacheConfig,
+    /// How the run trains the teacher; unused with `checkpoint` or `torchscript`.
     pub train: TrainConfig,
 }
 
@@ -241,6 +254,7 @@ impl Default for TeacherConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StudentSection {
+    /// The students' architecture, tagged by `kind`.
     pub model: ModelConfig,
     /// Train the students on a seeded random subset of this many training images (0: all
     /// of them); the teacher always trains on the whole training split.
@@ -253,6 +267,7 @@ pub struct StudentSection {
     /// At most this many unlabeled images, a seeded subset (0: all of them).
     #[serde(skip_serializing_if = "is_zero")]
     pub unlabeled_images: usize,
+    /// How both students train.
     pub train: TrainConfig,
 }
 
@@ -480,12 +495,39 @@ impl RunConfig {
     }
 
     /// Parses a config's text; `path` names it in errors.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use kd_experiment::config::RunConfig;
+    ///
+    /// let text = "seed = 7\n[teacher.train]\nepochs = 3\n";
+    /// let cfg = RunConfig::parse(text, Path::new("my.toml"))?;
+    /// assert_eq!((cfg.seed, cfg.teacher.train.epochs), (7, 3));
+    /// // Keys left out keep the defaults of their place: the teacher's own learning rate.
+    /// assert_eq!(cfg.teacher.train.lr, RunConfig::default().teacher.train.lr);
+    ///
+    /// let err = RunConfig::parse("seed = \"x\"\n", Path::new("my.toml")).unwrap_err();
+    /// assert!(err.to_string().contains("my.toml"));
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         Self::parse_with(text, path, &[])
     }
 
     /// Parses a config's text and applies `sets` over it, in order; `path` names the file in
     /// errors, `--set KEY=VALUE` names an override.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use kd_experiment::config::{Override, RunConfig};
+    ///
+    /// let set: Override = "student.train.lr=3e-4".parse().map_err(anyhow::Error::msg)?;
+    /// let text = "[student.train]\nlr = 0.01\nepochs = 5\n";
+    /// let cfg = RunConfig::parse_with(text, Path::new("my.toml"), &[set])?;
+    /// assert_eq!(cfg.student.train.lr, 3e-4);
+    /// assert_eq!(cfg.student.train.epochs, 5, "the file's other keys stay");
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
     pub fn parse_with(text: &str, path: &Path, sets: &[Override]) -> Result<Self> {
         // First pass: the user's text alone, so that errors carry line numbers.
         let _checked: Self = toml::from_str(text).map_err(|e| {

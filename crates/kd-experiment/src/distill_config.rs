@@ -32,7 +32,10 @@ impl TeacherViews {
 /// The `[distill]` section.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DistillConfig {
+    /// The loss, tagged by `loss` (`keras-kd`, `hinton`, `dkd`, `lskd`, `fitnets`), with its
+    /// parameters.
     pub loss: LossConfig,
+    /// How the teacher sees the student's batches: `auto` or `same`.
     pub teacher_views: TeacherViews,
     /// mixup's `α` in `[0, 1]` (0: off): teacher and student see the same mixed images.
     pub mixup: f64,

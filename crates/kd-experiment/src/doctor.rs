@@ -22,7 +22,9 @@ use tch::{Device, Kind, Tensor};
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
+    /// The check passed.
     Pass,
+    /// The check failed: the machine is not healthy.
     Fail,
     /// Not applicable here, or not available in this version.
     Skip,
@@ -31,17 +33,24 @@ pub enum Status {
 /// One row of the table.
 #[derive(Debug, Clone)]
 pub struct Check {
+    /// What was checked, e.g. `all-reduce at world size 1 (gloo)`.
     pub name: String,
+    /// Whether it passed, failed or was skipped.
     pub status: Status,
+    /// What was measured, or why the check failed or was skipped.
     pub detail: String,
 }
 
 /// The whole report.
 #[derive(Debug, Clone)]
 pub struct Doctor {
+    /// The device checked.
     pub device: Device,
+    /// `(name, value)` lines printed above the checks: versions, CUDA, threads, device.
     pub facts: Vec<(String, String)>,
+    /// The checks, in the order they ran.
     pub checks: Vec<Check>,
+    /// Wall time of all the checks, in seconds.
     pub seconds: f64,
 }
 
@@ -51,6 +60,7 @@ impl Doctor {
         self.checks.iter().all(|c| c.status != Status::Fail)
     }
 
+    /// The report as text: the facts, one row per check, then a summary line.
     pub fn text(&self) -> String {
         let mut out = String::new();
         for (k, v) in &self.facts {

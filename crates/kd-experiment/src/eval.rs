@@ -17,11 +17,17 @@ use crate::onnx_model::OpenedModel;
 /// What `eval` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
+    /// The model file, as given.
     pub model: String,
+    /// The dataset's name, e.g. `fashion-mnist`.
     pub dataset: String,
+    /// The directory the images were read from.
     pub data_dir: String,
+    /// The split evaluated: `test` or `train`.
     pub split: String,
+    /// Images in the split.
     pub images: usize,
+    /// Top-1 accuracy, a fraction in [0, 1].
     pub accuracy: f64,
     /// The arithmetic of a `.safetensors` model's evaluation (`f32`, `bf16`, `f16`); `None`
     /// for an ONNX file, which computes as it was written (float32 or int8).

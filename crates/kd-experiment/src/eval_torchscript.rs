@@ -16,6 +16,16 @@ use crate::eval_precision::EvalPrecision;
 use crate::run::{Plan, RunOverrides};
 
 /// Whether `path` names a TorchScript file (by its extension, `.pt` or `.pth`).
+///
+/// ```
+/// use std::path::Path;
+/// use kd_experiment::eval_torchscript::is_torchscript;
+///
+/// assert!(is_torchscript(Path::new("teacher.pt")));
+/// assert!(is_torchscript(Path::new("models/teacher.PTH")));
+/// assert!(!is_torchscript(Path::new("teacher.safetensors")));
+/// assert!(!is_torchscript(Path::new("pt")));
+/// ```
 pub fn is_torchscript(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("pt") || e.eq_ignore_ascii_case("pth"))

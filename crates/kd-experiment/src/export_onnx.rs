@@ -30,6 +30,7 @@ pub const DEFAULT_CALIBRATION_IMAGES: usize = 1000;
 /// How to export to ONNX.
 #[derive(Debug, Clone)]
 pub struct OnnxOptions {
+    /// `Some(Int8)`: a statically quantized file; `None`: float32.
     pub quantize: Option<Quantize>,
     /// Training images that calibrate the activation ranges (int8 only); `None`: the first
     /// [`DEFAULT_CALIBRATION_IMAGES`], or all of them where there are fewer.
@@ -41,8 +42,11 @@ pub struct OnnxOptions {
 /// One exported file: its size, the bytes of its tensors, and its test accuracy.
 #[derive(Debug, Clone)]
 pub struct ExportedFile {
+    /// `float32` or `int8`.
     pub label: &'static str,
+    /// Size of the file, in bytes.
     pub bytes: u64,
+    /// Bytes of its constant tensors (weights, scales), without the graph.
     pub tensor_bytes: u64,
     /// `None` when the test set could not be read.
     pub accuracy: Option<f64>,
@@ -51,14 +55,20 @@ pub struct ExportedFile {
 /// The export's summary, printed by `kd-cli export`.
 #[derive(Debug, Clone)]
 pub struct OnnxExport {
+    /// The ONNX file written.
     pub out: PathBuf,
+    /// The float32 file, then the int8 one when quantized (the float32 file is then a
+    /// temporary copy, measured for comparison).
     pub files: Vec<ExportedFile>,
+    /// Training images that calibrated the int8 activations; `None` for a float32 export.
     pub calibration_images: Option<usize>,
     /// Why accuracies are missing, if they are.
     pub note: Option<String>,
 }
 
 impl OnnxExport {
+    /// The summary as text: the file written, each file's sizes and test accuracy, and int8
+    /// against float32 when quantized.
     pub fn text(&self) -> String {
         let mut out = format!("wrote {} (ONNX opset {}", self.out.display(), write::OPSET);
         if let Some(n) = self.calibration_images {

@@ -18,12 +18,23 @@ pub const WARMUP: usize = 20;
 /// Median and 99th percentile of call times.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
+    /// Median call time, in milliseconds.
     pub median_ms: f64,
+    /// 99th percentile of the call times, in milliseconds.
     pub p99_ms: f64,
 }
 
 impl Latency {
     /// Times `calls` calls of `call` after `warmup` untimed ones.
+    ///
+    /// ```
+    /// use kd_experiment::latency::Latency;
+    ///
+    /// let mut calls = 0;
+    /// let l = Latency::measure(|| calls += 1, 5, 100);
+    /// assert_eq!(calls, 105);
+    /// assert!(0.0 <= l.median_ms && l.median_ms <= l.p99_ms);
+    /// ```
     pub fn measure(mut call: impl FnMut(), warmup: usize, calls: usize) -> Self {
         for _ in 0..warmup {
             call();
@@ -47,10 +58,13 @@ impl Latency {
 /// A model's batch-1 latency on one thread and on all threads, and its batch-256 throughput.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ModelLatency {
+    /// Batch-1 latency on one thread.
     pub one_thread: Latency,
+    /// Batch-1 latency on all threads ([`ModelLatency::threads`]).
     pub all_threads: Latency,
     /// How many threads "all" is.
     pub threads: usize,
+    /// Throughput at batch 256, in images per second.
     pub batch256_images_per_s: f64,
 }
 

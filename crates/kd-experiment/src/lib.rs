@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The kd experiment as a library: everything `kd-cli` does, callable from a program.
 //!
 //! The experiment is the seed notebook's: train (or load) a teacher, distill a student from

@@ -19,7 +19,9 @@ use crate::saved_model::ModelInfo;
 /// `.onnx` file in tract.
 #[derive(Debug)]
 pub enum OpenedModel {
+    /// A `.safetensors` model file, in libtorch.
     Torch(kd_models::Model),
+    /// An `.onnx` file, in tract.
     Onnx(OnnxModel),
 }
 
@@ -62,6 +64,7 @@ pub fn is_onnx(path: &Path) -> bool {
 #[derive(Debug)]
 pub struct OnnxModel {
     runner: OnnxRunner,
+    /// The model the file's metadata describes.
     pub info: ModelInfo,
 }
 

@@ -17,6 +17,7 @@ use crate::onnx_model::OpenedModel;
 /// The prediction for one image.
 #[derive(Debug, Clone, Serialize)]
 pub struct Prediction {
+    /// The image file, as given.
     pub image: String,
     /// `(class name, probability)`, most probable first.
     pub top: Vec<(String, f64)>,
@@ -58,6 +59,7 @@ fn read_image(path: &Path, [c, h, w]: [usize; 3]) -> Result<Tensor> {
 /// The predictions for the images that could be read, and an error for each that could not.
 #[derive(Debug)]
 pub struct Predictions {
+    /// One prediction per readable image, in the order given.
     pub predicted: Vec<Prediction>,
     /// One line per unreadable image, naming it.
     pub failed: Vec<String>,

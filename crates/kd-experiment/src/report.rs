@@ -21,6 +21,7 @@ pub struct ModelReport {
     /// Test accuracy and loss in float32: what `kd-cli eval` prints for the saved file and
     /// what its exports (TorchScript, float ONNX) compute.
     pub test_accuracy: f64,
+    /// Mean test cross-entropy, in float32.
     pub test_loss: f64,
     /// The same in the run's mixed precision (bf16 or f16), where it is not float32: what
     /// `kd-cli eval --precision run` prints.
@@ -32,16 +33,20 @@ pub struct ModelReport {
     pub file_bytes: u64,
     /// Wall time of training (0 for a teacher loaded from a checkpoint).
     pub train_seconds: f64,
+    /// Epochs trained (0 for a model that was loaded, not trained).
     pub epochs_run: usize,
+    /// The epoch (from 1) at which a callback stopped training; `None` if none did.
     pub stopped_epoch: Option<usize>,
     /// Median training throughput over the epochs.
     pub train_images_per_s: f64,
+    /// Test-set inference throughput in the run's precision, in images per second.
     pub eval_images_per_s: f64,
     /// File name of the weights inside the run directory.
     pub weights: String,
     /// Training images it learned from with their labels, and without (through the
     /// teacher alone); both 0 for a model that was loaded, not trained.
     pub labelled_images: usize,
+    /// Training images it learned from without labels, through the teacher alone.
     pub unlabeled_images: usize,
     /// Batch-1 latency (one thread, all threads) and batch-256 throughput of the model's
     /// forward pass on the run's device ([`crate::latency`]).
@@ -71,48 +76,64 @@ impl ModelReport {
 pub struct PrecisionScore {
     /// `bf16` or `f16`.
     pub precision: String,
+    /// Test accuracy, a fraction in [0, 1].
     pub accuracy: f64,
+    /// Mean test cross-entropy.
     pub loss: f64,
 }
 
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The run's name (`name` in the config).
     pub name: String,
+    /// The run's seed.
     pub seed: u64,
+    /// The device the run computed on: `cpu` or `cuda:N`.
     pub device: String,
+    /// libtorch's CPU thread count during the run.
     pub torch_threads: i32,
     /// `f32`, `bf16` or `f16` (mixed precision).
     pub precision: String,
+    /// Whether models and inputs were in channels-last (NHWC) memory format.
     pub channels_last: bool,
     /// Training images of the teacher.
     pub train_images: usize,
     /// Training images of the students (a subset when `student.train_images` is set).
     pub student_train_images: usize,
+    /// Images validated on after each epoch.
     pub validation_images: usize,
+    /// Test images every model was evaluated on.
     pub test_images: usize,
+    /// The teacher, the distilled student and the scratch student, in that order.
     pub models: Vec<ModelReport>,
     /// Distilled minus scratch test accuracy, in percentage points.
     pub distillation_gain_points: f64,
     /// The distilled student's batch-1 speedup over the teacher (ratio of median
     /// latencies): on one thread and on all threads.
     pub student_speedup: Option<Speedup>,
+    /// Wall time of the whole run, in seconds.
     pub total_seconds: f64,
     /// Peak resident set size of the whole run (`VmHWM`), in MiB; absent off Linux.
     pub peak_rss_mib: Option<f64>,
     /// Dataset name and the config file the run read.
     pub dataset: String,
+    /// The config file's path, as given.
     pub config_file: String,
     /// kd's version, the git commit it was built from, and libtorch's version.
     pub kd_version: String,
+    /// `git describe` of the build's commit, or `unknown`.
     pub git_commit: String,
+    /// libtorch's version, or `unknown`.
     pub torch_version: String,
 }
 
 /// A ratio of batch-1 latencies.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Speedup {
+    /// The teacher's median latency over the student's, both on one thread.
     pub one_thread: f64,
+    /// The same on all threads.
     pub all_threads: f64,
 }
 
@@ -150,7 +171,7 @@ impl Report {
                     l.one_thread.p99_ms,
                     l.all_threads.median_ms,
                     l.all_threads.p99_ms,
-                    l.threads,
+                    threads(l.threads),
                     l.batch256_images_per_s
                 );
             }

@@ -38,6 +38,21 @@ pub fn canonical_toml(cfg: &RunConfig) -> Result<String> {
 }
 
 /// The run directory's `config.toml` for `cfg` (see the module docs).
+///
+/// ```
+/// use std::path::Path;
+/// use kd_experiment::config::RunConfig;
+/// use kd_experiment::resolved::{canonical, written_toml};
+///
+/// let cfg = RunConfig::default();
+/// let written = written_toml(&cfg)?;
+/// // Written out at its default, and no section the run does not read.
+/// assert!(written.contains("teacher_views = \"auto\""));
+/// assert!(!written.contains("[teacher.input]"));
+/// let back = RunConfig::parse(&written, Path::new("config.toml"))?;
+/// assert_eq!(canonical(&back).distill, cfg.distill);
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub fn written_toml(cfg: &RunConfig) -> Result<String> {
     let text = canonical_toml(cfg)?;
     let mut value: toml::Table = toml::from_str(&text).context("the resolved config")?;

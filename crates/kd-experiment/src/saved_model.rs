@@ -27,11 +27,15 @@ const DATA_DIR: &str = "kd.data_dir";
 /// What a saved model is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
+    /// The architecture.
     pub model: ModelConfig,
     /// `[c, h, w]` of an image as the dataset stores it (before the transform).
     pub input_shape: [usize; 3],
+    /// Number of classes (the model's outputs).
     pub classes: usize,
+    /// The preprocessing the model was trained with.
     pub transform: TransformConfig,
+    /// The dataset the model was trained on.
     pub dataset: DatasetKind,
     /// The class names in label order, where the data brought them (an image folder's
     /// folder names); the built-in datasets' names are kd's own.
@@ -41,6 +45,8 @@ pub struct ModelInfo {
     /// The arithmetic the run evaluated the model in (absent in older files: float32,
     /// NCHW), so that `eval` and `predict` reproduce the run's numbers.
     pub precision: Option<Precision>,
+    /// Whether the run computed in channels-last (NHWC) memory format; `None` in older
+    /// files (NCHW).
     pub channels_last: Option<bool>,
     /// The data directory the run read, as an absolute path, where it is not the dataset's
     /// default directory (an image folder's, say); `eval` and `export` read it unless

@@ -24,10 +24,16 @@
 /// A stream of libtorch's global generator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// The plan's FitNets layer probes: `seed + 3`.
     Plan,
+    /// The teacher's initialization and dropout: `seed`.
     Teacher,
+    /// Caching the teacher's logits: `seed + 4`.
     TeacherLogits,
+    /// Each student's initialization and dropout (both start from the same weights):
+    /// `seed + 1`.
     Student,
+    /// `kd-cli bench`'s synthetic batches and models: `0`, whatever the run's seed.
     Bench,
     /// One of doctor's checks, by its own seed.
     Doctor(u64),
@@ -49,6 +55,19 @@ impl Stream {
 
 /// Seeds libtorch's global generator (every device's) for `stream` of a run seeded `seed`
 /// (`Bench` and `Doctor` ignore it).
+///
+/// ```
+/// use kd_experiment::seeds::{enter, Stream};
+/// use tch::{Device, Kind, Tensor};
+///
+/// let draw = || Tensor::rand([1], (Kind::Double, Device::Cpu)).double_value(&[0]);
+/// enter(Stream::Teacher, 19);
+/// let teacher = draw();
+/// enter(Stream::Student, 19);
+/// assert_ne!(draw(), teacher, "each stream has its own seed");
+/// enter(Stream::Teacher, 19);
+/// assert_eq!(draw(), teacher, "entering a stream again restarts it");
+/// ```
 pub fn enter(stream: Stream, seed: u64) {
     tch::manual_seed(stream.seed(seed) as i64);
 }
@@ -56,14 +75,28 @@ pub fn enter(stream: Stream, seed: u64) {
 /// A data stream: the seed handed to the data crate for one draw of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Data {
+    /// The validation images held out of the training split: `seed`.
     Holdout,
+    /// The teacher's batch order: `seed`.
     TeacherBatches,
+    /// The students' batch order: `seed + 1`.
     StudentBatches,
+    /// The students' labelled subset (`student.train_images`): `seed + 2`.
     LabelledSubset,
+    /// The distilled student's unlabeled images (`student.unlabeled_images`): `seed + 3`.
     UnlabeledSubset,
 }
 
 /// The seed of data stream `data` for a run seeded `seed`.
+///
+/// ```
+/// use kd_experiment::seeds::{data, Data};
+///
+/// assert_eq!(data(Data::TeacherBatches, 19), 19);
+/// assert_eq!(data(Data::StudentBatches, 19), 20);
+/// assert_eq!(data(Data::LabelledSubset, 19), 21);
+/// assert_eq!(data(Data::UnlabeledSubset, u64::MAX), 2, "offsets wrap around");
+/// ```
 pub fn data(data: Data, seed: u64) -> u64 {
     match data {
         Data::Holdout | Data::TeacherBatches => seed,

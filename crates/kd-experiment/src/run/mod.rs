@@ -54,8 +54,11 @@ pub use plan::{Plan, TeacherSource};
 /// Overrides given on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct RunOverrides {
+    /// `--out`: the run directory, instead of `runs/<name>/seed-<seed>`.
     pub out: Option<PathBuf>,
+    /// `--seed`: overrides the config's `seed`.
     pub seed: Option<u64>,
+    /// `--threads`: overrides the config's `threads` (0: libtorch's default).
     pub threads: Option<usize>,
     /// `--set KEY=VALUE` overrides, applied after the file and before `seed`/`threads`.
     pub sets: Vec<crate::config::Override>,

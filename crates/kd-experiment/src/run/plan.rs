@@ -77,11 +77,19 @@ impl std::fmt::Debug for Plan {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TeacherSource {
     /// A TorchScript module, loaded and probed on the run's images.
-    TorchScript { path: PathBuf, parameters: usize },
+    TorchScript {
+        /// The module's file (`teacher.torchscript`).
+        path: PathBuf,
+        /// The module's parameter count.
+        parameters: usize,
+    },
     /// A kd model file (`teacher.checkpoint`).
     Checkpoint(PathBuf),
     /// Trained by the run, for up to `epochs` epochs.
-    Trained { epochs: usize },
+    Trained {
+        /// `teacher.train.epochs`.
+        epochs: usize,
+    },
 }
 
 impl std::fmt::Display for TeacherSource {
