@@ -11,7 +11,7 @@
 //!   `distill.mixup` written out even at their defaults. Read back with
 //!   [`RunConfig::parse`], it gives the canonical config again.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kd_data::DatasetKind;
 
 use crate::config::RunConfig;
@@ -54,28 +54,59 @@ pub fn canonical_toml(cfg: &RunConfig) -> Result<String> {
 /// # Ok::<(), anyhow::Error>(())
 /// ```
 pub fn written_toml(cfg: &RunConfig) -> Result<String> {
-    let text = canonical_toml(cfg)?;
-    let mut value: toml::Table = toml::from_str(&text).context("the resolved config")?;
-    let mut remove = |section: &str, key: &str| {
-        if let Some(toml::Value::Table(t)) = value.get_mut(section) {
-            t.remove(key);
+    let mut unused = vec!["data.image_folder"];
+    if cfg.data.dataset == DatasetKind::ImageFolder {
+        unused.clear();
+    }
+    match cfg.teacher.torchscript {
+        Some(_) => unused.extend(["teacher.model", "teacher.train"]),
+        None => unused.push("teacher.input"),
+    }
+    let views = format!("teacher_views = \"{}\"", cfg.distill.teacher_views.name());
+    let mixup = toml::Value::Float(cfg.distill.mixup);
+    let distill_keys = [views, format!("mixup = {mixup}")];
+    // The canonical text, section by section in the config's own order: each header line
+    // `[a.b]` starts a section that runs to the next header.
+    let mut out: Vec<String> = Vec::new();
+    let (mut skipping, mut in_distill) = (false, false);
+    for line in canonical_toml(cfg)?.lines().chain(std::iter::once("[end]")) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            if in_distill {
+                add_missing(&mut out, &distill_keys);
+            }
+            skipping = unused
+                .iter()
+                .any(|u| name == *u || name.starts_with(&format!("{u}.")));
+            in_distill = name == "distill";
+            if name == "end" {
+                break;
+            }
         }
-    };
-    if cfg.teacher.torchscript.is_some() {
-        remove("teacher", "model");
-        remove("teacher", "train");
-    } else {
-        remove("teacher", "input");
+        if !skipping {
+            out.push(line.to_string());
+        }
     }
-    if cfg.data.dataset != DatasetKind::ImageFolder {
-        remove("data", "image_folder");
+    Ok(out.join("\n") + "\n")
+}
+
+/// Adds each of `keys` (`name = value` lines) the section at the end of `out` lacks, before
+/// the blank lines that close it.
+fn add_missing(out: &mut Vec<String>, keys: &[String]) {
+    let blank = out.iter().rev().take_while(|l| l.trim().is_empty()).count();
+    let at = out.len() - blank;
+    let section_start = out[..at]
+        .iter()
+        .rposition(|l| l.starts_with('['))
+        .unwrap_or(0);
+    for key in keys.iter().rev() {
+        let name = key.split(" = ").next().unwrap_or_default();
+        let present = out[section_start..at]
+            .iter()
+            .any(|l| l.split(" = ").next() == Some(name));
+        if !present {
+            out.insert(at, key.clone());
+        }
     }
-    if let Some(toml::Value::Table(distill)) = value.get_mut("distill") {
-        let views = cfg.distill.teacher_views.name().to_string();
-        distill.insert("teacher_views".into(), toml::Value::String(views));
-        distill.insert("mixup".into(), toml::Value::Float(cfg.distill.mixup));
-    }
-    toml::to_string_pretty(&value).context("cannot serialize the resolved config")
 }
 
 #[cfg(test)]
