@@ -42,6 +42,7 @@ pub const NUMERIC: &[&[&str]] = &[
         "vgg::",
         "architectures::",
         "trainer::",
+        "script_student::",
         "export::",
     ],
     &[
