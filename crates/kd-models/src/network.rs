@@ -12,6 +12,39 @@ use crate::model::Model;
 use crate::{Precision, Result};
 
 /// A network kd can train and checkpoint.
+///
+/// ```
+/// use kd_models::Network;
+/// use tch::{nn, nn::Module, Device, Kind, Tensor};
+///
+/// /// Logistic regression on flattened images, with its own variables.
+/// struct Linear {
+///     vs: nn::VarStore,
+///     fc: nn::Linear,
+/// }
+///
+/// impl Network for Linear {
+///     fn var_store(&self) -> &nn::VarStore {
+///         &self.vs
+///     }
+///     fn forward_t(&self, images: &Tensor, _train: bool) -> Tensor {
+///         self.fc.forward(&images.flatten(1, -1))
+///     }
+/// }
+///
+/// let vs = nn::VarStore::new(Device::Cpu);
+/// let fc = nn::linear(vs.root() / "fc", 4, 3, Default::default());
+/// let net = Linear { vs, fc };
+/// let x = Tensor::ones([2, 1, 2, 2], (Kind::Float, Device::Cpu));
+/// assert_eq!(net.forward_t(&x, false).size(), [2, 3]);
+/// // Saving, copying and precision come with the trait.
+/// let dir = std::env::temp_dir().join(format!("kd-network-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let bytes = net.save_with_metadata(&dir.join("linear.safetensors"), &Default::default())?;
+/// assert!(bytes > 4 * 3 * 4);
+/// std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Network {
     /// The variables: the parameters Adam trains and the buffers checkpoints keep.
     fn var_store(&self) -> &nn::VarStore;

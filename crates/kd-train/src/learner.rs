@@ -110,6 +110,53 @@ impl<'a> Learner<'a> {
 
     /// A callback of the caller's, run after the built-in ones and checkpointed under its
     /// name.
+    ///
+    /// ```
+    /// use kd_data::Batch;
+    /// use kd_models::network::TchNetwork;
+    /// use kd_train::callback::{Action, Callback, EarlyStoppingConfig, EpochEnd};
+    /// use kd_train::{Checkpoints, Learner, TrainConfig};
+    /// use tch::{nn, nn::Module, Device, Kind, Tensor};
+    ///
+    /// /// Stops once the training loss is below `target`; counts the epochs it watched.
+    /// #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    /// struct StopBelow { target: f64, watched: usize }
+    ///
+    /// impl Callback for StopBelow {
+    ///     fn name(&self) -> &'static str { "stop_below" }
+    ///     fn on_epoch_end(&mut self, epoch: &EpochEnd) -> Vec<Action> {
+    ///         self.watched += 1;
+    ///         let loss = epoch.history.last().map_or(f64::INFINITY, |m| m.loss);
+    ///         if loss < self.target { vec![Action::Stop] } else { Vec::new() }
+    ///     }
+    ///     fn state(&self) -> serde_json::Value { serde_json::to_value(self).unwrap() }
+    ///     fn load_state(&mut self, s: serde_json::Value) -> serde_json::Result<()> {
+    ///         *self = serde_json::from_value(s)?;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let vs = nn::VarStore::new(Device::Cpu);
+    /// let fc = nn::linear(vs.root() / "fc", 4, 2, Default::default());
+    /// let net = TchNetwork::new(vs, nn::func_t(move |x, _| fc.forward(&x.flatten(1, -1))));
+    /// let labels = Tensor::arange(16, (Kind::Int64, Device::Cpu)).remainder(2);
+    /// let images = labels.one_hot(4).to_kind(Kind::Float).reshape([16, 1, 2, 2]);
+    /// let data = vec![Batch { images, labels, indices: Tensor::arange(16, (Kind::Int64, Device::Cpu)) }];
+    ///
+    /// let dir = std::env::temp_dir().join(format!("kd-learner-doc-{}", std::process::id()));
+    /// let checkpoints = Checkpoints::new(dir.clone(), "doc");
+    /// let early_stopping = EarlyStoppingConfig { enabled: false, ..Default::default() };
+    /// let config = TrainConfig { epochs: 50, lr: 0.1, batch_size: 16, early_stopping, ..Default::default() };
+    /// let outcome = Learner::new(&net, &config)
+    ///     .callback(StopBelow { target: 0.3, watched: 0 })
+    ///     .checkpoints(&checkpoints)
+    ///     .fit(&data, &data)?;
+    /// let stopped = outcome.stopped_epoch.expect("the loss falls below 0.3");
+    /// assert!(stopped < 50 && outcome.history.epochs[stopped - 1].loss < 0.3);
+    /// assert!(checkpoints.last_path().is_file());
+    /// std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), kd_train::TrainError>(())
+    /// ```
     pub fn callback(mut self, callback: impl Callback + 'static) -> Self {
         self.hooks.callbacks.push(Box::new(callback));
         self

@@ -16,6 +16,28 @@ use crate::error::{Result, TrainError};
 use crate::metrics::{accumulate, EpochMetrics};
 
 /// A validation metric: a name and a per-batch sum.
+///
+/// ```
+/// use kd_train::metric::Metric;
+/// use tch::{Kind, Tensor};
+///
+/// /// The fraction of images predicted as class `k`.
+/// struct Predicts(i64, String);
+///
+/// impl Metric for Predicts {
+///     fn name(&self) -> &str {
+///         &self.1
+///     }
+///     fn batch_sum(&self, logits: &Tensor, _labels: &Tensor) -> Tensor {
+///         logits.argmax(-1, false).eq(self.0).sum(Kind::Float)
+///     }
+/// }
+///
+/// let zeros = Predicts(0, "val_predicts_0".into());
+/// let logits = Tensor::from_slice2(&[[2.0f32, 1.0], [0.0, 1.0], [5.0, 1.0]]);
+/// let labels = Tensor::from_slice(&[0i64, 1, 1]);
+/// assert_eq!(zeros.batch_sum(&logits, &labels).double_value(&[]), 2.0);
+/// ```
 pub trait Metric {
     /// The name it is recorded and monitored under, e.g. `val_top2_accuracy`.
     fn name(&self) -> &str;

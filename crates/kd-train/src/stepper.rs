@@ -96,6 +96,32 @@ impl Stepper {
     /// Steps replayed as CUDA graphs (or, with [`Replay::Eager`], the same static-buffer
     /// steps run eagerly): one graph per batch size, or for batches of `only_size` images
     /// alone (a fit's last, partial batch then steps eagerly). Adam takes its capturable form.
+    ///
+    /// ```
+    /// use kd_data::Batch;
+    /// use kd_models::{Model, ModelConfig, StudentConfig};
+    /// use kd_train::graphed::Replay;
+    /// use kd_train::{Objective, Stepper};
+    /// use tch::{Device, Kind, Tensor};
+    ///
+    /// let config = ModelConfig::Student(StudentConfig { blocks: 1, convs_per_block: 1, width: 4 });
+    /// let model = Model::new(&config, 1, 8, 3, Device::Cpu)?;
+    /// let batch = |n: i64| Batch {
+    ///     images: Tensor::rand([n, 1, 8, 8], (Kind::Float, Device::Cpu)),
+    ///     labels: Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(3),
+    ///     indices: Tensor::arange(n, (Kind::Int64, Device::Cpu)),
+    /// };
+    /// // Without a GPU, `Replay::Eager` runs the graphed steps' static buffers eagerly.
+    /// let mut stepper = Stepper::new(&model, 1e-3, 0.0);
+    /// stepper.use_graphs(Replay::Eager, Some(4));
+    /// for _ in 0..4 {
+    ///     stepper.step(&model, &Objective::CrossEntropy, &batch(4))?; // 3 warm-ups, 1 capture
+    /// }
+    /// stepper.step(&model, &Objective::CrossEntropy, &batch(3))?; // a partial batch: eager
+    /// assert_eq!(stepper.captures(), 1);
+    /// assert_eq!(stepper.take_nonfinite(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn use_graphs(&mut self, replay: Replay, only_size: Option<usize>) {
         let device = self
             .trainable
