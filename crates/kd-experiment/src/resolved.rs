@@ -69,7 +69,7 @@ pub fn written_toml(cfg: &RunConfig) -> Result<String> {
     // `[a.b]` starts a section that runs to the next header.
     let mut out: Vec<String> = Vec::new();
     let (mut skipping, mut in_distill) = (false, false);
-    for line in canonical_toml(cfg)?.lines().chain(std::iter::once("[end]")) {
+    for line in canonical_toml(cfg)?.lines() {
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             if in_distill {
                 add_missing(&mut out, &distill_keys);
@@ -78,13 +78,13 @@ pub fn written_toml(cfg: &RunConfig) -> Result<String> {
                 .iter()
                 .any(|u| name == *u || name.starts_with(&format!("{u}.")));
             in_distill = name == "distill";
-            if name == "end" {
-                break;
-            }
         }
         if !skipping {
             out.push(line.to_string());
         }
+    }
+    if in_distill {
+        add_missing(&mut out, &distill_keys);
     }
     Ok(out.join("\n") + "\n")
 }
