@@ -221,11 +221,6 @@ impl Stepper {
         self.scaler = scaler;
     }
 
-    /// Whether steps run through graphs.
-    pub fn is_graphed(&self) -> bool {
-        self.graphs.is_some()
-    }
-
     /// Graphs captured so far (one per batch size).
     pub fn captures(&self) -> usize {
         self.graphs.as_ref().map_or(0, GraphedSteps::captures)
