@@ -321,12 +321,22 @@ impl std::str::FromStr for Override {
 }
 
 impl Override {
-    /// `key` (dotted) set to the string `value`, taken as it is (a path, say).
-    pub fn string(key: &str, value: &str) -> Self {
+    /// `key` (dotted) set to `value`.
+    pub fn new(key: &str, value: toml::Value) -> Self {
         Self {
             key: key.split('.').map(str::to_string).collect(),
-            value: toml::Value::String(value.to_string()),
+            value,
         }
+    }
+
+    /// `key` (dotted) set to the string `value`, taken as it is (a path, say).
+    pub fn string(key: &str, value: &str) -> Self {
+        Self::new(key, toml::Value::String(value.to_string()))
+    }
+
+    /// The dotted key.
+    pub fn key(&self) -> String {
+        self.key.join(".")
     }
 }
 

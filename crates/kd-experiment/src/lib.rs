@@ -31,6 +31,7 @@
 //!   [`saved_model`] (a model file opened without its config);
 //! - speed and health: [`latency`], [`bench`], [`bench_latency`], [`doctor`], [`env`];
 //! - before a run: [`check`] and [`summary`];
+//! - a search: [`tune_space`] (the `[tune]` section: space, seeds, rungs, η; its trials);
 //! - [`seeds`]: every random stream, derived from the run's seed in one table;
 //! - [`atomic`]: every file written to a temporary file and renamed.
 
@@ -62,3 +63,4 @@ pub mod saved_model;
 pub mod seeds;
 pub mod student_t;
 pub mod summary;
+pub mod tune_space;

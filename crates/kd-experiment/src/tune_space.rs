@@ -1,0 +1,296 @@
+//! The `[tune]` section of a run config, for successive halving (Jamieson & Talwalkar 2016;
+//! Li et al. 2018, ASHA): the search space — lists of values for config keys the students
+//! may vary — the seeds, the rungs (epochs a trial has trained at the end of each rung), the
+//! reduction factor η (the top 1/η of a rung go on), and how many trials train at once. The
+//! rest of the file is the base config every trial starts from.
+//!
+//! Everything is checked before anything trains, each error naming its key: a key no config
+//! has, a value of the wrong type (every trial's config is parsed), an empty list, a key that
+//! would change what the trials of a seed share (the teacher, the data, the seed, the
+//! device), rungs that do not increase, η below 2, and a space of more trials than
+//! `max_trials`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::config::{Override, RunConfig};
+
+/// The `[tune]` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuneSection {
+    /// Each varied key (dotted, e.g. `distill.temperature`) and its candidate values.
+    pub space: BTreeMap<String, Vec<toml::Value>>,
+    /// The seeds every configuration runs with (its teacher and scratch student per seed).
+    pub seeds: Vec<u64>,
+    /// Epochs trained by the end of each rung, increasing (e.g. `[5, 15, 40]`).
+    pub rungs: Vec<usize>,
+    /// The reduction factor: the top `1/eta` of a rung's configurations go on.
+    #[serde(default = "default_eta")]
+    pub eta: usize,
+    /// Trials that train at once on this machine.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// The most configurations the space may make.
+    #[serde(default = "default_max_trials")]
+    pub max_trials: usize,
+}
+
+fn default_eta() -> usize {
+    3
+}
+
+fn default_workers() -> usize {
+    1
+}
+
+fn default_max_trials() -> usize {
+    100
+}
+
+/// Config keys (and their sub-keys) the trials of one seed share, so the space may not vary
+/// them: the teacher and its logits, the data and its split, the seed, the device and the
+/// arithmetic.
+const SHARED: [&str; 8] = [
+    "teacher",
+    "data",
+    "seed",
+    "name",
+    "device",
+    "threads",
+    "precision",
+    "channels_last",
+];
+
+/// One configuration of the space: its overrides on the base config, in the order they
+/// apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial {
+    /// Its place in the space's order, from 0.
+    pub index: usize,
+    /// `key = value` overrides, a section's `loss` or `kind` first (it resets its section).
+    pub sets: Vec<Override>,
+}
+
+impl Trial {
+    /// The overrides as `key=value` words, e.g. `distill.loss="dkd" distill.temperature=4.0`.
+    pub fn label(&self) -> String {
+        let words: Vec<String> = self.sets.iter().map(ToString::to_string).collect();
+        words.join(" ")
+    }
+}
+
+/// A tune: the base config and its `[tune]` section, checked.
+#[derive(Debug, Clone)]
+pub struct Tune {
+    /// The config every trial starts from (the file without `[tune]`).
+    pub base: RunConfig,
+    /// The `[tune]` section.
+    pub section: TuneSection,
+    /// Every configuration of the space, each checked to parse.
+    pub trials: Vec<Trial>,
+}
+
+impl Tune {
+    /// Reads the tune file `text` (named `path` in errors) and checks it whole.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use kd_experiment::tune_space::Tune;
+    ///
+    /// let text = r#"
+    /// [distill]
+    /// loss = "hinton"
+    /// [tune]
+    /// seeds = [1, 2, 3]
+    /// rungs = [5, 15, 40]
+    /// space = { "distill.temperature" = [1.0, 4.0], "distill.alpha" = [0.1, 0.5, 0.9] }
+    /// "#;
+    /// let tune = Tune::parse(text, Path::new("tune.toml"))?;
+    /// assert_eq!(tune.trials.len(), 6);
+    /// assert_eq!(tune.trials[0].label(), "distill.alpha=0.1 distill.temperature=1.0");
+    ///
+    /// let bad = text.replace("distill.alpha", "teacher.train.lr");
+    /// let err = Tune::parse(&bad, Path::new("tune.toml")).unwrap_err().to_string();
+    /// assert!(err.contains("tune.space.\"teacher.train.lr\""), "{err}");
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let mut table: toml::Table =
+            toml::from_str(text).with_context(|| format!("{}: not a TOML file", path.display()))?;
+        let section = table
+            .remove("tune")
+            .with_context(|| format!("{}: no [tune] section", path.display()))?;
+        let section: TuneSection = section
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("{}: [tune]: {e}", path.display()))?;
+        let base_text = toml::to_string(&table).context("the base config")?;
+        let base = RunConfig::parse(&base_text, path)?;
+        check_section(&section, path)?;
+        let trials = trials(&section);
+        for trial in &trials {
+            RunConfig::parse_with(&base_text, path, &trial.sets).with_context(|| {
+                format!(
+                    "{}: tune.space: the configuration {} is not a valid config",
+                    path.display(),
+                    trial.label()
+                )
+            })?;
+        }
+        Ok(Self {
+            base,
+            section,
+            trials,
+        })
+    }
+}
+
+/// The checks of a section on its own (the trials' configs are checked by parsing them).
+fn check_section(t: &TuneSection, path: &Path) -> Result<()> {
+    let at = path.display();
+    if t.space.is_empty() {
+        bail!("{at}: tune.space: expected at least one key with a list of values, got none");
+    }
+    for (key, values) in &t.space {
+        let shared = SHARED
+            .iter()
+            .find(|s| key == *s || key.starts_with(&format!("{s}.")));
+        if let Some(shared) = shared {
+            bail!("{at}: tune.space.\"{key}\": the trials of a seed share `{shared}` (one teacher, one data split, one seed): vary student, distill or student training keys only");
+        }
+        if values.is_empty() {
+            bail!("{at}: tune.space.\"{key}\": expected a list of at least one value, got []");
+        }
+    }
+    if t.seeds.is_empty() {
+        bail!("{at}: tune.seeds: expected at least one seed, got []");
+    }
+    let mut seeds = t.seeds.clone();
+    seeds.sort_unstable();
+    if seeds.windows(2).any(|w| w[0] == w[1]) {
+        bail!(
+            "{at}: tune.seeds: expected different seeds, got {:?}",
+            t.seeds
+        );
+    }
+    let increasing = t.rungs.windows(2).all(|w| w[0] < w[1]);
+    if t.rungs.is_empty() || t.rungs[0] == 0 || !increasing {
+        bail!(
+            "{at}: tune.rungs: expected increasing epoch counts above 0 (e.g. [5, 15, 40]), got {:?}",
+            t.rungs
+        );
+    }
+    if t.eta < 2 {
+        bail!(
+            "{at}: tune.eta: expected 2 or more (the top 1/eta go on), got {}",
+            t.eta
+        );
+    }
+    if t.workers == 0 {
+        bail!("{at}: tune.workers: expected 1 or more, got 0");
+    }
+    let count = t.space.values().map(Vec::len).product::<usize>();
+    if count > t.max_trials {
+        bail!(
+            "{at}: tune.space makes {count} configurations, more than tune.max_trials = {} (raise it to run them all)",
+            t.max_trials
+        );
+    }
+    Ok(())
+}
+
+/// Every configuration of the space, in order: the keys' product, the last key varying
+/// fastest; within a trial a `loss` or `kind` key comes first.
+fn trials(t: &TuneSection) -> Vec<Trial> {
+    let mut keys: Vec<(&String, &Vec<toml::Value>)> = t.space.iter().collect();
+    keys.sort_by_key(|(k, _)| !(k.ends_with(".loss") || k.ends_with(".kind")));
+    let count = keys.iter().map(|(_, v)| v.len()).product::<usize>();
+    (0..count)
+        .map(|index| {
+            let mut rest = index;
+            let mut sets: Vec<Override> = keys
+                .iter()
+                .rev()
+                .map(|(key, values)| {
+                    let value = values[rest % values.len()].clone();
+                    rest /= values.len();
+                    Override::new(key, value)
+                })
+                .collect();
+            sets.reverse();
+            Trial { index, sets }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[distill]\nloss = \"hinton\"\n";
+
+    fn tune(section: &str) -> Result<Tune> {
+        Tune::parse(&format!("{BASE}[tune]\n{section}"), Path::new("t.toml"))
+    }
+
+    fn error(section: &str) -> String {
+        format!("{:#}", tune(section).unwrap_err())
+    }
+
+    #[test]
+    fn the_space_makes_every_configuration_loss_first_and_each_parses_to_its_values() {
+        let t = tune(
+            "seeds = [1, 2]\nrungs = [2, 6]\n\
+             space = { \"distill.temperature\" = [1.0, 4.0], \"distill.loss\" = [\"hinton\", \"dkd\"], \"student.train.lr\" = [0.001, 0.003, 0.01] }\n",
+        )
+        .unwrap();
+        assert_eq!(t.trials.len(), 12);
+        assert_eq!(
+            t.trials[0].label(),
+            "distill.loss=\"hinton\" distill.temperature=1.0 student.train.lr=0.001"
+        );
+        assert_eq!(
+            t.trials[11].label(),
+            "distill.loss=\"dkd\" distill.temperature=4.0 student.train.lr=0.01"
+        );
+        let labels: std::collections::BTreeSet<String> =
+            t.trials.iter().map(Trial::label).collect();
+        assert_eq!(labels.len(), 12, "every configuration once");
+        let cfg = RunConfig::parse_with(BASE, Path::new("t.toml"), &t.trials[11].sets).unwrap();
+        assert_eq!(cfg.student.train.lr, 0.01);
+        assert!(
+            matches!(cfg.distill.loss, kd_core::LossConfig::Dkd(ref d) if d.temperature == 4.0)
+        );
+        assert_eq!((t.section.eta, t.section.workers), (3, 1), "the defaults");
+    }
+
+    #[test]
+    fn bad_sections_are_refused_naming_the_key() {
+        let ok = "seeds = [1]\nrungs = [1, 3]\n";
+        for (section, expected) in [
+            (format!("{ok}space = {{ \"data.dataset\" = [\"mnist\"] }}"), "tune.space.\"data.dataset\": the trials of a seed share `data`"),
+            (format!("{ok}space = {{ \"teacher.model.kind\" = [\"vgg\"] }}"), "share `teacher`"),
+            (format!("{ok}space = {{ \"distill.temperature\" = [] }}"), "tune.space.\"distill.temperature\": expected a list"),
+            (format!("{ok}space = {{ \"distill.temperature\" = [\"hot\"] }}"), "distill.temperature=\"hot\" is not a valid config"),
+            (format!("{ok}space = {{ \"student.nonsense\" = [1] }}"), "student.nonsense=1 is not a valid config"),
+            (format!("{ok}space = {{}}"), "tune.space: expected at least one key"),
+            ("seeds = []\nrungs = [1]\nspace = { \"distill.alpha\" = [0.5] }".into(), "tune.seeds"),
+            ("seeds = [1, 1]\nrungs = [1]\nspace = { \"distill.alpha\" = [0.5] }".into(), "expected different seeds"),
+            ("seeds = [1]\nrungs = [5, 5]\nspace = { \"distill.alpha\" = [0.5] }".into(), "tune.rungs: expected increasing"),
+            (format!("{ok}eta = 1\nspace = {{ \"distill.alpha\" = [0.5] }}"), "tune.eta"),
+            (format!("{ok}max_trials = 3\nspace = {{ \"distill.alpha\" = [0.1, 0.5], \"distill.temperature\" = [1.0, 2.0] }}"), "makes 4 configurations, more than tune.max_trials = 3"),
+            (format!("{ok}speed = 1\nspace = {{ \"distill.alpha\" = [0.5] }}"), "[tune]: unknown field `speed`"),
+        ] {
+            let message = error(&section);
+            assert!(message.contains(expected), "{section}\n-> {message}");
+            assert!(message.contains("t.toml"), "{message}");
+        }
+        let no_tune = Tune::parse(BASE, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(no_tune.contains("no [tune] section"), "{no_tune}");
+    }
+}
