@@ -31,7 +31,8 @@
 //!   [`saved_model`] (a model file opened without its config);
 //! - speed and health: [`latency`], [`bench`], [`bench_latency`], [`doctor`], [`env`];
 //! - before a run: [`check`] and [`summary`];
-//! - a search: [`tune_space`] (the `[tune]` section: space, seeds, rungs, η; its trials);
+//! - a search: [`tune_space`] (the `[tune]` section: space, seeds, rungs, η; its trials) and
+//!   [`halving`] (successive halving's rung sizes and rankings);
 //! - [`seeds`]: every random stream, derived from the run's seed in one table;
 //! - [`atomic`]: every file written to a temporary file and renamed.
 
@@ -49,6 +50,7 @@ pub mod eval_precision;
 pub mod eval_torchscript;
 pub mod export;
 pub mod export_onnx;
+pub mod halving;
 pub mod latency;
 pub mod onnx_model;
 pub mod oom;
