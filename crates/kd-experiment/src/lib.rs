@@ -32,7 +32,8 @@
 //! - speed and health: [`latency`], [`bench`], [`bench_latency`], [`doctor`], [`env`];
 //! - before a run: [`check`] and [`summary`];
 //! - a search: [`tune_space`] (the `[tune]` section: space, seeds, rungs, η; its trials) and
-//!   [`halving`] (successive halving's rung sizes and rankings);
+//!   [`halving`] (successive halving's rung sizes and rankings), [`paired`] (paired
+//!   differences over seeds, with their interval);
 //! - [`seeds`]: every random stream, derived from the run's seed in one table;
 //! - [`atomic`]: every file written to a temporary file and renamed.
 
@@ -54,6 +55,7 @@ pub mod halving;
 pub mod latency;
 pub mod onnx_model;
 pub mod oom;
+pub mod paired;
 pub mod plots;
 pub mod predict;
 pub mod report;
