@@ -333,11 +333,6 @@ impl Override {
     pub fn string(key: &str, value: &str) -> Self {
         Self::new(key, toml::Value::String(value.to_string()))
     }
-
-    /// The dotted key.
-    pub fn key(&self) -> String {
-        self.key.join(".")
-    }
 }
 
 impl std::fmt::Display for Override {

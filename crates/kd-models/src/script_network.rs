@@ -79,11 +79,6 @@ impl ScriptNetwork {
         })
     }
 
-    /// The file it was loaded from.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Writes the module with its current weights and buffers as TorchScript (atomically:
     /// a temporary file beside `path`, renamed over it).
     pub fn save_module(&self, path: &Path) -> Result<()> {
