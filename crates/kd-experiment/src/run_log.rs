@@ -122,6 +122,7 @@ mod tests {
             events,
             stopped_epoch: None,
             seconds: 1.0,
+            complete: true,
         };
         log.add_fit("teacher", &fit(vec![epoch(1, &[])], vec![]));
         log.event("teacher", 1, "saved", "teacher.safetensors");

@@ -21,7 +21,7 @@ use crate::checkpoint::Checkpoints;
 use crate::config::TrainConfig;
 use crate::distributed::DataParallel;
 use crate::epoch::{check_trained, epoch_metrics, record_epoch, train_epoch};
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
 use crate::graphed;
 use crate::metric::{self, Metric};
@@ -47,6 +47,11 @@ pub struct FitHooks<'a> {
     /// The caller's validation metrics, recorded each epoch under their names (which any
     /// monitor may name).
     pub metrics: Vec<Box<dyn Metric + 'a>>,
+    /// Ends the fit after this epoch as an interruption would (needs checkpoints): its last
+    /// checkpoint written, no end-of-training callbacks, the outcome not
+    /// [`complete`](FitOutcome::complete); a later fit of the same checkpoints resumes after
+    /// it, so a fit paused and resumed equals one left alone (successive halving's rungs).
+    pub pause_after: Option<usize>,
 }
 
 impl std::fmt::Debug for FitHooks<'_> {
@@ -63,6 +68,7 @@ impl std::fmt::Debug for FitHooks<'_> {
                 "metrics",
                 &self.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
             )
+            .field("pause_after", &self.pause_after)
             .finish()
     }
 }
@@ -106,6 +112,7 @@ pub fn fit_with(
     let graphs = graphed::resolve(config, model, objective, hooks.parallel.is_some(), phase)?;
     let steps = train.num_batches();
     let (checkpoints, callbacks) = (hooks.checkpoints, hooks.callbacks);
+    check_pause(hooks.pause_after, checkpoints.is_some(), phase)?;
     let mut t = Training::start(
         model,
         (config, phase),
@@ -117,6 +124,10 @@ pub fn fit_with(
     replicas.agree_on_start(t.resume_point(), t.state.lr, phase)?;
     if let Some(done) = t.announce_resume() {
         return Ok(done);
+    }
+    if hooks.pause_after.is_some_and(|pause| t.state.epoch >= pause) {
+        // Paused there already (the caller lost what it learnt then): nothing to train.
+        return Ok(t.state.outcome());
     }
     replicas.broadcast_weights(model)?;
     // Training time of the processes before this one (a resumed fit) and of this one.
@@ -150,6 +161,10 @@ pub fn fit_with(
         // The last epoch's state is the final checkpoint, written below.
         if epoch < config.epochs {
             t.save_last(seconds())?;
+            if hooks.pause_after == Some(epoch) {
+                tracing::info!("{phase}: paused after epoch {epoch}");
+                return Ok(t.state.outcome());
+            }
         }
     }
     let actions = t.callbacks.on_train_end();
@@ -158,4 +173,21 @@ pub fn fit_with(
     // saved), so whatever runs it next (a teacher's logits) runs the same model.
     replicas.broadcast_weights(model)?;
     t.finish(seconds())
+}
+
+/// A pause needs a checkpoint to resume from, and an epoch of the fit to pause after.
+fn check_pause(pause_after: Option<usize>, checkpoints: bool, phase: &str) -> Result<()> {
+    match pause_after {
+        Some(0) => Err(TrainError::InvalidConfig {
+            key: format!("{phase}: pause_after"),
+            expected: "an epoch from 1".into(),
+            got: "0".into(),
+        }),
+        Some(epoch) if !checkpoints => Err(TrainError::InvalidConfig {
+            key: format!("{phase}: pause_after"),
+            expected: "checkpoints to resume from".into(),
+            got: format!("a pause after epoch {epoch} without checkpoints"),
+        }),
+        _ => Ok(()),
+    }
 }

@@ -44,6 +44,8 @@ pub struct FitOutcome {
     pub stopped_epoch: Option<usize>,
     /// Training time, summed over the processes of a resumed run.
     pub seconds: f64,
+    /// Whether the fit is over (false when it paused: [`crate::FitHooks::pause_after`]).
+    pub complete: bool,
 }
 
 /// Everything about a fit in progress that is not a tensor.
@@ -127,6 +129,7 @@ impl TrainState {
             events: self.events.clone(),
             stopped_epoch: self.stopped_epoch,
             seconds: self.seconds,
+            complete: self.complete,
         }
     }
 }

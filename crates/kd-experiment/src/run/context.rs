@@ -109,6 +109,7 @@ impl RunContext<'_> {
             parallel: self.ranks.parallel,
             callbacks: Vec::new(),
             metrics: Vec::new(),
+            pause_after: None,
         };
         let activity = match role {
             "teacher" => "training the teacher".to_string(),

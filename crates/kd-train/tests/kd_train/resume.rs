@@ -218,6 +218,53 @@ fn cut_and_resume(epoch: usize, batch: usize) {
     best_checkpoint_holds_the_best_epoch(&task, &cut_ck, &expected);
 }
 
+#[test]
+fn a_fit_paused_at_rungs_and_resumed_ends_where_the_fit_left_alone_ends() {
+    let _rng = crate::common::global_rng();
+    let task = Task::new();
+    let dir = tempfile::tempdir().unwrap();
+    let whole = model(21);
+    let whole_ck = Checkpoints::new(dir.path().join("whole"), "fp");
+    let expected = task.fit(&whole, &config(), &whole_ck, None).unwrap();
+    assert!(expected.complete);
+
+    // Paused after epochs 2 and 5 (each time into a fresh model), then run to the end.
+    let ck = Checkpoints::new(dir.path().join("rungs"), "fp").resuming(true);
+    let val = BatchLoader::new(&task.val, 48, TransformConfig::default(), Device::Cpu);
+    let train = BatchLoader::new(&task.train, 16, TransformConfig::default(), Device::Cpu)
+        .shuffled(9);
+    let mut rungs = Vec::new();
+    for (seed, pause) in [(21, Some(2)), (98, Some(5)), (97, Some(5)), (96, None)] {
+        let m = model(seed);
+        let hooks = FitHooks {
+            checkpoints: Some(&ck),
+            pause_after: pause,
+            ..Default::default()
+        };
+        let objective = Objective::CrossEntropy;
+        let outcome = fit_with(&m, &train, &val, &objective, &config(), "resume-test", hooks);
+        rungs.push((outcome.unwrap(), m));
+    }
+    let epochs: Vec<(usize, bool)> = rungs
+        .iter()
+        .map(|(o, _)| (o.history.epochs.len(), o.complete))
+        .collect();
+    // The second pause at 5 finds the fit there already and trains nothing.
+    assert_eq!(epochs[..3], [(2, false), (5, false), (5, false)]);
+    let (last, last_model) = &rungs[3];
+    assert!(last.complete);
+    assert_same_weights(&whole, last_model);
+    assert_eq!(results(&expected), results(last));
+    // A pause needs checkpoints to resume from.
+    let hooks = FitHooks {
+        pause_after: Some(1),
+        ..Default::default()
+    };
+    let objective = Objective::CrossEntropy;
+    let err = fit_with(&model(1), &train, &val, &objective, &config(), "p", hooks).unwrap_err();
+    assert!(err.to_string().contains("checkpoints to resume from"), "{err}");
+}
+
 /// A fit's events but `resumed`, as (epoch, action, detail) with `dir` written `DIR`: paths
 /// differ between two checkpoint directories, the rest of each event does not.
 fn actions_without_dir(o: &FitOutcome, dir: &Path) -> Vec<(usize, String, String)> {
