@@ -35,10 +35,12 @@ fn main() -> ExitCode {
     let level = match (cli.verbose, cli.quiet || other_rank) {
         (true, _) => "debug",
         (_, true) => "warn",
+        // A tune tells one line per trial and rung, not each fit's epochs (`-v` shows them).
+        _ if matches!(cli.command, Command::Tune(_)) => "info,kd_train=warn,kd_experiment::run=warn",
         _ => "info",
     };
     logging::init(level);
-    // `run` and `bench` decide once they know their precision.
+    // `run`, `tune` and `bench` decide once they know their precision.
     if !cli.command.picks_its_precision() {
         kd_experiment::env::keep_freed_memory(kd_models::Precision::F32);
     }

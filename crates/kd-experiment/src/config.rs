@@ -534,6 +534,13 @@ impl RunConfig {
     /// # Ok::<(), anyhow::Error>(())
     /// ```
     pub fn parse_with(text: &str, path: &Path, sets: &[Override]) -> Result<Self> {
+        if toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("tune")) {
+            bail!(
+                "{}: has a [tune] section: `kd-cli tune {}` runs the search (`run` runs one configuration)",
+                path.display(),
+                path.display()
+            );
+        }
         // First pass: the user's text alone, so that errors carry line numbers.
         let _checked: Self = toml::from_str(text).map_err(|e| {
             // toml's own Display spans several lines (a source snippet); keep one line.

@@ -31,9 +31,8 @@
 //!   [`saved_model`] (a model file opened without its config);
 //! - speed and health: [`latency`], [`bench`], [`bench_latency`], [`doctor`], [`env`];
 //! - before a run: [`check`] and [`summary`];
-//! - a search: [`tune_space`] (the `[tune]` section: space, seeds, rungs, η; its trials) and
-//!   [`halving`] (successive halving's rung sizes and rankings), [`paired`] (paired
-//!   differences over seeds, with their interval);
+//! - a search: [`tune`] (`kd-cli tune`: successive halving over distillation settings,
+//!   the teacher paid once per seed, paired statistics for the finalists);
 //! - [`seeds`]: every random stream, derived from the run's seed in one table;
 //! - [`atomic`]: every file written to a temporary file and renamed.
 
@@ -51,11 +50,9 @@ pub mod eval_precision;
 pub mod eval_torchscript;
 pub mod export;
 pub mod export_onnx;
-pub mod halving;
 pub mod latency;
 pub mod onnx_model;
 pub mod oom;
-pub mod paired;
 pub mod plots;
 pub mod predict;
 pub mod report;
@@ -67,4 +64,4 @@ pub mod saved_model;
 pub mod seeds;
 pub mod student_t;
 pub mod summary;
-pub mod tune_space;
+pub mod tune;

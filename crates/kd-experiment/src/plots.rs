@@ -19,7 +19,7 @@ const FONT_PATHS: [&str; 3] = [
 ];
 
 /// Registers the font once per process; the error says where it looked.
-fn font() -> Result<()> {
+pub(crate) fn font() -> Result<()> {
     static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
         let paths: Vec<String> = std::env::var("KD_PLOT_FONT")
@@ -42,7 +42,7 @@ fn font() -> Result<()> {
 }
 
 /// A distinct colour per model.
-fn colour(i: usize) -> RGBColor {
+pub(crate) fn colour(i: usize) -> RGBColor {
     [
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
@@ -167,7 +167,7 @@ fn draw_panel(
 }
 
 /// The smallest and largest finite values of `values` ((0, 1) when there are none).
-fn value_range(values: impl Iterator<Item = Option<f64>>) -> (f64, f64) {
+pub(crate) fn value_range(values: impl Iterator<Item = Option<f64>>) -> (f64, f64) {
     let (lo, hi) = values
         .flatten()
         .filter(|v| v.is_finite())

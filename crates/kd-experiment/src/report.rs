@@ -3,10 +3,10 @@
 //! the seed notebook's final "Comparison" cell. Test accuracy and loss are float32 (what the
 //! saved and exported models compute); a mixed-precision run adds them in its own precision.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What was measured for one model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelReport {
     /// `teacher`, `distilled` or `scratch`.
     pub role: String,
@@ -72,7 +72,7 @@ impl ModelReport {
 }
 
 /// Test accuracy and loss in one precision.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PrecisionScore {
     /// `bf16` or `f16`.
     pub precision: String,

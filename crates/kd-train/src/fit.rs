@@ -125,7 +125,10 @@ pub fn fit_with(
     if let Some(done) = t.announce_resume() {
         return Ok(done);
     }
-    if hooks.pause_after.is_some_and(|pause| t.state.epoch >= pause) {
+    if hooks
+        .pause_after
+        .is_some_and(|pause| t.state.epoch >= pause)
+    {
         // Paused there already (the caller lost what it learnt then): nothing to train.
         return Ok(t.state.outcome());
     }
@@ -162,7 +165,7 @@ pub fn fit_with(
         if epoch < config.epochs {
             t.save_last(seconds())?;
             if hooks.pause_after == Some(epoch) {
-                tracing::info!("{phase}: paused after epoch {epoch}");
+                tracing::debug!("{phase}: paused after epoch {epoch}");
                 return Ok(t.state.outcome());
             }
         }

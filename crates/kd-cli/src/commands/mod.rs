@@ -13,6 +13,7 @@ mod launch;
 mod predict;
 mod run;
 mod summary;
+mod tune;
 
 use clap::Subcommand;
 
@@ -26,6 +27,16 @@ pub enum Command {
   kd-cli run configs/quickstart.toml --seed 3 --set distill.loss=dkd --out runs/dkd-3
   kd-cli run configs/quickstart.toml --resume runs/quickstart/seed-19   # after an interruption")]
     Run(run::RunArgs),
+    /// Which distillation, which settings, and does it pay: successive halving over the
+    /// configurations of the config's `[tune]` section at every seed — the teacher trained
+    /// once per seed — with a leaderboard, paired gains over the scratch student with their
+    /// 95 % intervals, and a Pareto plot (docs/configuration.md, "[tune]").
+    #[command(after_help = "Examples:
+  kd-cli tune configs/quickstart-tune.toml
+  kd-cli tune configs/quickstart-tune.toml --resume               # after an interruption
+  kd-cli tune configs/quickstart-tune.toml --shard 2/4 --out /shared/tune   # one of 4 machines
+  kd-cli tune --report /shared/tune                                 # merge what is there")]
+    Tune(tune::TuneArgs),
     /// Check a config without training: print the resolved config, the data found, both
     /// models' summaries, the device and run directory, and warnings for surprising
     /// resolutions. Exits non-zero where `run` would fail before training.
@@ -102,6 +113,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Run(_) => "run",
+            Self::Tune(_) => "tune",
             Self::Check(_) => "check",
             Self::Launch(_) => "launch",
             Self::Eval(_) => "eval",
@@ -118,13 +130,14 @@ impl Command {
 
     /// Whether the command decides its own allocator settings once it knows its precision.
     pub fn picks_its_precision(&self) -> bool {
-        matches!(self, Self::Run(_) | Self::Bench(_))
+        matches!(self, Self::Run(_) | Self::Tune(_) | Self::Bench(_))
     }
 
     /// Runs the command; `quiet`: no progress bars.
     pub fn run(self, quiet: bool) -> anyhow::Result<()> {
         match self {
             Self::Run(args) => args.run(quiet),
+            Self::Tune(args) => args.run(),
             Self::Check(args) => args.run(),
             Self::Launch(args) => args.run(),
             Self::Eval(args) => args.run(),

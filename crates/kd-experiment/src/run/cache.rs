@@ -15,7 +15,7 @@ use super::context::RunContext;
 use crate::seeds::{self, Stream};
 
 /// The cached logits of the students' training and validation images.
-pub(super) type Caches = (LogitCache, LogitCache);
+pub(crate) type Caches = (LogitCache, LogitCache);
 
 /// Caches the teacher's logits if the run's loss and augmentation call for it.
 pub(super) fn teacher_logits(ctx: &RunContext, teacher: &Model) -> Result<Option<Caches>> {

@@ -33,6 +33,8 @@ pub(super) struct RunContext<'a> {
     pub fingerprint: String,
     pub resume: bool,
     pub ranks: Ranks<'a>,
+    /// Fits pause after this epoch (a tune's rung), to resume from their checkpoints.
+    pub pause_after: Option<usize>,
 }
 
 /// What finishing a model gives: its report and its test-set confusion matrix.
@@ -109,7 +111,7 @@ impl RunContext<'_> {
             parallel: self.ranks.parallel,
             callbacks: Vec::new(),
             metrics: Vec::new(),
-            pause_after: None,
+            pause_after: self.pause_after,
         };
         let activity = match role {
             "teacher" => "training the teacher".to_string(),

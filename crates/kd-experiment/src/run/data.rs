@@ -9,6 +9,7 @@ use crate::config::RunConfig;
 use crate::seeds::{self, Data};
 
 /// The three splits used by a run.
+#[derive(Clone)]
 pub(crate) struct RunData {
     pub train: ImageDataset,
     pub val: ImageDataset,

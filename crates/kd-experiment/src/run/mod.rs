@@ -31,6 +31,7 @@ mod directory;
 mod hint;
 mod observer;
 mod outputs;
+mod piecewise;
 mod plan;
 mod students;
 mod teacher;
@@ -46,9 +47,11 @@ use kd_train::distributed::{Backend, DataParallel, ProcessGroup, Rendezvous};
 use crate::config::RunConfig;
 use crate::report::Report;
 use crate::run_log::RunLog;
+pub(crate) use cache::Caches;
 use context::RunContext;
 pub use directory::run_dir;
 pub use observer::Observer;
+pub(crate) use piecewise::Student;
 pub use plan::{Plan, TeacherSource};
 
 /// Overrides given on the command line.
@@ -86,9 +89,15 @@ pub fn resolve_config(
     }
     let (precision, why) = cfg.resolve_precision(cfg.device.resolve("device")?)?;
     tracing::info!("precision: {} ({why})", precision.name());
+    Ok((resolve_parsed(cfg, config_path)?, warnings))
+}
+
+/// A parsed config (of `config_path`) with its `auto` precision resolved, checked.
+pub(crate) fn resolve_parsed(mut cfg: RunConfig, config_path: &Path) -> Result<RunConfig> {
+    cfg.resolve_precision(cfg.device.resolve("device")?)?;
     cfg.validate()
         .with_context(|| format!("{}: invalid config", config_path.display()))?;
-    Ok((cfg, warnings))
+    Ok(cfg)
 }
 
 /// Runs the experiment described by `config_path`, telling `observer` how it goes; returns
@@ -177,6 +186,7 @@ impl Plan {
             fingerprint: self.fingerprint.clone(),
             resume: self.resume,
             ranks,
+            pause_after: None,
         };
         let teacher = teacher::teacher(&mut ctx, torchscript)?;
         let caches = cache::teacher_logits(&ctx, &teacher.model)?;

@@ -112,18 +112,38 @@ impl Plan {
     pub fn new(config_path: &Path, overrides: &RunOverrides) -> Result<Self> {
         let started = Instant::now();
         let (cfg, warnings) = resolve_config(config_path, overrides)?;
-        keep_freed_memory(cfg.precision());
         let out = run_dir(&cfg, overrides)?;
+        if overrides.resume.is_some() {
+            // Before anything is written: a mismatch leaves the directory as it was.
+            crate::resume::check_same_config(&out, &cfg)?;
+        }
+        let mut plan = Self::resolved(config_path, cfg, out, None)?;
+        plan.warnings = warnings;
+        plan.resume = overrides.resume.is_some();
+        plan.started = started;
+        Ok(plan)
+    }
+
+    /// The plan of `cfg` (resolved and validated, read from `config_path`), writing to
+    /// `out` and resuming its checkpoints; its data read, or `data` when given (the same
+    /// dataset and split: a tune's trials of one seed share it).
+    pub(crate) fn resolved(
+        config_path: &Path,
+        cfg: RunConfig,
+        out: PathBuf,
+        data: Option<&RunData>,
+    ) -> Result<Self> {
+        let started = Instant::now();
+        keep_freed_memory(cfg.precision());
         // Under torchrun or `kd-cli launch`: this process is one rank of several.
         let launch = launch_env(|k| std::env::var(k).ok())
             .map_err(|e| anyhow::anyhow!("distributed launch environment: {e}"))?;
         let resolved = crate::resolved::written_toml(&cfg)?;
         let fingerprint = crate::resume::fingerprint(&crate::resolved::canonical_toml(&cfg)?);
-        if overrides.resume.is_some() {
-            // Before anything is written: a mismatch leaves the directory as it was.
-            crate::resume::check_same_config(&out, &cfg)?;
-        }
-        let data = load_data(&cfg)?;
+        let data = match data {
+            Some(data) => data.clone(),
+            None => load_data(&cfg)?,
+        };
         let [c, h, _] = cfg.data.transform.output_shape(data.train.image_shape());
         let shape = [c, h, data.train.classes()];
         let device = plan_device(&cfg, launch.as_ref())?;
@@ -132,9 +152,9 @@ impl Plan {
             student_train: data.train.clone(),
             distill_train: data.train.clone(),
             cfg,
-            warnings,
+            warnings: Vec::new(),
             out,
-            resume: overrides.resume.is_some(),
+            resume: true,
             launch,
             data,
             shape,

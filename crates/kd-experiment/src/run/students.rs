@@ -5,8 +5,9 @@
 
 use anyhow::Result;
 use kd_core::{Distiller, LossConfig};
-use kd_data::BatchLoader;
-use kd_train::Objective;
+use kd_data::{BatchLoader, ImageDataset};
+use kd_models::Model;
+use kd_train::{FitOutcome, Objective};
 
 use super::cache::Caches;
 use super::context::{cross_entropy, Built, Finished, RunContext};
@@ -27,45 +28,9 @@ pub(super) fn students(
     teacher: Teacher,
     caches: Option<Caches>,
 ) -> Result<Students> {
-    let (cfg, p) = (ctx.cfg, ctx.plan);
-    let (s, tf, device) = (&cfg.student.train, &cfg.data.transform, ctx.device());
-    let loader = |images| {
-        BatchLoader::new(images, s.batch_size, tf.clone(), device)
-            .shuffled(seeds::data(Data::StudentBatches, cfg.seed))
-            .augmented(s.augment.clone())
-    };
-    // The distilled student also sees the unlabeled images, if any; the scratch one cannot.
-    let (distill_train, train) = (loader(&p.distill_train), loader(&p.student_train));
-    let val = BatchLoader::new(&p.data.val, super::EVAL_BATCH, tf.clone(), device);
-
-    seeds::enter(Stream::Student, cfg.seed);
-    let build = || ctx.build(&cfg.student.model);
-    let mut distilled = ctx.guard("building the distilled student", build)?;
-    let hint = match &cfg.distill.loss {
-        LossConfig::Fitnets(f) => {
-            let [c, h, _] = p.shape;
-            Some(fitnets_hint(f, &teacher.model, &distilled, [c, h, h])?)
-        }
-        _ => None,
-    };
-    let distiller = match (&p.logit_loss, &hint, &caches) {
-        (Some(loss), _, Some((train, val))) => Distiller::cached(train, val, loss.as_ref()),
-        (Some(loss), _, None) => Distiller::live(&teacher.model, loss.as_ref()),
-        (None, Some(hint), _) => Distiller::fitnets(&teacher.model, hint),
-        (None, None, _) => unreachable!("a loss is either a logit loss or fitnets"),
-    }
-    .with_mixup(cfg.distill.mixup, "distill.mixup")?;
-    let mut described = serde_json::to_value(&cfg.distill)?;
-    described["teacher_logits"] = match &caches {
-        Some(_) => format!("cached, {:?}", cfg.teacher.cache.dtype)
-            .to_lowercase()
-            .into(),
-        None => "live".into(),
-    };
-    let objective = Objective::Distill(distiller);
-    let model = &cfg.student.model;
-    let loaders = (&distill_train, &val);
-    let outcome = ctx.fit("distilled", &distilled, model, loaders, &objective, s)?;
+    let p = ctx.plan;
+    let model = &ctx.cfg.student.model;
+    let (mut distilled, outcome, described) = fit_distilled(ctx, &teacher.model, caches.as_ref())?;
     let mut distilled_result = ctx.finish(
         "distilled",
         &mut distilled,
@@ -75,12 +40,9 @@ pub(super) fn students(
         Some(&outcome),
     )?;
     distilled_result.0.trained_on(&p.distill_train);
-    drop((distilled, hint, caches, teacher, distill_train));
+    drop((distilled, caches, teacher));
 
-    seeds::enter(Stream::Student, cfg.seed);
-    let mut scratch = ctx.guard("building the scratch student", || ctx.build(model))?;
-    let objective = Objective::CrossEntropy;
-    let outcome = ctx.fit("scratch", &scratch, model, (&train, &val), &objective, s)?;
+    let (mut scratch, outcome) = fit_scratch(ctx)?;
     let mut scratch_result = ctx.finish(
         "scratch",
         &mut scratch,
@@ -94,4 +56,85 @@ pub(super) fn students(
         distilled: distilled_result,
         scratch: scratch_result,
     })
+}
+
+/// A student's training batches of `images`, shuffled by the run's student stream.
+fn student_loader<'a>(ctx: &RunContext, images: &'a ImageDataset) -> BatchLoader<'a> {
+    let (cfg, device) = (ctx.cfg, ctx.device());
+    let s = &cfg.student.train;
+    BatchLoader::new(images, s.batch_size, cfg.data.transform.clone(), device)
+        .shuffled(seeds::data(Data::StudentBatches, cfg.seed))
+        .augmented(s.augment.clone())
+}
+
+/// Builds the distilled student and fits it from the teacher — its cached logits, the live
+/// teacher, or a FitNets hint; returns it with its fit and the description of its objective.
+pub(super) fn fit_distilled(
+    ctx: &mut RunContext,
+    teacher: &Model,
+    caches: Option<&Caches>,
+) -> Result<(Model, FitOutcome, serde_json::Value)> {
+    let (cfg, p) = (ctx.cfg, ctx.plan);
+    // The distilled student also sees the unlabeled images, if any; the scratch one cannot.
+    let train = student_loader(ctx, &p.distill_train);
+    let val = BatchLoader::new(
+        &p.data.val,
+        super::EVAL_BATCH,
+        cfg.data.transform.clone(),
+        ctx.device(),
+    );
+    seeds::enter(Stream::Student, cfg.seed);
+    let build = || ctx.build(&cfg.student.model);
+    let distilled = ctx.guard("building the distilled student", build)?;
+    let hint = match &cfg.distill.loss {
+        LossConfig::Fitnets(f) => {
+            let [c, h, _] = p.shape;
+            Some(fitnets_hint(f, teacher, &distilled, [c, h, h])?)
+        }
+        _ => None,
+    };
+    let distiller = match (&p.logit_loss, &hint, caches) {
+        (Some(loss), _, Some((train, val))) => Distiller::cached(train, val, loss.as_ref()),
+        (Some(loss), _, None) => Distiller::live(teacher, loss.as_ref()),
+        (None, Some(hint), _) => Distiller::fitnets(teacher, hint),
+        (None, None, _) => unreachable!("a loss is either a logit loss or fitnets"),
+    }
+    .with_mixup(cfg.distill.mixup, "distill.mixup")?;
+    let mut described = serde_json::to_value(&cfg.distill)?;
+    described["teacher_logits"] = match caches {
+        Some(_) => format!("cached, {:?}", cfg.teacher.cache.dtype)
+            .to_lowercase()
+            .into(),
+        None => "live".into(),
+    };
+    let objective = Objective::Distill(distiller);
+    let (model, s) = (&cfg.student.model, &cfg.student.train);
+    let outcome = ctx.fit(
+        "distilled",
+        &distilled,
+        model,
+        (&train, &val),
+        &objective,
+        s,
+    )?;
+    Ok((distilled, outcome, described))
+}
+
+/// Builds the scratch student (the distilled one's initial weights) and fits it on the
+/// labelled images alone.
+pub(super) fn fit_scratch(ctx: &mut RunContext) -> Result<(Model, FitOutcome)> {
+    let (cfg, p) = (ctx.cfg, ctx.plan);
+    let train = student_loader(ctx, &p.student_train);
+    let val = BatchLoader::new(
+        &p.data.val,
+        super::EVAL_BATCH,
+        cfg.data.transform.clone(),
+        ctx.device(),
+    );
+    seeds::enter(Stream::Student, cfg.seed);
+    let (model, s) = (&cfg.student.model, &cfg.student.train);
+    let scratch = ctx.guard("building the scratch student", || ctx.build(model))?;
+    let objective = Objective::CrossEntropy;
+    let outcome = ctx.fit("scratch", &scratch, model, (&train, &val), &objective, s)?;
+    Ok((scratch, outcome))
 }

@@ -231,8 +231,8 @@ fn a_fit_paused_at_rungs_and_resumed_ends_where_the_fit_left_alone_ends() {
     // Paused after epochs 2 and 5 (each time into a fresh model), then run to the end.
     let ck = Checkpoints::new(dir.path().join("rungs"), "fp").resuming(true);
     let val = BatchLoader::new(&task.val, 48, TransformConfig::default(), Device::Cpu);
-    let train = BatchLoader::new(&task.train, 16, TransformConfig::default(), Device::Cpu)
-        .shuffled(9);
+    let train =
+        BatchLoader::new(&task.train, 16, TransformConfig::default(), Device::Cpu).shuffled(9);
     let mut rungs = Vec::new();
     for (seed, pause) in [(21, Some(2)), (98, Some(5)), (97, Some(5)), (96, None)] {
         let m = model(seed);
@@ -242,7 +242,15 @@ fn a_fit_paused_at_rungs_and_resumed_ends_where_the_fit_left_alone_ends() {
             ..Default::default()
         };
         let objective = Objective::CrossEntropy;
-        let outcome = fit_with(&m, &train, &val, &objective, &config(), "resume-test", hooks);
+        let outcome = fit_with(
+            &m,
+            &train,
+            &val,
+            &objective,
+            &config(),
+            "resume-test",
+            hooks,
+        );
         rungs.push((outcome.unwrap(), m));
     }
     let epochs: Vec<(usize, bool)> = rungs
@@ -262,7 +270,10 @@ fn a_fit_paused_at_rungs_and_resumed_ends_where_the_fit_left_alone_ends() {
     };
     let objective = Objective::CrossEntropy;
     let err = fit_with(&model(1), &train, &val, &objective, &config(), "p", hooks).unwrap_err();
-    assert!(err.to_string().contains("checkpoints to resume from"), "{err}");
+    assert!(
+        err.to_string().contains("checkpoints to resume from"),
+        "{err}"
+    );
 }
 
 /// A fit's events but `resumed`, as (epoch, action, detail) with `dir` written `DIR`: paths

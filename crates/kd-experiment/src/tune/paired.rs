@@ -50,7 +50,7 @@ impl PairedDifference {
 /// Compares `a` with `b`, paired by position (one value per seed, in the same seed order).
 ///
 /// ```
-/// use kd_experiment::paired::paired_difference;
+/// use kd_experiment::tune::paired::paired_difference;
 ///
 /// // Test accuracies (points) of the winner and the runner-up on seeds 1, 2, 3.
 /// let winner = [90.4, 90.1, 90.9];

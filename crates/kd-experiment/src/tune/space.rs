@@ -11,15 +11,15 @@
 //! `max_trials`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Override, RunConfig};
 
 /// The `[tune]` section.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TuneSection {
     /// Each varied key (dotted, e.g. `distill.temperature`) and its candidate values.
@@ -86,8 +86,12 @@ impl Trial {
 /// A tune: the base config and its `[tune]` section, checked.
 #[derive(Debug, Clone)]
 pub struct Tune {
+    /// The tune file (named in errors; the trials' plans are of it).
+    pub path: PathBuf,
     /// The config every trial starts from (the file without `[tune]`).
     pub base: RunConfig,
+    /// The base config's text, which each trial's overrides apply to.
+    base_text: String,
     /// The `[tune]` section.
     pub section: TuneSection,
     /// Every configuration of the space, each checked to parse.
@@ -99,7 +103,7 @@ impl Tune {
     ///
     /// ```
     /// use std::path::Path;
-    /// use kd_experiment::tune_space::Tune;
+    /// use kd_experiment::tune::space::Tune;
     ///
     /// let text = r#"
     /// [distill]
@@ -119,6 +123,12 @@ impl Tune {
     /// # Ok::<(), anyhow::Error>(())
     /// ```
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        Self::parse_allowing(text, path, false)
+    }
+
+    /// [`Tune::parse`]; `more_than_max` lets the space make more configurations than
+    /// `tune.max_trials` (`kd-cli tune --yes`).
+    pub fn parse_allowing(text: &str, path: &Path, more_than_max: bool) -> Result<Self> {
         let mut table: toml::Table =
             toml::from_str(text).with_context(|| format!("{}: not a TOML file", path.display()))?;
         let section = table
@@ -129,7 +139,7 @@ impl Tune {
             .map_err(|e| anyhow::anyhow!("{}: [tune]: {e}", path.display()))?;
         let base_text = toml::to_string(&table).context("the base config")?;
         let base = RunConfig::parse(&base_text, path)?;
-        check_section(&section, path)?;
+        check_section(&section, path, more_than_max)?;
         let trials = trials(&section);
         for trial in &trials {
             RunConfig::parse_with(&base_text, path, &trial.sets).with_context(|| {
@@ -141,15 +151,57 @@ impl Tune {
             })?;
         }
         Ok(Self {
+            path: path.to_path_buf(),
             base,
+            base_text,
             section,
             trials,
         })
     }
+
+    /// Reads and checks the tune file at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::parse(&read(path)?, path)
+    }
+
+    /// The config of `trial` (`None`: the base config, the scratch student's) at `seed`:
+    /// every student trains for the last rung's epochs, so its schedule is the same
+    /// however many rungs it survives.
+    pub fn config(&self, trial: Option<&Trial>, seed: u64) -> Result<RunConfig> {
+        let sets = trial.map_or(&[][..], |t| &t.sets);
+        let mut cfg = RunConfig::parse_with(&self.base_text, &self.path, sets)?;
+        cfg.seed = seed;
+        cfg.student.train.epochs = self.final_epochs();
+        Ok(cfg)
+    }
+
+    /// The epochs of the last rung: every student's whole schedule.
+    pub fn final_epochs(&self) -> usize {
+        self.section.rungs.last().copied().unwrap_or(0)
+    }
+
+    /// What identifies the tune — its base config, space, seeds, rungs and η, not how many
+    /// workers run it — so that a folder is only ever continued or reported by its own tune.
+    pub fn fingerprint(&self) -> Result<String> {
+        let mut section = self.section.clone();
+        section.workers = 1;
+        let text = format!(
+            "{}\n{}",
+            crate::resolved::canonical_toml(&self.base)?,
+            toml::to_string(&section)?
+        );
+        Ok(crate::resume::fingerprint(&text))
+    }
+}
+
+/// The text of the tune file at `path`.
+pub fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the tune file", path.display()))
 }
 
 /// The checks of a section on its own (the trials' configs are checked by parsing them).
-fn check_section(t: &TuneSection, path: &Path) -> Result<()> {
+fn check_section(t: &TuneSection, path: &Path, more_than_max: bool) -> Result<()> {
     let at = path.display();
     if t.space.is_empty() {
         bail!("{at}: tune.space: expected at least one key with a list of values, got none");
@@ -160,6 +212,9 @@ fn check_section(t: &TuneSection, path: &Path) -> Result<()> {
             .find(|s| key == *s || key.starts_with(&format!("{s}.")));
         if let Some(shared) = shared {
             bail!("{at}: tune.space.\"{key}\": the trials of a seed share `{shared}` (one teacher, one data split, one seed): vary student, distill or student training keys only");
+        }
+        if key == "student.train.epochs" {
+            bail!("{at}: tune.space.\"{key}\": every student trains for the last of tune.rungs' epochs; vary the rungs instead");
         }
         if values.is_empty() {
             bail!("{at}: tune.space.\"{key}\": expected a list of at least one value, got []");
@@ -193,9 +248,9 @@ fn check_section(t: &TuneSection, path: &Path) -> Result<()> {
         bail!("{at}: tune.workers: expected 1 or more, got 0");
     }
     let count = t.space.values().map(Vec::len).product::<usize>();
-    if count > t.max_trials {
+    if count > t.max_trials && !more_than_max {
         bail!(
-            "{at}: tune.space makes {count} configurations, more than tune.max_trials = {} (raise it to run them all)",
+            "{at}: tune.space makes {count} configurations, more than tune.max_trials = {} (raise it, or pass --yes, to run them all)",
             t.max_trials
         );
     }

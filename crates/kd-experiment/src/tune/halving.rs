@@ -17,7 +17,7 @@ pub fn survivors(n: usize, eta: usize) -> usize {
 /// The configurations in each of `rungs` rungs when `configs` start: `[n, ⌈n/η⌉, …]`.
 ///
 /// ```
-/// use kd_experiment::halving::rung_sizes;
+/// use kd_experiment::tune::halving::rung_sizes;
 ///
 /// assert_eq!(rung_sizes(12, 3, 3), [12, 4, 2]);
 /// assert_eq!(rung_sizes(27, 4, 3), [27, 9, 3, 1]);
@@ -47,7 +47,7 @@ pub struct Standing {
 /// not for a loss). A configuration with a non-finite value or no value at all comes last.
 ///
 /// ```
-/// use kd_experiment::halving::{keep, rank};
+/// use kd_experiment::tune::halving::{keep, rank};
 ///
 /// let scores = [
 ///     (0, vec![0.80, 0.82]),

@@ -1,0 +1,131 @@
+//! The finalists' trade-off as a PNG: test accuracy against batch-1 latency (one thread)
+//! and against parameter count, the scratch student and the teacher beside them, each
+//! point the mean over the seeds. The Pareto front — the points no other point beats on
+//! both axes — is drawn as a line.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use plotters::prelude::*;
+
+use super::leaderboard::Leaderboard;
+use super::store::Tested;
+use crate::plots::{colour, font, value_range};
+
+/// A point: its name, (latency ms, parameters, test accuracy %).
+type Point = (String, f64, f64, f64);
+
+/// The mean of a model's seeds: (latency ms, parameters, test accuracy %).
+fn mean_point(tested: &[Tested]) -> Option<(f64, f64, f64)> {
+    let latencies: Vec<f64> = tested.iter().filter_map(|t| t.latency_ms).collect();
+    if tested.is_empty() || latencies.is_empty() {
+        return None;
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let params: Vec<f64> = tested.iter().map(|t| t.parameters as f64).collect();
+    let accuracy: Vec<f64> = tested.iter().map(|t| 100.0 * t.accuracy).collect();
+    Some((mean(&latencies), mean(&params), mean(&accuracy)))
+}
+
+/// The finalists, the scratch student and the teacher, where they have test results.
+fn points(board: &Leaderboard, teacher: &[Tested]) -> Vec<Point> {
+    let mut points: Vec<Point> = board
+        .rows
+        .iter()
+        .filter_map(|r| mean_point(&r.tested).map(|(l, p, a)| (format!("#{}", r.trial), l, p, a)))
+        .collect();
+    for (name, tested) in [("scratch", &board.scratch_tested[..]), ("teacher", teacher)] {
+        if let Some((l, p, a)) = mean_point(tested) {
+            points.push((name.into(), l, p, a));
+        }
+    }
+    points
+}
+
+/// The points no other point beats on both `x` (lower) and accuracy (higher), by `x`.
+fn front(points: &[Point], x: fn(&Point) -> f64) -> Vec<(f64, f64)> {
+    let mut on: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| {
+            !points
+                .iter()
+                .any(|q| x(q) <= x(p) && q.3 >= p.3 && (x(q) < x(p) || q.3 > p.3))
+        })
+        .map(|p| (x(p), p.3))
+        .collect();
+    on.sort_by(|a, b| a.0.total_cmp(&b.0));
+    on
+}
+
+/// Draws the plot to `path`; `teacher` is the teacher's test results per seed.
+pub fn pareto(board: &Leaderboard, teacher: &[Tested], path: &Path) -> Result<()> {
+    font()?;
+    let points = points(board, teacher);
+    if points.is_empty() {
+        bail!("no finalist has test results yet");
+    }
+    let root = BitMapBackend::new(path, (1500, 600)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let panels = root.split_evenly((1, 2));
+    let axes: [(&str, fn(&Point) -> f64); 2] = [
+        ("batch-1 latency, one thread (ms)", |p| p.1),
+        ("parameters", |p| p.2),
+    ];
+    for (area, (name, x)) in panels.iter().zip(axes) {
+        let (x_lo, x_hi) = value_range(points.iter().map(|p| Some(x(p))));
+        let (y_lo, y_hi) = value_range(points.iter().map(|p| Some(p.3)));
+        let (xp, yp) = (
+            ((x_hi - x_lo) * 0.1).max(1e-3),
+            ((y_hi - y_lo) * 0.1).max(0.1),
+        );
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("test accuracy against {name}"), ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((x_lo - xp)..(x_hi + xp), (y_lo - yp)..(y_hi + yp))?;
+        chart
+            .configure_mesh()
+            .x_desc(name)
+            .y_desc("test accuracy (%)")
+            .label_style(("sans-serif", 15))
+            .draw()?;
+        chart.draw_series(LineSeries::new(
+            front(&points, x),
+            colour(0).stroke_width(2),
+        ))?;
+        for (i, p) in points.iter().enumerate() {
+            let c = colour(i + 1);
+            chart.draw_series(std::iter::once(Circle::new((x(p), p.3), 6, c.filled())))?;
+            chart.draw_series(std::iter::once(Text::new(
+                p.0.clone(),
+                (x(p), p.3),
+                ("sans-serif", 16),
+            )))?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_front_keeps_what_nothing_beats_on_both_axes() {
+        let p =
+            |name: &str, latency: f64, accuracy: f64| (name.to_string(), latency, 0.0, accuracy);
+        let points = [
+            p("a", 1.0, 80.0),
+            p("b", 2.0, 85.0),
+            p("c", 3.0, 84.0),
+            p("d", 2.0, 85.0),
+        ];
+        // c is beaten by b (faster and better); b and d tie and both stay.
+        assert_eq!(
+            front(&points, |p| p.1),
+            [(1.0, 80.0), (2.0, 85.0), (2.0, 85.0)]
+        );
+    }
+}

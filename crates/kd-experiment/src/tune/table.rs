@@ -1,0 +1,95 @@
+//! The leaderboard as Markdown: `tune.md`, and the table `kd-cli tune` prints.
+
+use std::fmt::Write;
+
+use super::leaderboard::Leaderboard;
+
+impl Leaderboard {
+    /// The report as Markdown: what was tuned, the table, the winner against the runner-up,
+    /// the failures.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
+        let rungs: Vec<String> = self.rungs.iter().map(usize::to_string).collect();
+        let sizes = super::halving::rung_sizes(self.configurations, self.rungs.len(), self.eta);
+        let sizes: Vec<String> = sizes.iter().map(usize::to_string).collect();
+        let _ = writeln!(
+            out,
+            "# Tune `{}`{}\n",
+            self.name,
+            if self.complete { "" } else { " (unfinished)" }
+        );
+        let _ = writeln!(
+            out,
+            "{} configurations × {} seeds ({}), rungs of {} epochs, η = {}: {} configurations per rung. \
+             Ranked by the best validation accuracy so far, mean over the seeds; the test set is read \
+             for the finalists (the last rung's configurations) and the scratch students only. \
+             Accuracies in %, mean ± std over the seeds; gains are paired by seed, with their 95 % t-interval.\n",
+            self.configurations,
+            self.seeds.len(),
+            seeds.join(", "),
+            rungs.join(", "),
+            self.eta,
+            sizes.join(" → ")
+        );
+        self.table(&mut out);
+        if let Some(d) = &self.winner_vs_runner_up {
+            let _ = writeln!(out, "\nWinner vs runner-up (test): {}", d.text);
+        }
+        let failed: Vec<String> = self
+            .rows
+            .iter()
+            .flat_map(|r| {
+                r.rungs.iter().flat_map(move |c| {
+                    c.failed
+                        .iter()
+                        .map(move |(s, why)| format!("- #{} seed {s}: {why}", r.trial))
+                })
+            })
+            .collect();
+        if !failed.is_empty() {
+            let _ = writeln!(out, "\nFailed:\n{}", failed.join("\n"));
+        }
+        out
+    }
+
+    fn table(&self, out: &mut String) {
+        let n = self.seeds.len();
+        let rung_heads: Vec<String> = self
+            .rungs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("rung {} ({e} ep)", i + 1))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| # | configuration | {} | test | gain over scratch (test) |",
+            rung_heads.join(" | ")
+        );
+        let aligns = vec!["---:"; self.rungs.len()].join("|");
+        let _ = writeln!(out, "|---:|---|{aligns}|---:|---|");
+        for row in &self.rows {
+            let mut cells: Vec<String> = row.rungs.iter().map(|c| c.cell(n)).collect();
+            cells.resize(self.rungs.len(), String::new());
+            let test = row.test.as_ref().map_or(String::new(), |t| t.cell(n));
+            let gain = row
+                .gain_over_scratch
+                .as_ref()
+                .map_or(String::new(), |g| g.text.clone());
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {test} | {gain} |",
+                row.trial,
+                row.label,
+                cells.join(" | ")
+            );
+        }
+        let blank = vec![""; self.rungs.len()].join(" | ");
+        let _ = writeln!(
+            out,
+            "| | scratch student (base config, labels only) | {blank} | {} | |",
+            self.scratch.cell(n)
+        );
+        let _ = writeln!(out, "| | teacher | {blank} | {} | |", self.teacher.cell(n));
+    }
+}
