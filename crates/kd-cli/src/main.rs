@@ -36,7 +36,9 @@ fn main() -> ExitCode {
         (true, _) => "debug",
         (_, true) => "warn",
         // A tune tells one line per trial and rung, not each fit's epochs (`-v` shows them).
-        _ if matches!(cli.command, Command::Tune(_)) => "info,kd_train=warn,kd_experiment::run=warn",
+        _ if matches!(cli.command, Command::Tune(_)) => {
+            "info,kd_train=warn,kd_experiment::run=warn"
+        }
         _ => "info",
     };
     logging::init(level);

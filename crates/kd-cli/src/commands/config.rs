@@ -1,4 +1,5 @@
-//! `kd-cli config default`: the default configuration, every key commented.
+//! `kd-cli config default [--tune]`: the default configuration, every key commented (and a
+//! `[tune]` section).
 
 use clap::{Args, Subcommand};
 
@@ -12,13 +13,22 @@ pub struct ConfigArgs {
 #[derive(Debug, Subcommand)]
 enum ConfigAction {
     /// Print the default configuration, every key commented.
-    Default,
+    Default {
+        /// Append a `[tune]` section, making the file a tune (`kd-cli tune`).
+        #[arg(long)]
+        tune: bool,
+    },
 }
 
 impl ConfigArgs {
     pub fn run(self) -> anyhow::Result<()> {
         match self.action {
-            ConfigAction::Default => print!("{}", kd_experiment::config::DEFAULT_CONFIG),
+            ConfigAction::Default { tune } => {
+                print!("{}", kd_experiment::config::DEFAULT_CONFIG);
+                if tune {
+                    print!("\n{}", kd_experiment::tune::DEFAULT_TUNE);
+                }
+            }
         }
         Ok(())
     }

@@ -66,7 +66,7 @@ impl TuneArgs {
             threads: self.threads,
         };
         let dir = tune::tune_dir(&tune, &options);
-        tune::prepare(&tune, &text, &dir, &options)?;
+        tune::prepare(&tune, &dir, &options)?;
         let workers = tune.section.workers;
         let board = if workers > 1 && !self.worker {
             self.run_workers(&tune, &dir, shard, workers)?;

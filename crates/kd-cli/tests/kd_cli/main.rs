@@ -16,3 +16,4 @@ mod resource_faults;
 mod resume;
 mod seed_pipeline;
 mod transfer_set;
+mod tune;

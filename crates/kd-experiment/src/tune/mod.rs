@@ -37,6 +37,10 @@ use schedule::Shard;
 use space::Tune;
 use store::{Tested, TuneDir};
 
+/// A commented `[tune]` section with every key (`kd-cli config default --tune`): appended to
+/// [`crate::config::DEFAULT_CONFIG`], a valid tune.
+pub const DEFAULT_TUNE: &str = include_str!("default_tune.toml");
+
 /// How a tune runs in this process.
 #[derive(Debug, Clone)]
 pub struct TuneOptions {
@@ -69,7 +73,7 @@ pub fn tune_dir(tune: &Tune, options: &TuneOptions) -> TuneDir {
 
 /// Checks every configuration against the data and the models (each planned at the first
 /// seed), then makes `dir` the tune's folder — before anything trains.
-pub fn prepare(tune: &Tune, text: &str, dir: &TuneDir, options: &TuneOptions) -> Result<()> {
+pub fn prepare(tune: &Tune, dir: &TuneDir, options: &TuneOptions) -> Result<()> {
     if dir.holds_a_tune() {
         dir.check_same(tune)?;
     }
@@ -87,7 +91,7 @@ pub fn prepare(tune: &Tune, text: &str, dir: &TuneDir, options: &TuneOptions) ->
             .with_context(|| format!("{}: the configuration {}", tune.path.display(), t.label()))?;
     }
     // A shard joins the folder its tune's other shards may have made already.
-    dir.claim(tune, text, options.resume || options.shard.count > 1)
+    dir.claim(tune, options.resume || options.shard.count > 1)
 }
 
 /// Runs this process's share of the tune in `dir` (made by [`prepare`]); once the whole tune
@@ -140,4 +144,24 @@ fn write_report(tune: &Tune, dir: &TuneDir, board: &Leaderboard) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_tune_section_is_a_valid_tune_and_documented() {
+        let text = format!("{}\n{DEFAULT_TUNE}", crate::config::DEFAULT_CONFIG);
+        let tune = Tune::parse(&text, std::path::Path::new("default")).unwrap();
+        assert_eq!(tune.trials.len(), 4);
+        assert_eq!(tune.section.rungs, [5, 15, 40]);
+        let doc =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let doc = std::fs::read_to_string(doc).unwrap();
+        assert!(
+            doc.contains(&format!("```toml\n{DEFAULT_TUNE}```")),
+            "docs/configuration.md is out of date: paste `kd-cli config default --tune`'s [tune] section into its block"
+        );
+    }
 }

@@ -70,7 +70,7 @@ impl<'a> Runner<'a> {
         for (position, &seed) in self.tune.section.seeds.iter().enumerate() {
             if shard.owns(position) && self.dir.teacher(seed)?.is_none() {
                 let mut plan = self.seed_plan(seed)?;
-                tracing::info!("seed {seed}: {} teacher", plan.teacher_source());
+                tracing::info!("seed {seed}: teacher {}", plan.teacher_source());
                 let report = plan.train_teacher()?;
                 tracing::info!(
                     "seed {seed}: teacher ready, test accuracy {:.2}%",

@@ -22,8 +22,14 @@ use crate::config::{Override, RunConfig};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TuneSection {
-    /// Each varied key (dotted, e.g. `distill.temperature`) and its candidate values.
-    pub space: BTreeMap<String, Vec<toml::Value>>,
+    /// The base config's file, relative to the tune file (instead of the tune file's own
+    /// keys): a tune of an existing config without copying it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<PathBuf>,
+    /// Each varied key (dotted, e.g. `distill.temperature`) and its candidate values — or a
+    /// list of such grids, whose configurations follow one another (a grid per loss, each
+    /// over its own parameters).
+    pub space: Space,
     /// The seeds every configuration runs with (its teacher and scratch student per seed).
     pub seeds: Vec<u64>,
     /// Epochs trained by the end of each rung, increasing (e.g. `[5, 15, 40]`).
@@ -37,6 +43,30 @@ pub struct TuneSection {
     /// The most configurations the space may make.
     #[serde(default = "default_max_trials")]
     pub max_trials: usize,
+}
+
+/// One grid of keys and values.
+pub type Grid = BTreeMap<String, Vec<toml::Value>>;
+
+/// A search space: one grid, or several one after another (as scikit-learn's
+/// `ParameterGrid` takes a list of dicts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Space {
+    /// The product of one grid's lists.
+    Grid(Grid),
+    /// Each grid's product, in turn.
+    Grids(Vec<Grid>),
+}
+
+impl Space {
+    /// The grids, in order.
+    pub fn grids(&self) -> &[Grid] {
+        match self {
+            Self::Grid(grid) => std::slice::from_ref(grid),
+            Self::Grids(grids) => grids,
+        }
+    }
 }
 
 fn default_eta() -> usize {
@@ -137,7 +167,7 @@ impl Tune {
         let section: TuneSection = section
             .try_into()
             .map_err(|e| anyhow::anyhow!("{}: [tune]: {e}", path.display()))?;
-        let base_text = toml::to_string(&table).context("the base config")?;
+        let base_text = base_text(&section, table, path)?;
         let base = RunConfig::parse(&base_text, path)?;
         check_section(&section, path, more_than_max)?;
         let trials = trials(&section);
@@ -157,6 +187,16 @@ impl Tune {
             section,
             trials,
         })
+    }
+
+    /// The tune as one self-contained file: the base config, then `[tune]` (without
+    /// `base`): what a tune's folder keeps.
+    pub fn stored_text(&self) -> Result<String> {
+        let mut section = self.section.clone();
+        section.base = None;
+        let mut table = toml::Table::new();
+        table.insert("tune".into(), toml::Value::try_from(&section)?);
+        Ok(format!("{}\n{}", self.base_text, toml::to_string(&table)?))
     }
 
     /// Reads and checks the tune file at `path`.
@@ -184,7 +224,7 @@ impl Tune {
     /// workers run it — so that a folder is only ever continued or reported by its own tune.
     pub fn fingerprint(&self) -> Result<String> {
         let mut section = self.section.clone();
-        section.workers = 1;
+        (section.workers, section.base) = (1, None);
         let text = format!(
             "{}\n{}",
             crate::resolved::canonical_toml(&self.base)?,
@@ -192,6 +232,29 @@ impl Tune {
         );
         Ok(crate::resume::fingerprint(&text))
     }
+}
+
+/// The base config's text: the file `tune.base` names (relative to the tune file), or the
+/// tune file's own keys (`table`, without `[tune]`).
+fn base_text(section: &TuneSection, table: toml::Table, path: &Path) -> Result<String> {
+    let Some(base) = &section.base else {
+        return toml::to_string(&table).context("the base config");
+    };
+    if let Some(key) = table.keys().next() {
+        bail!(
+            "{}: `{key}` beside tune.base: the base config's keys belong in {} (or, varied, in tune.space)",
+            path.display(),
+            base.display()
+        );
+    }
+    let file = path.parent().unwrap_or(Path::new("")).join(base);
+    std::fs::read_to_string(&file).with_context(|| {
+        format!(
+            "{}: tune.base: cannot read {}",
+            path.display(),
+            file.display()
+        )
+    })
 }
 
 /// The text of the tune file at `path`.
@@ -203,10 +266,11 @@ pub fn read(path: &Path) -> Result<String> {
 /// The checks of a section on its own (the trials' configs are checked by parsing them).
 fn check_section(t: &TuneSection, path: &Path, more_than_max: bool) -> Result<()> {
     let at = path.display();
-    if t.space.is_empty() {
+    let grids = t.space.grids();
+    if grids.is_empty() || grids.iter().any(BTreeMap::is_empty) {
         bail!("{at}: tune.space: expected at least one key with a list of values, got none");
     }
-    for (key, values) in &t.space {
+    for (key, values) in grids.iter().flatten() {
         let shared = SHARED
             .iter()
             .find(|s| key == *s || key.starts_with(&format!("{s}.")));
@@ -247,7 +311,10 @@ fn check_section(t: &TuneSection, path: &Path, more_than_max: bool) -> Result<()
     if t.workers == 0 {
         bail!("{at}: tune.workers: expected 1 or more, got 0");
     }
-    let count = t.space.values().map(Vec::len).product::<usize>();
+    let count: usize = grids
+        .iter()
+        .map(|g| g.values().map(Vec::len).product::<usize>())
+        .sum();
     if count > t.max_trials && !more_than_max {
         bail!(
             "{at}: tune.space makes {count} configurations, more than tune.max_trials = {} (raise it, or pass --yes, to run them all)",
@@ -257,15 +324,17 @@ fn check_section(t: &TuneSection, path: &Path, more_than_max: bool) -> Result<()
     Ok(())
 }
 
-/// Every configuration of the space, in order: the keys' product, the last key varying
-/// fastest; within a trial a `loss` or `kind` key comes first.
+/// Every configuration of the space, in order: each grid's in turn, a grid's the product
+/// of its keys, the last key varying fastest; within a trial a `loss` or `kind` key comes
+/// first.
 fn trials(t: &TuneSection) -> Vec<Trial> {
-    let mut keys: Vec<(&String, &Vec<toml::Value>)> = t.space.iter().collect();
-    keys.sort_by_key(|(k, _)| !(k.ends_with(".loss") || k.ends_with(".kind")));
-    let count = keys.iter().map(|(_, v)| v.len()).product::<usize>();
-    (0..count)
-        .map(|index| {
-            let mut rest = index;
+    let mut trials = Vec::new();
+    for grid in t.space.grids() {
+        let mut keys: Vec<(&String, &Vec<toml::Value>)> = grid.iter().collect();
+        keys.sort_by_key(|(k, _)| !(k.ends_with(".loss") || k.ends_with(".kind")));
+        let count = keys.iter().map(|(_, v)| v.len()).product::<usize>();
+        for n in 0..count {
+            let mut rest = n;
             let mut sets: Vec<Override> = keys
                 .iter()
                 .rev()
@@ -276,9 +345,11 @@ fn trials(t: &TuneSection) -> Vec<Trial> {
                 })
                 .collect();
             sets.reverse();
-            Trial { index, sets }
-        })
-        .collect()
+            let index = trials.len();
+            trials.push(Trial { index, sets });
+        }
+    }
+    trials
 }
 
 #[cfg(test)]
@@ -320,6 +391,36 @@ mod tests {
             matches!(cfg.distill.loss, kd_core::LossConfig::Dkd(ref d) if d.temperature == 4.0)
         );
         assert_eq!((t.section.eta, t.section.workers), (3, 1), "the defaults");
+    }
+
+    #[test]
+    fn a_list_of_grids_makes_each_grid_in_turn() {
+        let t = tune(
+            "seeds = [1]\nrungs = [2]\nspace = [\n\
+             { \"distill.loss\" = [\"hinton\"], \"distill.alpha\" = [0.1, 0.5] },\n\
+             { \"distill.loss\" = [\"dkd\"], \"distill.beta\" = [2.0, 8.0], \"distill.temperature\" = [4.0] },\n]\n",
+        )
+        .unwrap();
+        let labels: Vec<String> = t.trials.iter().map(Trial::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "distill.loss=\"hinton\" distill.alpha=0.1",
+                "distill.loss=\"hinton\" distill.alpha=0.5",
+                "distill.loss=\"dkd\" distill.beta=2.0 distill.temperature=4.0",
+                "distill.loss=\"dkd\" distill.beta=8.0 distill.temperature=4.0",
+            ]
+        );
+        assert_eq!(t.trials[3].index, 3);
+        // Hinton has no beta: a product over both grids would not parse.
+        let err = error("seeds = [1]\nrungs = [2]\nspace = { \"distill.loss\" = [\"hinton\", \"dkd\"], \"distill.beta\" = [2.0] }\n");
+        assert!(
+            err.contains("distill.loss=\"hinton\" distill.beta=2.0 is not a valid config"),
+            "{err}"
+        );
+        assert!(
+            error("seeds = [1]\nrungs = [2]\nspace = []\n").contains("expected at least one key")
+        );
     }
 
     #[test]

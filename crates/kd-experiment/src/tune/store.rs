@@ -123,10 +123,10 @@ impl TuneDir {
         self.root.join("tune.id").exists()
     }
 
-    /// Makes the folder this tune's: a new folder gets the tune file and its identity; a
+    /// Makes the folder this tune's: a new folder gets the tune (as one file) and its identity; a
     /// folder of a tune is accepted when it is this tune's and `resume` (or a shard's
     /// `join`) says to continue it. Errors name the folder and what to do.
-    pub fn claim(&self, tune: &Tune, text: &str, resume: bool) -> Result<()> {
+    pub fn claim(&self, tune: &Tune, resume: bool) -> Result<()> {
         let id = tune.fingerprint()?;
         if self.holds_a_tune() {
             self.check_same(tune)?;
@@ -140,7 +140,7 @@ impl TuneDir {
         }
         std::fs::create_dir_all(&self.root)
             .with_context(|| format!("{}: cannot create the tune folder", self.root.display()))?;
-        write_atomic(&self.root.join("tune.toml"), text.as_bytes())?;
+        write_atomic(&self.root.join("tune.toml"), tune.stored_text()?.as_bytes())?;
         write_atomic(&self.root.join("tune.id"), id.as_bytes())
     }
 
