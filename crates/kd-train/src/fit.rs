@@ -21,7 +21,7 @@ use crate::checkpoint::Checkpoints;
 use crate::config::TrainConfig;
 use crate::distributed::DataParallel;
 use crate::epoch::{check_trained, epoch_metrics, record_epoch, train_epoch};
-use crate::error::{Result, TrainError};
+use crate::error::Result;
 use crate::evaluate::evaluate;
 use crate::graphed;
 use crate::metric::{self, Metric};
@@ -112,7 +112,6 @@ pub fn fit_with(
     let graphs = graphed::resolve(config, model, objective, hooks.parallel.is_some(), phase)?;
     let steps = train.num_batches();
     let (checkpoints, callbacks) = (hooks.checkpoints, hooks.callbacks);
-    check_pause(hooks.pause_after, checkpoints.is_some(), phase)?;
     let mut t = Training::start(
         model,
         (config, phase),
@@ -120,17 +119,11 @@ pub fn fit_with(
         steps,
         callbacks,
         graphs,
-    )?;
+    )?
+    .pausing_after(hooks.pause_after)?;
     replicas.agree_on_start(t.resume_point(), t.state.lr, phase)?;
     if let Some(done) = t.announce_resume() {
         return Ok(done);
-    }
-    if hooks
-        .pause_after
-        .is_some_and(|pause| t.state.epoch >= pause)
-    {
-        // Paused there already (the caller lost what it learnt then): nothing to train.
-        return Ok(t.state.outcome());
     }
     replicas.broadcast_weights(model)?;
     // Training time of the processes before this one (a resumed fit) and of this one.
@@ -164,8 +157,7 @@ pub fn fit_with(
         // The last epoch's state is the final checkpoint, written below.
         if epoch < config.epochs {
             t.save_last(seconds())?;
-            if hooks.pause_after == Some(epoch) {
-                tracing::debug!("{phase}: paused after epoch {epoch}");
+            if t.pauses_after(epoch) {
                 return Ok(t.state.outcome());
             }
         }
@@ -176,21 +168,4 @@ pub fn fit_with(
     // saved), so whatever runs it next (a teacher's logits) runs the same model.
     replicas.broadcast_weights(model)?;
     t.finish(seconds())
-}
-
-/// A pause needs a checkpoint to resume from, and an epoch of the fit to pause after.
-fn check_pause(pause_after: Option<usize>, checkpoints: bool, phase: &str) -> Result<()> {
-    match pause_after {
-        Some(0) => Err(TrainError::InvalidConfig {
-            key: format!("{phase}: pause_after"),
-            expected: "an epoch from 1".into(),
-            got: "0".into(),
-        }),
-        Some(epoch) if !checkpoints => Err(TrainError::InvalidConfig {
-            key: format!("{phase}: pause_after"),
-            expected: "checkpoints to resume from".into(),
-            got: format!("a pause after epoch {epoch} without checkpoints"),
-        }),
-        _ => Ok(()),
-    }
 }

@@ -40,6 +40,8 @@ pub(crate) struct Training<'a> {
     pub resumed_from: Option<PathBuf>,
     /// Batches per epoch (per-step schedules run over `epochs` times this).
     pub steps_per_epoch: usize,
+    /// The epoch to pause after ([`crate::FitHooks::pause_after`]).
+    pub pause_after: Option<usize>,
 }
 
 impl<'a> Training<'a> {
@@ -97,7 +99,36 @@ impl<'a> Training<'a> {
             best,
             resumed_from,
             steps_per_epoch,
+            pause_after: None,
         })
+    }
+
+    /// The fit, set to pause after epoch `pause_after`: an error without checkpoints to
+    /// resume from, or for epoch 0.
+    pub fn pausing_after(mut self, pause_after: Option<usize>) -> Result<Self> {
+        let refuse = |expected: &str| TrainError::InvalidConfig {
+            key: format!("{}: pause_after", self.phase),
+            expected: expected.into(),
+            got: format!("{pause_after:?}"),
+        };
+        match pause_after {
+            Some(0) => return Err(refuse("an epoch from 1")),
+            Some(_) if self.checkpoints.is_none() => {
+                return Err(refuse("checkpoints to resume from"))
+            }
+            _ => {}
+        }
+        self.pause_after = pause_after;
+        Ok(self)
+    }
+
+    /// Whether the fit pauses after `epoch` (just checkpointed).
+    pub fn pauses_after(&self, epoch: usize) -> bool {
+        let pause = self.pause_after == Some(epoch);
+        if pause {
+            tracing::debug!("{}: paused after epoch {epoch}", self.phase);
+        }
+        pause
     }
 
     /// Optimizer steps of the whole fit (what per-step schedules run over).
@@ -114,9 +145,17 @@ impl<'a> Training<'a> {
         }
     }
 
-    /// Says that (and where from) the fit resumed; the outcome if it was already complete.
+    /// Says that (and where from) the fit resumed; the outcome if it was already complete,
+    /// or already past its pause (whoever paused it lost what it learnt then).
     pub fn announce_resume(&mut self) -> Option<FitOutcome> {
         let path = self.resumed_from.as_ref()?;
+        if self
+            .pause_after
+            .is_some_and(|pause| self.state.epoch >= pause)
+            && !self.state.complete
+        {
+            return Some(self.state.outcome());
+        }
         let phase = self.phase;
         if self.state.complete {
             tracing::info!(

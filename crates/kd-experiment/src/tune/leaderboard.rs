@@ -137,75 +137,37 @@ pub struct Leaderboard {
 /// Reads the report of `tune` from `dir`.
 pub fn leaderboard(tune: &Tune, dir: &TuneDir) -> Result<Leaderboard> {
     let seeds = tune.section.seeds.clone();
-    let mut rows: Vec<(Vec<usize>, Row)> = Vec::new();
     let order = rung_orders(tune, dir)?;
-    for (trial, t) in tune.trials.iter().enumerate() {
-        let mut cells = Vec::new();
-        for rung in 0..tune.section.rungs.len() {
-            let results = results(dir, &seeds, |seed| Unit::Trial { rung, trial, seed })?;
-            if results.is_empty() {
-                break;
-            }
-            cells.push(results);
-        }
-        // Sort key: the furthest rung reached first, then the place in each ranking.
-        let key = order
-            .iter()
-            .map(|o| o.iter().position(|&x| x == trial).unwrap_or(usize::MAX))
-            .rev()
-            .collect();
-        let test = cells
-            .last()
-            .filter(|_| cells.len() == tune.section.rungs.len());
-        let tested: Vec<Tested> = test
-            .map(|r| r.iter().filter_map(|(_, r)| r.tested.clone()).collect())
-            .unwrap_or_default();
-        let row = Row {
-            trial,
-            label: t.label(),
-            rungs: cells.iter().map(|c| validation(c)).collect(),
-            test: test.map(|c| test_accuracy(c)),
-            gain_over_scratch: None,
-            tested,
-        };
-        rows.push((key, row));
+    let mut keyed = Vec::with_capacity(tune.trials.len());
+    for trial in 0..tune.trials.len() {
+        keyed.push(row(tune, dir, trial, &order)?);
     }
-    rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.trial.cmp(&b.1.trial)));
+    keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.trial.cmp(&b.1.trial)));
+    let mut rows: Vec<Row> = keyed.into_iter().map(|(_, r)| r).collect();
     let scratch = results(dir, &seeds, |seed| Unit::Scratch { seed })?;
-    let scratch_values = per_seed_test(&scratch, seeds.len());
-    let mut rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
-    for row in &mut rows {
-        let values = row
-            .test
-            .as_ref()
-            .map(|t| t.values.clone())
-            .unwrap_or_default();
-        if let (true, Some(base)) = (values.len() == seeds.len(), &scratch_values) {
-            row.gain_over_scratch = Some(Paired::of(paired_difference(&values, base)));
+    if let Some(base) = per_seed_test(&scratch, seeds.len()) {
+        for row in &mut rows {
+            let values = row.test.as_ref().map_or(&[][..], |t| &t.values[..]);
+            if values.len() == seeds.len() {
+                row.gain_over_scratch = Some(Paired::of(paired_difference(values, &base)));
+            }
         }
     }
-    let finalists: Vec<&Row> = rows
+    let finalists: Vec<&[f64]> = rows
         .iter()
-        .filter(|r| {
-            r.test
-                .as_ref()
-                .is_some_and(|t| t.values.len() == seeds.len())
-        })
+        .filter_map(|r| r.test.as_ref().map(|t| &t.values[..]))
+        .filter(|v| v.len() == seeds.len())
         .collect();
     let winner_vs_runner_up = match finalists.as_slice() {
-        [a, b, ..] => Some(Paired::of(paired_difference(
-            &a.test.as_ref().expect("a finalist").values,
-            &b.test.as_ref().expect("a finalist").values,
-        ))),
+        [a, b, ..] => Some(Paired::of(paired_difference(a, b))),
         _ => None,
     };
-    let teachers: Vec<f64> = seeds
-        .iter()
-        .filter_map(|&s| dir.teacher(s).ok().flatten())
-        .map(|r| 100.0 * r.test_accuracy)
-        .collect();
-    let complete =
-        members(tune, dir, tune.section.rungs.len())?.is_some() && scratch.len() == seeds.len();
+    let mut teachers = Vec::new();
+    for &seed in &seeds {
+        teachers.extend(dir.teacher(seed)?.map(|r| 100.0 * r.test_accuracy));
+    }
+    let rungs = tune.section.rungs.len();
+    let complete = members(tune, dir, rungs)?.is_some() && scratch.len() == seeds.len();
     Ok(Leaderboard {
         name: tune.base.name.clone(),
         seeds,
@@ -222,6 +184,45 @@ pub fn leaderboard(tune: &Tune, dir: &TuneDir) -> Result<Leaderboard> {
             .filter_map(|(_, r)| r.tested.clone())
             .collect(),
     })
+}
+
+/// Configuration `trial`'s row, and its sort key: its place in the furthest finished rung's
+/// ranking first, then in each rung's before (`usize::MAX` where it is not ranked).
+fn row(
+    tune: &Tune,
+    dir: &TuneDir,
+    trial: usize,
+    order: &[Vec<usize>],
+) -> Result<(Vec<usize>, Row)> {
+    let seeds = &tune.section.seeds;
+    let mut cells = Vec::new();
+    for rung in 0..tune.section.rungs.len() {
+        let results = results(dir, seeds, |seed| Unit::Trial { rung, trial, seed })?;
+        if results.is_empty() {
+            break;
+        }
+        cells.push(results);
+    }
+    let key = order
+        .iter()
+        .map(|o| o.iter().position(|&x| x == trial).unwrap_or(usize::MAX))
+        .rev()
+        .collect();
+    let last = cells
+        .last()
+        .filter(|_| cells.len() == tune.section.rungs.len());
+    let tested = last.map_or_else(Vec::new, |r| {
+        r.iter().filter_map(|(_, r)| r.tested.clone()).collect()
+    });
+    let row = Row {
+        trial,
+        label: tune.trials[trial].label(),
+        rungs: cells.iter().map(|c| validation(c)).collect(),
+        test: last.map(|c| test_accuracy(c)),
+        gain_over_scratch: None,
+        tested,
+    };
+    Ok((key, row))
 }
 
 /// Each finished rung's ranking (configuration indices, best first).

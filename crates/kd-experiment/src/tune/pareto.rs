@@ -15,6 +15,9 @@ use crate::plots::{colour, font, value_range};
 /// A point: its name, (latency ms, parameters, test accuracy %).
 type Point = (String, f64, f64, f64);
 
+/// A horizontal axis: its name and a point's value on it.
+type Axis = (&'static str, fn(&Point) -> f64);
+
 /// The mean of a model's seeds: (latency ms, parameters, test accuracy %).
 fn mean_point(tested: &[Tested]) -> Option<(f64, f64, f64)> {
     let latencies: Vec<f64> = tested.iter().filter_map(|t| t.latency_ms).collect();
@@ -67,7 +70,7 @@ pub fn pareto(board: &Leaderboard, teacher: &[Tested], path: &Path) -> Result<()
     let root = BitMapBackend::new(path, (1500, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 2));
-    let axes: [(&str, fn(&Point) -> f64); 2] = [
+    let axes: [Axis; 2] = [
         ("batch-1 latency, one thread (ms)", |p| p.1),
         ("parameters", |p| p.2),
     ];

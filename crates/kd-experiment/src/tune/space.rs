@@ -369,8 +369,10 @@ mod tests {
     #[test]
     fn the_space_makes_every_configuration_loss_first_and_each_parses_to_its_values() {
         let t = tune(
-            "seeds = [1, 2]\nrungs = [2, 6]\n\
-             space = { \"distill.temperature\" = [1.0, 4.0], \"distill.loss\" = [\"hinton\", \"dkd\"], \"student.train.lr\" = [0.001, 0.003, 0.01] }\n",
+            "seeds = [1, 2]\nrungs = [2, 6]\n[tune.space]\n\
+             \"distill.temperature\" = [1.0, 4.0]\n\
+             \"distill.loss\" = [\"hinton\", \"dkd\"]\n\
+             \"student.train.lr\" = [0.001, 0.003, 0.01]\n",
         )
         .unwrap();
         assert_eq!(t.trials.len(), 12);
@@ -396,9 +398,10 @@ mod tests {
     #[test]
     fn a_list_of_grids_makes_each_grid_in_turn() {
         let t = tune(
-            "seeds = [1]\nrungs = [2]\nspace = [\n\
-             { \"distill.loss\" = [\"hinton\"], \"distill.alpha\" = [0.1, 0.5] },\n\
-             { \"distill.loss\" = [\"dkd\"], \"distill.beta\" = [2.0, 8.0], \"distill.temperature\" = [4.0] },\n]\n",
+            "seeds = [1]\nrungs = [2]\n\
+             [[tune.space]]\n\"distill.loss\" = [\"hinton\"]\n\"distill.alpha\" = [0.1, 0.5]\n\
+             [[tune.space]]\n\"distill.loss\" = [\"dkd\"]\n\"distill.beta\" = [2.0, 8.0]\n\
+             \"distill.temperature\" = [4.0]\n",
         )
         .unwrap();
         let labels: Vec<String> = t.trials.iter().map(Trial::label).collect();
