@@ -49,6 +49,31 @@ pub(super) enum Built<'m> {
     TorchScript { path: &'m Path, parameters: usize },
 }
 
+impl<'a> RunContext<'a> {
+    /// The context of `plan`'s phases, told to `observer`, on `ranks`, fits pausing after
+    /// `pause_after` epochs (a tune's rung) or not.
+    pub fn new(
+        plan: &'a Plan,
+        observer: &'a mut dyn Observer,
+        ranks: Ranks<'a>,
+        pause_after: Option<usize>,
+    ) -> Self {
+        let transform = plan.cfg.data.transform.clone();
+        Self {
+            cfg: &plan.cfg,
+            out: &plan.out,
+            plan,
+            test: BatchLoader::new(&plan.data.test, super::EVAL_BATCH, transform, plan.device),
+            log: RunLog::default(),
+            observer,
+            fingerprint: plan.fingerprint.clone(),
+            resume: plan.resume,
+            ranks,
+            pause_after,
+        }
+    }
+}
+
 impl RunContext<'_> {
     /// Runs `f`, which does `activity`; out of memory in it is an error naming the activity
     /// and the run's checkpoints ([`crate::oom::guard`]).

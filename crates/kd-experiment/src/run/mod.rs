@@ -41,12 +41,10 @@ mod unlabeled;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use kd_data::BatchLoader;
 use kd_train::distributed::{Backend, DataParallel, ProcessGroup, Rendezvous};
 
 use crate::config::RunConfig;
 use crate::report::Report;
-use crate::run_log::RunLog;
 pub(crate) use cache::Caches;
 use context::RunContext;
 pub use directory::run_dir;
@@ -175,19 +173,7 @@ impl Plan {
             directory::create_run_dir(&self.out, &self.resolved, self.resume, observer)?;
         }
         self.log_start(ranks);
-        let transform = self.cfg.data.transform.clone();
-        let mut ctx = RunContext {
-            cfg: &self.cfg,
-            out: &self.out,
-            plan: self,
-            test: BatchLoader::new(&self.data.test, EVAL_BATCH, transform, self.device),
-            log: RunLog::default(),
-            observer,
-            fingerprint: self.fingerprint.clone(),
-            resume: self.resume,
-            ranks,
-            pause_after: None,
-        };
+        let mut ctx = RunContext::new(self, observer, ranks, None);
         let teacher = teacher::teacher(&mut ctx, torchscript)?;
         let caches = cache::teacher_logits(&ctx, &teacher.model)?;
         let teacher_report = teacher.report.clone();

@@ -8,7 +8,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use kd_data::BatchLoader;
 use kd_models::Model;
 use kd_train::{FitOutcome, NoProgress};
 
@@ -17,10 +16,9 @@ use super::context::{cross_entropy, Built, RunContext};
 use super::plan::Plan;
 use super::students::{fit_distilled, fit_scratch};
 use super::teacher;
-use super::{Ranks, EVAL_BATCH};
+use super::Ranks;
 use crate::config::RunConfig;
 use crate::report::ModelReport;
-use crate::run_log::RunLog;
 
 /// Which student a fit trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,19 +76,7 @@ impl Plan {
         observer: &'a mut NoProgress,
         pause_after: Option<usize>,
     ) -> RunContext<'a> {
-        let transform = self.cfg.data.transform.clone();
-        RunContext {
-            cfg: &self.cfg,
-            out: &self.out,
-            plan: self,
-            test: BatchLoader::new(&self.data.test, EVAL_BATCH, transform, self.device),
-            log: RunLog::default(),
-            observer,
-            fingerprint: self.fingerprint.clone(),
-            resume: true,
-            ranks: Ranks { parallel: None },
-            pause_after,
-        }
+        RunContext::new(self, observer, Ranks { parallel: None }, pause_after)
     }
 
     /// Trains (or loads, as the config says) the teacher into the run directory, resuming

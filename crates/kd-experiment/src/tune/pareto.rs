@@ -15,8 +15,8 @@ use crate::plots::{colour, font, value_range};
 /// A point: its name, (latency ms, parameters, test accuracy %).
 type Point = (String, f64, f64, f64);
 
-/// A horizontal axis: its name and a point's value on it.
-type Axis = (&'static str, fn(&Point) -> f64);
+/// A horizontal axis: its name, a point's value on it, and how its ticks read.
+type Axis = (&'static str, fn(&Point) -> f64, fn(&f64) -> String);
 
 /// The mean of a model's seeds: (latency ms, parameters, test accuracy %).
 fn mean_point(tested: &[Tested]) -> Option<(f64, f64, f64)> {
@@ -71,10 +71,14 @@ pub fn pareto(board: &Leaderboard, teacher: &[Tested], path: &Path) -> Result<()
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 2));
     let axes: [Axis; 2] = [
-        ("batch-1 latency, one thread (ms)", |p| p.1),
-        ("parameters", |p| p.2),
+        (
+            "batch-1 latency, one thread (ms)",
+            |p| p.1,
+            |v| format!("{v:.2}"),
+        ),
+        ("parameters", |p| p.2, |v| format!("{:.0}k", v / 1000.0)),
     ];
-    for (area, (name, x)) in panels.iter().zip(axes) {
+    for (area, (name, x, ticks)) in panels.iter().zip(axes) {
         let (x_lo, x_hi) = value_range(points.iter().map(|p| Some(x(p))));
         let (y_lo, y_hi) = value_range(points.iter().map(|p| Some(p.3)));
         let (xp, yp) = (
@@ -84,12 +88,14 @@ pub fn pareto(board: &Leaderboard, teacher: &[Tested], path: &Path) -> Result<()
         let mut chart = ChartBuilder::on(area)
             .caption(format!("test accuracy against {name}"), ("sans-serif", 20))
             .margin(16)
+            .margin_right(70)
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d((x_lo - xp)..(x_hi + xp), (y_lo - yp)..(y_hi + yp))?;
         chart
             .configure_mesh()
             .x_desc(name)
+            .x_label_formatter(&ticks)
             .y_desc("test accuracy (%)")
             .label_style(("sans-serif", 15))
             .draw()?;
@@ -97,14 +103,24 @@ pub fn pareto(board: &Leaderboard, teacher: &[Tested], path: &Path) -> Result<()
             front(&points, x),
             colour(0).stroke_width(2),
         ))?;
-        for (i, p) in points.iter().enumerate() {
-            let c = colour(i + 1);
-            chart.draw_series(std::iter::once(Circle::new((x(p), p.3), 6, c.filled())))?;
-            chart.draw_series(std::iter::once(Text::new(
-                p.0.clone(),
-                (x(p), p.3),
-                ("sans-serif", 16),
-            )))?;
+        let near = |a: &Point, b: &Point| {
+            (x(a) - x(b)).abs() <= 0.02 * (x_hi - x_lo) && (a.3 - b.3).abs() <= 0.02 * (y_hi - y_lo)
+        };
+        // Points drawn on top of each other share one label: `#0, #2`.
+        let mut labels: Vec<String> = points.iter().map(|p| p.0.clone()).collect();
+        for i in 0..points.len() {
+            let first = (0..i).find(|&j| near(&points[i], &points[j]) && !labels[j].is_empty());
+            if let Some(j) = first {
+                labels[j] = format!("{}, {}", labels[j], points[i].0);
+                labels[i].clear();
+            }
+        }
+        for (i, (p, label)) in points.iter().zip(labels).enumerate() {
+            let style = ("sans-serif", 16).into_font();
+            let mark = EmptyElement::at((x(p), p.3))
+                + Circle::new((0, 0), 6, colour(i + 1).filled())
+                + Text::new(label, (9, -18), style);
+            chart.draw_series(std::iter::once(mark))?;
         }
     }
     root.present()?;
