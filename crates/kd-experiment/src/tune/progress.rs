@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use super::schedule::{done, standings, total_epochs, unit_epochs};
+use super::schedule::{done, standings, total_epochs, total_units, unit_epochs};
 use super::space::Tune;
 use super::store::{TuneDir, Unit, UnitResult};
 
@@ -88,9 +88,10 @@ impl<'a> TuneProgress<'a> {
         Ok(())
     }
 
-    /// `[#####---------------] 31% of 570 student epochs, ~12 min left`.
+    /// `[#####---------------] 14/57 trials, 31% of 570 student epochs, ~12 min left`.
     fn bar(&self, unit: Unit) -> Result<String> {
-        let now = epochs_done(self.tune, self.dir)?;
+        let done = done(self.tune, self.dir)?;
+        let now: usize = done.iter().map(|(u, _)| unit_epochs(self.tune, *u)).sum();
         let fraction = now as f64 / self.total.max(1) as f64;
         let filled = (fraction * 20.0).round() as usize;
         let bar = format!(
@@ -104,7 +105,9 @@ impl<'a> TuneProgress<'a> {
         let per_epoch = self.started.elapsed().as_secs_f64() / here as f64;
         let left = per_epoch * self.total.saturating_sub(now) as f64 / 60.0;
         Ok(format!(
-            "[{bar}] {:.0}% of {} student epochs, ~{left:.0} min left",
+            "[{bar}] {}/{} trials, {:.0}% of {} student epochs, ~{left:.0} min left",
+            done.len(),
+            total_units(self.tune),
             100.0 * fraction,
             self.total
         ))

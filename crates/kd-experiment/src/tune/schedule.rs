@@ -150,6 +150,14 @@ pub fn total_epochs(tune: &Tune) -> usize {
     trials + seeds * tune.final_epochs()
 }
 
+/// Units of the whole tune: every rung's configurations at every seed, and a scratch
+/// student per seed.
+pub fn total_units(tune: &Tune) -> usize {
+    let t = &tune.section;
+    let sizes = super::halving::rung_sizes(tune.trials.len(), t.rungs.len(), t.eta);
+    (sizes.iter().sum::<usize>() + 1) * t.seeds.len()
+}
+
 /// Every result in the folder so far, with its unit (for progress and the report).
 pub fn done(tune: &Tune, dir: &TuneDir) -> Result<Vec<(Unit, UnitResult)>> {
     let mut found = Vec::new();
@@ -235,6 +243,7 @@ mod tests {
         );
         // 5·2·1 + 2·2·2 + 1·2·6 trial epochs and 2·9 scratch epochs.
         assert_eq!(total_epochs(&t), 10 + 8 + 12 + 18);
+        assert_eq!(total_units(&t), (5 + 2 + 1 + 1) * 2);
         assert_eq!(done(&t, &dir).unwrap().len(), 10);
     }
 
