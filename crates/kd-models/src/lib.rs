@@ -32,6 +32,7 @@ pub mod metadata;
 pub mod model;
 pub mod native_precision;
 pub mod network;
+pub mod population;
 pub mod precision;
 pub mod pretrained;
 pub mod resnet;

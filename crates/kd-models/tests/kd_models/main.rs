@@ -5,5 +5,6 @@
 mod architectures;
 mod atomic_write;
 mod fuzz_corpus;
+mod population;
 mod resnets;
 mod vgg;

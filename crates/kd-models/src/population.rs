@@ -1,0 +1,211 @@
+//! K students of the seed's family ([`crate::student`]) trained as one fused model —
+//! horizontally fused training (HFTA; Wang et al., MLSys 2021): every member's weights
+//! stacked along a member axis, all members reading the same batch.
+//!
+//! - The first convolution sees the shared input: the members' kernels stacked on the
+//!   output-channel axis make one plain convolution, `[b, c, h, w] -> [b, K·w, h, w]`.
+//! - Every later convolution is a grouped convolution with `groups = K`: member k's
+//!   channels `k·w .. (k+1)·w` are convolved with member k's kernel only.
+//! - ReLU and max-pool act per channel, so per member; global average pooling likewise.
+//! - The dense layers are one batched matmul: `[K, b, w] x [K, w, classes] -> [K, b, classes]`.
+//!
+//! No member's output depends on another's weights, so the gradient of the sum of the
+//! members' losses with respect to member k's slice is member k's own gradient, and an
+//! element-wise optimizer (Adam) steps each member as its solo fit would (up to the rounding
+//! of grouped against plain convolutions).
+//!
+//! Parameter names are a solo student's (`features.0.weight`, `classifier.bias`, …) with the
+//! member axis first where the solo tensor has none: conv weights `[K·out, in, 3, 3]`, conv
+//! biases `[K·out]`, the classifier `[K, classes, w]` and `[K, classes]`.
+
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::conv_stack::Stage;
+use crate::error::{invalid, Result};
+use crate::student::StudentConfig;
+
+/// How the convolutions after the first compute the members' channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvLayout {
+    /// One grouped convolution, `groups = K`.
+    Grouped,
+    /// The input unfolded once (im2col), then one batched matmul over the members.
+    Unfolded,
+}
+
+/// A population of students of one [`StudentConfig`].
+#[derive(Debug)]
+pub struct StudentPopulation {
+    vs: nn::VarStore,
+    stages: Vec<Stage>,
+    members: i64,
+    layout: ConvLayout,
+}
+
+impl StudentPopulation {
+    /// Stacks the weights of `members`' variable stores — each a solo student of `config`
+    /// (its own initial weights, as its solo fit would draw them) — into one population.
+    pub fn stack(
+        config: &StudentConfig,
+        members: &[&nn::VarStore],
+        device: Device,
+    ) -> Result<Self> {
+        if members.is_empty() {
+            return Err(invalid("population", "at least one member", 0));
+        }
+        let vs = nn::VarStore::new(device);
+        let names = solo_names(config);
+        let root = vs.root();
+        for name in &names {
+            let parts: Vec<Tensor> = members
+                .iter()
+                .map(|m| {
+                    m.variables()
+                        .get(name)
+                        .map(|t| t.detach().to_device(device))
+                        .ok_or_else(|| {
+                            invalid("population", &format!("a student with {name}"), "none")
+                        })
+                })
+                .collect::<Result<_>>()?;
+            // Conv tensors concatenate on the channel axis; the classifier's stack.
+            let stacked = if name.starts_with("classifier") {
+                Tensor::stack(&parts, 0)
+            } else {
+                Tensor::cat(&parts, 0)
+            };
+            let (path, leaf) = name.rsplit_once('.').expect("a dotted name");
+            let at = path.split('.').fold(root.clone(), |p, part| p / part);
+            let _ = at.var_copy(leaf, &stacked);
+        }
+        Ok(Self {
+            vs,
+            stages: config.stages(),
+            members: members.len() as i64,
+            layout: ConvLayout::Grouped,
+        })
+    }
+
+    /// The population computing its later convolutions as `layout` says (the same
+    /// arithmetic, other kernels).
+    pub fn with_layout(mut self, layout: ConvLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// The population's variables (what an optimizer steps and a checkpoint saves).
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// How many members.
+    pub fn members(&self) -> usize {
+        self.members as usize
+    }
+
+    /// Every member's logits for the same images: `[b, c, h, w] -> [K, b, classes]`.
+    pub fn forward(&self, images: &Tensor) -> Tensor {
+        let vars = self.vs.variables();
+        let k = self.members;
+        let mut x = images.shallow_clone();
+        let (mut index, mut first) = (0usize, true);
+        for stage in &self.stages {
+            match stage {
+                Stage::Conv(_) => {
+                    let weight = &vars[&format!("features.{index}.weight")];
+                    let bias = &vars[&format!("features.{index}.bias")];
+                    x = match (first, self.layout) {
+                        (true, _) => x.conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], 1),
+                        (false, ConvLayout::Grouped) => {
+                            x.conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], k)
+                        }
+                        (false, ConvLayout::Unfolded) => unfolded_conv(&x, weight, bias, k),
+                    }
+                    .relu();
+                    (index, first) = (index + 2, false);
+                }
+                Stage::Pool => {
+                    x = x.max_pool2d_default(2);
+                    index += 1;
+                }
+            }
+        }
+        // [b, K·w, h', w'] -> [b, K·w] -> [K, b, w]
+        let b = x.size()[0];
+        let pooled = x.mean_dim([-2i64, -1].as_slice(), false, x.kind());
+        let per_member = pooled.view([b, k, -1]).transpose(0, 1);
+        let weight = &vars["classifier.weight"]; // [K, classes, w]
+        let bias = &vars["classifier.bias"]; // [K, classes]
+        per_member.bmm(&weight.transpose(1, 2)) + bias.unsqueeze(1)
+    }
+
+    /// Member `k`'s weights under a solo student's names and shapes (copies), to load
+    /// into its own model, save or compare.
+    pub fn member(&self, k: usize) -> Vec<(String, Tensor)> {
+        let n = self.members;
+        let mut vars: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars.into_iter()
+            .map(|(name, t)| {
+                let t = if name.starts_with("classifier") {
+                    t.get(k as i64)
+                } else {
+                    t.chunk(n, 0).swap_remove(k)
+                };
+                (name, t.detach().copy())
+            })
+            .collect()
+    }
+}
+
+/// Member-wise 3x3 same-padded convolution of `x` (`[b, K·c, h, w]`) by `weight`
+/// (`[K·o, c, 3, 3]`) as one batched matmul over the unfolded input:
+/// `[K, o, c·9] x [K, c·9, b·h·w] -> [K, o, b·h·w] -> [b, K·o, h, w]`.
+fn unfolded_conv(x: &Tensor, weight: &Tensor, bias: &Tensor, k: i64) -> Tensor {
+    let (b, kc, h, w) = x.size4().expect("a batch of feature maps");
+    let (c, o) = (kc / k, weight.size()[0] / k);
+    // im2col orders each column as (channel, kernel row, kernel column): member-major.
+    let cols = x
+        .im2col([3, 3], [1, 1], [1, 1], [1, 1])
+        .view([b, k, c * 9, h * w])
+        .permute([1, 2, 0, 3])
+        .reshape([k, c * 9, b * h * w]);
+    weight
+        .view([k, o, c * 9])
+        .bmm(&cols)
+        .view([k, o, b, h * w])
+        .permute([2, 0, 1, 3])
+        .reshape([b, k * o, h, w])
+        + bias.view([1, k * o, 1, 1])
+}
+
+/// The variable names of a solo student of `config`.
+fn solo_names(config: &StudentConfig) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut index = 0;
+    for stage in config.stages() {
+        match stage {
+            Stage::Conv(_) => {
+                names.push(format!("features.{index}.weight"));
+                names.push(format!("features.{index}.bias"));
+                index += 2;
+            }
+            Stage::Pool => index += 1,
+        }
+    }
+    names.extend([
+        "classifier.weight".to_string(),
+        "classifier.bias".to_string(),
+    ]);
+    names
+}
+
+/// The sum over members of each member's mean cross-entropy on the same `labels`: its
+/// gradient in member k's slice is member k's solo gradient.
+pub fn population_cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    let k = logits.size()[0];
+    let per_member: Vec<Tensor> = (0..k)
+        .map(|m| logits.get(m).cross_entropy_for_logits(labels))
+        .collect();
+    Tensor::stack(&per_member, 0).sum(Kind::Float)
+}
