@@ -6,10 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{kd_cli, read_json, run_ok, workspace_with, TINY_CONFIG};
+use crate::common::{kd_cli, read_json, run_ok, spawn_kd_cli, workspace_with, TINY_CONFIG};
 
 /// The tiny experiment with dropout in the teacher (random numbers to restore) and more
 /// epochs, so that a kill lands inside training.
@@ -73,14 +72,7 @@ fn results(run: &Path) -> (Vec<String>, Vec<String>) {
 /// Starts `kd-cli run run.toml --out OUT` and SIGKILLs it as soon as `marker` (a file under
 /// OUT) exists; panics if the run ends first.
 fn run_and_kill_when(cwd: &Path, out: &str, marker: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kd-cli"))
-        .args(["run", "run.toml", "--out", out])
-        .current_dir(cwd)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_kd_cli(&["run", "run.toml", "--out", out], cwd);
     let marker = cwd.join(out).join(marker);
     let started = Instant::now();
     while !marker.exists() {

@@ -6,10 +6,10 @@
 //! fatal; bad tunes are one-line errors before anything is written.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::common::{kd_cli, read_json, workspace_with, TINY_CONFIG};
+use crate::common::{kd_cli, read_json, spawn_kd_cli, workspace_with, TINY_CONFIG};
 
 /// The tune's space: 4 configurations.
 const SPACE: &str = "[tune.space]\n\"distill.loss\" = [\"hinton\", \"dkd\"]\n\"distill.temperature\" = [2.0, 4.0]\n";
@@ -44,14 +44,7 @@ fn a_tune_killed_in_its_second_rung_resumes_to_the_leaderboard_of_one_left_alone
     assert_eq!(expected.1["complete"], true);
     assert_eq!(expected.1["rows"].as_array().unwrap().len(), 4);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kd-cli"))
-        .args(["tune", "run.toml", "--out", "cut"])
-        .current_dir(cwd)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_kd_cli(&["tune", "run.toml", "--out", "cut"], cwd);
     let rung2 = cwd.join("cut/results/rung-2");
     let started = Instant::now();
     while std::fs::read_dir(&rung2).map_or(0, |d| d.count()) == 0 {

@@ -72,6 +72,17 @@ impl<'a> RunContext<'a> {
             pause_after,
         }
     }
+
+    /// The validation images in batches of [`super::EVAL_BATCH`], as every fit validates.
+    pub fn validation_loader(&self) -> BatchLoader<'a> {
+        let transform = self.cfg.data.transform.clone();
+        BatchLoader::new(
+            &self.plan.data.val,
+            super::EVAL_BATCH,
+            transform,
+            self.plan.device,
+        )
+    }
 }
 
 impl RunContext<'_> {

@@ -77,12 +77,7 @@ pub(super) fn fit_distilled(
     let (cfg, p) = (ctx.cfg, ctx.plan);
     // The distilled student also sees the unlabeled images, if any; the scratch one cannot.
     let train = student_loader(ctx, &p.distill_train);
-    let val = BatchLoader::new(
-        &p.data.val,
-        super::EVAL_BATCH,
-        cfg.data.transform.clone(),
-        ctx.device(),
-    );
+    let val = ctx.validation_loader();
     seeds::enter(Stream::Student, cfg.seed);
     let build = || ctx.build(&cfg.student.model);
     let distilled = ctx.guard("building the distilled student", build)?;
@@ -125,12 +120,7 @@ pub(super) fn fit_distilled(
 pub(super) fn fit_scratch(ctx: &mut RunContext) -> Result<(Model, FitOutcome)> {
     let (cfg, p) = (ctx.cfg, ctx.plan);
     let train = student_loader(ctx, &p.student_train);
-    let val = BatchLoader::new(
-        &p.data.val,
-        super::EVAL_BATCH,
-        cfg.data.transform.clone(),
-        ctx.device(),
-    );
+    let val = ctx.validation_loader();
     seeds::enter(Stream::Student, cfg.seed);
     let (model, s) = (&cfg.student.model, &cfg.student.train);
     let scratch = ctx.guard("building the scratch student", || ctx.build(model))?;

@@ -46,7 +46,7 @@ pub(super) fn teacher(
             let train = BatchLoader::new(&data.train, t.batch_size, tf.clone(), device)
                 .shuffled(seeds::data(Data::TeacherBatches, cfg.seed))
                 .augmented(t.augment.clone());
-            let val = BatchLoader::new(&data.val, super::EVAL_BATCH, tf.clone(), device);
+            let val = ctx.validation_loader();
             let loaders = (&train, &val);
             let objective = Objective::CrossEntropy;
             Some(ctx.fit("teacher", &teacher, &model_cfg, loaders, &objective, t)?)

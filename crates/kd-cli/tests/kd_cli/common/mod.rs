@@ -16,6 +16,18 @@ pub fn kd_cli(args: &[&str], cwd: &Path) -> Output {
         .unwrap()
 }
 
+/// Starts the `kd-cli` binary with `args` in `cwd`, its output discarded (a process to kill).
+pub fn spawn_kd_cli(args: &[&str], cwd: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_kd-cli"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Parses a JSON file the run wrote (`report.json`).
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
