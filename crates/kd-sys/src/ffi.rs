@@ -31,6 +31,20 @@ extern "C" {
         eps: f64,
         weight_decay: f64,
     ) -> c_int;
+    fn kd_adam_step_members(
+        params: *const *mut C_tensor,
+        exp_avg: *const *mut C_tensor,
+        exp_avg_sq: *const *mut C_tensor,
+        steps: *mut i64,
+        n: usize,
+        members: i64,
+        lr: *const f64,
+        weight_decay: *const f64,
+        active: *const u8,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    ) -> c_int;
     fn kd_adam_step_capturable(
         params: *const *mut C_tensor,
         exp_avg: *const *mut C_tensor,
@@ -215,6 +229,57 @@ pub(crate) fn adam_step(
             h.beta2,
             h.eps,
             h.weight_decay,
+        )
+    })
+}
+
+/// Each member's own hyperparameters for [`adam_step_members`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MemberHyper<'a> {
+    pub lr: &'a [f64],
+    pub weight_decay: &'a [f64],
+    pub active: &'a [u8],
+}
+
+/// One Adam step of a population (see `kd_adam_step_members` in the shim): `steps` holds
+/// `params.len() * members` counts, parameter-major; `hyper`'s slices one entry per member.
+pub(crate) fn adam_step_members(
+    params: &[Tensor],
+    exp_avg: &mut [Tensor],
+    exp_avg_sq: &mut [Tensor],
+    steps: &mut [i64],
+    hyper: MemberHyper,
+    h: AdamHyper,
+) -> Result<(), String> {
+    let n = params.len();
+    let members = hyper.lr.len();
+    one_state_per_parameter(n, [exp_avg.len(), exp_avg_sq.len(), steps.len() / members]);
+    assert!(
+        steps.len() == n * members
+            && hyper.weight_decay.len() == members
+            && hyper.active.len() == members,
+        "one count per parameter and member, one hyperparameter per member"
+    );
+    let params: Vec<*mut C_tensor> = params.iter().map(|t| t.as_ptr() as *mut _).collect();
+    let m: Vec<*mut C_tensor> = exp_avg.iter_mut().map(|t| t.as_mut_ptr()).collect();
+    let v: Vec<*mut C_tensor> = exp_avg_sq.iter_mut().map(|t| t.as_mut_ptr()).collect();
+    // SAFETY: every pointer is a live `at::Tensor` owned by a tch `Tensor` borrowed for the
+    // call, the hyperparameter slices hold `members` entries and `steps` n·members; the shim
+    // only assigns to the (exclusively borrowed) state tensors and updates parameters in place.
+    check(unsafe {
+        kd_adam_step_members(
+            params.as_ptr(),
+            m.as_ptr(),
+            v.as_ptr(),
+            steps.as_mut_ptr(),
+            n,
+            members as i64,
+            hyper.lr.as_ptr(),
+            hyper.weight_decay.as_ptr(),
+            hyper.active.as_ptr(),
+            h.beta1,
+            h.beta2,
+            h.eps,
         )
     })
 }

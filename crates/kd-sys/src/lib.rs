@@ -6,6 +6,8 @@
 //! - [`retain_freed_memory`]: glibc malloc thresholds that keep activation buffers for reuse;
 //! - [`single_threaded_ops`]: a helper thread's tensor operations on that thread alone;
 //! - [`adam_step`]: libtorch's Adam step with the optimizer state held by the caller;
+//! - [`adam_step_members`]: the same step for K members stacked in one tensor (fused
+//!   populations), each with its own learning rate, weight decay and count;
 //! - [`CapturableAdam`]: Adam with its counts and learning rate on the device, for CUDA graphs;
 //! - [`cuda_graph`]: CUDA graphs (`at::cuda::CUDAGraph`), where kd is built with CUDA;
 //! - [`rng_state`] / [`set_rng_state`]: the default random generators' state;
@@ -22,6 +24,7 @@ mod capturable_adam;
 pub mod cuda_graph;
 pub mod dist;
 mod ffi;
+mod members_adam;
 mod rng;
 pub mod script_module;
 mod threads;
@@ -30,6 +33,7 @@ pub use adam::{adam_step, AdamConfig, AdamError, AdamState};
 pub use allocator::retain_freed_memory;
 pub use autocast::{autocast, autocast_enabled, AutocastError};
 pub use capturable_adam::CapturableAdam;
+pub use members_adam::{adam_step_members, MemberStep, MembersAdamState};
 pub use rng::{rng_state, set_rng_state, RngError};
 pub use threads::single_threaded_ops;
 

@@ -140,6 +140,58 @@ int kd_adam_step(at::Tensor** params, at::Tensor** exp_avg, at::Tensor** exp_avg
   });
 }
 
+// One Adam step of a population (HFTA): every parameter stacks `members` members' tensors
+// along its first axis, member k's being `p.chunk(members, 0)[k]`. Each member steps as
+// `kd_adam_step` would step its own tensors — the same operations on its contiguous slice,
+// with its own learning rate `lr[k]`, weight decay `weight_decay[k]` and step count
+// `steps[i * members + k]` — and a member with `active[k] == 0` is left as it is (stopped,
+// or a non-finite step skipped). The moments are allocated whole (zeros) on first use.
+int kd_adam_step_members(at::Tensor** params, at::Tensor** exp_avg, at::Tensor** exp_avg_sq,
+                         int64_t* steps, size_t n, int64_t members, const double* lr,
+                         const double* weight_decay, const uint8_t* active, double beta1,
+                         double beta2, double eps) {
+  return guarded([&] {
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < n; ++i) {
+      at::Tensor& p = *params[i];
+      at::Tensor grad = p.grad();
+      if (!grad.defined()) {
+        continue;
+      }
+      at::Tensor& m = *exp_avg[i];
+      at::Tensor& v = *exp_avg_sq[i];
+      if (!m.defined()) {
+        m = at::zeros_like(p, at::MemoryFormat::Preserve);
+      }
+      if (!v.defined()) {
+        v = at::zeros_like(p, at::MemoryFormat::Preserve);
+      }
+      auto ps = p.chunk(members, 0);
+      auto gs = grad.chunk(members, 0);
+      auto ms = m.chunk(members, 0);
+      auto vs = v.chunk(members, 0);
+      for (int64_t k = 0; k < members; ++k) {
+        if (!active[k]) {
+          continue;
+        }
+        int64_t& step = steps[i * members + k];
+        step += 1;
+        double bias_correction1 = 1 - std::pow(beta1, step);
+        double bias_correction2 = 1 - std::pow(beta2, step);
+        at::Tensor g = gs[k];
+        if (weight_decay[k] != 0) {
+          g = g.add(ps[k], weight_decay[k]);
+        }
+        ms[k].mul_(beta1).add_(g, 1 - beta1);
+        vs[k].mul_(beta2).addcmul_(g, g, 1 - beta2);
+        at::Tensor denom = (vs[k].sqrt() / std::sqrt(bias_correction2)).add_(eps);
+        double step_size = lr[k] / bias_correction1;
+        ps[k].addcdiv_(ms[k], denom, -step_size);
+      }
+    }
+  });
+}
+
 // One Adam step in the form of PyTorch's `Adam(capturable=True)` (torch/optim/adam.py,
 // `_single_tensor_adam`), where every quantity stays on the parameters' device so that a CUDA
 // graph can capture the step and replay it with new values: the step counts `steps[i]` and
