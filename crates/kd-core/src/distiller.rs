@@ -183,6 +183,38 @@ impl<'a> Distiller<'a> {
         Ok(self)
     }
 
+    /// Why the students of a fused population cannot share this distiller's batches, if
+    /// they cannot: a FitNets hint needs each student's own feature, and mixup draws its
+    /// mixing per student. A logit loss against cached or live logits can.
+    pub fn unfusable(&self) -> Option<&'static str> {
+        match (self.method, self.mixup) {
+            (Method::Hint { .. }, _) => Some("a FitNets hint"),
+            (_, Some(_)) => Some("mixup"),
+            _ => None,
+        }
+    }
+
+    /// Whether `other` learns from the very same teacher signal (the same cached logits, or
+    /// the same live model): then one batch's teacher logits serve both.
+    pub fn same_teacher(&self, other: &Distiller<'_>) -> bool {
+        let (Method::Logits { teacher: a, .. }, Method::Logits { teacher: b, .. }) =
+            (self.method, other.method)
+        else {
+            return false;
+        };
+        match (a, b) {
+            (TeacherLogits::Live(x), TeacherLogits::Live(y)) => std::ptr::addr_eq(x, y),
+            (
+                TeacherLogits::Cached { train, val },
+                TeacherLogits::Cached {
+                    train: train_b,
+                    val: val_b,
+                },
+            ) => std::ptr::eq(train, train_b) && std::ptr::eq(val, val_b),
+            _ => false,
+        }
+    }
+
     /// Tells schedule-dependent losses (DKD's warm-up) that `epoch` (from 1) begins.
     pub fn begin_epoch(&self, epoch: usize) {
         if let Method::Logits { loss, .. } = self.method {

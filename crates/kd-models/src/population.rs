@@ -22,6 +22,8 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::conv_stack::Stage;
 use crate::error::{invalid, Result};
+use crate::model::Model;
+use crate::precision::Precision;
 use crate::student::StudentConfig;
 
 /// How the convolutions after the first compute the members' channels.
@@ -40,6 +42,8 @@ pub struct StudentPopulation {
     stages: Vec<Stage>,
     members: i64,
     layout: ConvLayout,
+    /// The members' precision (autocast of [`StudentPopulation::forward_t`]).
+    precision: Precision,
 }
 
 impl StudentPopulation {
@@ -70,10 +74,17 @@ impl StudentPopulation {
                 .collect::<Result<_>>()?;
             // Conv tensors concatenate on the channel axis; the classifier's stack.
             let stacked = if name.starts_with("classifier") {
-                Tensor::stack(&parts, 0)
+                Tensor::f_stack(&parts, 0)
             } else {
-                Tensor::cat(&parts, 0)
-            };
+                Tensor::f_cat(&parts, 0)
+            }
+            .map_err(|_| {
+                invalid(
+                    "population",
+                    &format!("members of one shape ({name})"),
+                    "members of different shapes",
+                )
+            })?;
             let (path, leaf) = name.rsplit_once('.').expect("a dotted name");
             let at = path.split('.').fold(root.clone(), |p, part| p / part);
             let _ = at.var_copy(leaf, &stacked);
@@ -83,7 +94,39 @@ impl StudentPopulation {
             stages: config.stages(),
             members: members.len() as i64,
             layout: ConvLayout::Grouped,
+            precision: Precision::F32,
         })
+    }
+
+    /// The population of `models`, students of `config` on one device, computing in one
+    /// precision (theirs): their current weights stacked. Members in channels-last memory
+    /// format are refused (a population computes in NCHW).
+    pub fn of_models(config: &StudentConfig, models: &[&Model]) -> Result<Self> {
+        let first = models
+            .first()
+            .ok_or_else(|| invalid("population", "at least one member", 0))?;
+        let same = |m: &&Model| {
+            m.precision() == first.precision()
+                && m.var_store().device() == first.var_store().device()
+        };
+        if !models.iter().all(same) {
+            return Err(invalid(
+                "population",
+                "members of one precision and device",
+                "members that differ",
+            ));
+        }
+        if models.iter().any(|m| m.is_channels_last()) {
+            return Err(invalid(
+                "population",
+                "members in NCHW memory format",
+                "channels-last members",
+            ));
+        }
+        let stores: Vec<&nn::VarStore> = models.iter().map(|m| m.var_store()).collect();
+        let mut population = Self::stack(config, &stores, first.var_store().device())?;
+        population.precision = first.precision();
+        Ok(population)
     }
 
     /// The population computing its later convolutions as `layout` says (the same
@@ -101,6 +144,14 @@ impl StudentPopulation {
     /// How many members.
     pub fn members(&self) -> usize {
         self.members as usize
+    }
+
+    /// Every member's float32 logits for the same images, `[b, c, h, w] -> [K, b, classes]`,
+    /// computed in the members' precision as each [`Model::forward_t`] computes its own (a
+    /// student has no layer that trains differently).
+    pub fn forward_t(&self, images: &Tensor) -> Tensor {
+        self.precision
+            .forward(self.vs.device(), || self.forward(images))
     }
 
     /// Every member's logits for the same images: `[b, c, h, w] -> [K, b, classes]`.
@@ -136,7 +187,40 @@ impl StudentPopulation {
         let per_member = pooled.view([b, k, -1]).transpose(0, 1);
         let weight = &vars["classifier.weight"]; // [K, classes, w]
         let bias = &vars["classifier.bias"]; // [K, classes]
+        if k == 1 {
+            // A solo student's dense layer, operation for operation.
+            let bias = bias.get(0);
+            return per_member
+                .get(0)
+                .linear(&weight.get(0), Some(&bias))
+                .unsqueeze(0);
+        }
         per_member.bmm(&weight.transpose(1, 2)) + bias.unsqueeze(1)
+    }
+
+    /// Copies member `k`'s weights into `into`, the variables of a solo student of the
+    /// population's shape (its own model, to validate, save or checkpoint).
+    pub fn write_member(&self, k: usize, into: &nn::VarStore) -> Result<()> {
+        let mut target = into.variables();
+        tch::no_grad(|| {
+            for (name, t) in self.member(k) {
+                let dst = target.get_mut(&name).ok_or_else(|| {
+                    invalid(
+                        "population member",
+                        &format!("a student with {name}"),
+                        "none",
+                    )
+                })?;
+                dst.f_copy_(&t).map_err(|_| {
+                    invalid(
+                        "population member",
+                        &format!("{name} of shape {:?}", t.size()),
+                        format!("{:?}", dst.size()),
+                    )
+                })?;
+            }
+            Ok(())
+        })
     }
 
     /// Member `k`'s weights under a solo student's names and shapes (copies), to load

@@ -209,7 +209,7 @@ pub(crate) fn record_epoch(t: &mut Training, m: EpochMetrics, skipped: usize) {
 }
 
 /// The last good checkpoint of `t`, in words.
-fn last_good(t: &Training) -> String {
+pub(crate) fn last_good(t: &Training) -> String {
     match t.checkpoints {
         Some(ck) if t.state.epoch > 0 => format!(
             "last good checkpoint: {} (after epoch {})",

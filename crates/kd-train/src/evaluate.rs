@@ -67,19 +67,12 @@ fn evaluate_pass(
     classes: Option<usize>,
 ) -> Result<(Evaluation, Option<Tensor>)> {
     let start = Instant::now();
-    let mut sums = DeviceSums::default();
+    let mut sums = PassSums::default();
     let mut counts: Option<Tensor> = None;
-    let mut cross_entropy: Option<Tensor> = None;
     let _no_grad = tch::no_grad_guard();
     loader.for_each_batch(0, &mut |batch| {
         let (logits, out) = objective.forward_loss(model, &batch, split, false);
         sums.add(&logits, &batch.labels, &out);
-        let b = batch.labels.size()[0] as f64;
-        let ce = logits
-            .cross_entropy_for_logits(&batch.labels)
-            .to_kind(Kind::Double)
-            * b;
-        accumulate(&mut cross_entropy, ce);
         if let Some(k) = classes.map(|k| k as i64) {
             let cells = &batch.labels * k + logits.argmax(-1, false);
             let batch_counts = cells.bincount(None::<Tensor>, k * k).to_kind(Kind::Int64);
@@ -90,16 +83,42 @@ fn evaluate_pass(
         }
         Ok(())
     })?;
-    let ce_sum = cross_entropy.map_or(0.0, |t| t.double_value(&[]));
-    let sums = sums.read();
-    let evaluation = Evaluation {
-        loss: sums.loss,
-        accuracy: sums.accuracy(),
-        cross_entropy: ce_sum / sums.images.max(1) as f64,
-        images: sums.images,
-        images_per_s: sums.images as f64 / start.elapsed().as_secs_f64(),
-    };
+    let evaluation = sums.evaluation(start);
     Ok((evaluation, counts))
+}
+
+/// What an evaluation pass adds up, batch by batch, on the device: the objective's loss and
+/// accuracy, and the cross-entropy against the labels.
+#[derive(Default)]
+pub(crate) struct PassSums {
+    sums: DeviceSums,
+    cross_entropy: Option<Tensor>,
+}
+
+impl PassSums {
+    /// Adds a batch's `logits` and loss `out` against `labels`.
+    pub(crate) fn add(&mut self, logits: &Tensor, labels: &Tensor, out: &kd_core::LossParts) {
+        self.sums.add(logits, labels, out);
+        let b = labels.size()[0] as f64;
+        let ce = logits
+            .cross_entropy_for_logits(labels)
+            .to_kind(Kind::Double)
+            * b;
+        accumulate(&mut self.cross_entropy, ce);
+    }
+
+    /// The pass's evaluation (read from the device), begun at `start`.
+    pub(crate) fn evaluation(self, start: Instant) -> Evaluation {
+        let ce_sum = self.cross_entropy.map_or(0.0, |t| t.double_value(&[]));
+        let sums = self.sums.read();
+        Evaluation {
+            loss: sums.loss,
+            accuracy: sums.accuracy(),
+            cross_entropy: ce_sum / sums.images.max(1) as f64,
+            images: sums.images,
+            images_per_s: sums.images as f64 / start.elapsed().as_secs_f64(),
+        }
+    }
 }
 
 /// The logits `[n, classes]` (f32) of every image of `loader`'s dataset, row `i` for image

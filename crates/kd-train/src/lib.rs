@@ -11,6 +11,8 @@
 //!     that the fit, `bench` and `doctor` take;
 //!   - [`graphed`]: training steps captured as CUDA graphs and replayed;
 //!   - `replicas`: one process or data parallelism, with every collective the loop makes;
+//! - [`population`]: K students of one architecture trained as one fused model
+//!   ([`fit_population`]), each member as its solo fit;
 //! - [`batches`]: [`BatchSource`], any source of mini-batches (kd-data's loader is one);
 //! - [`config`]: [`TrainConfig`], the settings of a fit;
 //! - [`objective`]: cross-entropy, or kd-core's `Distiller`;
@@ -47,6 +49,7 @@ pub mod metrics;
 pub mod nonfinite;
 pub mod objective;
 pub mod optimizer;
+pub mod population;
 pub mod progress;
 mod replicas;
 pub mod schedule;
@@ -69,6 +72,7 @@ pub use metrics::{EpochMetrics, History};
 pub use nonfinite::OnNonFinite;
 pub use objective::Objective;
 pub use optimizer::Adam;
+pub use population::{fit_population, Member, PopulationHooks};
 pub use progress::{NoProgress, Progress};
 pub use schedule::LrSchedule;
 pub use state::{FitOutcome, TrainEvent};

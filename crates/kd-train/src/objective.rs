@@ -59,6 +59,54 @@ impl Objective<'_> {
         Ok(())
     }
 
+    /// Why students under this objective cannot train in one fused population, if they
+    /// cannot ([`Distiller::unfusable`]).
+    pub(crate) fn unfusable(&self) -> Option<&'static str> {
+        match self {
+            Self::CrossEntropy => None,
+            Self::Distill(distiller) => distiller.unfusable(),
+        }
+    }
+
+    /// Whether one batch's teacher logits serve both objectives (neither has a teacher, or
+    /// both the same).
+    pub(crate) fn same_teacher(&self, other: &Objective<'_>) -> bool {
+        match (self, other) {
+            (Self::CrossEntropy, Objective::CrossEntropy) => true,
+            (Self::Distill(a), Objective::Distill(b)) => a.same_teacher(b),
+            _ => false,
+        }
+    }
+
+    /// The teacher's logits for `batch` (`None` for cross-entropy).
+    pub(crate) fn teacher_logits(&self, batch: &Batch, split: Split) -> Option<Tensor> {
+        match self {
+            Self::CrossEntropy => None,
+            Self::Distill(distiller) => distiller.teacher_logits(examples(batch), split),
+        }
+    }
+
+    /// The loss of given student `logits` on `batch`, with the teacher's logits of the batch
+    /// (from [`Objective::teacher_logits`]): what [`Objective::forward_loss`] computes from
+    /// the student's own forward pass, for an objective that is not
+    /// [`unfusable`](Objective::unfusable).
+    pub(crate) fn loss_of(
+        &self,
+        logits: &Tensor,
+        teacher: Option<&Tensor>,
+        labels: &Tensor,
+    ) -> LossParts {
+        match (self, teacher) {
+            (Self::Distill(distiller), Some(teacher)) => distiller
+                .loss_with(logits, teacher, labels)
+                .expect("a fusable distiller has a logit loss"),
+            _ => LossParts {
+                total: logits.cross_entropy_for_logits(labels),
+                parts: Vec::new(),
+            },
+        }
+    }
+
     /// Runs `model` on `batch` (training behaviour if `train`) and returns its logits and
     /// the loss.
     pub fn forward_loss(

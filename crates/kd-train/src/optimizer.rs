@@ -69,6 +69,17 @@ impl Adam {
             .get_or_insert_with(|| CapturableAdam::new(&self.params, &self.state, &self.config))
     }
 
+    /// Its hyperparameters (the learning rate of the next step among them).
+    pub(crate) fn config(&self) -> &AdamConfig {
+        &self.config
+    }
+
+    /// The state on the host, one entry per parameter in name order; `None` once a graphed
+    /// step moved it to the device.
+    pub(crate) fn host_state_mut(&mut self) -> Option<&mut [AdamState]> {
+        self.device.is_none().then_some(self.state.as_mut_slice())
+    }
+
     /// The names of the parameters it updates, in order.
     pub fn names(&self) -> &[String] {
         &self.names

@@ -8,6 +8,7 @@ mod graphed;
 mod learner;
 mod nonfinite;
 mod outside_student;
+mod population;
 mod resume;
 mod script_student;
 mod trainer;
