@@ -45,6 +45,8 @@ pub enum BenchMode {
     Eval,
     /// Batch-1 latency of the MODEL files named ([`crate::bench_latency`]).
     Latency,
+    /// Fused student populations against solo fits ([`crate::bench_population`]).
+    Population,
 }
 
 /// Settings of one `kd-cli bench` call.
@@ -144,6 +146,7 @@ fn time_mode(
     let (model, lr) = match mode {
         BenchMode::Teacher => (&s.teacher, 1e-5),
         BenchMode::Latency => bail!("--mode latency times model files, not steps"),
+        BenchMode::Population => bail!("--mode population times populations, alone"),
         _ => (&s.student, 1e-3),
     };
     if mode == BenchMode::Eval {

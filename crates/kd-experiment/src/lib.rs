@@ -29,7 +29,7 @@
 //!   a TorchScript teacher through its run config: [`eval_torchscript`]),
 //!   [`export`] and [`export_onnx`] (TorchScript, ONNX float and int8), [`onnx_model`],
 //!   [`saved_model`] (a model file opened without its config);
-//! - speed and health: [`latency`], [`bench`], [`bench_latency`], [`doctor`], [`env`];
+//! - speed and health: [`latency`], [`bench`], [`bench_latency`], [`bench_population`], [`doctor`], [`env`];
 //! - before a run: [`check`] and [`summary`];
 //! - a search: [`tune`] (`kd-cli tune`: successive halving over distillation settings,
 //!   the teacher paid once per seed, paired statistics for the finalists);
@@ -39,6 +39,7 @@
 pub mod atomic;
 pub mod bench;
 pub mod bench_latency;
+pub mod bench_population;
 pub mod check;
 pub mod compare;
 pub mod config;

@@ -7,7 +7,7 @@
 //! `cargo bench -p kd-train --bench population`.
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use kd_models::population::{population_cross_entropy, ConvLayout, StudentPopulation};
+use kd_models::population::{population_cross_entropy, StudentPopulation};
 use kd_models::{native_precision, Model, ModelConfig, Precision, StudentConfig};
 use tch::nn::{Adam, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
@@ -60,19 +60,15 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
-        let stores: Vec<&tch::nn::VarStore> = solos.iter().map(Model::var_store).collect();
-        for layout in [ConvLayout::Grouped, ConvLayout::Unfolded] {
-            let pop = StudentPopulation::stack(&student(), &stores, Device::Cpu)
-                .unwrap()
-                .with_layout(layout);
-            let mut opt = Adam::default().build(pop.var_store(), 1e-3).unwrap();
-            group.bench_function(format!("fused population, {layout:?}"), |b| {
-                b.iter(|| {
-                    let logits = precision.forward(Device::Cpu, || pop.forward(&images));
-                    opt.backward_step(&population_cross_entropy(&logits, &labels));
-                })
-            });
-        }
+        let pop =
+            StudentPopulation::of_models(&student(), &solos.iter().collect::<Vec<_>>()).unwrap();
+        let mut opt = Adam::default().build(pop.var_store(), 1e-3).unwrap();
+        group.bench_function("fused population", |b| {
+            b.iter(|| {
+                let logits = pop.forward_t(&images);
+                opt.backward_step(&population_cross_entropy(&logits, &labels));
+            })
+        });
         group.finish();
     }
 }

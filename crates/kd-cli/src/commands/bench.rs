@@ -1,11 +1,15 @@
-//! `kd-cli bench`: training and inference steps timed on synthetic batches, or, with
-//! `--mode latency MODEL...`, the latency of saved and exported models.
+//! `kd-cli bench`: training and inference steps timed on synthetic batches; with
+//! `--mode latency MODEL...`, the latency of saved and exported models; with `--mode
+//! population`, fused student populations against solo fits.
 
 use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Args;
 use kd_experiment::bench::{bench, BenchMode};
+use kd_experiment::bench_population::{
+    bench_population, table as population_table, PopulationBench,
+};
 use kd_experiment::config::DeviceChoice;
 use kd_experiment::{bench_latency, env};
 use kd_models::Precision;
@@ -51,6 +55,13 @@ pub struct BenchArgs {
     /// `teacher.torchscript` (its image shape and `[teacher.input]`).
     #[arg(long, value_name = "CONFIG")]
     config: Option<PathBuf>,
+    /// For `--mode population`: the population sizes K to time (`--steps` is then the
+    /// batches of each timed epoch).
+    #[arg(long, value_delimiter = ',', default_value = "1,4,12,32")]
+    members: Vec<usize>,
+    /// For `--mode population`: timed rounds per size (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 /// `--precision`'s parser.
@@ -63,6 +74,9 @@ impl BenchArgs {
         super::set_threads(self.threads);
         if self.mode.contains(&BenchMode::Latency) {
             return self.latency();
+        }
+        if self.mode.contains(&BenchMode::Population) {
+            return self.population();
         }
         if !self.models.is_empty() {
             bail!("MODEL files are timed by --mode latency only");
@@ -86,6 +100,31 @@ impl BenchArgs {
         for line in bench(&args)? {
             println!("{line}");
         }
+        Ok(())
+    }
+
+    /// `--mode population`: fused populations against solo fits, a JSON line per size, then
+    /// the table.
+    fn population(self) -> anyhow::Result<()> {
+        if self.mode.len() > 1 || !self.models.is_empty() {
+            bail!("--mode population: time populations alone (no other mode, no MODEL files)");
+        }
+        let device = self.device.resolve("--device")?;
+        env::keep_freed_memory(self.precision);
+        env::prepare_device(device);
+        let args = PopulationBench {
+            members: self.members,
+            batch: self.batch,
+            steps: self.steps,
+            rounds: self.rounds,
+            device,
+            precision: self.precision,
+        };
+        let rows = bench_population(&args)?;
+        for row in &rows {
+            println!("{}", serde_json::to_string(row)?);
+        }
+        print!("{}", population_table(&rows));
         Ok(())
     }
 

@@ -90,7 +90,15 @@ impl PopulationAdam {
                 if step == 0 || !s.exp_avg.defined() {
                     continue;
                 }
-                let moment = |t: &Tensor| t.chunk(k, 0).swap_remove(j).reshape(shape).copy();
+                // A member's own, contiguous tensor (the population's may be channels-last).
+                let moment = |t: &Tensor| {
+                    let slice = t.chunk(k, 0).swap_remove(j).reshape(shape);
+                    if slice.is_contiguous() {
+                        slice.copy()
+                    } else {
+                        slice.contiguous()
+                    }
+                };
                 *solo = AdamState {
                     exp_avg: moment(&s.exp_avg),
                     exp_avg_sq: moment(&s.exp_avg_sq),
