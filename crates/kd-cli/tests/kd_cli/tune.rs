@@ -248,3 +248,66 @@ fn bad_tunes_are_one_line_errors_before_anything_is_written() {
         );
     }
 }
+
+#[test]
+fn fused_populations_and_solo_trials_rank_alike() {
+    let (dir, _) = workspace_with(&tune_config(3));
+    let cwd = dir.path();
+    let fused = Command::new(env!("CARGO_BIN_EXE_kd-cli"))
+        .args(["tune", "run.toml", "--out", "fused"])
+        .current_dir(cwd)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&ok(fused, "fused tune").stderr).to_string();
+    // Rung 0 fuses each seed's 4 trials, rung 1 its 2 finalists.
+    assert_eq!(
+        log.matches("4 trials as one fused population").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("2 trials as one fused population").count(),
+        2,
+        "{log}"
+    );
+    let solo = tune_config(3).replace("eta = 2\n", "eta = 2\nfuse = false\n");
+    std::fs::write(cwd.join("solo.toml"), solo).unwrap();
+    ok(
+        kd_cli(&["tune", "solo.toml", "--out", "solo"], cwd),
+        "solo tune",
+    );
+    // The same tune (fusion is not part of its identity): the fused folder reports it.
+    let (a, b) = (
+        leaderboard(&cwd.join("fused")).1,
+        leaderboard(&cwd.join("solo")).1,
+    );
+    let rows = |j: &serde_json::Value| j["rows"].as_array().unwrap().clone();
+    assert_eq!(rows(&a).len(), rows(&b).len());
+    // Each configuration's validation accuracy (%) at each rung both reached, fused and
+    // alone: grouped and plain convolutions may round apart, which may move a prediction,
+    // not more than two of the 40 validation images (5 points).
+    let cells = |j: &serde_json::Value| -> std::collections::BTreeMap<u64, Vec<f64>> {
+        let cell = |c: &serde_json::Value| c["mean"].as_f64().unwrap();
+        rows(j)
+            .iter()
+            .map(|r| {
+                (
+                    r["trial"].as_u64().unwrap(),
+                    r["rungs"].as_array().unwrap().iter().map(cell).collect(),
+                )
+            })
+            .collect()
+    };
+    let (ca, cb) = (cells(&a), cells(&b));
+    assert_eq!(ca.keys().collect::<Vec<_>>(), cb.keys().collect::<Vec<_>>());
+    for (trial, x) in &ca {
+        for (p, q) in x.iter().zip(&cb[trial]) {
+            assert!(
+                (p - q).abs() <= 5.0 + 1e-9,
+                "trial {trial}: {x:?} vs {:?}",
+                cb[trial]
+            );
+        }
+    }
+}

@@ -132,15 +132,7 @@ impl RunContext<'_> {
         objective: &Objective,
         config: &TrainConfig,
     ) -> Result<FitOutcome> {
-        let mut checkpoints = Checkpoints::new(
-            self.out.join("checkpoints").join(role),
-            self.fingerprint.clone(),
-        )
-        .with_model_metadata(self.model_info(model_config).to_metadata())
-        .resuming(self.resume);
-        if !self.ranks.writer() {
-            checkpoints = checkpoints.read_only();
-        }
+        let checkpoints = self.checkpoints(role, model_config);
         let hooks = FitHooks {
             progress: Some(&mut *self.observer),
             checkpoints: Some(&checkpoints),
@@ -157,6 +149,22 @@ impl RunContext<'_> {
         crate::oom::guard(&activity, Some(&dir), || {
             Ok(fit_with(model, train, val, objective, config, role, hooks)?)
         })
+    }
+
+    /// The checkpoints of `role`'s fit (a model of `model_config`): `checkpoints/<role>` in
+    /// the run directory, resumed if the run resumes, read-only but on the writing rank.
+    pub fn checkpoints(&self, role: &str, model_config: &ModelConfig) -> Checkpoints {
+        let checkpoints = Checkpoints::new(
+            self.out.join("checkpoints").join(role),
+            self.fingerprint.clone(),
+        )
+        .with_model_metadata(self.model_info(model_config).to_metadata())
+        .resuming(self.resume);
+        if self.ranks.writer() {
+            checkpoints
+        } else {
+            checkpoints.read_only()
+        }
     }
 
     /// Saves `model` as `<role>.safetensors` (rank 0; a TorchScript teacher stays where it

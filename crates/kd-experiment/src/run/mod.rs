@@ -28,6 +28,7 @@ mod checks;
 mod context;
 mod data;
 mod directory;
+mod fused;
 mod hint;
 mod observer;
 mod outputs;
@@ -48,8 +49,9 @@ use crate::report::Report;
 pub(crate) use cache::Caches;
 use context::RunContext;
 pub use directory::run_dir;
+pub(crate) use fused::fit_fused;
 pub use observer::Observer;
-pub(crate) use piecewise::Student;
+pub(crate) use piecewise::{Fitted, Student};
 pub use plan::{Plan, TeacherSource};
 
 /// Overrides given on the command line.

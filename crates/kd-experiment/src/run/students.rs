@@ -59,7 +59,7 @@ pub(super) fn students(
 }
 
 /// A student's training batches of `images`, shuffled by the run's student stream.
-fn student_loader<'a>(ctx: &RunContext, images: &'a ImageDataset) -> BatchLoader<'a> {
+pub(super) fn student_loader<'a>(ctx: &RunContext, images: &'a ImageDataset) -> BatchLoader<'a> {
     let (cfg, device) = (ctx.cfg, ctx.device());
     let s = &cfg.student.train;
     BatchLoader::new(images, s.batch_size, cfg.data.transform.clone(), device)
@@ -95,13 +95,7 @@ pub(super) fn fit_distilled(
         (None, None, _) => unreachable!("a loss is either a logit loss or fitnets"),
     }
     .with_mixup(cfg.distill.mixup, "distill.mixup")?;
-    let mut described = serde_json::to_value(&cfg.distill)?;
-    described["teacher_logits"] = match caches {
-        Some(_) => format!("cached, {:?}", cfg.teacher.cache.dtype)
-            .to_lowercase()
-            .into(),
-        None => "live".into(),
-    };
+    let described = described_objective(cfg, caches.is_some())?;
     let objective = Objective::Distill(distiller);
     let (model, s) = (&cfg.student.model, &cfg.student.train);
     let outcome = ctx.fit(
@@ -113,6 +107,23 @@ pub(super) fn fit_distilled(
         s,
     )?;
     Ok((distilled, outcome, described))
+}
+
+/// The distilled student's objective as its report describes it: the `[distill]` section
+/// and where the teacher's logits came from.
+pub(super) fn described_objective(
+    cfg: &crate::config::RunConfig,
+    cached: bool,
+) -> Result<serde_json::Value> {
+    let mut described = serde_json::to_value(&cfg.distill)?;
+    described["teacher_logits"] = if cached {
+        format!("cached, {:?}", cfg.teacher.cache.dtype)
+            .to_lowercase()
+            .into()
+    } else {
+        "live".into()
+    };
+    Ok(described)
 }
 
 /// Builds the scratch student (the distilled one's initial weights) and fits it on the

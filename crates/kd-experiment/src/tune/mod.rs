@@ -15,6 +15,7 @@
 //!   [`store`]: the tune's folder; `runner.rs`: one process's share; `progress.rs`;
 //! - [`leaderboard`] (with `table.rs`: Markdown) and [`pareto`]: the report.
 
+mod fusion;
 pub mod halving;
 pub mod leaderboard;
 pub mod paired;

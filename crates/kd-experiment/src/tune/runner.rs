@@ -13,11 +13,12 @@ use anyhow::Result;
 use kd_data::ImageDataset;
 use kd_models::Model;
 
+use super::fusion::populations;
 use super::progress::TuneProgress;
 use super::schedule::{members, units, Shard};
 use super::space::Tune;
 use super::store::{Tested, TuneDir, Unit, UnitResult};
-use crate::run::{Caches, Plan, Student};
+use crate::run::{fit_fused, Caches, Fitted, Plan, Student};
 
 /// A seed's shared state in this process: its plan (the base config at the seed: its data
 /// split), its teacher and the teacher's logits by set of student images.
@@ -85,16 +86,118 @@ impl<'a> Runner<'a> {
             let (tune, dir) = (self.tune, self.dir);
             let members = wait_for(&what, || members(tune, dir, rung))?;
             progress.rung_open(rung, &members)?;
-            for (position, unit) in units(self.tune, rung, &members).into_iter().enumerate() {
-                if !shard.owns(position) || self.dir.result(unit)?.is_some() {
+            // Shards own whole populations, so that each trains as in one process.
+            let all = units(self.tune, rung, &members);
+            for (position, (units, plans)) in self.populations(&all)?.into_iter().enumerate() {
+                if !shard.owns(position) {
                     continue;
                 }
-                let result = self.run_unit(unit)?;
-                self.dir.save_result(unit, &result)?;
-                progress.finished(unit, &result)?;
+                let mut todo = Vec::new();
+                for (i, &unit) in units.iter().enumerate() {
+                    if self.dir.result(unit)?.is_none() {
+                        todo.push(i);
+                    }
+                }
+                let results = match plans {
+                    // A population cut short while saving its results: the rest, complete,
+                    // are only tested.
+                    Some(plans) if todo.len() > 1 => {
+                        let units: Vec<Unit> = todo.iter().map(|&i| units[i]).collect();
+                        let mut plans: Vec<Option<Plan>> = plans.into_iter().map(Some).collect();
+                        let plans = todo.iter().filter_map(|&i| plans[i].take()).collect();
+                        self.run_fused(&units, plans)?
+                    }
+                    _ => todo
+                        .iter()
+                        .map(|&i| self.run_unit(units[i]))
+                        .collect::<Result<_>>()?,
+                };
+                for (unit, result) in todo.iter().map(|&i| units[i]).zip(results) {
+                    self.dir.save_result(unit, &result)?;
+                    progress.finished(unit, &result)?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// A rung's units in the batches they run in: a fused population (with its members'
+    /// plans), or one unit alone (`tune.fuse = false`: every unit alone).
+    #[allow(clippy::type_complexity)]
+    fn populations(&mut self, todo: &[Unit]) -> Result<Vec<(Vec<Unit>, Option<Vec<Plan>>)>> {
+        let section = &self.tune.section;
+        if !section.fuse || section.fuse_members < 2 {
+            return Ok(todo.iter().map(|&u| (vec![u], None)).collect());
+        }
+        let (mut plans, mut keys): (Vec<Option<Plan>>, Vec<Option<String>>) =
+            (Vec::new(), Vec::new());
+        for &unit in todo {
+            let plan = match unit {
+                Unit::Trial { .. } => {
+                    self.seed(unit.seed())?;
+                    Some(self.unit_plan(&self.seeds[&unit.seed()].plan, unit)?)
+                }
+                Unit::Scratch { .. } => None,
+            };
+            let key = plan.as_ref().and_then(|p| {
+                let images = images_key(p.distill_images());
+                p.fusion_key().map(|k| format!("{k} {images}"))
+            });
+            plans.push(plan);
+            keys.push(key);
+        }
+        let max = section.fuse_members;
+        Ok(populations(todo, &keys, max)
+            .into_iter()
+            .map(|batch| {
+                let units: Vec<Unit> = batch.iter().map(|&i| todo[i]).collect();
+                let fused = (batch.len() > 1).then(|| {
+                    batch
+                        .iter()
+                        .map(|&i| plans[i].take().expect("a trial's plan"))
+                        .collect()
+                });
+                (units, fused)
+            })
+            .collect())
+    }
+
+    /// Trains the trials `units` (one seed, one rung) as one fused population of `plans`;
+    /// where the population cannot run, each alone.
+    fn run_fused(&mut self, units: &[Unit], plans: Vec<Plan>) -> Result<Vec<UnitResult>> {
+        let seed = units[0].seed();
+        let pause = self.pause_of(units[0]);
+        tracing::info!(
+            "seed {seed}: {} trials as one fused population",
+            units.len()
+        );
+        let state = self.seeds.get_mut(&seed).expect("opened by populations()");
+        let caches = cached_logits(state, &plans[0])?.map(|i| &state.caches[i].1);
+        let fitted = match fit_fused(&plans, &state.teacher, caches, pause) {
+            Ok(fitted) => fitted,
+            Err(e) => {
+                tracing::warn!("seed {seed}: the population cannot train fused ({e:#}); its trials train alone");
+                return units.iter().map(|&u| self.run_unit(u)).collect();
+            }
+        };
+        units
+            .iter()
+            .zip(&plans)
+            .zip(fitted)
+            .map(|((&unit, plan), fitted)| match fitted {
+                Ok(fitted) => unit_result(unit, plan, Student::Distilled, fitted, pause),
+                Err(e) => Ok(failed(unit, format!("{e:#}"))),
+            })
+            .collect()
+    }
+
+    /// Where `unit`'s fit pauses: after its rung's epochs, but at the last rung.
+    fn pause_of(&self, unit: Unit) -> Option<usize> {
+        let rungs = &self.tune.section.rungs;
+        match unit {
+            Unit::Trial { rung, .. } => (rung + 1 < rungs.len()).then(|| rungs[rung]),
+            Unit::Scratch { .. } => None,
+        }
     }
 
     /// The seed's state, its teacher loaded once the teacher's shard has saved it.
@@ -117,14 +220,11 @@ impl<'a> Runner<'a> {
 
     /// Trains `unit` and, at the end of a student's schedule, tests it.
     fn run_unit(&mut self, unit: Unit) -> Result<UnitResult> {
-        let rungs = self.tune.section.rungs.clone();
-        let (student, pause) = match unit {
-            Unit::Trial { rung, .. } => (
-                Student::Distilled,
-                (rung + 1 < rungs.len()).then(|| rungs[rung]),
-            ),
-            Unit::Scratch { .. } => (Student::Scratch, None),
+        let student = match unit {
+            Unit::Trial { .. } => Student::Distilled,
+            Unit::Scratch { .. } => Student::Scratch,
         };
+        let pause = self.pause_of(unit);
         let seed = unit.seed();
         self.seed(seed)?;
         let plan = self.unit_plan(&self.seeds[&seed].plan, unit)?;
@@ -134,30 +234,41 @@ impl<'a> Runner<'a> {
             Student::Scratch => None,
         };
         let caches = caches.map(|i| &state.caches[i].1);
-        let fitted = match plan.fit_student(student, &state.teacher, caches, pause) {
-            Ok(fitted) => fitted,
-            Err(e) => return Ok(failed(unit, format!("{e:#}"))),
-        };
-        let epochs = &fitted.outcome.history.epochs;
-        let best = epochs
-            .iter()
-            .map(|m| m.val_accuracy)
-            .fold(f64::NAN, f64::max);
-        let mut result = UnitResult {
-            trial: trial_of(unit),
-            seed: unit.seed(),
-            epochs: epochs.len(),
-            val_accuracy: best.is_finite().then_some(best),
-            complete: fitted.outcome.complete,
-            failed: None,
-            seconds: fitted.outcome.seconds,
-            tested: None,
-        };
-        if pause.is_none() {
-            result.tested = Some(Tested::of(&plan.test_student(student, fitted)?));
+        match plan.fit_student(student, &state.teacher, caches, pause) {
+            Ok(fitted) => unit_result(unit, &plan, student, fitted, pause),
+            Err(e) => Ok(failed(unit, format!("{e:#}"))),
         }
-        Ok(result)
     }
+}
+
+/// The result of `unit`, fitted (its plan `plan`): its best validation accuracy so far and,
+/// at the end of its schedule (no `pause`), its test.
+fn unit_result(
+    unit: Unit,
+    plan: &Plan,
+    student: Student,
+    fitted: Fitted,
+    pause: Option<usize>,
+) -> Result<UnitResult> {
+    let epochs = &fitted.outcome.history.epochs;
+    let best = epochs
+        .iter()
+        .map(|m| m.val_accuracy)
+        .fold(f64::NAN, f64::max);
+    let mut result = UnitResult {
+        trial: trial_of(unit),
+        seed: unit.seed(),
+        epochs: epochs.len(),
+        val_accuracy: best.is_finite().then_some(best),
+        complete: fitted.outcome.complete,
+        failed: None,
+        seconds: fitted.outcome.seconds,
+        tested: None,
+    };
+    if pause.is_none() {
+        result.tested = Some(Tested::of(&plan.test_student(student, fitted)?));
+    }
+    Ok(result)
 }
 
 /// The index into `state.caches` of the teacher's logits of `plan`'s student images,

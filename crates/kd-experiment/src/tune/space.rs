@@ -43,6 +43,13 @@ pub struct TuneSection {
     /// The most configurations the space may make.
     #[serde(default = "default_max_trials")]
     pub max_trials: usize,
+    /// Trains a rung's trials of one seed that share a student architecture and its batches
+    /// as fused populations ([`kd_train::fit_population`]); `false`: each alone.
+    #[serde(default = "default_fuse")]
+    pub fuse: bool,
+    /// The most members of one fused population (a rung's larger groups are split).
+    #[serde(default = "default_fuse_members")]
+    pub fuse_members: usize,
 }
 
 /// One grid of keys and values.
@@ -79,6 +86,14 @@ fn default_workers() -> usize {
 
 fn default_max_trials() -> usize {
     100
+}
+
+fn default_fuse() -> bool {
+    true
+}
+
+fn default_fuse_members() -> usize {
+    12
 }
 
 /// Config keys (and their sub-keys) the trials of one seed share, so the space may not vary
@@ -220,11 +235,13 @@ impl Tune {
         self.section.rungs.last().copied().unwrap_or(0)
     }
 
-    /// What identifies the tune — its base config, space, seeds, rungs and η, not how many
-    /// workers run it — so that a folder is only ever continued or reported by its own tune.
+    /// What identifies the tune — its base config, space, seeds, rungs and η, not how it
+    /// runs (workers, fusion) — so that a folder is only ever continued or reported by its
+    /// own tune.
     pub fn fingerprint(&self) -> Result<String> {
         let mut section = self.section.clone();
         (section.workers, section.base) = (1, None);
+        (section.fuse, section.fuse_members) = (true, default_fuse_members());
         let text = format!(
             "{}\n{}",
             crate::resolved::canonical_toml(&self.base)?,
@@ -310,6 +327,9 @@ fn check_section(t: &TuneSection, path: &Path, more_than_max: bool) -> Result<()
     }
     if t.workers == 0 {
         bail!("{at}: tune.workers: expected 1 or more, got 0");
+    }
+    if t.fuse_members == 0 {
+        bail!("{at}: tune.fuse_members: expected 1 or more, got 0");
     }
     let count: usize = grids
         .iter()

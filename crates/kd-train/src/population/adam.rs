@@ -3,6 +3,7 @@
 //! steps as its own Adam would), then handed back to the member's optimizer, so that its
 //! checkpoint holds the state a solo fit would hold.
 
+use kd_models::memory_format;
 use kd_models::population::StudentPopulation;
 use kd_sys::{adam_step_members, AdamConfig, AdamState, MemberStep, MembersAdamState};
 use tch::Tensor;
@@ -83,17 +84,23 @@ impl PopulationAdam {
     pub fn scatter(self, members: &mut [&mut Adam]) {
         let k = members.len() as i64;
         for (j, adam) in members.iter_mut().enumerate() {
-            let shapes: Vec<Vec<i64>> = adam.params().iter().map(Tensor::size).collect();
+            let shapes: Vec<(Vec<i64>, bool)> = adam
+                .params()
+                .iter()
+                .map(|p| (p.size(), memory_format::is_channels_last(p)))
+                .collect();
             let host = adam.host_state_mut().expect("gathered from the host");
-            for ((s, shape), solo) in self.state.iter().zip(&shapes).zip(host.iter_mut()) {
+            for ((s, (shape, nhwc)), solo) in self.state.iter().zip(&shapes).zip(host.iter_mut()) {
                 let step = s.steps[j];
                 if step == 0 || !s.exp_avg.defined() {
                     continue;
                 }
-                // A member's own, contiguous tensor (the population's may be channels-last).
+                // A tensor of the member's own, in its parameter's memory format.
                 let moment = |t: &Tensor| {
-                    let slice = t.chunk(k, 0).swap_remove(j).reshape(shape);
-                    if slice.is_contiguous() {
+                    let slice = t.chunk(k, 0).swap_remove(j).reshape(shape.as_slice());
+                    if *nhwc {
+                        memory_format::channels_last(&slice)
+                    } else if slice.is_contiguous() {
                         slice.copy()
                     } else {
                         slice.contiguous()

@@ -1,0 +1,123 @@
+//! A tune rung's distilled students of one seed trained as one fused population
+//! ([`kd_train::fit_population`]; HFTA, Wang et al., MLSys 2021): each member is the
+//! student its own plan's `run` would fit — its initial weights (the seed's), its loss and
+//! settings, its checkpoints in its own run directory — and all read the same batches, which
+//! is what plans with equal [`Plan::fusion_key`]s guarantee.
+
+use anyhow::Result;
+use kd_core::Distiller;
+use kd_models::{Model, ModelConfig};
+use kd_train::{fit_population, Checkpoints, Member, NoProgress, Objective, PopulationHooks};
+
+use super::cache::Caches;
+use super::context::RunContext;
+use super::piecewise::Fitted;
+use super::plan::Plan;
+use super::students::{described_objective, student_loader};
+use super::Ranks;
+use crate::seeds::{self, Stream};
+
+impl Plan {
+    /// What the distilled students of plans must share to train as one population — the
+    /// student's shape, its batches (size, augmentation, transform, images' shuffling seed),
+    /// its epochs, device and memory format — as a string equal for such plans; `None` where
+    /// this plan's student cannot join one (not of the student family, a FitNets hint,
+    /// mixup). The images themselves are the caller's to compare.
+    pub(crate) fn fusion_key(&self) -> Option<String> {
+        let cfg = &self.cfg;
+        let ModelConfig::Student(student) = &cfg.student.model else {
+            return None;
+        };
+        if self.logit_loss.is_none() || cfg.distill.mixup > 0.0 {
+            return None;
+        }
+        let s = &cfg.student.train;
+        let shared = (
+            student,
+            (s.batch_size, &s.augment, s.epochs, s.cuda_graphs),
+            (
+                &cfg.data.transform,
+                cfg.seed,
+                format!("{:?}", self.device),
+                cfg.channels_last,
+            ),
+        );
+        serde_json::to_string(&shared).ok()
+    }
+}
+
+/// Fits the distilled students of `plans` (plans of one seed with equal fusion keys, `caches`
+/// their teacher's logits, or `None` for the live `teacher`) as one population, pausing after
+/// `pause_after` epochs: one result per plan, in order. The outer error is the population's
+/// (its members could not be built or fused); a member's own failure is its result.
+pub(crate) fn fit_fused(
+    plans: &[Plan],
+    teacher: &Model,
+    caches: Option<&Caches>,
+    pause_after: Option<usize>,
+) -> Result<Vec<Result<Fitted>>> {
+    let mut observers: Vec<NoProgress> = plans.iter().map(|_| NoProgress).collect();
+    let contexts: Vec<RunContext> = plans
+        .iter()
+        .zip(&mut observers)
+        .map(|(p, o)| RunContext::new(p, o, Ranks { parallel: None }, pause_after))
+        .collect();
+    let models = contexts
+        .iter()
+        .map(|ctx| {
+            seeds::enter(Stream::Student, ctx.cfg.seed);
+            ctx.build(&ctx.cfg.student.model)
+        })
+        .collect::<Result<Vec<Model>>>()?;
+    let checkpoints: Vec<Checkpoints> = contexts
+        .iter()
+        .map(|ctx| ctx.checkpoints("distilled", &ctx.cfg.student.model))
+        .collect();
+    let members = plans
+        .iter()
+        .zip(&models)
+        .zip(&checkpoints)
+        .map(|((p, model), checkpoints)| {
+            let loss = p
+                .logit_loss
+                .as_deref()
+                .expect("fusion keys need a logit loss");
+            let distiller = match caches {
+                Some((train, val)) => Distiller::cached(train, val, loss),
+                None => Distiller::live(teacher, loss),
+            };
+            Member {
+                model,
+                objective: Objective::Distill(distiller),
+                config: &p.cfg.student.train,
+                phase: "distilled".into(),
+                checkpoints: Some(checkpoints),
+            }
+        })
+        .collect::<Vec<_>>();
+    let ModelConfig::Student(student) = &plans[0].cfg.student.model else {
+        anyhow::bail!("fused students: the student family only");
+    };
+    let first = &contexts[0];
+    let train = student_loader(first, &plans[0].distill_train);
+    let val = first.validation_loader();
+    let hooks = PopulationHooks {
+        progress: None,
+        pause_after,
+    };
+    let outcomes = fit_population(student, &members, &train, &val, hooks)?;
+    drop(members);
+    let fitted = plans
+        .iter()
+        .zip(models)
+        .zip(outcomes)
+        .map(|((p, model), outcome)| {
+            Ok(Fitted {
+                model,
+                outcome: outcome?,
+                objective: described_objective(&p.cfg, caches.is_some())?,
+            })
+        })
+        .collect();
+    Ok(fitted)
+}
