@@ -6,7 +6,7 @@
 #   OUT=$OUT scripts/device-bench.sh          (the tool sets OUT; default: a new mktemp -d)
 #
 # Every command runs under `timeout -k 5 LIMIT`, and a step starts only when its limit fits
-# before the deadline (BUDGET = 530 s after the start; otherwise it prints "skipped: not
+# before the deadline (BUDGET = 560 s after the start; otherwise it prints "skipped: not
 # enough time left"). Nothing that fails stops the script: each step says why it failed or
 # was skipped, and the script ends with a summary and exit status 0. The most valuable
 # numbers come first:
@@ -20,6 +20,8 @@
 #      BENCH_LIMIT each: `kd-cli bench` bf16 + channels-last eager and --cuda-graphs,
 #      torch_seed.py eager f32 (the anchor), `kd-cli bench` f32 eager and --cuda-graphs;
 #      the graphed runs are skipped when the doctor did not pass             5 x 20 = 100 s
+#   2b. fused student populations: `kd-cli bench --mode population` (K = 1, 4, 12, 32
+#      quickstart students, batch 32, 20 batches, bf16, against K solo fits), POP_LIMIT 30 s
 #   3. the seed's full schedule (configs/gpu-seed-schedule.toml: 50,000 synthetic CIFAR-format
 #      images written by DATA_LIMIT's step to target/, VGG19 25 epochs, two students 20):
 #      kd with CUDA graphs (eager when the doctor did not pass), SCHED_KD_LIMIT; PyTorch
@@ -35,8 +37,8 @@
 #      counted) in whatever is left before the deadline, at most COMPILE_LIMIT (240 s), and
 #      only when at least COMPILE_MIN (90 s) is left.
 #
-# The fixed limits add up to 60 + 60 + 100 + 250 + 60 = 530 s (with ROUNDS=1), under 9
-# minutes; the compiled form only uses what the others leave of the 530 s. torch.compile's
+# The fixed limits add up to 60 + 60 + 100 + 30 + 250 + 60 = 560 s (with ROUNDS=1), under
+# 10 minutes; the compiled form only uses what the others leave of the 560 s. torch.compile's
 # max-autotune is not run: it benchmarks kernels for every convolution and matrix product
 # before the first step, minutes for these three models, more than is left of one 10-minute
 # device call (run torch_seed_schedule.py --compile max-autotune alone for it).
@@ -49,7 +51,7 @@
 # temporary folder (kept when KEEP_WORK=1), the 180 MB of images to target/.
 #
 # Settings (environment): PYTHON (python3), KD (dist/kd-cli; target/release/kd-cli works
-# too), ANCHORS (dist/anchors), STEPS (30), ROUNDS (1), BUDGET (530) and each *_LIMIT above.
+# too), ANCHORS (dist/anchors), STEPS (30), ROUNDS (1), BUDGET (560) and each *_LIMIT above.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -61,7 +63,7 @@ if [ -z "${ANCHORS:-}" ]; then   # dist/anchors, or beside a checkout the shared
 fi
 STEPS=${STEPS:-30}
 ROUNDS=${ROUNDS:-1}
-BUDGET=${BUDGET:-530}
+BUDGET=${BUDGET:-560}
 CHECK_LIMIT=${CHECK_LIMIT:-15}
 PROBE_LIMIT=${PROBE_LIMIT:-30}
 DOCTOR_LIMIT=${DOCTOR_LIMIT:-60}
@@ -70,6 +72,7 @@ DATA_LIMIT=${DATA_LIMIT:-10}
 SCHED_KD_LIMIT=${SCHED_KD_LIMIT:-90}
 SCHED_TORCH_LIMIT=${SCHED_TORCH_LIMIT:-75}
 RESUME_LIMIT=${RESUME_LIMIT:-20}
+POP_LIMIT=${POP_LIMIT:-30}
 COMPILE_LIMIT=${COMPILE_LIMIT:-240}
 COMPILE_MIN=${COMPILE_MIN:-90}
 KILL_GRACE=5          # timeout -k: SIGKILL this long after SIGTERM
@@ -267,6 +270,18 @@ else
 fi
 echo; cat "$BENCH_TABLE"
 
+# ---------------------------------------------------------------- 2b. fused populations
+section "2b. fused student populations (K quickstart students, batch 32, bf16)"
+POP_TABLE=$WORK/population.md
+echo "(not run)" > "$POP_TABLE"
+if [ -n "$KD_REASON" ]; then
+  note "bench kd population" "skipped: $KD_REASON"
+elif run_bounded "bench kd population" "$POP_LIMIT" "$KD" bench --device cuda --mode population \
+    --members 1,4,12,32 --batch 32 --steps 20 --rounds 1 --precision bf16; then
+  grep -v '^{' "$LAST_OUT" > "$POP_TABLE"
+  indent < "$POP_TABLE"
+fi
+
 # ---------------------------------------------------------------- 3. the seed's schedule
 section "3. the seed's schedule ($CONFIG)"
 DATA_REASON=$GPU_REASON     # why the schedule's images are missing
@@ -426,6 +441,10 @@ SUMMARY=$OUT/summary.md
   echo "## kd vs PyTorch eager, images/s ($STEPS timed steps, batch 128)"
   echo
   cat "$BENCH_TABLE"
+  echo
+  echo "## fused student populations against solo fits (member-images/s, bf16)"
+  echo
+  cat "$POP_TABLE"
   echo
   echo "## the seed's schedule (limits: kd $SCHED_KD_LIMIT s, PyTorch $SCHED_TORCH_LIMIT s each)"
   echo

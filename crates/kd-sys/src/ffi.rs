@@ -253,6 +253,7 @@ pub(crate) fn adam_step_members(
 ) -> Result<(), String> {
     let n = params.len();
     let members = hyper.lr.len();
+    assert!(members > 0, "at least one member");
     one_state_per_parameter(n, [exp_avg.len(), exp_avg_sq.len(), steps.len() / members]);
     assert!(
         steps.len() == n * members

@@ -152,11 +152,19 @@ int kd_adam_step_members(at::Tensor** params, at::Tensor** exp_avg, at::Tensor**
                          double beta2, double eps) {
   return guarded([&] {
     at::NoGradGuard no_grad;
+    if (members < 1) {
+      throw std::runtime_error("members Adam: expected at least one member");
+    }
     for (size_t i = 0; i < n; ++i) {
       at::Tensor& p = *params[i];
       at::Tensor grad = p.grad();
       if (!grad.defined()) {
         continue;
+      }
+      if (p.dim() == 0 || p.size(0) % members != 0) {
+        throw std::runtime_error("members Adam: parameter " + std::to_string(i) +
+                                 " does not stack " + std::to_string(members) +
+                                 " members on its first axis");
       }
       at::Tensor& m = *exp_avg[i];
       at::Tensor& v = *exp_avg_sq[i];
@@ -165,6 +173,11 @@ int kd_adam_step_members(at::Tensor** params, at::Tensor** exp_avg, at::Tensor**
       }
       if (!v.defined()) {
         v = at::zeros_like(p, at::MemoryFormat::Preserve);
+      }
+      if (!grad.sizes().equals(p.sizes()) || !m.sizes().equals(p.sizes()) ||
+          !v.sizes().equals(p.sizes())) {
+        throw std::runtime_error("members Adam: the gradient or state of parameter " +
+                                 std::to_string(i) + " is not of its shape");
       }
       auto ps = p.chunk(members, 0);
       auto gs = grad.chunk(members, 0);

@@ -6,6 +6,7 @@
 
 use anyhow::Result;
 use kd_core::Distiller;
+use kd_core::LossConfig;
 use kd_models::{Model, ModelConfig};
 use kd_train::{fit_population, Checkpoints, Member, NoProgress, Objective, PopulationHooks};
 
@@ -15,35 +16,35 @@ use super::piecewise::Fitted;
 use super::plan::Plan;
 use super::students::{described_objective, student_loader};
 use super::Ranks;
+use crate::config::{PrecisionChoice, RunConfig};
 use crate::seeds::{self, Stream};
 
-impl Plan {
-    /// What the distilled students of plans must share to train as one population — the
-    /// student's shape, its batches (size, augmentation, transform, images' shuffling seed),
-    /// its epochs, device and memory format — as a string equal for such plans; `None` where
-    /// this plan's student cannot join one (not of the student family, a FitNets hint,
-    /// mixup). The images themselves are the caller's to compare.
-    pub(crate) fn fusion_key(&self) -> Option<String> {
-        let cfg = &self.cfg;
-        let ModelConfig::Student(student) = &cfg.student.model else {
-            return None;
-        };
-        if self.logit_loss.is_none() || cfg.distill.mixup > 0.0 {
-            return None;
-        }
-        let s = &cfg.student.train;
-        let shared = (
-            student,
-            (s.batch_size, &s.augment, s.epochs, s.cuda_graphs),
-            (
-                &cfg.data.transform,
-                cfg.seed,
-                format!("{:?}", self.device),
-                cfg.channels_last,
-            ),
-        );
-        serde_json::to_string(&shared).ok()
+/// What the distilled students of configs (of one tune, at one seed) must share to train as
+/// one population — the student's shape, its images (how many labelled, which unlabeled)
+/// and batches (size, augmentation, transform, shuffling seed), its epochs and memory
+/// format — as a string equal for such configs; `None` where the student cannot join one:
+/// not of the student family, a FitNets hint (each student's own feature), mixup (its own
+/// mixing), float16 (a loss scaler of its own), or CUDA graphs required (a population steps
+/// eagerly). Computed from the config alone, before any plan.
+pub(crate) fn fusion_key(cfg: &RunConfig) -> Option<String> {
+    let ModelConfig::Student(student) = &cfg.student.model else {
+        return None;
+    };
+    let unfusable = matches!(cfg.distill.loss, LossConfig::Fitnets(_))
+        || cfg.distill.mixup > 0.0
+        || cfg.precision == PrecisionChoice::F16
+        || cfg.student.train.cuda_graphs == Some(true);
+    if unfusable {
+        return None;
     }
+    let (st, s) = (&cfg.student, &cfg.student.train);
+    let shared = (
+        student,
+        (st.train_images, &st.unlabeled, st.unlabeled_images),
+        (s.batch_size, &s.augment, s.epochs),
+        (&cfg.data.transform, cfg.seed, cfg.channels_last),
+    );
+    serde_json::to_string(&shared).ok()
 }
 
 /// Fits the distilled students of `plans` (plans of one seed with equal fusion keys, `caches`
@@ -105,7 +106,11 @@ pub(crate) fn fit_fused(
         progress: None,
         pause_after,
     };
-    let outcomes = fit_population(student, &members, &train, &val, hooks)?;
+    let dir = first.out.join("checkpoints").display().to_string();
+    let activity = format!("training {} students as one population", plans.len());
+    let outcomes = crate::oom::guard(&activity, Some(&dir), || {
+        Ok(fit_population(student, &members, &train, &val, hooks)?)
+    })?;
     drop(members);
     let fitted = plans
         .iter()

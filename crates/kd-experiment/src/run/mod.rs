@@ -49,7 +49,7 @@ use crate::report::Report;
 pub(crate) use cache::Caches;
 use context::RunContext;
 pub use directory::run_dir;
-pub(crate) use fused::fit_fused;
+pub(crate) use fused::{fit_fused, fusion_key};
 pub use observer::Observer;
 pub(crate) use piecewise::{Fitted, Student};
 pub use plan::{Plan, TeacherSource};

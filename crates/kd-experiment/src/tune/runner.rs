@@ -18,7 +18,7 @@ use super::progress::TuneProgress;
 use super::schedule::{members, units, Shard};
 use super::space::Tune;
 use super::store::{Tested, TuneDir, Unit, UnitResult};
-use crate::run::{fit_fused, Caches, Fitted, Plan, Student};
+use crate::run::{fit_fused, fusion_key, Caches, Fitted, Plan, Student};
 
 /// A seed's shared state in this process: its plan (the base config at the seed: its data
 /// split), its teacher and the teacher's logits by set of student images.
@@ -88,31 +88,24 @@ impl<'a> Runner<'a> {
             progress.rung_open(rung, &members)?;
             // Shards own whole populations, so that each trains as in one process.
             let all = units(self.tune, rung, &members);
-            for (position, (units, plans)) in self.populations(&all)?.into_iter().enumerate() {
+            for (position, batch) in self.batches(&all, shard)?.into_iter().enumerate() {
                 if !shard.owns(position) {
                     continue;
                 }
                 let mut todo = Vec::new();
-                for (i, &unit) in units.iter().enumerate() {
-                    if self.dir.result(unit)?.is_none() {
-                        todo.push(i);
+                for &i in &batch {
+                    if self.dir.result(all[i])?.is_none() {
+                        todo.push(all[i]);
                     }
                 }
-                let results = match plans {
-                    // A population cut short while saving its results: the rest, complete,
-                    // are only tested.
-                    Some(plans) if todo.len() > 1 => {
-                        let units: Vec<Unit> = todo.iter().map(|&i| units[i]).collect();
-                        let mut plans: Vec<Option<Plan>> = plans.into_iter().map(Some).collect();
-                        let plans = todo.iter().filter_map(|&i| plans[i].take()).collect();
-                        self.run_fused(&units, plans)?
-                    }
-                    _ => todo
-                        .iter()
-                        .map(|&i| self.run_unit(units[i]))
-                        .collect::<Result<_>>()?,
+                // A population cut short while saving its results: the rest, complete, are
+                // only tested (fused, or alone if one is left).
+                let results = match todo.len() {
+                    0 => continue,
+                    1 => vec![self.run_unit(todo[0])?],
+                    _ => self.run_fused(&todo)?,
                 };
-                for (unit, result) in todo.iter().map(|&i| units[i]).zip(results) {
+                for (&unit, result) in todo.iter().zip(results) {
                     self.dir.save_result(unit, &result)?;
                     progress.finished(unit, &result)?;
                 }
@@ -121,62 +114,51 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    /// A rung's units in the batches they run in: a fused population (with its members'
-    /// plans), or one unit alone (`tune.fuse = false`: every unit alone).
-    #[allow(clippy::type_complexity)]
-    fn populations(&mut self, todo: &[Unit]) -> Result<Vec<(Vec<Unit>, Option<Vec<Plan>>)>> {
+    /// A rung's units (`all`, in order) in the batches they run in, as positions: several
+    /// are a fused population, one a unit trained alone (`tune.fuse = false`: every unit
+    /// alone). Decided from the configs alone, the same in every shard of `shard.count`.
+    fn batches(&self, all: &[Unit], shard: Shard) -> Result<Vec<Vec<usize>>> {
         let section = &self.tune.section;
         if !section.fuse || section.fuse_members < 2 {
-            return Ok(todo.iter().map(|&u| (vec![u], None)).collect());
+            return Ok((0..all.len()).map(|i| vec![i]).collect());
         }
-        let (mut plans, mut keys): (Vec<Option<Plan>>, Vec<Option<String>>) =
-            (Vec::new(), Vec::new());
-        for &unit in todo {
-            let plan = match unit {
-                Unit::Trial { .. } => {
-                    self.seed(unit.seed())?;
-                    Some(self.unit_plan(&self.seeds[&unit.seed()].plan, unit)?)
+        let keys = all
+            .iter()
+            .map(|&unit| match unit {
+                Unit::Trial { trial, seed, .. } => {
+                    let cfg = self.tune.config(Some(&self.tune.trials[trial]), seed)?;
+                    Ok(fusion_key(&cfg))
                 }
-                Unit::Scratch { .. } => None,
-            };
-            let key = plan.as_ref().and_then(|p| {
-                let images = images_key(p.distill_images());
-                p.fusion_key().map(|k| format!("{k} {images}"))
-            });
-            plans.push(plan);
-            keys.push(key);
-        }
-        let max = section.fuse_members;
-        Ok(populations(todo, &keys, max)
-            .into_iter()
-            .map(|batch| {
-                let units: Vec<Unit> = batch.iter().map(|&i| todo[i]).collect();
-                let fused = (batch.len() > 1).then(|| {
-                    batch
-                        .iter()
-                        .map(|&i| plans[i].take().expect("a trial's plan"))
-                        .collect()
-                });
-                (units, fused)
+                Unit::Scratch { .. } => Ok(None),
             })
-            .collect())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(populations(all, &keys, section.fuse_members, shard.count))
     }
 
-    /// Trains the trials `units` (one seed, one rung) as one fused population of `plans`;
-    /// where the population cannot run, each alone.
-    fn run_fused(&mut self, units: &[Unit], plans: Vec<Plan>) -> Result<Vec<UnitResult>> {
+    /// Trains the trials `units` (one seed, one rung, equal fusion keys) as one fused
+    /// population; where the population cannot train, each alone.
+    fn run_fused(&mut self, units: &[Unit]) -> Result<Vec<UnitResult>> {
         let seed = units[0].seed();
         let pause = self.pause_of(units[0]);
+        self.seed(seed)?;
+        let seed_plan = &self.seeds[&seed].plan;
+        let plans = units
+            .iter()
+            .map(|&unit| self.unit_plan(seed_plan, unit))
+            .collect::<Result<Vec<Plan>>>()?;
         tracing::info!(
             "seed {seed}: {} trials as one fused population",
             units.len()
         );
-        let state = self.seeds.get_mut(&seed).expect("opened by populations()");
+        let state = self.seeds.get_mut(&seed).expect("opened above");
         let caches = cached_logits(state, &plans[0])?.map(|i| &state.caches[i].1);
         let fitted = match fit_fused(&plans, &state.teacher, caches, pause) {
             Ok(fitted) => fitted,
             Err(e) => {
-                tracing::warn!("seed {seed}: the population cannot train fused ({e:#}); its trials train alone");
+                tracing::warn!(
+                    "seed {seed}: the population cannot train fused ({e:#}); its trials train alone"
+                );
+                drop(plans);
                 return units.iter().map(|&u| self.run_unit(u)).collect();
             }
         };

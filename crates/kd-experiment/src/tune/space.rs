@@ -235,13 +235,12 @@ impl Tune {
         self.section.rungs.last().copied().unwrap_or(0)
     }
 
-    /// What identifies the tune — its base config, space, seeds, rungs and η, not how it
-    /// runs (workers, fusion) — so that a folder is only ever continued or reported by its
-    /// own tune.
+    /// What identifies the tune — its base config, space, seeds, rungs, η and fusion (which
+    /// decides the populations shards divide), not how many workers run it — so that a
+    /// folder is only ever continued or reported by its own tune.
     pub fn fingerprint(&self) -> Result<String> {
         let mut section = self.section.clone();
         (section.workers, section.base) = (1, None);
-        (section.fuse, section.fuse_members) = (true, default_fuse_members());
         let text = format!(
             "{}\n{}",
             crate::resolved::canonical_toml(&self.base)?,

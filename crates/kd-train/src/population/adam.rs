@@ -13,7 +13,9 @@ use crate::optimizer::Adam;
 
 /// Adam over a population's stacked parameters.
 pub(crate) struct PopulationAdam {
-    /// The population's parameters, in name order (the members' optimizers' order).
+    /// The parameters' names, in order (the members' optimizers' order).
+    names: Vec<String>,
+    /// The population's parameters, in name order.
     params: Vec<Tensor>,
     state: Vec<MembersAdamState>,
     config: AdamConfig,
@@ -30,7 +32,7 @@ impl PopulationAdam {
         let mut state: Vec<MembersAdamState> =
             named.iter().map(|_| MembersAdamState::new(k)).collect();
         for (j, adam) in members.iter_mut().enumerate() {
-            if adam.names().len() != named.len() {
+            if !adam.names().iter().eq(named.iter().map(|(n, _)| n)) {
                 return Err(unstackable("a member's optimizer steps other parameters"));
             }
             let host = adam
@@ -49,12 +51,13 @@ impl PopulationAdam {
                         *stacked = p.detach().zeros_like();
                     }
                     let mut slice = stacked.chunk(k as i64, 0).swap_remove(j);
-                    tch::no_grad(|| slice.copy_(&moment.view(slice.size().as_slice())));
+                    tch::no_grad(|| slice.copy_(&moment.reshape(slice.size().as_slice())));
                 }
             }
         }
-        let params = named.into_iter().map(|(_, t)| t).collect();
+        let (names, params) = named.into_iter().unzip();
         Ok(Self {
+            names,
             params,
             state,
             config,
@@ -64,6 +67,11 @@ impl PopulationAdam {
     /// The stacked parameters, in name order.
     pub fn params(&self) -> &[Tensor] {
         &self.params
+    }
+
+    /// Their names.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// Clears every gradient.

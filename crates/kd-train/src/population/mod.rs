@@ -18,8 +18,12 @@
 //! slices are not stepped.) The teacher's logits of a batch are gathered or computed once
 //! for all members that share the teacher.
 //!
-//! Steps are eager (no CUDA graphs), in one process (no data parallelism); a member's
-//! `seconds` is the population's wall time.
+//! Steps are eager (no CUDA graphs: on a GPU a member's values are its solo fit's, its
+//! steps not captured), in one process (no data parallelism), in float32 or bfloat16
+//! (float16 needs a loss scaler per member); a member's `seconds` is the population's wall
+//! time. Each member restores its checkpoint's random-generator state in turn, so the
+//! last member's is the generators' (students draw nothing while they train: no dropout;
+//! augmentation draws from its own seeded stream).
 
 mod adam;
 mod eval;
@@ -79,7 +83,7 @@ impl std::fmt::Debug for PopulationHooks<'_> {
 struct Slot<'a> {
     model: &'a Model,
     objective: Objective<'a>,
-    t: Training<'a>,
+    fit: Training<'a>,
     done: Option<Result<FitOutcome>>,
 }
 
@@ -100,7 +104,7 @@ pub fn fit_population<'a>(
     let mut slots = start_members(members, train.num_batches(), hooks.pause_after)?;
     let first_epoch = resumed_epoch(&slots)?;
     let start = Instant::now();
-    let earlier: Vec<f64> = slots.iter().map(|s| s.t.state.seconds).collect();
+    let earlier: Vec<f64> = slots.iter().map(|s| s.fit.state.seconds).collect();
     for epoch in first_epoch + 1..=epochs {
         let active: Vec<usize> = (0..slots.len())
             .filter(|&i| slots[i].done.is_none())
@@ -124,8 +128,8 @@ pub fn fit_population<'a>(
             let train_part = (pass.sums[j].clone(), pass.skipped[j], pass.seconds);
             let ended = end_epoch(slot, train_part, validations[j], (epoch, started), progress);
             slot.done = match ended {
-                Ok(EpochEnd::Continue) => save_or_pause(&mut slot.t, epoch, seconds),
-                Ok(EpochEnd::Stopped) => Some(finish(&mut slot.t, seconds)),
+                Ok(EpochEnd::Continue) => save_or_pause(&mut slot.fit, epoch, seconds),
+                Ok(EpochEnd::Stopped) => Some(finish(&mut slot.fit, seconds)),
                 Err(e) => Some(Err(e)),
             };
         }
@@ -135,7 +139,7 @@ pub fn fit_population<'a>(
         .zip(earlier)
         .map(|(mut slot, earlier)| match slot.done.take() {
             Some(result) => result,
-            None => finish(&mut slot.t, earlier + start.elapsed().as_secs_f64()),
+            None => finish(&mut slot.fit, earlier + start.elapsed().as_secs_f64()),
         })
         .collect())
 }
@@ -168,6 +172,10 @@ fn check_members(members: &[Member], train: &dyn BatchSource) -> Result<usize> {
         if m.config.cuda_graphs == Some(true) {
             return Err(refuse("eager steps", "cuda_graphs = true".into()));
         }
+        if m.model.precision() == kd_models::Precision::F16 {
+            let got = "float16 (each member's loss scaler of its own)".into();
+            return Err(refuse("float32 or bfloat16 members", got));
+        }
     }
     Ok(first.config.epochs)
 }
@@ -183,7 +191,7 @@ fn start_members<'a>(
         .iter()
         .map(|m| {
             let phase_config = (m.config, m.phase.as_str());
-            let mut t = Training::start(
+            let mut fit = Training::start(
                 m.model,
                 phase_config,
                 m.checkpoints,
@@ -192,11 +200,11 @@ fn start_members<'a>(
                 None,
             )?
             .pausing_after(pause_after)?;
-            let done = t.announce_resume().map(Ok);
+            let done = fit.announce_resume().map(Ok);
             Ok(Slot {
                 model: m.model,
                 objective: m.objective,
-                t,
+                fit,
                 done,
             })
         })
@@ -208,7 +216,7 @@ fn resumed_epoch(slots: &[Slot]) -> Result<usize> {
     let mut epochs = slots
         .iter()
         .filter(|s| s.done.is_none())
-        .map(|s| s.t.state.epoch);
+        .map(|s| s.fit.state.epoch);
     let first = epochs.next().unwrap_or(0);
     match epochs.find(|&e| e != first) {
         None => Ok(first),
@@ -235,7 +243,7 @@ fn end_epoch(
     (epoch, started): (usize, Instant),
     progress: &mut dyn Progress,
 ) -> Result<EpochEnd> {
-    let t = &mut slot.t;
+    let t = &mut slot.fit;
     check_trained(&sums, t.phase, epoch)?;
     let m = epoch_metrics(t, sums, validation, epoch, started, train_seconds)?;
     t.config.check_monitors(t.phase, &m)?;

@@ -67,7 +67,7 @@ fn optimizers<'s>(slots: &'s mut [Slot], active: &[usize]) -> Vec<&'s mut Adam> 
         .iter_mut()
         .enumerate()
         .filter(|(i, _)| active.contains(i))
-        .map(|(_, s)| s.t.stepper.optimizer_mut())
+        .map(|(_, s)| s.fit.stepper.optimizer_mut())
         .collect()
 }
 
@@ -111,7 +111,7 @@ pub(super) fn train_epoch(
         for (j, &i) in active.iter().enumerate() {
             if steps[j].active && !finite[j] {
                 steps[j].active = false;
-                let what = nonfinite_what(&totals, j);
+                let what = nonfinite_what(&totals, &adam, j, active.len());
                 skip_or_fail(&mut slots[i], what, (epoch, done), &mut skipped[j]);
             }
         }
@@ -141,7 +141,7 @@ fn next_steps(slots: &mut [Slot], active: &[usize]) -> Vec<MemberStep> {
         .map(|&i| {
             let slot = &mut slots[i];
             let running = slot.done.is_none();
-            let t = &mut slot.t;
+            let t = &mut slot.fit;
             if running {
                 if t.config.lr_schedule != LrSchedule::Constant {
                     let factor = t.config.lr_schedule.factor(t.state.step, t.total_steps());
@@ -172,14 +172,25 @@ fn finite_members(totals: &Tensor, params: &[Tensor], k: usize) -> Vec<bool> {
     })
 }
 
-/// What was not finite in member `j`'s step, in [`crate::nonfinite`]'s words.
-fn nonfinite_what(totals: &Tensor, j: usize) -> String {
+/// What was not finite in member `j`'s step (of `k` members), in [`crate::nonfinite`]'s
+/// words: its loss, or the gradient of its first parameter that is not finite.
+fn nonfinite_what(totals: &Tensor, adam: &PopulationAdam, j: usize, k: usize) -> String {
     let loss = totals.double_value(&[j as i64]);
-    if loss.is_finite() {
-        "gradient".into()
-    } else {
-        format!("loss ({loss})")
+    if !loss.is_finite() {
+        return format!("loss ({loss})");
     }
+    let finite = |g: &Tensor| {
+        let mine = g.chunk(k as i64, 0).swap_remove(j);
+        mine.isfinite().all().int64_value(&[]) != 0
+    };
+    adam.names()
+        .iter()
+        .zip(adam.params())
+        .find(|(_, p)| p.grad().defined() && !finite(&p.grad()))
+        .map_or_else(
+            || "gradient".into(),
+            |(name, _)| format!("gradient of {name}"),
+        )
 }
 
 /// A member's non-finite step: skipped and counted, or the end of its fit, as its
@@ -190,7 +201,7 @@ fn skip_or_fail(
     (epoch, batch): (usize, usize),
     skipped: &mut usize,
 ) {
-    let t = &slot.t;
+    let t = &slot.fit;
     if t.config.on_nonfinite == OnNonFinite::SkipBatch {
         tracing::warn!(
             "{}: non-finite {what} at step {} (epoch {epoch}, batch {batch}); batch skipped",
