@@ -12,6 +12,7 @@ mod first_hour;
 mod fuzz_corpus;
 mod image_folder;
 mod onnx_export;
+mod population_bench;
 mod resource_faults;
 mod resume;
 mod seed_pipeline;

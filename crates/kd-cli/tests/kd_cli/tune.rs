@@ -1,9 +1,10 @@
 //! `kd-cli tune` as a user meets it, on the tiny experiment (one thread per process, so
 //! that results are bit-identical on one machine however the work is split): a tune
-//! SIGKILLed in its second rung and resumed, two shards writing to one folder, and
-//! `tune.workers = 2` all give the leaderboard of one uninterrupted process, digit for
-//! digit; selection never reads the test set; a failing configuration is reported, not
-//! fatal; bad tunes are one-line errors before anything is written.
+//! SIGKILLed in its second rung and resumed gives the leaderboard of one uninterrupted
+//! process, and so do two shards writing to one folder and `tune.workers = 2` (trials
+//! alone), digit for digit; fused populations rank as trials alone do, to rounding;
+//! selection never reads the test set; a failing configuration is reported, not fatal; bad
+//! tunes are one-line errors before anything is written.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -71,7 +72,10 @@ fn a_tune_killed_in_its_second_rung_resumes_to_the_leaderboard_of_one_left_alone
 
 #[test]
 fn two_shards_or_two_workers_give_the_leaderboard_of_one_process() {
-    let (dir, _) = workspace_with(&tune_config(3));
+    // Trials alone: fused populations follow the number of shards (each gets a share), and
+    // a population rounds apart from its members trained alone.
+    let config = tune_config(3).replace("eta = 2\n", "eta = 2\nfuse = false\n");
+    let (dir, _) = workspace_with(&config);
     let cwd = dir.path();
     ok(kd_cli(&["tune", "run.toml", "--out", "one"], cwd), "tune");
     let expected = leaderboard(&cwd.join("one"));
@@ -93,7 +97,7 @@ fn two_shards_or_two_workers_give_the_leaderboard_of_one_process() {
     assert_eq!(leaderboard(&cwd.join("shared")), expected);
     assert_eq!(String::from_utf8_lossy(&report.stdout), expected.0);
 
-    let workers = tune_config(3).replace("eta = 2\n", "eta = 2\nworkers = 2\n");
+    let workers = config.replace("eta = 2\n", "eta = 2\nworkers = 2\n");
     std::fs::write(cwd.join("workers.toml"), workers).unwrap();
     ok(
         kd_cli(&["tune", "workers.toml", "--out", "workers"], cwd),
@@ -142,9 +146,11 @@ fn selection_never_reads_the_test_set() {
 fn a_failing_configuration_is_reported_and_the_tune_goes_on() {
     let config = tune_config(3).replace(
         "\"distill.temperature\" = [2.0, 4.0]",
-        "\"student.train.lr\" = [0.01, 1e12]",
+        "\"student.train.lr\" = [0.01, 1e30]",
     );
-    assert!(config.contains("1e12"));
+    // 1e30: Adam's first step puts weights past what float32 logits hold, whatever the
+    // rounding (1e12 may stay just finite in one order of summation and not in another).
+    assert!(config.contains("1e30"));
     let (dir, _) = workspace_with(&config);
     let out = ok(
         kd_cli(&["tune", "run.toml", "--out", "t"], dir.path()),
@@ -155,7 +161,7 @@ fn a_failing_configuration_is_reported_and_the_tune_goes_on() {
     let rows = board["rows"].as_array().unwrap();
     let failed: Vec<&serde_json::Value> = rows
         .iter()
-        .filter(|r| r["label"].as_str().unwrap().contains("1000000000000.0"))
+        .filter(|r| !r["label"].as_str().unwrap().contains("lr=0.01"))
         .collect();
     assert_eq!(failed.len(), 2);
     for row in failed {
@@ -253,8 +259,11 @@ fn bad_tunes_are_one_line_errors_before_anything_is_written() {
 fn fused_populations_and_solo_trials_rank_alike() {
     let (dir, _) = workspace_with(&tune_config(3));
     let cwd = dir.path();
+    // Populations from 2 members (the default, 4, would leave the finalists alone).
+    let fused = tune_config(3).replace("eta = 2\n", "eta = 2\nfuse_min = 2\n");
+    std::fs::write(cwd.join("fused.toml"), fused).unwrap();
     let fused = Command::new(env!("CARGO_BIN_EXE_kd-cli"))
-        .args(["tune", "run.toml", "--out", "fused"])
+        .args(["tune", "fused.toml", "--out", "fused"])
         .current_dir(cwd)
         .env("RUST_LOG", "info")
         .output()
@@ -277,7 +286,6 @@ fn fused_populations_and_solo_trials_rank_alike() {
         kd_cli(&["tune", "solo.toml", "--out", "solo"], cwd),
         "solo tune",
     );
-    // The same tune (fusion is not part of its identity): the fused folder reports it.
     let (a, b) = (
         leaderboard(&cwd.join("fused")).1,
         leaderboard(&cwd.join("solo")).1,

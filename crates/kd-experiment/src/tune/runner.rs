@@ -132,7 +132,20 @@ impl<'a> Runner<'a> {
                 Unit::Scratch { .. } => Ok(None),
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(populations(all, &keys, section.fuse_members, shard.count))
+        let mut batches = populations(all, &keys, section.fuse_members, shard.count);
+        // Groups below `fuse_min` train alone, one unit each.
+        let small = |b: &Vec<usize>| b.len() < section.fuse_min;
+        batches = batches
+            .into_iter()
+            .flat_map(|b| {
+                if small(&b) {
+                    b.into_iter().map(|i| vec![i]).collect()
+                } else {
+                    vec![b]
+                }
+            })
+            .collect();
+        Ok(batches)
     }
 
     /// Trains the trials `units` (one seed, one rung, equal fusion keys) as one fused

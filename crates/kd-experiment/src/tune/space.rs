@@ -50,6 +50,10 @@ pub struct TuneSection {
     /// The most members of one fused population (a rung's larger groups are split).
     #[serde(default = "default_fuse_members")]
     pub fuse_members: usize,
+    /// The fewest: smaller groups train alone (on a 2-core CPU two or three fused students
+    /// were measured slower than solo fits).
+    #[serde(default = "default_fuse_min")]
+    pub fuse_min: usize,
 }
 
 /// One grid of keys and values.
@@ -94,6 +98,10 @@ fn default_fuse() -> bool {
 
 fn default_fuse_members() -> usize {
     12
+}
+
+fn default_fuse_min() -> usize {
+    4
 }
 
 /// Config keys (and their sub-keys) the trials of one seed share, so the space may not vary
@@ -329,6 +337,12 @@ fn check_section(t: &TuneSection, path: &Path, more_than_max: bool) -> Result<()
     }
     if t.fuse_members == 0 {
         bail!("{at}: tune.fuse_members: expected 1 or more, got 0");
+    }
+    if t.fuse_min < 2 {
+        bail!(
+            "{at}: tune.fuse_min: expected 2 or more, got {}",
+            t.fuse_min
+        );
     }
     let count: usize = grids
         .iter()
