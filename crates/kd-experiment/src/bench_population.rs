@@ -19,6 +19,8 @@ use kd_train::{
 };
 use tch::{Device, Kind, Tensor};
 
+use crate::report::median;
+
 /// Settings of a population bench.
 #[derive(Debug, Clone)]
 pub struct PopulationBench {
@@ -140,7 +142,7 @@ pub fn bench_population(args: &PopulationBench) -> Result<Vec<PopulationRow>> {
                 }
             }
             let images = (k * args.batch * args.steps) as f64;
-            let (solo, fused) = (images / median(s), images / median(f));
+            let (solo, fused) = (images / median(&s), images / median(&f));
             Ok(PopulationRow {
                 members: k,
                 batch: args.batch,
@@ -201,11 +203,6 @@ fn fused_seconds(task: &Task, models: &[Model], d: Distiller, config: &TrainConf
         r.context("a member of the benchmark population failed")?;
     }
     Ok(seconds)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// The rows as a markdown table.
