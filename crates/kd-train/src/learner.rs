@@ -29,9 +29,12 @@ use crate::state::FitOutcome;
 /// use kd_train::{Learner, TrainConfig};
 /// use tch::{nn, nn::Module, Device, Kind, Tensor};
 ///
-/// // A linear classifier of 4-pixel images, and batches of a separable task.
+/// // A linear classifier of 4-pixel images, started at zero so that every run takes the
+/// // same steps, and batches of a separable task.
 /// let vs = nn::VarStore::new(Device::Cpu);
-/// let linear = nn::linear(vs.root() / "fc", 4, 3, Default::default());
+/// let zero = nn::Init::Const(0.0);
+/// let zeros = nn::LinearConfig { ws_init: zero, bs_init: Some(zero), bias: true };
+/// let linear = nn::linear(vs.root() / "fc", 4, 3, zeros);
 /// let net = TchNetwork::new(vs, nn::func_t(move |x, _| linear.forward(&x.flatten(1, -1))));
 /// let batch = |seed: i64| {
 ///     let labels = (Tensor::arange(24, (Kind::Int64, Device::Cpu)) + seed).remainder(3);
