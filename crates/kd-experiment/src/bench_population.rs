@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use kd_core::{Distiller, HintonKdConfig, LogitCache};
 use kd_data::Batch;
+use kd_models::population::Layout;
 use kd_models::{Model, ModelConfig, Precision, StudentConfig};
 use kd_train::{
     fit_population, fit_with, FitHooks, Member, Objective, PopulationHooks, TrainConfig,
@@ -36,6 +37,8 @@ pub struct PopulationBench {
     pub device: Device,
     /// Arithmetic of their forward passes.
     pub precision: Precision,
+    /// How the fused members compute.
+    pub layout: Layout,
 }
 
 /// One population size's result.
@@ -47,6 +50,8 @@ pub struct PopulationRow {
     pub batch: usize,
     /// `f32`, `bf16`, ...
     pub precision: String,
+    /// `grouped` or `members`.
+    pub layout: Layout,
     /// libtorch's CPU threads.
     pub threads: i32,
     /// Member-images per second of K solo fits, one after another.
@@ -132,7 +137,10 @@ pub fn bench_population(args: &PopulationBench) -> Result<Vec<PopulationRow>> {
             let models = |round: usize| models(args, k, round);
             // One untimed round of each warms allocator and kernels.
             let solo = |round| solo_seconds(&task, &models(round)?, distiller, &config);
-            let fused = |round| fused_seconds(&task, &models(round)?, distiller, &config);
+            let fused = |round| {
+                let models = models(round)?;
+                fused_seconds(&task, &models, distiller, &config, args.layout)
+            };
             let (mut s, mut f) = (Vec::new(), Vec::new());
             for round in 0..=args.rounds {
                 let (a, b) = (solo(round)?, fused(round)?);
@@ -147,6 +155,7 @@ pub fn bench_population(args: &PopulationBench) -> Result<Vec<PopulationRow>> {
                 members: k,
                 batch: args.batch,
                 precision: args.precision.name().to_string(),
+                layout: args.layout,
                 threads: tch::get_num_threads(),
                 solo_images_per_s: solo,
                 fused_images_per_s: fused,
@@ -182,8 +191,14 @@ fn solo_seconds(task: &Task, models: &[Model], d: Distiller, config: &TrainConfi
     Ok(start.elapsed().as_secs_f64())
 }
 
-/// Seconds of one epoch of the models fused.
-fn fused_seconds(task: &Task, models: &[Model], d: Distiller, config: &TrainConfig) -> Result<f64> {
+/// Seconds of one epoch of the models fused, computing in `layout`.
+fn fused_seconds(
+    task: &Task,
+    models: &[Model],
+    d: Distiller,
+    config: &TrainConfig,
+    layout: Layout,
+) -> Result<f64> {
     let members: Vec<Member> = models
         .iter()
         .enumerate()
@@ -196,7 +211,10 @@ fn fused_seconds(task: &Task, models: &[Model], d: Distiller, config: &TrainConf
         })
         .collect();
     let start = Instant::now();
-    let hooks = PopulationHooks::default();
+    let hooks = PopulationHooks {
+        layout,
+        ..Default::default()
+    };
     let results = fit_population(&student(), &members, &task.train, &task.val, hooks)?;
     let seconds = start.elapsed().as_secs_f64();
     for r in results {
@@ -208,13 +226,14 @@ fn fused_seconds(task: &Task, models: &[Model], d: Distiller, config: &TrainConf
 /// The rows as a markdown table.
 pub fn table(rows: &[PopulationRow]) -> String {
     let mut out = String::from(
-        "| K | precision | threads | solo member-img/s | fused member-img/s | fused / solo | solo GFLOP/s | fused GFLOP/s |\n|---:|---|---:|---:|---:|---:|---:|---:|\n",
+        "| K | precision | layout | threads | solo member-img/s | fused member-img/s | fused / solo | solo GFLOP/s | fused GFLOP/s |\n|---:|---|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         out += &format!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.2}x | {:.1} | {:.1} |\n",
+            "| {} | {} | {} | {} | {:.0} | {:.0} | {:.2}x | {:.1} | {:.1} |\n",
             r.members,
             r.precision,
+            r.layout.name(),
             r.threads,
             r.solo_images_per_s,
             r.fused_images_per_s,

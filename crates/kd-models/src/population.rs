@@ -11,8 +11,13 @@
 //! - Several members compute in channels-last (NHWC) memory format, weights and input:
 //!   libtorch's max-pool is 4-5x faster there and oneDNN's grouped convolutions no slower
 //!   (measured on a Zen 4 CPU, batch 32, 16-channel groups; an im2col + batched-matmul
-//!   layout was 4-9x slower than grouped convolutions). One member computes exactly as a
-//!   solo student: plain convolutions in its layout, its dense layer, bit for bit.
+//!   layout was 4-9x slower than grouped convolutions).
+//!
+//! That is [`Layout::Grouped`]. In [`Layout::Members`] (and for a single member) each
+//! member instead runs a solo student's own operations — plain convolutions in the solo
+//! model's memory format, its dense layer — on its slice of the stacked weights: its
+//! logits and gradients are its solo fit's bit for bit, and the fusion saves only what the
+//! members share (the batch, the teacher's logits, one backward and one optimizer call).
 //!
 //! No member's output depends on another's weights, so the gradient of the sum of the
 //! members' losses with respect to member k's slice is member k's own gradient, and an
@@ -23,6 +28,7 @@
 //! member axis first where the solo tensor has none: conv weights `[K·out, in, 3, 3]`, conv
 //! biases `[K·out]`, the classifier `[K, classes, w]` and `[K, classes]`.
 
+use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::conv_stack::Stage;
@@ -32,6 +38,37 @@ use crate::model::Model;
 use crate::precision::Precision;
 use crate::student::StudentConfig;
 
+/// How a population's members compute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// Fused: grouped convolutions over the members' stacked channels, channels-last, one
+    /// batched matmul for the dense layers. Rounds differently from a solo student (a
+    /// member's weights drift from its solo fit's by about 1e-6 relative after 30 steps).
+    #[default]
+    Grouped,
+    /// Each member a solo student's operations on its own weights: bit for bit its solo
+    /// fit (one machine, same threads), at about the speed of training the members alone.
+    Members,
+}
+
+impl Layout {
+    /// Its name in configs: `grouped`, `members`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Grouped => "grouped",
+            Self::Members => "members",
+        }
+    }
+
+    /// The layout named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Grouped, Self::Members]
+            .into_iter()
+            .find(|l| l.name() == name)
+    }
+}
+
 /// A population of students of one [`StudentConfig`].
 #[derive(Debug)]
 pub struct StudentPopulation {
@@ -40,9 +77,10 @@ pub struct StudentPopulation {
     members: i64,
     /// The members' precision (autocast of [`StudentPopulation::forward_t`]).
     precision: Precision,
-    /// Whether it computes in channels-last memory format (several members, or one that
-    /// does).
+    /// Whether it computes in channels-last memory format (several grouped members, or
+    /// members that do).
     channels_last: bool,
+    layout: Layout,
 }
 
 impl StudentPopulation {
@@ -108,14 +146,16 @@ impl StudentPopulation {
             members: members.len() as i64,
             precision: Precision::F32,
             channels_last,
+            layout: Layout::Grouped,
         })
     }
 
     /// The population of `models`, students of `config` on one device, computing in one
-    /// precision (theirs): their current weights stacked. Several members compute in
-    /// channels-last memory format (libtorch's max-pool is several times faster there, and
-    /// its grouped convolutions no slower: measured); one member in its own format.
-    pub fn of_models(config: &StudentConfig, models: &[&Model]) -> Result<Self> {
+    /// precision (theirs) and in `layout`: their current weights stacked. Several grouped
+    /// members compute in channels-last memory format (libtorch's max-pool is several times
+    /// faster there, and its grouped convolutions no slower: measured); members computing
+    /// alone, in their models' format.
+    pub fn of_models(config: &StudentConfig, models: &[&Model], layout: Layout) -> Result<Self> {
         let first = models
             .first()
             .ok_or_else(|| invalid("population", "at least one member", 0))?;
@@ -131,10 +171,12 @@ impl StudentPopulation {
             ));
         }
         let stores: Vec<&nn::VarStore> = models.iter().map(|m| m.var_store()).collect();
-        let channels_last = models.len() > 1 || models.iter().all(|m| m.is_channels_last());
+        let channels_last = (models.len() > 1 && layout == Layout::Grouped)
+            || models.iter().all(|m| m.is_channels_last());
         let device = first.var_store().device();
         let mut population = Self::stack_in(config, &stores, device, channels_last)?;
         population.precision = first.precision();
+        population.layout = layout;
         Ok(population)
     }
 
@@ -146,6 +188,11 @@ impl StudentPopulation {
     /// How many members.
     pub fn members(&self) -> usize {
         self.members as usize
+    }
+
+    /// How the members compute.
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
 
     /// Every member's float32 logits for the same images, `[b, c, h, w] -> [K, b, classes]`,
@@ -161,8 +208,66 @@ impl StudentPopulation {
             .forward(self.vs.device(), || self.forward(&images))
     }
 
+    /// Every member's logits, each computed by a solo student's operations on its slice of
+    /// the stacked weights ([`Layout::Members`]).
+    fn forward_members(&self, images: &Tensor) -> Tensor {
+        let vars = self.vs.variables();
+        let k = self.members;
+        let split = |name: &str| -> Vec<Tensor> {
+            let t = &vars[name];
+            if name.starts_with("classifier") {
+                t.unbind(0)
+            } else {
+                t.chunk(k, 0)
+            }
+        };
+        let mut xs: Vec<Tensor> = (0..k).map(|_| images.shallow_clone()).collect();
+        let mut index = 0usize;
+        for stage in &self.stages {
+            match stage {
+                Stage::Conv(_) => {
+                    let ws = split(&format!("features.{index}.weight"));
+                    let bs = split(&format!("features.{index}.bias"));
+                    for (m, x) in xs.iter_mut().enumerate() {
+                        *x = x
+                            .conv2d(&ws[m], Some(&bs[m]), [1, 1], [1, 1], [1, 1], 1)
+                            .relu();
+                    }
+                    index += 2;
+                }
+                Stage::Pool => {
+                    for x in xs.iter_mut() {
+                        *x = x.max_pool2d_default(2);
+                    }
+                    index += 1;
+                }
+            }
+        }
+        let ws = split("classifier.weight");
+        let bs = split("classifier.bias");
+        let logits: Vec<Tensor> = xs
+            .iter()
+            .enumerate()
+            .map(|(m, x)| {
+                x.mean_dim([-2i64, -1].as_slice(), false, x.kind())
+                    .linear(&ws[m], Some(&bs[m]))
+            })
+            .collect();
+        Tensor::stack(&logits, 0)
+    }
+
     /// Every member's logits for the same images: `[b, c, h, w] -> [K, b, classes]`.
     pub fn forward(&self, images: &Tensor) -> Tensor {
+        if self.layout == Layout::Members || self.members == 1 {
+            self.forward_members(images)
+        } else {
+            self.forward_grouped(images)
+        }
+    }
+
+    /// Every member's logits from grouped convolutions over the stacked channels
+    /// ([`Layout::Grouped`]).
+    fn forward_grouped(&self, images: &Tensor) -> Tensor {
         let vars = self.vs.variables();
         let k = self.members;
         let mut x = images.shallow_clone();
@@ -190,14 +295,6 @@ impl StudentPopulation {
         let per_member = pooled.view([b, k, -1]).transpose(0, 1);
         let weight = &vars["classifier.weight"]; // [K, classes, w]
         let bias = &vars["classifier.bias"]; // [K, classes]
-        if k == 1 {
-            // A solo student's dense layer, operation for operation.
-            let bias = bias.get(0);
-            return per_member
-                .get(0)
-                .linear(&weight.get(0), Some(&bias))
-                .unsqueeze(0);
-        }
         per_member.bmm(&weight.transpose(1, 2)) + bias.unsqueeze(1)
     }
 

@@ -7,7 +7,7 @@
 //! `cargo bench -p kd-train --bench population`.
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use kd_models::population::{population_cross_entropy, StudentPopulation};
+use kd_models::population::{population_cross_entropy, Layout, StudentPopulation};
 use kd_models::{native_precision, Model, ModelConfig, Precision, StudentConfig};
 use tch::nn::{Adam, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
@@ -60,8 +60,12 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
-        let pop =
-            StudentPopulation::of_models(&student(), &solos.iter().collect::<Vec<_>>()).unwrap();
+        let pop = StudentPopulation::of_models(
+            &student(),
+            &solos.iter().collect::<Vec<_>>(),
+            Layout::Grouped,
+        )
+        .unwrap();
         let mut opt = Adam::default().build(pop.var_store(), 1e-3).unwrap();
         group.bench_function("fused population", |b| {
             b.iter(|| {

@@ -12,6 +12,7 @@ use kd_experiment::bench_population::{
 };
 use kd_experiment::config::DeviceChoice;
 use kd_experiment::{bench_latency, env};
+use kd_models::population::Layout;
 use kd_models::Precision;
 
 #[derive(Debug, Args)]
@@ -62,6 +63,15 @@ pub struct BenchArgs {
     /// For `--mode population`: timed rounds per size (the median is reported).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// For `--mode population`: how the fused members compute, `grouped` (fused
+    /// convolutions) or `members` (each as alone, bit for bit its solo fit).
+    #[arg(long, default_value = "grouped", value_parser = parse_layout)]
+    layout: Layout,
+}
+
+/// `--layout`'s parser.
+fn parse_layout(name: &str) -> Result<Layout, String> {
+    Layout::from_name(name).ok_or_else(|| format!("expected grouped or members, got {name:?}"))
 }
 
 /// `--precision`'s parser.
@@ -119,6 +129,7 @@ impl BenchArgs {
             rounds: self.rounds,
             device,
             precision: self.precision,
+            layout: self.layout,
         };
         let rows = bench_population(&args)?;
         for row in &rows {

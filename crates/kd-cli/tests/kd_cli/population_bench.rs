@@ -1,6 +1,6 @@
 //! `kd-cli bench --mode population`: one JSON line per population size, then the table;
 //! its arithmetic rate counts a training image of the quickstart student as three forward
-//! passes; bad sizes and mixed modes are refused.
+//! passes; bad sizes, layouts and mixed modes are refused.
 
 use crate::common::kd_cli;
 
@@ -25,6 +25,8 @@ fn population_bench_prints_a_line_per_size_and_the_table() {
         "2",
         "--rounds",
         "1",
+        "--layout",
+        "members",
         "--device",
         "cpu",
     ];
@@ -57,10 +59,10 @@ fn population_bench_prints_a_line_per_size_and_the_table() {
             (flop / TRAINING_FLOP_PER_IMAGE - 1.0).abs() < 1e-9,
             "{flop}"
         );
-        assert_eq!(l["batch"], 8);
+        assert_eq!((&l["batch"], &l["layout"]), (&8.into(), &"members".into()));
     }
     assert!(
-        stdout.contains("| K | precision |") && stdout.contains("| 3 | f32 |"),
+        stdout.contains("| K | precision | layout |") && stdout.contains("| 3 | f32 | members |"),
         "{stdout}"
     );
 
@@ -72,6 +74,10 @@ fn population_bench_prints_a_line_per_size_and_the_table() {
         (
             &["--mode", "population,student"][..],
             "--mode population: time populations alone",
+        ),
+        (
+            &["--layout", "im2col"][..],
+            "expected grouped or members, got \"im2col\"",
         ),
     ] {
         let out = kd_cli(

@@ -7,6 +7,7 @@
 use anyhow::Result;
 use kd_core::Distiller;
 use kd_core::LossConfig;
+use kd_models::population::Layout;
 use kd_models::{Model, ModelConfig};
 use kd_train::{fit_population, Checkpoints, Member, NoProgress, Objective, PopulationHooks};
 
@@ -49,13 +50,14 @@ pub(crate) fn fusion_key(cfg: &RunConfig) -> Option<String> {
 
 /// Fits the distilled students of `plans` (plans of one seed with equal fusion keys, `caches`
 /// their teacher's logits, or `None` for the live `teacher`) as one population, pausing after
-/// `pause_after` epochs: one result per plan, in order. The outer error is the population's
+/// `pause_after` epochs, its members computing in `layout`: one result per plan, in order. The outer error is the population's
 /// (its members could not be built or fused); a member's own failure is its result.
 pub(crate) fn fit_fused(
     plans: &[Plan],
     teacher: &Model,
     caches: Option<&Caches>,
     pause_after: Option<usize>,
+    layout: Layout,
 ) -> Result<Vec<Result<Fitted>>> {
     let mut observers: Vec<NoProgress> = plans.iter().map(|_| NoProgress).collect();
     let contexts: Vec<RunContext> = plans
@@ -105,6 +107,7 @@ pub(crate) fn fit_fused(
     let hooks = PopulationHooks {
         progress: None,
         pause_after,
+        layout,
     };
     let dir = first.out.join("checkpoints").display().to_string();
     let activity = format!("training {} students as one population", plans.len());

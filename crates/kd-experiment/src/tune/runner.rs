@@ -165,7 +165,8 @@ impl<'a> Runner<'a> {
         );
         let state = self.seeds.get_mut(&seed).expect("opened above");
         let caches = cached_logits(state, &plans[0])?.map(|i| &state.caches[i].1);
-        let fitted = match fit_fused(&plans, &state.teacher, caches, pause) {
+        let layout = self.tune.section.fuse_layout;
+        let fitted = match fit_fused(&plans, &state.teacher, caches, pause, layout) {
             Ok(fitted) => fitted,
             Err(e) => {
                 tracing::warn!(

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use kd_models::population::Layout;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Override, RunConfig};
@@ -54,6 +55,12 @@ pub struct TuneSection {
     /// were measured slower than solo fits).
     #[serde(default = "default_fuse_min")]
     pub fuse_min: usize,
+    /// How a population's members compute: `"grouped"` (fused convolutions; the speed) or
+    /// `"members"` (each member its solo fit's operations: trials equal their solo fits
+    /// bit for bit on one machine, at about the speed of training them alone). Left out of
+    /// the tune's identity when `"grouped"`, so tunes from before the key keep theirs.
+    #[serde(default, skip_serializing_if = "is_grouped")]
+    pub fuse_layout: Layout,
 }
 
 /// One grid of keys and values.
@@ -102,6 +109,10 @@ fn default_fuse_members() -> usize {
 
 fn default_fuse_min() -> usize {
     4
+}
+
+fn is_grouped(layout: &Layout) -> bool {
+    *layout == Layout::Grouped
 }
 
 /// Config keys (and their sub-keys) the trials of one seed share, so the space may not vary
@@ -460,6 +471,17 @@ mod tests {
     }
 
     #[test]
+    fn the_fuse_layout_joins_the_identity_only_when_not_grouped() {
+        let id = |extra: &str| {
+            let section =
+                format!("seeds = [1]\nrungs = [1]\n{extra}space = {{ \"distill.alpha\" = [0.5] }}");
+            tune(&section).unwrap().fingerprint().unwrap()
+        };
+        assert_eq!(id(""), id("fuse_layout = \"grouped\"\n"));
+        assert_ne!(id(""), id("fuse_layout = \"members\"\n"));
+    }
+
+    #[test]
     fn bad_sections_are_refused_naming_the_key() {
         let ok = "seeds = [1]\nrungs = [1, 3]\n";
         for (section, expected) in [
@@ -475,6 +497,7 @@ mod tests {
             (format!("{ok}eta = 1\nspace = {{ \"distill.alpha\" = [0.5] }}"), "tune.eta"),
             (format!("{ok}max_trials = 3\nspace = {{ \"distill.alpha\" = [0.1, 0.5], \"distill.temperature\" = [1.0, 2.0] }}"), "makes 4 configurations, more than tune.max_trials = 3"),
             (format!("{ok}speed = 1\nspace = {{ \"distill.alpha\" = [0.5] }}"), "[tune]: unknown field `speed`"),
+            (format!("{ok}fuse_layout = \"im2col\"\nspace = {{ \"distill.alpha\" = [0.5] }}"), "unknown variant `im2col`, expected `grouped` or `members`"),
         ] {
             let message = error(&section);
             assert!(message.contains(expected), "{section}\n-> {message}");

@@ -1,10 +1,10 @@
 //! A fused population of students ([`kd_models::population`]) against its members' solo
 //! students in float32: the same logits, the same gradients, the same weights back out.
 //! Grouped and plain convolutions may round differently, so the comparisons are within an
-//! absolute + relative tolerance a float32 computation meets on any x86-64 CPU; the
-//! weights' round trip is exact.
+//! absolute + relative tolerance a float32 computation meets on any x86-64 CPU; members
+//! computing as alone (`Layout::Members`) and the weights' round trip are exact.
 
-use kd_models::population::{population_cross_entropy, StudentPopulation};
+use kd_models::population::{population_cross_entropy, Layout, StudentPopulation};
 use kd_models::{Model, ModelConfig, StudentConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -74,23 +74,29 @@ fn each_member_computes_its_solo_students_logits() {
 #[test]
 fn one_summed_loss_gives_each_member_its_solo_gradient() {
     let (images, labels) = batch();
-    let solos = solos(5);
-    let pop = population(&solos);
-    population_cross_entropy(&pop.forward_t(&images), &labels).backward();
-    let grads = [pop.var_store().variables()];
-    for (m, solo) in solos.iter().enumerate() {
-        solo.forward_t(&images, true)
-            .cross_entropy_for_logits(&labels)
-            .backward();
-        for (name, weight) in solo.var_store().variables() {
-            for grads in &grads {
+    for layout in [Layout::Grouped, Layout::Members] {
+        let solos = solos(5);
+        let refs: Vec<&Model> = solos.iter().collect();
+        let pop = StudentPopulation::of_models(&config(), &refs, layout).unwrap();
+        population_cross_entropy(&pop.forward_t(&images), &labels).backward();
+        let grads = pop.var_store().variables();
+        for (m, solo) in solos.iter().enumerate() {
+            solo.forward_t(&images, true)
+                .cross_entropy_for_logits(&labels)
+                .backward();
+            for (name, weight) in solo.var_store().variables() {
                 let stacked = grads[&name].grad();
                 let mine = if name.starts_with("classifier") {
                     stacked.get(m as i64)
                 } else {
                     stacked.chunk(5, 0)[m].shallow_clone()
                 };
-                close(&mine, &weight.grad(), &format!("member {m} {name}"));
+                let what = format!("{layout:?} member {m} {name}");
+                if layout == Layout::Members {
+                    // Each member computing as alone: its solo gradient to the last bit.
+                    assert!(mine.equal(&weight.grad()), "{what}");
+                }
+                close(&mine, &weight.grad(), &what);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! A population's validation pass: every member's logits from one fused forward pass per
 //! batch, each member's loss and accuracy summed as [`crate::evaluate`] sums a solo model's.
-//! Several members read each evaluation batch in slices of the training batch size: K
+//! Several grouped members read each evaluation batch in slices of the training batch size
+//! (members computing as alone read it whole, as their solo fits do): K
 //! members' activations for a whole evaluation batch (1,000 images) are K times a solo
 //! model's, and libtorch's memory-bound kernels and the allocator slow down several times
 //! over at that size (measured: 12 quickstart students validate 5,000 images in 6.6 s by
@@ -9,7 +10,7 @@
 use std::time::Instant;
 
 use kd_core::Split;
-use kd_models::population::StudentPopulation;
+use kd_models::population::{Layout, StudentPopulation};
 
 use super::{teacher, Slot};
 use crate::batches::BatchSource;
@@ -27,9 +28,10 @@ pub(super) fn validate(
     let leaders = teacher::leaders(slots, active);
     let mut sums: Vec<PassSums> = active.iter().map(|_| PassSums::default()).collect();
     let _no_grad = tch::no_grad_guard();
-    let slice = match active.len() {
-        1 => usize::MAX,
-        _ => slots[active[0]].fit.config.batch_size,
+    let slice = if active.len() == 1 || population.layout() == Layout::Members {
+        usize::MAX
+    } else {
+        slots[active[0]].fit.config.batch_size
     };
     val.for_each_batch(0, &mut |whole| {
         for start in (0..whole.len()).step_by(slice) {

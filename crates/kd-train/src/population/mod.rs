@@ -32,6 +32,7 @@ mod teacher;
 
 use std::time::Instant;
 
+use kd_models::population::Layout;
 use kd_models::{Model, StudentConfig};
 
 use crate::batches::BatchSource;
@@ -68,6 +69,9 @@ pub struct PopulationHooks<'a> {
     pub progress: Option<&'a mut dyn Progress>,
     /// Ends every member's fit after this epoch, as [`crate::FitHooks::pause_after`] does.
     pub pause_after: Option<usize>,
+    /// How the members compute: fused ([`Layout::Grouped`], the default) or each as its
+    /// solo fit, bit for bit ([`Layout::Members`]).
+    pub layout: Layout,
 }
 
 impl std::fmt::Debug for PopulationHooks<'_> {
@@ -75,6 +79,7 @@ impl std::fmt::Debug for PopulationHooks<'_> {
         f.debug_struct("PopulationHooks")
             .field("progress", &self.progress.is_some())
             .field("pause_after", &self.pause_after)
+            .field("layout", &self.layout)
             .finish()
     }
 }
@@ -115,7 +120,7 @@ pub fn fit_population<'a>(
         let started = Instant::now();
         let phase = format!("population of {}", active.len());
         progress.epoch_start(&phase, epoch, epochs, train.num_batches());
-        let population = step::stack(student, &slots, &active)?;
+        let population = step::stack(student, &slots, &active, hooks.layout)?;
         let pass = step::train_epoch(&population, &mut slots, &active, train, epoch, progress)?;
         let validations = eval::validate(&population, &slots, &active, val)?;
         step::unstack(&population, &slots, &active)?;

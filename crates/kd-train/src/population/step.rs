@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use kd_core::{LossParts, Split};
-use kd_models::population::StudentPopulation;
+use kd_models::population::{Layout, StudentPopulation};
 use kd_models::{Model, StudentConfig};
 use kd_sys::MemberStep;
 use tch::{Kind, Tensor};
@@ -29,14 +29,15 @@ pub(super) struct FusedPass {
     pub seconds: f64,
 }
 
-/// The population of the `active` members' current weights.
+/// The population of the `active` members' current weights, computing in `layout`.
 pub(super) fn stack(
     student: &StudentConfig,
     slots: &[Slot],
     active: &[usize],
+    layout: Layout,
 ) -> Result<StudentPopulation> {
     let models: Vec<&Model> = active.iter().map(|&i| slots[i].model).collect();
-    StudentPopulation::of_models(student, &models).map_err(|e| TrainError::InvalidConfig {
+    StudentPopulation::of_models(student, &models, layout).map_err(|e| TrainError::InvalidConfig {
         key: "population".into(),
         expected: "members that stack into one model".into(),
         got: e.to_string(),

@@ -1,7 +1,8 @@
 //! Fused populations against solo fits: a member of a population trains as its solo fit —
 //! the same initial weights, batches, loss, learning rate and callbacks — to the last bit
 //! for one member (the same operations), and for five members with their own temperatures,
-//! weights and learning rates up to the rounding of grouped against plain convolutions; a
+//! weights and learning rates up to the rounding of grouped against plain convolutions (to
+//! the last bit when each member computes as alone, `Layout::Members`); a
 //! population paused and resumed from its members' checkpoints ends bit for bit where the
 //! population left alone ends (one machine, one thread count, float32).
 
@@ -9,6 +10,7 @@ use kd_core::{
     DistillLoss, Distiller, HintonKdConfig, LogitCache, LogitStandardKdConfig, LossConfig,
 };
 use kd_data::{BatchLoader, ImageDataset, TransformConfig};
+use kd_models::population::Layout;
 use kd_models::{Model, ModelConfig, StudentConfig};
 use kd_train::callback::ReduceLrConfig;
 use kd_train::{
@@ -134,6 +136,7 @@ impl Task {
         models: &[Model],
         ck: Option<&[Checkpoints]>,
         pause_after: Option<usize>,
+        layout: Layout,
     ) -> Vec<kd_train::Result<FitOutcome>> {
         let (train, val) = self.loaders();
         let configs: Vec<TrainConfig> = specs.iter().map(Spec::config).collect();
@@ -151,6 +154,7 @@ impl Task {
                 .collect();
             let hooks = PopulationHooks {
                 pause_after,
+                layout,
                 ..Default::default()
             };
             fit_population(&student(), &members, &train, &val, hooks).unwrap()
@@ -213,7 +217,7 @@ fn a_population_of_one_is_its_solo_fit_bitwise() {
     }];
     let solo = task.solo(&specs, 40);
     let fused_model = [model(40)];
-    let fused = task.fused(&specs, &fused_model, None, None);
+    let fused = task.fused(&specs, &fused_model, None, None, Layout::Grouped);
     let outcome = fused[0].as_ref().unwrap();
     assert!(same_weights(&solo[0].0, &fused_model[0]));
     assert_eq!(results(&solo[0].1), results(outcome));
@@ -250,7 +254,7 @@ fn five_members_with_their_own_losses_and_rates_train_as_their_solo_fits() {
     let specs = five_specs();
     let solo = task.solo(&specs, 50);
     let models: Vec<Model> = (0..5).map(|k| model(50 + k)).collect();
-    let fused = task.fused(&specs, &models, None, None);
+    let fused = task.fused(&specs, &models, None, None, Layout::Grouped);
     for (k, ((solo_model, solo_outcome), outcome)) in solo.iter().zip(&fused).enumerate() {
         let gap = weight_gap(&models[k], solo_model);
         eprintln!("member {k}: weights apart by {gap:.2e} of their scale");
@@ -259,6 +263,30 @@ fn five_members_with_their_own_losses_and_rates_train_as_their_solo_fits() {
     }
     // The members really differ: their own rates and losses took them apart.
     assert!(!same_weights(&models[0], &models[1]));
+}
+
+#[test]
+fn five_members_computing_as_alone_are_their_solo_fits_bitwise() {
+    let _rng = crate::common::global_rng();
+    let task = Task::new();
+    // Layout::Members: each member runs its solo student's operations; the batch, the
+    // backward pass, Adam and the epoch ends are the population's.
+    let specs = five_specs();
+    let solo = task.solo(&specs, 50);
+    let models: Vec<Model> = (0..5).map(|k| model(50 + k)).collect();
+    let fused = task.fused(&specs, &models, None, None, Layout::Members);
+    for (k, ((solo_model, solo_outcome), outcome)) in solo.iter().zip(&fused).enumerate() {
+        assert!(same_weights(&models[k], solo_model), "member {k}");
+        assert_eq!(results(solo_outcome), results(outcome.as_ref().unwrap()));
+    }
+    // Their learning rates were cut on their own (ReduceLROnPlateau, patience 1).
+    let cut = |o: &FitOutcome| {
+        o.history
+            .epochs
+            .iter()
+            .any(|m| m.lr < o.history.epochs[0].lr)
+    };
+    assert!(solo.iter().any(|(_, o)| cut(o)) && !same_weights(&models[0], &models[1]));
 }
 
 #[test]
@@ -276,17 +304,17 @@ fn a_population_paused_and_resumed_ends_where_it_ends_left_alone() {
     };
     let whole: Vec<Model> = (0..3).map(|k| model(60 + k)).collect();
     let whole_ck = checkpoints("whole");
-    let expected = task.fused(&specs, &whole, Some(&whole_ck), None);
+    let expected = task.fused(&specs, &whole, Some(&whole_ck), None, Layout::Grouped);
 
     let cut_ck = checkpoints("cut");
     let first: Vec<Model> = (0..3).map(|k| model(60 + k)).collect();
-    let paused = task.fused(&specs, &first, Some(&cut_ck), Some(2));
+    let paused = task.fused(&specs, &first, Some(&cut_ck), Some(2), Layout::Grouped);
     assert!(paused
         .iter()
         .all(|o| o.as_ref().unwrap().history.epochs.len() == 2));
     // Into fresh models, from the members' checkpoints.
     let resumed: Vec<Model> = (0..3).map(|k| model(90 + k)).collect();
-    let ended = task.fused(&specs, &resumed, Some(&cut_ck), None);
+    let ended = task.fused(&specs, &resumed, Some(&cut_ck), None, Layout::Grouped);
     for k in 0..3 {
         assert!(same_weights(&whole[k], &resumed[k]), "member {k}");
         let (a, b) = (expected[k].as_ref().unwrap(), ended[k].as_ref().unwrap());
