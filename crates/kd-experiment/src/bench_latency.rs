@@ -69,7 +69,7 @@ pub fn bench_latency(
             let mut plan =
                 crate::eval_torchscript::plan_for_module(path, config, None, Device::Cpu, "time")?;
             let shape = plan.input_shape();
-            let model = plan.torchscript_teacher_model()?;
+            let model = plan.outside_teacher_model()?;
             let transform = plan.config().data.transform.clone();
             rows.push(libtorch_row(&model, shape, &transform, base));
         } else {

@@ -224,12 +224,27 @@ pub struct TeacherConfig {
     /// A module saved by PyTorch's `torch.jit.save` to teach instead of a kd model
     /// (`model` and `train` are then unused).
     pub torchscript: Option<PathBuf>,
-    /// What the TorchScript teacher expects: `mean`, `std`, `image_size`.
+    /// An ONNX classifier to teach instead of a kd model, run by tract (`model` and
+    /// `train` are then unused).
+    pub onnx: Option<PathBuf>,
+    /// The teacher's file, whatever its format: read as `onnx` for a `.onnx` file,
+    /// `checkpoint` for a `.safetensors` one, `torchscript` otherwise (resolved on load).
+    #[serde(skip_serializing)]
+    pub source: Option<PathBuf>,
+    /// What a teacher from outside kd expects: `mean`, `std`, `image_size`, `channels`,
+    /// `resize`.
     pub input: TeacherInput,
     /// Whether and how the teacher's logits are cached for the students.
     pub cache: CacheConfig,
     /// How the run trains the teacher; unused with `checkpoint` or `torchscript`.
     pub train: TrainConfig,
+}
+
+impl TeacherConfig {
+    /// Whether the teacher is a file from outside kd (`torchscript`, `onnx`).
+    pub fn is_outside(&self) -> bool {
+        self.torchscript.is_some() || self.onnx.is_some()
+    }
 }
 
 impl Default for TeacherConfig {
@@ -238,6 +253,8 @@ impl Default for TeacherConfig {
             model: ModelConfig::Cnn(Default::default()),
             checkpoint: None,
             torchscript: None,
+            onnx: None,
+            source: None,
             input: TeacherInput::default(),
             cache: CacheConfig::default(),
             train: TrainConfig {
@@ -413,6 +430,28 @@ fn one_line(message: &str) -> String {
 const RENAMED_KEYS: [(&str, &str, &str); 1] =
     [("distill", "scale_by_t_squared", "temperature_squared")];
 
+/// Moves `teacher.source` of a user table to the key its file's format reads it under
+/// (`onnx`, `checkpoint` or `torchscript`); an error when that key is also given.
+fn resolve_teacher_source(user: &mut toml::Value) -> Result<()> {
+    let Some(toml::Value::Table(t)) = user.get_mut("teacher") else {
+        return Ok(());
+    };
+    let Some(source) = t.remove("source") else {
+        return Ok(());
+    };
+    let path = source.as_str().unwrap_or_default();
+    let key = match Path::new(path).extension().and_then(|e| e.to_str()) {
+        Some("onnx") => "onnx",
+        Some("safetensors") => "checkpoint",
+        _ => "torchscript",
+    };
+    if t.contains_key(key) {
+        bail!("teacher.source and teacher.{key}: expected one teacher file, got both");
+    }
+    t.insert(key.to_string(), source);
+    Ok(())
+}
+
 /// Renames the old keys of [`RENAMED_KEYS`] in a user table.
 fn rename_old_keys(user: &mut toml::Value) {
     for (section, old, new) in RENAMED_KEYS {
@@ -561,6 +600,7 @@ impl RunConfig {
         // each override over that, checked as it lands so that an error names it.
         let mut user: toml::Value = toml::from_str(text).context("config is not TOML")?;
         rename_old_keys(&mut user);
+        resolve_teacher_source(&mut user).with_context(|| format!("{}", path.display()))?;
         let mut merged = toml::Value::try_from(Self::default())
             .context("cannot serialize the default config")?;
         let own_input = chooses_its_input(&user, sets);
@@ -571,6 +611,7 @@ impl RunConfig {
         for set in sets {
             let mut table = set.as_table();
             rename_old_keys(&mut table);
+            resolve_teacher_source(&mut table).with_context(|| format!("--set {set}"))?;
             merge(&mut merged, table);
             let _checked: Self = merged
                 .clone()
@@ -717,30 +758,49 @@ impl RunConfig {
                 );
             }
         }
-        if let Some(module) = &self.teacher.torchscript {
-            self.validate_torchscript_teacher(module)?;
-        }
-        Ok(())
+        self.validate_outside_teacher()
     }
 
-    /// A TorchScript teacher: an existing file, not beside a checkpoint, and batches the
-    /// teacher's own preprocessing can start from (pixels in [0, 1] at their size).
-    fn validate_torchscript_teacher(&self, module: &Path) -> Result<()> {
-        if !module.is_file() {
+    /// A teacher from outside kd (TorchScript, ONNX): one teacher file, existing, and
+    /// batches its own preprocessing can start from (pixels in [0, 1] at their size).
+    fn validate_outside_teacher(&self) -> Result<()> {
+        let t = &self.teacher;
+        let files = [
+            ("checkpoint", &t.checkpoint),
+            ("torchscript", &t.torchscript),
+            ("onnx", &t.onnx),
+        ];
+        let given: Vec<&str> = files
+            .iter()
+            .filter(|(_, f)| f.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        if given.len() > 1 {
             bail!(
-                "teacher.torchscript: expected an existing file saved with torch.jit.save, got {}",
-                module.display()
+                "teacher.{}: expected one teacher file, got {}",
+                given.join(" and teacher."),
+                given.len()
             );
         }
-        if self.teacher.checkpoint.is_some() {
-            bail!("teacher.torchscript and teacher.checkpoint: expected one teacher, got both");
+        let (key, what) = match (&t.torchscript, &t.onnx) {
+            (Some(_), _) => ("torchscript", "a file saved with torch.jit.save"),
+            (_, Some(_)) => ("onnx", "an ONNX model file"),
+            _ => return Ok(()),
+        };
+        let file = t
+            .torchscript
+            .as_ref()
+            .or(t.onnx.as_ref())
+            .expect("one of them");
+        if !file.is_file() {
+            bail!("teacher.{key}: expected {what}, got {}", file.display());
         }
-        let t = &self.data.transform;
-        if !t.mean.is_empty() || t.pad_to.is_some() {
+        let tf = &self.data.transform;
+        if !tf.mean.is_empty() || tf.pad_to.is_some() {
             bail!(
-                "data.transform: expected no mean/std and no pad_to with a TorchScript teacher (its preprocessing is teacher.input's: mean, std, image_size), got mean {:?}, pad_to {:?}",
-                t.mean,
-                t.pad_to
+                "data.transform: expected no mean/std and no pad_to with a teacher from outside kd (its preprocessing is teacher.input's: mean, std, image_size, channels), got mean {:?}, pad_to {:?}",
+                tf.mean,
+                tf.pad_to
             );
         }
         Ok(())
@@ -759,6 +819,40 @@ mod tests {
 
     fn parse(text: &str) -> RunConfig {
         RunConfig::parse(text, Path::new("test.toml")).unwrap()
+    }
+
+    #[test]
+    fn teacher_source_is_read_by_its_files_format_and_one_teacher_file_is_allowed() {
+        let source = |file: &str| parse(&format!("[teacher]\nsource = \"{file}\"\n")).teacher;
+        assert_eq!(source("t.onnx").onnx, Some(PathBuf::from("t.onnx")));
+        assert_eq!(
+            source("t.safetensors").checkpoint,
+            Some("t.safetensors".into())
+        );
+        assert_eq!(source("t.pt").torchscript, Some(PathBuf::from("t.pt")));
+        assert!(source("t.onnx").source.is_none() && source("t.onnx").is_outside());
+        let both = RunConfig::parse(
+            "[teacher]\nsource = \"a.onnx\"\nonnx = \"b.onnx\"\n",
+            Path::new("test.toml"),
+        );
+        let message = format!("{:#}", both.unwrap_err());
+        assert!(
+            message.contains("teacher.source and teacher.onnx: expected one teacher file"),
+            "{message}"
+        );
+        let two = parse("[teacher]\nonnx = \"Cargo.toml\"\ncheckpoint = \"Cargo.toml\"\n");
+        let message = format!("{:#}", two.validate().unwrap_err());
+        assert!(
+            message
+                .contains("teacher.checkpoint and teacher.onnx: expected one teacher file, got 2"),
+            "{message}"
+        );
+        let missing = parse("[teacher]\nonnx = \"no-such.onnx\"\n");
+        let message = format!("{:#}", missing.validate().unwrap_err());
+        assert!(
+            message.contains("teacher.onnx: expected an ONNX model file, got no-such.onnx"),
+            "{message}"
+        );
     }
 
     /// The config's teacher and student checked against its input shape, as a plan does.

@@ -81,7 +81,7 @@ pub fn eval_torchscript(
         );
     }
     let mut plan = plan_for_module(module, config, data_dir, device, "evaluate")?;
-    let model = plan.torchscript_teacher_model()?;
+    let model = plan.outside_teacher_model()?;
     let data: &ImageDataset = match split {
         "test" => &plan.data.test,
         "train" => &plan.data.train,

@@ -54,6 +54,7 @@ pub mod export_onnx;
 pub mod latency;
 pub mod onnx_model;
 pub mod oom;
+pub mod outside_teacher;
 pub mod plots;
 pub mod predict;
 pub mod report;

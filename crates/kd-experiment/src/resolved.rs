@@ -20,7 +20,7 @@ use crate::config::RunConfig;
 pub fn canonical(cfg: &RunConfig) -> RunConfig {
     let defaults = RunConfig::default();
     let mut c = cfg.clone();
-    if c.teacher.torchscript.is_some() {
+    if c.teacher.is_outside() {
         c.teacher.model = defaults.teacher.model;
         c.teacher.train = defaults.teacher.train;
     } else {
@@ -58,9 +58,10 @@ pub fn written_toml(cfg: &RunConfig) -> Result<String> {
     if cfg.data.dataset == DatasetKind::ImageFolder {
         unused.clear();
     }
-    match cfg.teacher.torchscript {
-        Some(_) => unused.extend(["teacher.model", "teacher.train"]),
-        None => unused.push("teacher.input"),
+    if cfg.teacher.is_outside() {
+        unused.extend(["teacher.model", "teacher.train"]);
+    } else {
+        unused.push("teacher.input");
     }
     let views = format!("teacher_views = \"{}\"", cfg.distill.teacher_views.name());
     let mixup = toml::Value::Float(cfg.distill.mixup);

@@ -12,6 +12,7 @@ use kd_models::{Model, ModelConfig, Summary, TorchScriptTeacher};
 use tch::Device;
 
 use crate::config::{Override, RunConfig};
+use crate::outside_teacher::OutsideTeacher;
 use crate::run::Plan;
 
 /// The printed summaries of the teacher and the student of `config_path`, with `sets`
@@ -32,9 +33,17 @@ pub fn summaries(cfg: &RunConfig, config_path: &Path) -> Result<String> {
                 .input
                 .validate("teacher.input", c)
                 .with_context(invalid)?;
-            let module = TorchScriptTeacher::load(path, &cfg.teacher.input, Device::Cpu)
+            let module = TorchScriptTeacher::load(path, &cfg.teacher.input, c, Device::Cpu)
                 .with_context(invalid)?;
-            torchscript_summary(path, module.parameters())
+            outside_summary("TorchScript module", path, module.parameters() as usize)
+        }
+        None if cfg.teacher.onnx.is_some() => {
+            let [c, h, _] = cfg.data.input_shape();
+            let classes = cfg.data.classes().with_context(invalid)?;
+            let t = OutsideTeacher::load(&cfg.teacher, [c, h], classes, Device::Cpu)
+                .with_context(invalid)?
+                .expect("an ONNX teacher");
+            outside_summary("ONNX model", t.path(), t.parameters())
         }
         None => model_summary(
             "teacher",
@@ -54,22 +63,22 @@ pub fn summaries(cfg: &RunConfig, config_path: &Path) -> Result<String> {
     Ok(teacher + &student)
 }
 
-/// The summaries of a [`Plan`]'s teacher and student: its TorchScript teacher as loaded
-/// and probed on the run's images.
+/// The summaries of a [`Plan`]'s teacher and student: its teacher from outside kd as
+/// loaded and probed on the run's images.
 pub fn plan_summaries(plan: &Plan) -> Result<String> {
     let (cfg, path) = (plan.config(), plan.config_path.as_path());
-    let teacher = match (&cfg.teacher.torchscript, &plan.torchscript) {
-        (Some(file), Some(module)) => torchscript_summary(file, module.parameters()),
+    let teacher = match &plan.outside {
+        Some(t) => outside_summary(t.describe(), t.path(), t.parameters()),
         _ => model_summary("teacher", "teacher.model", &cfg.teacher.model, cfg, path)?,
     };
     let student = model_summary("student", "student.model", &cfg.student.model, cfg, path)?;
     Ok(teacher + &student)
 }
 
-/// The summary of a TorchScript teacher: its file and parameters.
-fn torchscript_summary(path: &Path, parameters: i64) -> String {
+/// The summary of a teacher from outside kd (`what`: its format): its file and parameters.
+fn outside_summary(what: &str, path: &Path, parameters: usize) -> String {
     format!(
-        "Model: \"teacher\"\nTorchScript module {}: {parameters} parameters (frozen: used as loaded, never trained)\n\n",
+        "Model: \"teacher\"\n{what} {}: {parameters} parameters (frozen: used as loaded, never trained)\n\n",
         path.display()
     )
 }

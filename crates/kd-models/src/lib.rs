@@ -15,6 +15,7 @@
 //! - [`pretrained`]: strict loading of published weights by name;
 //! - [`summary`]: Keras-style per-layer summaries;
 //! - [`tensor_file`]: atomic safetensors writes, with metadata;
+//! - [`teacher_input`]: a teacher's input contract and the bridge from kd's images to it;
 //! - [`torchscript`]: a frozen teacher saved by PyTorch's `torch.jit.save`;
 //! - [`script_network`]: [`ScriptNetwork`], a TorchScript module as a trainable student (or
 //!   teacher), buffers included;
@@ -39,6 +40,7 @@ pub mod resnet;
 pub mod script_network;
 pub mod student;
 pub mod summary;
+pub mod teacher_input;
 pub mod tensor_file;
 pub mod torchscript;
 pub mod variables;
@@ -56,6 +58,7 @@ pub use resnet::ResNetConfig;
 pub use script_network::ScriptNetwork;
 pub use student::StudentConfig;
 pub use summary::Summary;
-pub use torchscript::{TeacherInput, TorchScriptTeacher};
+pub use teacher_input::{InputBridge, Resize, TeacherInput};
+pub use torchscript::TorchScriptTeacher;
 pub use vgg::VggConfig;
 pub use wrn::WrnConfig;

@@ -150,8 +150,21 @@ impl Model {
         architecture: String,
         device: Device,
     ) -> Self {
+        Self::from_frozen("torchscript", "TorchScript", teacher, architecture, device)
+    }
+
+    /// A frozen teacher computed by `module` (a TorchScript module, an ONNX file's runtime),
+    /// its one layer named `name` of `kind`, described as `architecture`: no variables of
+    /// its own, never trained or saved by kd.
+    pub fn from_frozen(
+        name: &str,
+        kind: &'static str,
+        module: impl nn::ModuleT + 'static,
+        architecture: String,
+        device: Device,
+    ) -> Self {
         let mut net = Sequential::new();
-        net.push("torchscript", "TorchScript", teacher);
+        net.push(name, kind, module);
         Self {
             architecture,
             vs: nn::VarStore::new(device),

@@ -1,64 +1,35 @@
 //! A teacher trained outside kd: any module saved with PyTorch's `torch.jit.save` (traced or
 //! scripted; torchvision and timm models included), loaded through libtorch's TorchScript
 //! runtime, frozen and always run in eval mode. Its input preprocessing is stated, not
-//! guessed: kd's batches (pixels scaled to [0, 1]) are resized to the teacher's
-//! `image_size` (bilinear) when it differs, then normalized with its `mean` and `std`.
+//! guessed: kd's batches (pixels scaled to [0, 1]) go through its [`InputBridge`]
+//! (channels, size, mean and std of `[teacher.input]`).
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use tch::nn::ModuleT;
 use tch::{CModule, Device, Kind, Tensor};
 
-use crate::error::{invalid, ModelError, Result};
-
-/// What a TorchScript teacher expects as input (`[teacher.input]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct TeacherInput {
-    /// Per-channel mean subtracted after scaling to [0, 1] (empty: none).
-    pub mean: Vec<f64>,
-    /// Per-channel standard deviation divided by (as many as `mean`).
-    pub std: Vec<f64>,
-    /// Side the teacher was trained on (0: the images' own size).
-    pub image_size: usize,
-}
-
-impl TeacherInput {
-    /// Checks the values for `channels`-channel images; `key` prefixes error messages.
-    pub fn validate(&self, key: &str, channels: usize) -> Result<()> {
-        if self.mean.len() != self.std.len()
-            || !(self.mean.is_empty() || self.mean.len() == channels)
-        {
-            return Err(invalid(
-                &format!("{key}.mean"),
-                &format!("mean and std of {channels} channels each (or both empty)"),
-                format!("{} means and {} stds", self.mean.len(), self.std.len()),
-            ));
-        }
-        if self.std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
-            return Err(invalid(
-                &format!("{key}.std"),
-                "finite values > 0",
-                format!("{:?}", self.std),
-            ));
-        }
-        Ok(())
-    }
-}
+use crate::error::{ModelError, Result};
+use crate::teacher_input::{InputBridge, TeacherInput};
 
 /// A loaded TorchScript module with its preprocessing, as one layer of a [`crate::Model`].
 #[derive(Debug)]
 pub struct TorchScriptTeacher {
     module: CModule,
-    input: TeacherInput,
-    mean: Option<(Tensor, Tensor)>,
+    bridge: InputBridge,
 }
 
 impl TorchScriptTeacher {
-    /// Loads `path` on `device` in eval mode; an error names the file when it is not a
-    /// TorchScript module (a `state_dict` saved with `torch.save`, a text file).
-    pub fn load(path: &Path, input: &TeacherInput, device: Device) -> Result<Self> {
+    /// Loads `path` on `device` in eval mode, fed `image_channels`-channel images through
+    /// `input`'s bridge; an error names the file when it is not a TorchScript module (a
+    /// `state_dict` saved with `torch.save`, a text file).
+    pub fn load(
+        path: &Path,
+        input: &TeacherInput,
+        image_channels: usize,
+        device: Device,
+    ) -> Result<Self> {
+        let bridge = InputBridge::new(input, image_channels, device)?;
         let mut module = CModule::load_on_device(path, device).map_err(|e| {
             ModelError::ModelFile {
                 path: path.to_path_buf(),
@@ -69,36 +40,18 @@ impl TorchScriptTeacher {
             }
         })?;
         module.set_eval();
-        let mean = (!input.mean.is_empty()).then(|| {
-            let shape = [1, input.mean.len() as i64, 1, 1];
-            let t = |v: &[f64]| {
-                Tensor::from_slice(v)
-                    .to_kind(Kind::Float)
-                    .reshape(shape)
-                    .to_device(device)
-            };
-            (t(&input.mean), t(&input.std))
-        });
-        Ok(Self {
-            module,
-            input: input.clone(),
-            mean,
-        })
+        Ok(Self { module, bridge })
+    }
+
+    /// The bridge from kd's images to the module's input.
+    pub fn bridge(&self) -> &InputBridge {
+        &self.bridge
     }
 
     /// Runs the module on `[b, c, h, w]` images in [0, 1]; an error for an input the
     /// module does not take.
     pub fn try_forward(&self, images: &Tensor) -> std::result::Result<Tensor, tch::TchError> {
-        let s = self.input.image_size as i64;
-        let size = images.size();
-        let mut x = if s > 0 && (size[2] != s || size[3] != s) {
-            images.upsample_bilinear2d([s, s], false, None, None)
-        } else {
-            images.shallow_clone()
-        };
-        if let Some((mean, std)) = &self.mean {
-            x = (x - mean) / std;
-        }
+        let x = self.bridge.apply(images);
         tch::no_grad(|| self.module.forward_ts(&[x]))
     }
 
@@ -127,7 +80,7 @@ pub fn load_checked(
     classes: usize,
     device: Device,
 ) -> Result<TorchScriptTeacher> {
-    let teacher = TorchScriptTeacher::load(path, input, device)?;
+    let teacher = TorchScriptTeacher::load(path, input, c, device)?;
     let probe = Tensor::zeros([2, c as i64, hw as i64, hw as i64], (Kind::Float, device));
     let bad = |detail: String| ModelError::ModelFile {
         path: path.to_path_buf(),
@@ -135,7 +88,8 @@ pub fn load_checked(
     };
     let out = teacher.try_forward(&probe).map_err(|e| {
         bad(format!(
-            "the TorchScript teacher does not take [batch, {c}, {hw}, {hw}] images (the dataset's channels, data.image_folder.channels for an image folder, at its size or teacher.input.image_size if set): {}",
+            "the TorchScript teacher does not take the images it is fed: the dataset's [batch, {c}, {hw}, {hw}] (data.image_folder.channels for an image folder), {} by teacher.input (channels, image_size, mean, std): {}",
+            teacher.bridge.describe(hw).unwrap_or_else(|| "unchanged".into()),
             torch_reason(&e.to_string())
         ))
     })?;

@@ -27,6 +27,8 @@ pub struct OnnxHeader {
     pub opset: i64,
     /// The bytes of the constant tensors (weights, scales), without the graph around them.
     pub tensor_bytes: u64,
+    /// The elements of the constant tensors (the weights' count).
+    pub tensor_elements: u64,
 }
 
 fn model_error(path: &Path, detail: impl Into<String>) -> OnnxError {
@@ -82,6 +84,11 @@ pub fn read_header(path: &Path) -> Result<OnnxHeader> {
             .iter()
             .map(|t| t.raw_data.len() as u64 + 4 * t.float_data.len() as u64)
             .sum(),
+        tensor_elements: graph
+            .initializer
+            .iter()
+            .map(|t| t.dims.iter().product::<i64>().max(0) as u64)
+            .sum(),
         opset: model
             .opset_import
             .iter()
@@ -130,6 +137,16 @@ impl OnnxRunner {
     /// The batch size the model was optimized for.
     pub fn batch(&self) -> usize {
         self.batch
+    }
+
+    /// The first output's shape (concrete: the batch is fixed).
+    pub fn output_shape(&self) -> Vec<usize> {
+        self.plan
+            .model()
+            .output_fact(0)
+            .ok()
+            .and_then(|f| f.shape.as_concrete().map(<[usize]>::to_vec))
+            .unwrap_or_default()
     }
 
     /// The outputs for `images` (`n ≤ batch` images of the input shape, flattened, float);

@@ -143,7 +143,8 @@ fn an_image_folder_without_test_is_refused_before_training() {
 
 /// Trains a small CNN on the folder's training pixels in plain PyTorch, saves it with
 /// `torch.jit.save(torch.jit.trace(...))`, and prints its accuracy on the test pixels, with
-/// the module file's SHA-256. Also writes the bad teachers: a `state_dict` saved with
+/// the module file's SHA-256; exports the same network with `torch.onnx.export` (opset 17,
+/// dynamic batch). Also writes the bad teachers: a `state_dict` saved with
 /// `torch.save`, a traced module with 1000 outputs and one that takes RGB images.
 const TEACHER_PY: &str = r#"
 import hashlib, sys, torch
@@ -166,6 +167,9 @@ for step in range(150):
 net.eval()
 module = torch.jit.trace(net, xt[:2])
 torch.jit.save(module, f"{d}/teacher.pt")
+torch.onnx.export(net, xt[:2], f"{d}/teacher.onnx", opset_version=17, dynamo=False,
+                  input_names=["images"], output_names=["logits"],
+                  dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
 with torch.no_grad():
     acc = (module(xt).argmax(1) == yt).float().mean().item()
 digest = hashlib.sha256(open(f"{d}/teacher.pt", "rb").read()).hexdigest()
@@ -215,6 +219,7 @@ fn a_pytorch_teacher_teaches_and_kd_measures_its_accuracy_as_pytorch_does() {
     );
     assert!(!dir.path().join("out/teacher.safetensors").exists());
 
+    the_onnx_export_teaches_as_the_torchscript_one(dir.path(), &config, &report);
     check_describes_the_torchscript_teacher(dir.path());
     the_teacher_file_is_evaluated_and_timed(dir.path(), pytorch_accuracy);
     bad_teachers_are_refused_by_check_and_run(dir.path(), &config);
@@ -301,6 +306,32 @@ fn the_teacher_file_is_evaluated_and_timed(dir: &Path, pytorch_accuracy: f64) {
         stdout.contains("teacher.pt") && stdout.contains("libtorch f32"),
         "{stdout}"
     );
+}
+
+/// The same network exported to ONNX (`teacher.source = "teacher.onnx"`, run by tract)
+/// gives the TorchScript run's teacher accuracy and the same cached-logit student run: its
+/// logits agree to float rounding (1e-4: kd-onnx's `teacher` tests), so the distilled
+/// student's test accuracy is the TorchScript run's to one test image.
+fn the_onnx_export_teaches_as_the_torchscript_one(
+    dir: &Path,
+    config: &dyn Fn(&str) -> String,
+    torchscript: &serde_json::Value,
+) {
+    let text = config("teacher.onnx").replace("torchscript = ", "source = ");
+    std::fs::write(dir.join("onnx.toml"), text).unwrap();
+    let report = run_ok(dir, "onnx.toml", "onnx");
+    let (teacher, script_teacher) = (&report["models"][0], &torchscript["models"][0]);
+    assert_eq!(teacher["architecture"], "onnx");
+    assert!(teacher["pretrained"]
+        .as_str()
+        .unwrap()
+        .starts_with("ONNX teacher.onnx (sha256 "));
+    assert_eq!(teacher["test_accuracy"], script_teacher["test_accuracy"]);
+    let student = |r: &serde_json::Value| r["models"][1]["test_accuracy"].as_f64().unwrap();
+    let gap = (student(&report) - student(torchscript)).abs();
+    assert!(gap <= 1.0 / 80.0 + 1e-9, "distilled students {gap} apart");
+    let resolved = std::fs::read_to_string(dir.join("onnx/config.toml")).unwrap();
+    assert!(resolved.contains("onnx = \"teacher.onnx\""), "{resolved}");
 }
 
 /// `check` on `dir`'s `run.toml` describes the TorchScript teacher the run uses, not

@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use kd_core::{DistillLoss, LogitCache, LossConfig};
 use kd_data::ImageDataset;
-use kd_models::TorchScriptTeacher;
 use kd_train::distributed::check_parallel_config;
 use tch::Device;
 
@@ -15,35 +14,29 @@ use super::build::build_model;
 use super::data::RunData;
 use super::hint::fitnets_hint;
 use crate::config::RunConfig;
+use crate::outside_teacher::OutsideTeacher;
 use crate::seeds::{self, Stream};
 
-/// The teacher's checks before anything trains: a TorchScript teacher loaded, fed the data's
-/// shape and checked to give its classes (returned); FitNets' hinted layers found, on
+/// The teacher's checks before anything trains: a teacher from outside kd loaded, fed the
+/// data's shape and checked to give its classes (returned); FitNets' hinted layers found, on
 /// throw-away models of the run's architectures.
 pub(super) fn check_teacher(
     cfg: &RunConfig,
     config_path: &Path,
     shape: [usize; 3],
     device: Device,
-) -> Result<Option<TorchScriptTeacher>> {
+) -> Result<Option<OutsideTeacher>> {
     let invalid = || format!("{}: invalid config", config_path.display());
     let [c, h, classes] = shape;
-    let torchscript = match &cfg.teacher.torchscript {
-        Some(path) => {
-            let input = &cfg.teacher.input;
-            input.validate("teacher.input", c).with_context(invalid)?;
-            let module = kd_models::torchscript::load_checked(path, input, [c, h], classes, device)
-                .with_context(invalid)?;
-            Some(module)
-        }
-        None => None,
-    };
+    let outside =
+        OutsideTeacher::load(&cfg.teacher, [c, h], classes, device).with_context(invalid)?;
     if let LossConfig::Fitnets(f) = &cfg.distill.loss {
-        if let Some(path) = &cfg.teacher.torchscript {
+        if let Some(t) = &outside {
             bail!(
-                "{}: distill.loss = \"fitnets\" hints from a named layer of a kd teacher; the TorchScript teacher {} has none (use a logit loss)",
+                "{}: distill.loss = \"fitnets\" hints from a named layer of a kd teacher; the {} teacher {} has none (use a logit loss)",
                 config_path.display(),
-                path.display()
+                t.format(),
+                t.path().display()
             );
         }
         seeds::enter(Stream::Plan, cfg.seed);
@@ -51,7 +44,7 @@ pub(super) fn check_teacher(
         let student = build_model(cfg, &cfg.student.model, shape, device)?;
         fitnets_hint(f, &teacher, &student, [c, h, h]).with_context(invalid)?;
     }
-    Ok(torchscript)
+    Ok(outside)
 }
 
 /// With data parallelism: what every fit and the logit cache will check, checked now
@@ -66,7 +59,7 @@ pub(super) fn check_ranks(
     if world_size <= 1 {
         return Ok(());
     }
-    if cfg.teacher.checkpoint.is_none() && cfg.teacher.torchscript.is_none() {
+    if cfg.teacher.checkpoint.is_none() && !cfg.teacher.is_outside() {
         check_parallel_config(
             world_size,
             &cfg.teacher.train,

@@ -45,8 +45,13 @@ pub(super) type Finished = (ModelReport, Vec<Vec<i64>>);
 pub(super) enum Built<'m> {
     /// Built by kd from this config: saved as `<role>.safetensors`.
     Kd(&'m ModelConfig),
-    /// A TorchScript module: not saved by kd, named by its file.
-    TorchScript { path: &'m Path, parameters: usize },
+    /// A file from outside kd (`kind`: `torchscript`, `onnx`): not saved by kd, named by
+    /// its file.
+    Outside {
+        kind: &'static str,
+        path: &'m Path,
+        parameters: usize,
+    },
 }
 
 impl<'a> RunContext<'a> {
@@ -195,10 +200,14 @@ impl RunContext<'_> {
                     model.trainable_parameters(),
                 )
             }
-            Built::TorchScript { path, parameters } => {
+            Built::Outside {
+                kind,
+                path,
+                parameters,
+            } => {
                 let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
                 let weights = path.display().to_string();
-                (weights, bytes, "torchscript".to_string(), parameters)
+                (weights, bytes, kind.to_string(), parameters)
             }
         };
         let classes = self.plan.shape[2];

@@ -151,9 +151,9 @@ impl Plan {
             parallel: group.as_ref().map(|group| DataParallel { group }),
         };
         let checkpoints_dir = self.out.join("checkpoints").display().to_string();
-        let torchscript = self.torchscript.take();
+        let outside = self.outside.take();
         crate::oom::guard("running the experiment", Some(&checkpoints_dir), || {
-            self.run_phases(ranks, torchscript, observer)
+            self.run_phases(ranks, outside, observer)
         })
     }
 
@@ -161,7 +161,7 @@ impl Plan {
     fn run_phases(
         &self,
         ranks: Ranks,
-        torchscript: Option<kd_models::TorchScriptTeacher>,
+        outside: Option<crate::outside_teacher::OutsideTeacher>,
         observer: &mut dyn Observer,
     ) -> Result<Report> {
         // Only the rank that writes the run directory shows progress.
@@ -176,7 +176,7 @@ impl Plan {
         }
         self.log_start(ranks);
         let mut ctx = RunContext::new(self, observer, ranks, None);
-        let teacher = teacher::teacher(&mut ctx, torchscript)?;
+        let teacher = teacher::teacher(&mut ctx, outside)?;
         let caches = cache::teacher_logits(&ctx, &teacher.model)?;
         let teacher_report = teacher.report.clone();
         let students = students::students(&mut ctx, teacher, caches)?;

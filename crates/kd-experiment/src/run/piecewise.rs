@@ -80,21 +80,21 @@ impl Plan {
     }
 
     /// Trains (or loads, as the config says) the teacher into the run directory, resuming
-    /// its checkpoints; saves it as `teacher.safetensors` (not a TorchScript teacher, which
-    /// stays where it is) and returns its report, with its test accuracy.
+    /// its checkpoints; saves it as `teacher.safetensors` (not a teacher from outside kd,
+    /// which stays where it is) and returns its report, with its test accuracy.
     pub(crate) fn train_teacher(&mut self) -> Result<ModelReport> {
         std::fs::create_dir_all(&self.out)
             .with_context(|| format!("{}: cannot create", self.out.display()))?;
-        let torchscript = self.torchscript.take();
+        let outside = self.outside.take();
         let mut quiet = NoProgress;
         let mut ctx = self.context(&mut quiet, None);
-        Ok(teacher::teacher(&mut ctx, torchscript)?.report)
+        Ok(teacher::teacher(&mut ctx, outside)?.report)
     }
 
     /// The teacher [`Plan::train_teacher`] left in the run directory, frozen.
     pub(crate) fn saved_teacher(&mut self) -> Result<Model> {
-        if self.cfg.teacher.torchscript.is_some() {
-            return self.torchscript_teacher_model();
+        if self.cfg.teacher.is_outside() {
+            return self.outside_teacher_model();
         }
         let config = self.cfg.teacher.model.without_pretrained();
         let mut teacher = build_for(self, &config)?;

@@ -11,7 +11,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use kd_core::{DistillLoss, LossConfig};
 use kd_data::ImageDataset;
-use kd_models::{Model, TorchScriptTeacher};
+use kd_models::Model;
+
+use crate::outside_teacher::OutsideTeacher;
 use kd_train::distributed::{launch_env, LaunchEnv};
 use tch::Device;
 
@@ -57,8 +59,9 @@ pub struct Plan {
     pub(crate) resolved: String,
     /// The checkpoints' fingerprint of the canonical config.
     pub(crate) fingerprint: String,
-    /// The TorchScript teacher, loaded and checked here (taken by the teacher phase).
-    pub(crate) torchscript: Option<TorchScriptTeacher>,
+    /// The teacher from outside kd (TorchScript, ONNX), loaded and checked here (taken by
+    /// the teacher phase).
+    pub(crate) outside: Option<OutsideTeacher>,
     pub(crate) started: Instant,
 }
 
@@ -76,12 +79,17 @@ impl std::fmt::Debug for Plan {
 /// Where the run's teacher comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TeacherSource {
-    /// A TorchScript module, loaded and probed on the run's images.
-    TorchScript {
-        /// The module's file (`teacher.torchscript`).
+    /// A file from outside kd (a TorchScript module, an ONNX model), loaded and probed on
+    /// the run's images.
+    Outside {
+        /// `TorchScript module` or `ONNX model`.
+        format: &'static str,
+        /// The file (`teacher.torchscript`, `teacher.onnx`).
         path: PathBuf,
-        /// The module's parameter count.
+        /// The module's parameter count (an ONNX file's weight elements).
         parameters: usize,
+        /// What `[teacher.input]` does to the run's images (`None`: nothing).
+        bridge: Option<String>,
     },
     /// A kd model file (`teacher.checkpoint`).
     Checkpoint(PathBuf),
@@ -95,11 +103,18 @@ pub enum TeacherSource {
 impl std::fmt::Display for TeacherSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::TorchScript { path, parameters } => write!(
-                f,
-                "TorchScript module {} ({parameters} parameters)",
-                path.display()
-            ),
+            Self::Outside {
+                format,
+                path,
+                parameters,
+                bridge,
+            } => {
+                write!(f, "{format} {} ({parameters} parameters)", path.display())?;
+                match bridge {
+                    Some(b) => write!(f, ", fed the images {b}"),
+                    None => Ok(()),
+                }
+            }
             Self::Checkpoint(path) => write!(f, "loaded from {}", path.display()),
             Self::Trained { epochs } => write!(f, "trained for up to {epochs} epochs"),
         }
@@ -162,7 +177,7 @@ impl Plan {
             logit_loss: None,
             resolved,
             fingerprint,
-            torchscript: None,
+            outside: None,
             started,
         };
         plan.check()?;
@@ -191,7 +206,7 @@ impl Plan {
         if let Some(loss) = &self.logit_loss {
             loss.check_classes(classes).with_context(invalid)?;
         }
-        self.torchscript = check_teacher(cfg, config_path, self.shape, self.device)?;
+        self.outside = check_teacher(cfg, config_path, self.shape, self.device)?;
         let StudentSets { labelled, distill } = student_sets(cfg, &self.data, config_path)?;
         check_ranks(cfg, self.world_size(), &distill, &self.data).with_context(invalid)?;
         let loss = self.logit_loss.as_deref();
@@ -267,12 +282,14 @@ impl Plan {
     /// Where the teacher comes from.
     pub fn teacher_source(&self) -> TeacherSource {
         let teacher = &self.cfg.teacher;
-        match (&teacher.torchscript, &self.torchscript, &teacher.checkpoint) {
-            (Some(path), Some(module), _) => TeacherSource::TorchScript {
-                path: path.clone(),
-                parameters: module.parameters() as usize,
+        match (&self.outside, &teacher.checkpoint) {
+            (Some(t), _) => TeacherSource::Outside {
+                format: t.describe(),
+                path: t.path().to_path_buf(),
+                parameters: t.parameters(),
+                bridge: t.bridge().describe(self.shape[1]),
             },
-            (_, _, Some(path)) => TeacherSource::Checkpoint(path.clone()),
+            (_, Some(path)) => TeacherSource::Checkpoint(path.clone()),
             _ => TeacherSource::Trained {
                 epochs: teacher.train.epochs,
             },
@@ -293,16 +310,14 @@ impl Plan {
         (dir != data.dataset.default_dir()).then(|| std::path::absolute(&dir).unwrap_or(dir))
     }
 
-    /// The TorchScript teacher the plan loaded and probed, as a kd [`Model`] (taken: the
-    /// plan's own run would load it again).
-    pub fn torchscript_teacher_model(&mut self) -> Result<Model> {
+    /// The teacher from outside kd the plan loaded and probed, as a kd [`Model`] (taken:
+    /// the plan's own run would load it again).
+    pub fn outside_teacher_model(&mut self) -> Result<Model> {
         let teacher = self
-            .torchscript
+            .outside
             .take()
-            .context("the config names no teacher.torchscript")?;
-        let path = self.cfg.teacher.torchscript.clone().unwrap_or_default();
-        let name = format!("torchscript {}", path.display());
-        Ok(Model::from_torchscript(teacher, name, self.device))
+            .context("the config names no teacher.torchscript or teacher.onnx")?;
+        Ok(teacher.into_model(self.device))
     }
 
     /// The processes of the run: the launcher's world size, or 1.

@@ -1,14 +1,13 @@
 //! The teacher phase: load the teacher from a checkpoint, or train it (from pretrained
 //! feature weights when configured) on the training split; then freeze, save and test it.
 
-use std::path::Path;
-
 use anyhow::Result;
 use kd_data::BatchLoader;
-use kd_models::{Model, ModelConfig, TorchScriptTeacher};
+use kd_models::{Model, ModelConfig};
 use kd_train::Objective;
 
 use super::context::{cross_entropy, Built, RunContext};
+use crate::outside_teacher::OutsideTeacher;
 use crate::report::ModelReport;
 use crate::seeds::{self, Data, Stream};
 
@@ -18,14 +17,12 @@ pub(super) struct Teacher {
     pub report: ModelReport,
 }
 
-/// Runs the teacher phase; `torchscript` is the TorchScript teacher the plan loaded, if any.
-pub(super) fn teacher(
-    ctx: &mut RunContext,
-    torchscript: Option<TorchScriptTeacher>,
-) -> Result<Teacher> {
+/// Runs the teacher phase; `outside` is the teacher from outside kd the plan loaded, if
+/// any.
+pub(super) fn teacher(ctx: &mut RunContext, outside: Option<OutsideTeacher>) -> Result<Teacher> {
     let cfg = ctx.cfg;
-    if let (Some(path), Some(module)) = (&cfg.teacher.torchscript, torchscript) {
-        return torchscript_teacher(ctx, path, module);
+    if let Some(teacher) = outside {
+        return outside_teacher(ctx, teacher);
     }
     seeds::enter(Stream::Teacher, cfg.seed);
     let model_cfg = match &cfg.teacher.checkpoint {
@@ -70,24 +67,27 @@ pub(super) fn teacher(
     })
 }
 
-/// A teacher saved by PyTorch (`module`, loaded from `path` and checked on the run's input
-/// shape and classes by the plan): never trained, tested, and named in the report by its
-/// file and SHA-256.
-fn torchscript_teacher(
-    ctx: &mut RunContext,
-    path: &Path,
-    module: TorchScriptTeacher,
-) -> Result<Teacher> {
-    let parameters = module.parameters() as usize;
-    let digest = kd_models::torchscript::file_digest(path)?;
-    let origin = format!("TorchScript {} (sha256 {digest})", path.display());
-    tracing::info!("teacher: {origin}, {parameters} parameters");
-    let mut model = Model::from_torchscript(
-        module,
-        format!("torchscript {}", path.display()),
-        ctx.device(),
-    );
-    let built = Built::TorchScript { path, parameters };
+/// A teacher from outside kd (loaded from its file and checked on the run's input shape
+/// and classes by the plan): never trained, tested, and named in the report by its file
+/// and SHA-256.
+fn outside_teacher(ctx: &mut RunContext, teacher: OutsideTeacher) -> Result<Teacher> {
+    let parameters = teacher.parameters();
+    let path = teacher.path().to_path_buf();
+    let digest = kd_models::torchscript::file_digest(&path)?;
+    let origin = format!("{} {} (sha256 {digest})", teacher.format(), path.display());
+    match teacher.bridge().describe(ctx.plan.shape[1]) {
+        Some(bridge) => {
+            tracing::info!("teacher: {origin}, {parameters} parameters, fed the images {bridge}")
+        }
+        None => tracing::info!("teacher: {origin}, {parameters} parameters"),
+    }
+    let kind = teacher.kind();
+    let mut model = teacher.into_model(ctx.device());
+    let built = Built::Outside {
+        kind,
+        path: &path,
+        parameters,
+    };
     let (report, _) = ctx.finish(
         "teacher",
         &mut model,

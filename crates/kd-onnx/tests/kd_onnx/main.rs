@@ -3,3 +3,4 @@
 //! `cargo test --test kd_onnx -- MODULE::` runs one of them.
 
 mod export;
+mod teacher;
