@@ -2,14 +2,15 @@
 //! tract) and by `torch.jit.trace` (run by libtorch) gives PyTorch's own logits in kd to
 //! 1e-4; a teacher of 32x32 RGB images normalized with ImageNet's mean and std teaches
 //! 28x28 grey images through the input bridge with the logits PyTorch computes on the
-//! images bridged by hand (`outside_teachers.py`); files that cannot teach are refused
-//! naming what differs.
+//! images bridged by hand (`outside_teachers.py`); a file of kd's own export teaches with
+//! its model's logits; files that cannot teach are refused naming what differs, and the
+//! fuzzer's corpus replays without a panic.
 
 use std::path::{Path, PathBuf};
 
-use kd_models::{TeacherInput, TorchScriptTeacher};
-use kd_onnx::OnnxTeacher;
-use tch::{Device, Tensor};
+use kd_models::{CnnConfig, Model, ModelConfig, TeacherInput, TorchScriptTeacher};
+use kd_onnx::{lower, write, OnnxTeacher, Preprocess};
+use tch::{Device, Kind, Tensor};
 
 const SCRIPT: &str = "tests/kd_onnx/outside_teachers.py";
 
@@ -153,4 +154,60 @@ fn files_that_cannot_teach_are_refused_naming_what_differs() {
     };
     let message = refused(&onnx, &two_to_one, [1, 28], 10);
     assert!(message.contains("teacher.input.channels"), "{message}");
+}
+
+#[test]
+fn a_file_from_kds_own_export_teaches_with_the_models_logits() {
+    // A kd CNN padded to 32 and normalized, its preprocessing built into the file as
+    // `kd-cli export` writes it: fed kd's 28x28 images as they are (no bridge).
+    let config = ModelConfig::Cnn(CnnConfig {
+        channels: vec![8, 16],
+        ..CnnConfig::default()
+    });
+    tch::manual_seed(11);
+    let model = Model::new(&config, 1, 32, 10, Device::Cpu).unwrap();
+    let preprocess = Preprocess {
+        image_shape: [1, 28, 28],
+        pad_to: Some(32),
+        mean: vec![0.286],
+        std: vec![0.353],
+    };
+    let graph = lower(&config, &model.var_store().variables(), &preprocess, 10).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kd.onnx");
+    std::fs::write(&path, write::encode(&graph, None, &[], "kd")).unwrap();
+
+    let teacher = OnnxTeacher::load(&path, &TeacherInput::default(), [1, 28], 10).unwrap();
+    assert!(teacher.bridge().describe(28).is_none());
+    let images = Tensor::rand([6, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let padded = images.constant_pad_nd([2, 2, 2, 2]);
+    let expected = model.forward_t(&((padded - 0.286) / 0.353), false);
+    assert_close(
+        "kd export",
+        &teacher.try_forward(&images).unwrap(),
+        &expected,
+    );
+}
+
+#[test]
+fn the_fuzzers_corpus_loads_or_is_refused_without_a_panic() {
+    // `fuzz/corpus/onnx_teacher` (real files: two PyTorch exports and a kd export, plus what
+    // the fuzzer kept) and any input that once crashed the target (`fuzz/regressions`).
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut files = Vec::new();
+    for dir in ["corpus", "regressions"] {
+        if let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("onnx_teacher")) {
+            files.extend(entries.map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(files.len() >= 3, "the onnx_teacher corpus is missing");
+    let loaded = files
+        .iter()
+        .filter(|f| OnnxTeacher::load(f, &TeacherInput::default(), [1, 28], 10).is_ok())
+        .count();
+    assert!(
+        loaded >= 3,
+        "the real files load: {loaded} of {}",
+        files.len()
+    );
 }
