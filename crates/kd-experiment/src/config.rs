@@ -231,6 +231,9 @@ pub struct TeacherConfig {
     /// `checkpoint` for a `.safetensors` one, `torchscript` otherwise (resolved on load).
     #[serde(skip_serializing)]
     pub source: Option<PathBuf>,
+    /// A teacher logits file (`kd-cli teach --out`): its logits teach instead of any
+    /// teacher (`model`, `train` and the teacher files are then unused).
+    pub logits: Option<PathBuf>,
     /// What a teacher from outside kd expects: `mean`, `std`, `image_size`, `channels`,
     /// `resize`.
     pub input: TeacherInput,
@@ -245,6 +248,12 @@ impl TeacherConfig {
     pub fn is_outside(&self) -> bool {
         self.torchscript.is_some() || self.onnx.is_some()
     }
+
+    /// Whether the run builds a kd teacher from `model` (not a file from outside kd, not a
+    /// logits file).
+    pub fn uses_model(&self) -> bool {
+        !self.is_outside() && self.logits.is_none()
+    }
 }
 
 impl Default for TeacherConfig {
@@ -255,6 +264,7 @@ impl Default for TeacherConfig {
             torchscript: None,
             onnx: None,
             source: None,
+            logits: None,
             input: TeacherInput::default(),
             cache: CacheConfig::default(),
             train: TrainConfig {
@@ -769,6 +779,7 @@ impl RunConfig {
             ("checkpoint", &t.checkpoint),
             ("torchscript", &t.torchscript),
             ("onnx", &t.onnx),
+            ("logits", &t.logits),
         ];
         let given: Vec<&str> = files
             .iter()
@@ -781,6 +792,9 @@ impl RunConfig {
                 given.join(" and teacher."),
                 given.len()
             );
+        }
+        if let Some(file) = &t.logits {
+            return self.validate_logits_file(file);
         }
         let (key, what) = match (&t.torchscript, &t.onnx) {
             (Some(_), _) => ("torchscript", "a file saved with torch.jit.save"),
@@ -801,6 +815,23 @@ impl RunConfig {
                 "data.transform: expected no mean/std and no pad_to with a teacher from outside kd (its preprocessing is teacher.input's: mean, std, image_size, channels), got mean {:?}, pad_to {:?}",
                 tf.mean,
                 tf.pad_to
+            );
+        }
+        Ok(())
+    }
+
+    /// A teacher logits file: existing, and students that read cached logits (a live
+    /// teacher cannot be replaced by a file).
+    fn validate_logits_file(&self, file: &Path) -> Result<()> {
+        if !file.is_file() {
+            bail!(
+                "teacher.logits: expected a teacher logits file (`kd-cli teach CONFIG --out FILE`), got {}",
+                file.display()
+            );
+        }
+        if !self.caches_teacher_logits() {
+            bail!(
+                "teacher.logits: the distilled student needs the teacher live (augmented batches, distill.teacher_views = \"same\", mixup, FitNets or teacher.cache.mode = \"never\"); a logits file teaches only from cached logits"
             );
         }
         Ok(())

@@ -20,10 +20,11 @@ use crate::config::RunConfig;
 pub fn canonical(cfg: &RunConfig) -> RunConfig {
     let defaults = RunConfig::default();
     let mut c = cfg.clone();
-    if c.teacher.is_outside() {
+    if !c.teacher.uses_model() {
         c.teacher.model = defaults.teacher.model;
         c.teacher.train = defaults.teacher.train;
-    } else {
+    }
+    if !c.teacher.is_outside() {
         c.teacher.input = defaults.teacher.input;
     }
     if c.data.dataset != DatasetKind::ImageFolder {
@@ -58,9 +59,10 @@ pub fn written_toml(cfg: &RunConfig) -> Result<String> {
     if cfg.data.dataset == DatasetKind::ImageFolder {
         unused.clear();
     }
-    if cfg.teacher.is_outside() {
+    if !cfg.teacher.uses_model() {
         unused.extend(["teacher.model", "teacher.train"]);
-    } else {
+    }
+    if !cfg.teacher.is_outside() {
         unused.push("teacher.input");
     }
     let views = format!("teacher_views = \"{}\"", cfg.distill.teacher_views.name());

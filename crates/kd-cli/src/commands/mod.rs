@@ -13,6 +13,7 @@ mod launch;
 mod predict;
 mod run;
 mod summary;
+mod teach;
 mod tune;
 
 use clap::Subcommand;
@@ -44,6 +45,15 @@ pub enum Command {
   kd-cli check configs/quickstart.toml
   kd-cli check configs/quickstart.toml --set distill.loss=dkd --set student.train.epochs=5")]
     Check(check::CheckArgs),
+    /// Write the config's teacher's logits of the run's images to a file, once: the
+    /// teacher trains (or resumes) in the run directory `run` would use, or loads from its
+    /// file. `teacher.logits = FILE` then makes a run of the same data, split and seed
+    /// learn from them without running any teacher (a teacher on another machine teaches
+    /// this way).
+    #[command(after_help = "Examples:
+  kd-cli teach configs/quickstart.toml --out quickstart-19.kdl
+  kd-cli run configs/quickstart.toml --set teacher.logits=quickstart-19.kdl --out runs/from-logits")]
+    Teach(teach::TeachArgs),
     /// Runs `kd-cli run` as N local processes training one model data-parallel (PyTorch's
     /// c10d with Gloo), as `torchrun --nproc-per-node N` does; docs/distributed.md.
     #[command(after_help = "Example:
@@ -115,6 +125,7 @@ impl Command {
             Self::Run(_) => "run",
             Self::Tune(_) => "tune",
             Self::Check(_) => "check",
+            Self::Teach(_) => "teach",
             Self::Launch(_) => "launch",
             Self::Eval(_) => "eval",
             Self::Predict(_) => "predict",
@@ -139,6 +150,7 @@ impl Command {
             Self::Run(args) => args.run(quiet),
             Self::Tune(args) => args.run(),
             Self::Check(args) => args.run(),
+            Self::Teach(args) => args.run(),
             Self::Launch(args) => args.run(),
             Self::Eval(args) => args.run(),
             Self::Predict(args) => args.run(),

@@ -16,5 +16,6 @@ mod population_bench;
 mod resource_faults;
 mod resume;
 mod seed_pipeline;
+mod teach;
 mod transfer_set;
 mod tune;

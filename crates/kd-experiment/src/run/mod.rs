@@ -30,6 +30,7 @@ mod data;
 mod directory;
 mod fused;
 mod hint;
+mod logits_teacher;
 mod observer;
 mod outputs;
 mod piecewise;
@@ -45,6 +46,8 @@ use anyhow::{Context, Result};
 use kd_train::distributed::{Backend, DataParallel, ProcessGroup, Rendezvous};
 
 use crate::config::RunConfig;
+use crate::logits_file::TeacherLogits;
+use crate::outside_teacher::OutsideTeacher;
 use crate::report::Report;
 pub(crate) use cache::Caches;
 use context::RunContext;
@@ -152,8 +155,9 @@ impl Plan {
         };
         let checkpoints_dir = self.out.join("checkpoints").display().to_string();
         let outside = self.outside.take();
+        let logits = self.logits.take();
         crate::oom::guard("running the experiment", Some(&checkpoints_dir), || {
-            self.run_phases(ranks, outside, observer)
+            self.run_phases(ranks, (outside, logits), observer)
         })
     }
 
@@ -161,7 +165,7 @@ impl Plan {
     fn run_phases(
         &self,
         ranks: Ranks,
-        outside: Option<crate::outside_teacher::OutsideTeacher>,
+        (outside, logits): (Option<OutsideTeacher>, Option<TeacherLogits>),
         observer: &mut dyn Observer,
     ) -> Result<Report> {
         // Only the rank that writes the run directory shows progress.
@@ -176,9 +180,17 @@ impl Plan {
         }
         self.log_start(ranks);
         let mut ctx = RunContext::new(self, observer, ranks, None);
-        let teacher = teacher::teacher(&mut ctx, outside)?;
-        let caches = cache::teacher_logits(&ctx, &teacher.model)?;
-        let teacher_report = teacher.report.clone();
+        let (teacher, teacher_report, caches) = match logits {
+            Some(file) => {
+                let (report, caches) = logits_teacher::logits_teacher(&ctx, file)?;
+                (None, report, Some(caches))
+            }
+            None => {
+                let teacher = teacher::teacher(&mut ctx, outside)?;
+                let caches = cache::teacher_logits(&ctx, &teacher.model)?;
+                (Some(teacher.model), teacher.report, caches)
+            }
+        };
         let students = students::students(&mut ctx, teacher, caches)?;
         outputs::write_outputs(
             &ctx,

@@ -121,7 +121,7 @@ impl Plan {
         let mut quiet = NoProgress;
         let mut ctx = self.context(&mut quiet, pause_after);
         let (model, outcome, objective) = match student {
-            Student::Distilled => fit_distilled(&mut ctx, teacher, caches)?,
+            Student::Distilled => fit_distilled(&mut ctx, Some(teacher), caches)?,
             Student::Scratch => {
                 let (model, outcome) = fit_scratch(&mut ctx)?;
                 (model, outcome, cross_entropy())

@@ -13,6 +13,7 @@ use kd_core::{DistillLoss, LossConfig};
 use kd_data::ImageDataset;
 use kd_models::Model;
 
+use crate::logits_file::TeacherLogits;
 use crate::outside_teacher::OutsideTeacher;
 use kd_train::distributed::{launch_env, LaunchEnv};
 use tch::Device;
@@ -62,6 +63,9 @@ pub struct Plan {
     /// The teacher from outside kd (TorchScript, ONNX), loaded and checked here (taken by
     /// the teacher phase).
     pub(crate) outside: Option<OutsideTeacher>,
+    /// The teacher logits file (`teacher.logits`), read and checked against the run's
+    /// images here (taken by the teacher phase).
+    pub(crate) logits: Option<TeacherLogits>,
     pub(crate) started: Instant,
 }
 
@@ -93,6 +97,13 @@ pub enum TeacherSource {
     },
     /// A kd model file (`teacher.checkpoint`).
     Checkpoint(PathBuf),
+    /// A teacher logits file (`teacher.logits`), checked against the run's images.
+    Logits {
+        /// The file.
+        path: PathBuf,
+        /// The teacher that made it, as its header says.
+        teacher: String,
+    },
     /// Trained by the run, for up to `epochs` epochs.
     Trained {
         /// `teacher.train.epochs`.
@@ -116,6 +127,9 @@ impl std::fmt::Display for TeacherSource {
                 }
             }
             Self::Checkpoint(path) => write!(f, "loaded from {}", path.display()),
+            Self::Logits { path, teacher } => {
+                write!(f, "logits from {} (made by {teacher})", path.display())
+            }
             Self::Trained { epochs } => write!(f, "trained for up to {epochs} epochs"),
         }
     }
@@ -178,6 +192,7 @@ impl Plan {
             resolved,
             fingerprint,
             outside: None,
+            logits: None,
             started,
         };
         plan.check()?;
@@ -213,7 +228,14 @@ impl Plan {
         let parallel = self.launch.is_some();
         check_graph_requests(cfg, loss, &distill, classes, self.device, parallel)
             .with_context(invalid)?;
-        (self.student_train, self.distill_train) = (labelled, distill);
+        let logits = match &cfg.teacher.logits {
+            Some(path) => {
+                let splits = [&distill, &self.data.val, &self.data.test];
+                Some(TeacherLogits::read(path, splits, classes).with_context(invalid)?)
+            }
+            None => None,
+        };
+        (self.student_train, self.distill_train, self.logits) = (labelled, distill, logits);
         Ok(())
     }
 
@@ -282,6 +304,12 @@ impl Plan {
     /// Where the teacher comes from.
     pub fn teacher_source(&self) -> TeacherSource {
         let teacher = &self.cfg.teacher;
+        if let (Some(path), Some(file)) = (&teacher.logits, &self.logits) {
+            return TeacherSource::Logits {
+                path: path.clone(),
+                teacher: file.teacher.clone(),
+            };
+        }
         match (&self.outside, &teacher.checkpoint) {
             (Some(t), _) => TeacherSource::Outside {
                 format: t.describe(),

@@ -3,7 +3,7 @@
 //! [`Distiller`] (cached or live logits, or a FitNets hint), once from the labels alone as
 //! the baseline — each saved and tested.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use kd_core::{Distiller, LossConfig};
 use kd_data::{BatchLoader, ImageDataset};
 use kd_models::Model;
@@ -12,7 +12,6 @@ use kd_train::{FitOutcome, Objective};
 use super::cache::Caches;
 use super::context::{cross_entropy, Built, Finished, RunContext};
 use super::hint::fitnets_hint;
-use super::teacher::Teacher;
 use crate::seeds::{self, Data, Stream};
 
 /// The two students' results.
@@ -21,16 +20,17 @@ pub(super) struct Students {
     pub scratch: Finished,
 }
 
-/// Runs the students phase; the teacher and its logits are dropped once the distilled
-/// student no longer needs them.
+/// Runs the students phase (`teacher`: `None` when a logits file teaches); the teacher
+/// and its logits are dropped once the distilled student no longer needs them.
 pub(super) fn students(
     ctx: &mut RunContext,
-    teacher: Teacher,
+    teacher: Option<Model>,
     caches: Option<Caches>,
 ) -> Result<Students> {
     let p = ctx.plan;
     let model = &ctx.cfg.student.model;
-    let (mut distilled, outcome, described) = fit_distilled(ctx, &teacher.model, caches.as_ref())?;
+    let (mut distilled, outcome, described) =
+        fit_distilled(ctx, teacher.as_ref(), caches.as_ref())?;
     let mut distilled_result = ctx.finish(
         "distilled",
         &mut distilled,
@@ -69,9 +69,10 @@ pub(super) fn student_loader<'a>(ctx: &RunContext, images: &'a ImageDataset) -> 
 
 /// Builds the distilled student and fits it from the teacher — its cached logits, the live
 /// teacher, or a FitNets hint; returns it with its fit and the description of its objective.
+/// `teacher` is `None` where the logits come from a file: then they are cached.
 pub(super) fn fit_distilled(
     ctx: &mut RunContext,
-    teacher: &Model,
+    teacher: Option<&Model>,
     caches: Option<&Caches>,
 ) -> Result<(Model, FitOutcome, serde_json::Value)> {
     let (cfg, p) = (ctx.cfg, ctx.plan);
@@ -81,8 +82,12 @@ pub(super) fn fit_distilled(
     seeds::enter(Stream::Student, cfg.seed);
     let build = || ctx.build(&cfg.student.model);
     let distilled = ctx.guard("building the distilled student", build)?;
+    let live = || {
+        teacher.context("the distilled student needs the teacher live, and teacher.logits gives only its logits")
+    };
     let hint = match &cfg.distill.loss {
         LossConfig::Fitnets(f) => {
+            let teacher = live()?;
             let [c, h, _] = p.shape;
             Some(fitnets_hint(f, teacher, &distilled, [c, h, h])?)
         }
@@ -90,8 +95,8 @@ pub(super) fn fit_distilled(
     };
     let distiller = match (&p.logit_loss, &hint, caches) {
         (Some(loss), _, Some((train, val))) => Distiller::cached(train, val, loss.as_ref()),
-        (Some(loss), _, None) => Distiller::live(teacher, loss.as_ref()),
-        (None, Some(hint), _) => Distiller::fitnets(teacher, hint),
+        (Some(loss), _, None) => Distiller::live(live()?, loss.as_ref()),
+        (None, Some(hint), _) => Distiller::fitnets(live()?, hint),
         (None, None, _) => unreachable!("a loss is either a logit loss or fitnets"),
     }
     .with_mixup(cfg.distill.mixup, "distill.mixup")?;

@@ -1,0 +1,142 @@
+//! `kd-cli teach` and `teacher.logits`: a run taught by the logits file its own teacher
+//! wrote trains byte-identical students to the run that computed the logits itself (one
+//! machine, same threads), and a file that belongs to other images, is not a logits file
+//! or is cut short is refused before training, naming the file and what differs.
+
+use std::path::Path;
+
+use crate::common::{kd_cli, run_ok, workspace_with, TINY_CONFIG};
+
+fn bytes(dir: &Path, file: &str) -> Vec<u8> {
+    std::fs::read(dir.join(file)).unwrap()
+}
+
+/// `kd-cli` with `args` in `dir`: its stderr, after checking that it failed with status 1
+/// and trained nothing into `bad/`.
+fn refused(dir: &Path, args: &[&str]) -> String {
+    let out = kd_cli(args, dir);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(!dir.join("bad/checkpoints").exists(), "{args:?} trained");
+    stderr
+}
+
+#[test]
+fn a_run_taught_by_a_logits_file_trains_the_students_the_teacher_would() {
+    let (dir, _) = workspace_with(TINY_CONFIG);
+    let d = dir.path();
+    let full = run_ok(d, "run.toml", "full");
+    // The teacher that run trained, resumed from its run directory, writes its logits.
+    let args = ["teach", "run.toml", "--run-dir", "full", "--out", "t.kdl"];
+    let out = kd_cli(&args, d);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("wrote t.kdl")
+            && stdout.contains("200 training, 40 validation and 80 test images"),
+        "{stdout}"
+    );
+
+    let args = [
+        "run",
+        "run.toml",
+        "--set",
+        "teacher.logits=t.kdl",
+        "--out",
+        "taught",
+    ];
+    let out = kd_cli(&args, d);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for student in ["distilled.safetensors", "scratch.safetensors"] {
+        let (a, b) = (
+            bytes(&d.join("full"), student),
+            bytes(&d.join("taught"), student),
+        );
+        assert!(
+            a == b,
+            "{student} differs from the run that computed its logits"
+        );
+    }
+    assert!(
+        !d.join("taught/teacher.safetensors").exists(),
+        "no teacher ran"
+    );
+    let report = crate::common::read_json(&d.join("taught/report.json"));
+    let teacher = &report["models"][0];
+    assert_eq!(teacher["architecture"], "logits file");
+    let gap = (teacher["test_accuracy"].as_f64().unwrap()
+        - full["models"][0]["test_accuracy"].as_f64().unwrap())
+    .abs();
+    assert!(
+        gap <= 1.0 / 80.0,
+        "the file's test logits score {gap} apart"
+    );
+    for i in 1..3 {
+        assert_eq!(
+            report["models"][i]["test_accuracy"],
+            full["models"][i]["test_accuracy"]
+        );
+    }
+    files_of_other_images_or_kinds_are_refused(d);
+}
+
+/// Each bad file or config fails `run` (and `check`) before training.
+fn files_of_other_images_or_kinds_are_refused(d: &Path) {
+    let other = ["--set", "data.validation_holdout=30"];
+    let run = |extra: &[&str], file: &str| {
+        let set = format!("teacher.logits={file}");
+        let args = [
+            &["run", "run.toml", "--out", "bad", "--set", &set][..],
+            extra,
+        ]
+        .concat();
+        refused(d, &args)
+    };
+    let message = run(&other, "t.kdl");
+    assert!(
+        message.contains(
+            "t.kdl: made for other images: its kd.train.images is \"200\", this run's \"210\""
+        ),
+        "{message}"
+    );
+    let message = run(&[], "full/distilled.safetensors");
+    assert!(
+        message.contains("expected a teacher logits file"),
+        "{message}"
+    );
+    let whole = bytes(d, "t.kdl");
+    std::fs::write(d.join("cut.kdl"), &whole[..whole.len() - 100]).unwrap();
+    let message = run(&[], "cut.kdl");
+    assert!(message.contains("cut.kdl"), "{message}");
+    let augmented = ["--set", "student.train.augment.hflip=true"];
+    let message = run(&augmented, "t.kdl");
+    assert!(
+        message.contains("teacher.logits: the distilled student needs the teacher live"),
+        "{message}"
+    );
+    let message = run(&[], "missing.kdl");
+    assert!(
+        message.contains("teacher.logits: expected a teacher logits file"),
+        "{message}"
+    );
+    let message = refused(
+        d,
+        &[
+            "check",
+            "run.toml",
+            "--set",
+            "teacher.logits=t.kdl",
+            "--set",
+            "data.validation_holdout=30",
+        ],
+    );
+    assert!(message.contains("made for other images"), "{message}");
+}
