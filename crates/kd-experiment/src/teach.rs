@@ -49,9 +49,9 @@ pub fn teach(config_path: &Path, overrides: &RunOverrides, out: &Path) -> Result
         );
     }
     let report = plan.train_teacher()?;
-    let teacher = plan.saved_teacher()?;
+    let teacher = plan.saved_teacher()?.context("a teacher that runs")?;
     let (train, val) = plan
-        .teacher_caches(&teacher)?
+        .teacher_caches(Some(&teacher))?
         .context("the config caches teacher logits")?;
     let batches = (&cfg.data.transform, EVAL_BATCH, plan.device());
     let test =

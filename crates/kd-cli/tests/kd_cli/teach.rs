@@ -1,6 +1,7 @@
 //! `kd-cli teach` and `teacher.logits`: a run taught by the logits file its own teacher
 //! wrote trains byte-identical students to the run that computed the logits itself (one
-//! machine, same threads), and a file that belongs to other images, is not a logits file
+//! machine, same threads) — a tune likewise ranks as the tune that trains the teacher —
+//! and a file that belongs to other images, is not a logits file
 //! or is cut short is refused before training, naming the file and what differs.
 
 use std::path::Path;
@@ -86,6 +87,33 @@ fn a_run_taught_by_a_logits_file_trains_the_students_the_teacher_would() {
         );
     }
     files_of_other_images_or_kinds_are_refused(d);
+    a_tune_taught_by_the_file_ranks_as_one_that_trains_the_teacher(d);
+}
+
+/// A tune of seed 3 with `teacher.logits` gives the leaderboard of the same tune training
+/// the teacher itself (the same teacher: seed 3, same data, same threads).
+fn a_tune_taught_by_the_file_ranks_as_one_that_trains_the_teacher(d: &Path) {
+    let section = "[tune]\nseeds = [3]\nrungs = [1, 2]\neta = 2\nfuse = false\n\
+                   [tune.space]\n\"distill.temperature\" = [1.0, 4.0]\n";
+    std::fs::write(d.join("tune.toml"), format!("{TINY_CONFIG}{section}")).unwrap();
+    let taught = TINY_CONFIG.replace(
+        "[teacher.model]",
+        "[teacher]\nlogits = \"t.kdl\"\n[teacher.model]",
+    );
+    std::fs::write(d.join("taught.toml"), format!("{taught}{section}")).unwrap();
+    for (config, out) in [("tune.toml", "trains"), ("taught.toml", "reads")] {
+        let output = kd_cli(&["tune", config, "--out", out], d);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let rows = |out: &str| crate::common::read_json(&d.join(out).join("tune.json"))["rows"].clone();
+    assert_eq!(rows("trains"), rows("reads"));
+    assert_eq!(rows("reads").as_array().map(Vec::len), Some(2), "two configurations");
+    assert!(d.join("trains/seed-3/teacher.safetensors").exists());
+    assert!(!d.join("reads/seed-3/teacher.safetensors").exists());
 }
 
 /// Each bad file or config fails `run` (and `check`) before training.

@@ -54,11 +54,16 @@ pub(crate) fn fusion_key(cfg: &RunConfig) -> Option<String> {
 /// (its members could not be built or fused); a member's own failure is its result.
 pub(crate) fn fit_fused(
     plans: &[Plan],
-    teacher: &Model,
+    teacher: Option<&Model>,
     caches: Option<&Caches>,
     pause_after: Option<usize>,
     layout: Layout,
 ) -> Result<Vec<Result<Fitted>>> {
+    if caches.is_none() && teacher.is_none() {
+        anyhow::bail!(
+            "fused students: the teacher must run live, and teacher.logits gives only its logits"
+        );
+    }
     let mut observers: Vec<NoProgress> = plans.iter().map(|_| NoProgress).collect();
     let contexts: Vec<RunContext> = plans
         .iter()
@@ -87,7 +92,7 @@ pub(crate) fn fit_fused(
                 .expect("fusion keys need a logit loss");
             let distiller = match caches {
                 Some((train, val)) => Distiller::cached(train, val, loss),
-                None => Distiller::live(teacher, loss),
+                None => Distiller::live(teacher.expect("checked above"), loss),
             };
             Member {
                 model,

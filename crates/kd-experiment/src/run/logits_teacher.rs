@@ -15,7 +15,7 @@ use crate::report::ModelReport;
 /// The teacher's report and the students' logit caches from `file`.
 pub(super) fn logits_teacher(
     ctx: &RunContext,
-    file: TeacherLogits,
+    file: &TeacherLogits,
 ) -> Result<(ModelReport, Caches)> {
     let (cfg, plan) = (ctx.cfg, ctx.plan);
     let path = cfg.teacher.logits.clone().unwrap_or_default();
@@ -29,9 +29,7 @@ pub(super) fn logits_teacher(
         plan.data.val.len(),
         100.0 * test_accuracy
     );
-    let (dtype, device) = (cfg.teacher.cache.dtype, ctx.device());
-    let cache = |split: &str| LogitCache::placed(file.logits[split].shallow_clone(), dtype, device);
-    let caches = (cache("train"), cache("validation"));
+    let caches = caches_of(ctx, file);
     let report = ModelReport {
         role: "teacher".into(),
         architecture: "logits file".into(),
@@ -57,4 +55,12 @@ pub(super) fn logits_teacher(
         latency: None,
     };
     Ok((report, caches))
+}
+
+/// The students' logit caches (training and validation images) from `file`, in the run's
+/// cache dtype on its device.
+pub(super) fn caches_of(ctx: &RunContext, file: &TeacherLogits) -> Caches {
+    let (dtype, device) = (ctx.cfg.teacher.cache.dtype, ctx.device());
+    let cache = |split: &str| LogitCache::placed(file.logits[split].shallow_clone(), dtype, device);
+    (cache("train"), cache("validation"))
 }

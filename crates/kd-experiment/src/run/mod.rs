@@ -182,7 +182,7 @@ impl Plan {
         let mut ctx = RunContext::new(self, observer, ranks, None);
         let (teacher, teacher_report, caches) = match logits {
             Some(file) => {
-                let (report, caches) = logits_teacher::logits_teacher(&ctx, file)?;
+                let (report, caches) = logits_teacher::logits_teacher(&ctx, &file)?;
                 (None, report, Some(caches))
             }
             None => {

@@ -13,6 +13,7 @@ use kd_train::{FitOutcome, NoProgress};
 
 use super::cache::{self, Caches};
 use super::context::{cross_entropy, Built, RunContext};
+use super::logits_teacher::{caches_of, logits_teacher};
 use super::plan::Plan;
 use super::students::{fit_distilled, fit_scratch};
 use super::teacher;
@@ -88,25 +89,38 @@ impl Plan {
         let outside = self.outside.take();
         let mut quiet = NoProgress;
         let mut ctx = self.context(&mut quiet, None);
+        if let Some(file) = &self.logits {
+            return Ok(logits_teacher(&ctx, file)?.0);
+        }
         Ok(teacher::teacher(&mut ctx, outside)?.report)
     }
 
-    /// The teacher [`Plan::train_teacher`] left in the run directory, frozen.
-    pub(crate) fn saved_teacher(&mut self) -> Result<Model> {
+    /// The teacher [`Plan::train_teacher`] left in the run directory, frozen (`None`: a
+    /// logits file teaches).
+    pub(crate) fn saved_teacher(&mut self) -> Result<Option<Model>> {
+        if self.logits.is_some() {
+            return Ok(None);
+        }
         if self.cfg.teacher.is_outside() {
-            return self.outside_teacher_model();
+            return self.outside_teacher_model().map(Some);
         }
         let config = self.cfg.teacher.model.without_pretrained();
         let mut teacher = build_for(self, &config)?;
         teacher.load(&self.out.join("teacher.safetensors"))?;
         teacher.freeze();
-        Ok(teacher)
+        Ok(Some(teacher))
     }
 
-    /// The teacher's logits of this plan's student images, when its config caches them.
-    pub(crate) fn teacher_caches(&self, teacher: &Model) -> Result<Option<Caches>> {
+    /// The teacher's logits of this plan's student images, when its config caches them:
+    /// from its logits file, or computed by `teacher`.
+    pub(crate) fn teacher_caches(&self, teacher: Option<&Model>) -> Result<Option<Caches>> {
         let mut quiet = NoProgress;
-        cache::teacher_logits(&self.context(&mut quiet, None), teacher)
+        let ctx = self.context(&mut quiet, None);
+        match (&self.logits, teacher) {
+            (Some(file), _) => Ok(Some(caches_of(&ctx, file))),
+            (None, Some(teacher)) => cache::teacher_logits(&ctx, teacher),
+            (None, None) => anyhow::bail!("no teacher to compute the logits"),
+        }
     }
 
     /// Fits `student` (checkpoints in the run directory, resumed), pausing after
@@ -114,14 +128,14 @@ impl Plan {
     pub(crate) fn fit_student(
         &self,
         student: Student,
-        teacher: &Model,
+        teacher: Option<&Model>,
         caches: Option<&Caches>,
         pause_after: Option<usize>,
     ) -> Result<Fitted> {
         let mut quiet = NoProgress;
         let mut ctx = self.context(&mut quiet, pause_after);
         let (model, outcome, objective) = match student {
-            Student::Distilled => fit_distilled(&mut ctx, Some(teacher), caches)?,
+            Student::Distilled => fit_distilled(&mut ctx, teacher, caches)?,
             Student::Scratch => {
                 let (model, outcome) = fit_scratch(&mut ctx)?;
                 (model, outcome, cross_entropy())

@@ -24,7 +24,8 @@ use crate::run::{fit_fused, fusion_key, Caches, Fitted, Plan, Student};
 /// split), its teacher and the teacher's logits by set of student images.
 struct SeedState {
     plan: Plan,
-    teacher: Model,
+    /// `None` where a logits file teaches.
+    teacher: Option<Model>,
     caches: Vec<(u64, Caches)>,
 }
 
@@ -166,7 +167,7 @@ impl<'a> Runner<'a> {
         let state = self.seeds.get_mut(&seed).expect("opened above");
         let caches = cached_logits(state, &plans[0])?.map(|i| &state.caches[i].1);
         let layout = self.tune.section.fuse_layout;
-        let fitted = match fit_fused(&plans, &state.teacher, caches, pause, layout) {
+        let fitted = match fit_fused(&plans, state.teacher.as_ref(), caches, pause, layout) {
             Ok(fitted) => fitted,
             Err(e) => {
                 tracing::warn!(
@@ -230,7 +231,7 @@ impl<'a> Runner<'a> {
             Student::Scratch => None,
         };
         let caches = caches.map(|i| &state.caches[i].1);
-        match plan.fit_student(student, &state.teacher, caches, pause) {
+        match plan.fit_student(student, state.teacher.as_ref(), caches, pause) {
             Ok(fitted) => unit_result(unit, &plan, student, fitted, pause),
             Err(e) => Ok(failed(unit, format!("{e:#}"))),
         }
@@ -274,7 +275,7 @@ fn cached_logits(state: &mut SeedState, plan: &Plan) -> Result<Option<usize>> {
     if let Some(i) = state.caches.iter().position(|(k, _)| *k == key) {
         return Ok(Some(i));
     }
-    let Some(caches) = plan.teacher_caches(&state.teacher)? else {
+    let Some(caches) = plan.teacher_caches(state.teacher.as_ref())? else {
         return Ok(None);
     };
     state.caches.push((key, caches));
