@@ -111,7 +111,11 @@ fn a_tune_taught_by_the_file_ranks_as_one_that_trains_the_teacher(d: &Path) {
     }
     let rows = |out: &str| crate::common::read_json(&d.join(out).join("tune.json"))["rows"].clone();
     assert_eq!(rows("trains"), rows("reads"));
-    assert_eq!(rows("reads").as_array().map(Vec::len), Some(2), "two configurations");
+    assert_eq!(
+        rows("reads").as_array().map(Vec::len),
+        Some(2),
+        "two configurations"
+    );
     assert!(d.join("trains/seed-3/teacher.safetensors").exists());
     assert!(!d.join("reads/seed-3/teacher.safetensors").exists());
 }
