@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use kd_core::{CacheConfig, CacheMode, LossConfig};
 use kd_data::{DatasetKind, ImageFolderConfig, TransformConfig};
-use kd_models::{ModelConfig, Precision, StudentConfig, TeacherInput};
+use kd_models::{Combine, ModelConfig, Precision, StudentConfig, TeacherInput};
 use kd_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use tch::Device;
@@ -234,6 +234,14 @@ pub struct TeacherConfig {
     /// A teacher logits file (`kd-cli teach --out`): its logits teach instead of any
     /// teacher (`model`, `train` and the teacher files are then unused).
     pub logits: Option<PathBuf>,
+    /// An ensemble of teacher files (`[[teacher.ensemble]]`: `source`, `weight`) teaches
+    /// as one teacher, their logits combined by `combine`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ensemble: Vec<EnsembleMember>,
+    /// How an ensemble combines its members: `"probability"` (the log of the weighted mean
+    /// of their distributions) or `"logits"` (the weighted mean of their logits).
+    #[serde(skip_serializing_if = "is_probability")]
+    pub combine: Combine,
     /// What a teacher from outside kd expects: `mean`, `std`, `image_size`, `channels`,
     /// `resize`.
     pub input: TeacherInput,
@@ -243,10 +251,31 @@ pub struct TeacherConfig {
     pub train: TrainConfig,
 }
 
+/// One member of a teacher ensemble.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleMember {
+    /// Its file: `.onnx`, a kd model `.safetensors` (its architecture in its metadata), or
+    /// TorchScript.
+    pub source: PathBuf,
+    /// Its weight (normalized over the members).
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_probability(c: &Combine) -> bool {
+    *c == Combine::Probability
+}
+
 impl TeacherConfig {
-    /// Whether the teacher is a file from outside kd (`torchscript`, `onnx`).
+    /// Whether the teacher is a file from outside kd (`torchscript`, `onnx`) or an
+    /// ensemble of files.
     pub fn is_outside(&self) -> bool {
-        self.torchscript.is_some() || self.onnx.is_some()
+        self.torchscript.is_some() || self.onnx.is_some() || !self.ensemble.is_empty()
     }
 
     /// Whether the run builds a kd teacher from `model` (not a file from outside kd, not a
@@ -265,6 +294,8 @@ impl Default for TeacherConfig {
             onnx: None,
             source: None,
             logits: None,
+            ensemble: Vec::new(),
+            combine: Combine::Probability,
             input: TeacherInput::default(),
             cache: CacheConfig::default(),
             train: TrainConfig {
@@ -781,11 +812,14 @@ impl RunConfig {
             ("onnx", &t.onnx),
             ("logits", &t.logits),
         ];
-        let given: Vec<&str> = files
+        let mut given: Vec<&str> = files
             .iter()
             .filter(|(_, f)| f.is_some())
             .map(|(k, _)| *k)
             .collect();
+        if !t.ensemble.is_empty() {
+            given.push("ensemble");
+        }
         if given.len() > 1 {
             bail!(
                 "teacher.{}: expected one teacher file, got {}",
@@ -796,18 +830,17 @@ impl RunConfig {
         if let Some(file) = &t.logits {
             return self.validate_logits_file(file);
         }
+        self.validate_ensemble()?;
         let (key, what) = match (&t.torchscript, &t.onnx) {
             (Some(_), _) => ("torchscript", "a file saved with torch.jit.save"),
             (_, Some(_)) => ("onnx", "an ONNX model file"),
+            _ if !t.ensemble.is_empty() => ("ensemble", ""),
             _ => return Ok(()),
         };
-        let file = t
-            .torchscript
-            .as_ref()
-            .or(t.onnx.as_ref())
-            .expect("one of them");
-        if !file.is_file() {
-            bail!("teacher.{key}: expected {what}, got {}", file.display());
+        if let Some(file) = t.torchscript.as_ref().or(t.onnx.as_ref()) {
+            if !file.is_file() {
+                bail!("teacher.{key}: expected {what}, got {}", file.display());
+            }
         }
         let tf = &self.data.transform;
         if !tf.mean.is_empty() || tf.pad_to.is_some() {
@@ -816,6 +849,27 @@ impl RunConfig {
                 tf.mean,
                 tf.pad_to
             );
+        }
+        Ok(())
+    }
+
+    /// An ensemble: existing member files, and weights a weighted mean can take.
+    fn validate_ensemble(&self) -> Result<()> {
+        let members = &self.teacher.ensemble;
+        for m in members {
+            if !m.source.is_file() {
+                bail!(
+                    "teacher.ensemble.source: expected a teacher file (.onnx, a kd .safetensors model, TorchScript), got {}",
+                    m.source.display()
+                );
+            }
+        }
+        let weights: Vec<f64> = members.iter().map(|m| m.weight).collect();
+        let sum: f64 = weights.iter().sum();
+        if !members.is_empty()
+            && (weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) || !(sum > 0.0))
+        {
+            bail!("teacher.ensemble.weight: expected finite weights >= 0 summing to more than 0, got {weights:?}");
         }
         Ok(())
     }

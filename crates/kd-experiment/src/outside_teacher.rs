@@ -1,14 +1,15 @@
-//! A teacher from outside kd — a TorchScript module (`teacher.torchscript`) or an ONNX file
-//! (`teacher.onnx`; `teacher.source` names either) — loaded, bridged to the run's images by
+//! A teacher from outside the run — a TorchScript module (`teacher.torchscript`), an ONNX
+//! file (`teacher.onnx`; `teacher.source` names either), or an ensemble of such files and
+//! kd model files (`[[teacher.ensemble]]`) — loaded, bridged to the run's images by
 //! `[teacher.input]` ([`kd_models::InputBridge`]) and checked on them before anything
-//! trains: it must take the bridged images and return the dataset's classes.
+//! trains: each must take the bridged images and return the dataset's classes.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
-use kd_models::{InputBridge, Model, TorchScriptTeacher};
+use anyhow::{bail, Result};
+use kd_models::{Ensemble, InputBridge, Model, TeacherInput, TorchScriptTeacher};
 use kd_onnx::OnnxTeacher;
-use tch::Device;
+use tch::{Device, Kind, Tensor};
 
 use crate::config::TeacherConfig;
 
@@ -17,18 +18,21 @@ use crate::config::TeacherConfig;
 enum Module {
     TorchScript(TorchScriptTeacher),
     Onnx(OnnxTeacher),
+    /// Members (their files and normalized weights in `OutsideTeacher::files`).
+    Ensemble(Ensemble),
 }
 
-/// A frozen teacher from a file kd did not write.
+/// A frozen teacher from files the run did not write.
 #[derive(Debug)]
 pub struct OutsideTeacher {
-    path: PathBuf,
+    /// The file, or each member's with its normalized weight.
+    files: Vec<(PathBuf, f64)>,
     module: Module,
 }
 
 impl OutsideTeacher {
-    /// The teacher `teacher` names, if it names one outside kd, loaded for `[c, h, h]`
-    /// images of `classes` classes on `device` and checked on them.
+    /// The teacher `teacher` names, if it names one from outside the run, loaded for `[c,
+    /// h, h]` images of `classes` classes on `device` and checked on them.
     pub fn load(
         teacher: &TeacherConfig,
         [c, h]: [usize; 2],
@@ -36,77 +40,169 @@ impl OutsideTeacher {
         device: Device,
     ) -> Result<Option<Self>> {
         let input = &teacher.input;
-        if let Some(path) = &teacher.torchscript {
-            input.validate("teacher.input", c)?;
-            let module =
-                kd_models::torchscript::load_checked(path, input, [c, h], classes, device)?;
-            return Ok(Some(Self {
-                path: path.clone(),
-                module: Module::TorchScript(module),
-            }));
+        let file = teacher.torchscript.as_ref().or(teacher.onnx.as_ref());
+        if let Some(path) = file {
+            let module = if teacher.onnx.is_some() {
+                Module::Onnx(OnnxTeacher::load(path, input, [c, h], classes)?)
+            } else {
+                input.validate("teacher.input", c)?;
+                let m = kd_models::torchscript::load_checked(path, input, [c, h], classes, device)?;
+                Module::TorchScript(m)
+            };
+            let files = vec![(path.clone(), 1.0)];
+            return Ok(Some(Self { files, module }));
         }
-        if let Some(path) = &teacher.onnx {
-            let module = OnnxTeacher::load(path, input, [c, h], classes)?;
-            return Ok(Some(Self {
-                path: path.clone(),
-                module: Module::Onnx(module),
-            }));
+        if teacher.ensemble.is_empty() {
+            return Ok(None);
         }
-        Ok(None)
+        let members = teacher
+            .ensemble
+            .iter()
+            .map(|m| Ok((member(&m.source, input, [c, h], classes, device)?, m.weight)))
+            .collect::<Result<Vec<_>>>()?;
+        let ensemble = Ensemble::new(members, teacher.combine)?;
+        let files = teacher
+            .ensemble
+            .iter()
+            .zip(ensemble.members())
+            .map(|(m, (_, w))| (m.source.clone(), *w))
+            .collect();
+        let module = Module::Ensemble(ensemble);
+        Ok(Some(Self { files, module }))
     }
 
-    /// Its file.
+    /// Its file (an ensemble's first member's).
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.files[0].0
     }
 
-    /// What it is, in reports: `TorchScript module` or `ONNX model`.
+    /// Its files with their normalized weights (one for a single teacher).
+    pub fn files(&self) -> &[(PathBuf, f64)] {
+        &self.files
+    }
+
+    /// What it is, in reports: `TorchScript module`, `ONNX model` or `ensemble`.
     pub fn describe(&self) -> &'static str {
         match self.module {
             Module::TorchScript(_) => "TorchScript module",
             Module::Onnx(_) => "ONNX model",
+            Module::Ensemble(_) => "ensemble",
         }
     }
 
-    /// Its file's format: `TorchScript` or `ONNX`.
+    /// Its file's format: `TorchScript`, `ONNX` or `Ensemble`.
     pub fn format(&self) -> &'static str {
         match self.module {
             Module::TorchScript(_) => "TorchScript",
             Module::Onnx(_) => "ONNX",
+            Module::Ensemble(_) => "Ensemble",
         }
     }
 
-    /// Its kind in reports: `torchscript` or `onnx`.
+    /// Its kind in reports: `torchscript`, `onnx` or `ensemble`.
     pub fn kind(&self) -> &'static str {
         match self.module {
             Module::TorchScript(_) => "torchscript",
             Module::Onnx(_) => "onnx",
+            Module::Ensemble(_) => "ensemble",
         }
     }
 
     /// The numbers it holds: a TorchScript module's parameters, an ONNX file's weight
-    /// elements (its initializers).
+    /// elements (its initializers), an ensemble's members' sum.
     pub fn parameters(&self) -> usize {
         match &self.module {
             Module::TorchScript(m) => m.parameters() as usize,
             Module::Onnx(m) => m.parameters(),
+            Module::Ensemble(e) => e.members().iter().map(|(m, _)| parameters(m)).sum(),
         }
     }
 
-    /// The bridge from the run's images to its input.
-    pub fn bridge(&self) -> &InputBridge {
+    /// The bridge from the run's images to a TorchScript or ONNX teacher's input (`None`
+    /// for an ensemble, whose TorchScript and ONNX members each bridge their own).
+    pub fn bridge(&self) -> Option<&InputBridge> {
         match &self.module {
-            Module::TorchScript(m) => m.bridge(),
-            Module::Onnx(m) => m.bridge(),
+            Module::TorchScript(m) => Some(m.bridge()),
+            Module::Onnx(m) => Some(m.bridge()),
+            Module::Ensemble(_) => None,
+        }
+    }
+
+    /// An ensemble's members, each with its normalized weight (empty otherwise).
+    pub fn members(&self) -> &[(Model, f64)] {
+        match &self.module {
+            Module::Ensemble(e) => e.members(),
+            _ => &[],
         }
     }
 
     /// The teacher as a frozen kd [`Model`] on `device` (its logits there).
     pub fn into_model(self, device: Device) -> Model {
-        let architecture = format!("{} {}", self.kind(), self.path.display());
+        let architecture = match &self.module {
+            Module::Ensemble(_) => format!("ensemble of {}", self.files.len()),
+            _ => format!("{} {}", self.kind(), self.path().display()),
+        };
         match self.module {
             Module::TorchScript(m) => Model::from_torchscript(m, architecture, device),
             Module::Onnx(m) => Model::from_frozen("onnx", "ONNX", m, architecture, device),
+            Module::Ensemble(e) => {
+                Model::from_frozen("ensemble", "Ensemble", e, architecture, device)
+            }
         }
     }
+}
+
+/// Every number a model holds (a frozen kd model's parameters are no longer trainable).
+fn parameters(model: &Model) -> usize {
+    let vars = model.var_store().variables();
+    let kd: usize = vars.values().map(|t| t.numel()).sum();
+    if kd > 0 {
+        return kd;
+    }
+    model.trainable_parameters()
+}
+
+/// One ensemble member from `path`: an ONNX file, a kd model file (its architecture and
+/// preprocessing in its metadata; fed the run's batches as they are), or TorchScript —
+/// frozen and checked to return `classes` logits for the run's `[c, h, h]` images.
+fn member(
+    path: &Path,
+    input: &TeacherInput,
+    [c, h]: [usize; 2],
+    classes: usize,
+    device: Device,
+) -> Result<Model> {
+    let architecture = |kind: &str| format!("{kind} {}", path.display());
+    let model = match path.extension().and_then(|e| e.to_str()) {
+        Some("onnx") => {
+            let m = OnnxTeacher::load(path, input, [c, h], classes)?;
+            Model::from_frozen("onnx", "ONNX", m, architecture("onnx"), device)
+        }
+        Some("safetensors") => {
+            let (mut model, info) = crate::saved_model::open(path, device)?;
+            let takes = info.transform.output_shape(info.input_shape);
+            if takes != [c, h, h] {
+                bail!(
+                    "{}: a kd model of {takes:?} images, expected the run's [{c}, {h}, {h}] (a kd member is fed the run's batches as they are)",
+                    path.display()
+                );
+            }
+            model.freeze();
+            model
+        }
+        _ => {
+            let m = kd_models::torchscript::load_checked(path, input, [c, h], classes, device)?;
+            Model::from_torchscript(m, architecture("torchscript"), device)
+        }
+    };
+    let probe = Tensor::zeros([2, c as i64, h as i64, h as i64], (Kind::Float, device));
+    let out = tch::no_grad(|| model.forward_t(&probe, false));
+    if out.size() != [2, classes as i64] {
+        bail!(
+            "{}: expected a teacher returning [batch, {classes}] logits for the run's [batch, {c}, {h}, {h}] images, got {:?}",
+            path.display(),
+            out.size()
+        );
+    }
+    Ok(model)
 }

@@ -51,6 +51,21 @@ pub struct ModelReport {
     /// Batch-1 latency (one thread, all threads) and batch-256 throughput of the model's
     /// forward pass on the run's device ([`crate::latency`]).
     pub latency: Option<crate::latency::ModelLatency>,
+    /// An ensemble teacher's members: each file, its normalized weight and its own float32
+    /// test accuracy (empty for any other model).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberScore>,
+}
+
+/// One member of an ensemble teacher, scored alone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberScore {
+    /// Its file.
+    pub file: String,
+    /// Its weight, normalized.
+    pub weight: f64,
+    /// Its test accuracy alone, in float32.
+    pub test_accuracy: f64,
 }
 
 impl ModelReport {

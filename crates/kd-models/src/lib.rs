@@ -15,6 +15,7 @@
 //! - [`pretrained`]: strict loading of published weights by name;
 //! - [`summary`]: Keras-style per-layer summaries;
 //! - [`tensor_file`]: atomic safetensors writes, with metadata;
+//! - [`ensemble`]: frozen teachers combined into one (probability or logit space);
 //! - [`teacher_input`]: a teacher's input contract and the bridge from kd's images to it;
 //! - [`torchscript`]: a frozen teacher saved by PyTorch's `torch.jit.save`;
 //! - [`script_network`]: [`ScriptNetwork`], a TorchScript module as a trainable student (or
@@ -26,6 +27,7 @@
 
 pub mod cnn;
 pub mod conv_stack;
+pub mod ensemble;
 pub mod error;
 pub mod layers;
 pub mod memory_format;
@@ -48,6 +50,7 @@ pub mod vgg;
 pub mod wrn;
 
 pub use cnn::CnnConfig;
+pub use ensemble::{Combine, Ensemble};
 pub use error::{ModelError, PrecisionCause, Result};
 pub use layers::Sequential;
 pub use model::{Model, ModelConfig};

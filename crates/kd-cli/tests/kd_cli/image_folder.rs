@@ -220,6 +220,7 @@ fn a_pytorch_teacher_teaches_and_kd_measures_its_accuracy_as_pytorch_does() {
     assert!(!dir.path().join("out/teacher.safetensors").exists());
 
     the_onnx_export_teaches_as_the_torchscript_one(dir.path(), &config, &report);
+    an_ensemble_of_both_exports_teaches_and_scores_each(dir.path(), &config, pytorch_accuracy);
     check_describes_the_torchscript_teacher(dir.path());
     the_teacher_file_is_evaluated_and_timed(dir.path(), pytorch_accuracy);
     bad_teachers_are_refused_by_check_and_run(dir.path(), &config);
@@ -332,6 +333,61 @@ fn the_onnx_export_teaches_as_the_torchscript_one(
     assert!(gap <= 1.0 / 80.0 + 1e-9, "distilled students {gap} apart");
     let resolved = std::fs::read_to_string(dir.join("onnx/config.toml")).unwrap();
     assert!(resolved.contains("onnx = \"teacher.onnx\""), "{resolved}");
+}
+
+/// `[[teacher.ensemble]]` of the TorchScript (weight 1) and the ONNX export (weight 3) of
+/// one network: the report names both files, their normalized weights and each one's test
+/// accuracy (PyTorch's); the ensemble of two equal members scores as either. Bad weights
+/// and a second teacher beside the ensemble are refused before training.
+fn an_ensemble_of_both_exports_teaches_and_scores_each(
+    dir: &Path,
+    config: &dyn Fn(&str) -> String,
+    pytorch_accuracy: f64,
+) {
+    let members = |w: f64| {
+        format!("[[teacher.ensemble]]\nsource = \"teacher.pt\"\n[[teacher.ensemble]]\nsource = \"teacher.onnx\"\nweight = {w:?}\n")
+    };
+    let ensemble = |w: f64| {
+        config("teacher.pt").replace("[teacher]\ntorchscript = \"teacher.pt\"\n", &members(w))
+    };
+    std::fs::write(dir.join("ensemble.toml"), ensemble(3.0)).unwrap();
+    let report = run_ok(dir, "ensemble.toml", "ensemble");
+    let teacher = &report["models"][0];
+    assert_eq!(teacher["architecture"], "ensemble");
+    let origin = teacher["pretrained"].as_str().unwrap();
+    assert!(
+        origin.starts_with("ensemble (probability) of teacher.pt (sha256 ")
+            && origin.contains("teacher.onnx (sha256 "),
+        "{origin}"
+    );
+    let scores = teacher["members"].as_array().unwrap();
+    assert_eq!(scores.len(), 2);
+    for (score, weight) in scores.iter().zip([0.25, 0.75]) {
+        assert_eq!(score["weight"], weight);
+        assert!((score["test_accuracy"].as_f64().unwrap() - pytorch_accuracy).abs() < 1e-6);
+    }
+    assert!((teacher["test_accuracy"].as_f64().unwrap() - pytorch_accuracy).abs() < 1e-6);
+
+    std::fs::write(dir.join("bad.toml"), ensemble(-1.0)).unwrap();
+    let out = kd_cli(&["check", "bad.toml"], dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("teacher.ensemble.weight: expected finite weights >= 0"),
+        "{stderr}"
+    );
+    let both = ensemble(1.0).replace(
+        "[teacher.model]",
+        "[teacher]\nonnx = \"teacher.onnx\"\n[teacher.model]",
+    );
+    std::fs::write(dir.join("bad.toml"), both).unwrap();
+    let out = kd_cli(&["check", "bad.toml"], dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("teacher.onnx and teacher.ensemble: expected one teacher file"),
+        "{stderr}"
+    );
 }
 
 /// `check` on `dir`'s `run.toml` describes the TorchScript teacher the run uses, not

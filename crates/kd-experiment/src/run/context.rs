@@ -3,7 +3,7 @@
 //! it (the one place a fit is wired to checkpoints, progress and data parallelism) and
 //! finish it (save, evaluate on the test set, report).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use kd_data::BatchLoader;
@@ -49,7 +49,7 @@ pub(super) enum Built<'m> {
     /// its file.
     Outside {
         kind: &'static str,
-        path: &'m Path,
+        files: &'m [(PathBuf, f64)],
         parameters: usize,
     },
 }
@@ -202,12 +202,14 @@ impl RunContext<'_> {
             }
             Built::Outside {
                 kind,
-                path,
+                files,
                 parameters,
             } => {
-                let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
-                let weights = path.display().to_string();
-                (weights, bytes, kind.to_string(), parameters)
+                let size = |p: &PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+                let bytes = files.iter().map(|(p, _)| size(p)).sum();
+                let names: Vec<String> =
+                    files.iter().map(|(p, _)| p.display().to_string()).collect();
+                (names.join(", "), bytes, kind.to_string(), parameters)
             }
         };
         let classes = self.plan.shape[2];
@@ -254,6 +256,7 @@ impl RunContext<'_> {
                 loss: e.loss,
             }),
             latency: Some(crate::latency::model_latency(model, input_shape)),
+            members: Vec::new(),
         };
         Ok((report, tested.confusion))
     }

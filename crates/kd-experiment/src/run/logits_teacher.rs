@@ -53,6 +53,7 @@ pub(super) fn logits_teacher(
         labelled_images: 0,
         unlabeled_images: 0,
         latency: None,
+        members: Vec::new(),
     };
     Ok((report, caches))
 }

@@ -33,6 +33,7 @@ mod hint;
 mod logits_teacher;
 mod observer;
 mod outputs;
+mod outside_report;
 mod piecewise;
 mod plan;
 mod students;

@@ -315,7 +315,7 @@ impl Plan {
                 format: t.describe(),
                 path: t.path().to_path_buf(),
                 parameters: t.parameters(),
-                bridge: t.bridge().describe(self.shape[1]),
+                bridge: t.bridge().and_then(|b| b.describe(self.shape[1])),
             },
             (_, Some(path)) => TeacherSource::Checkpoint(path.clone()),
             _ => TeacherSource::Trained {

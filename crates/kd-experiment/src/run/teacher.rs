@@ -7,6 +7,7 @@ use kd_models::{Model, ModelConfig};
 use kd_train::Objective;
 
 use super::context::{cross_entropy, Built, RunContext};
+use super::outside_report;
 use crate::outside_teacher::OutsideTeacher;
 use crate::report::ModelReport;
 use crate::seeds::{self, Data, Stream};
@@ -67,15 +68,15 @@ pub(super) fn teacher(ctx: &mut RunContext, outside: Option<OutsideTeacher>) -> 
     })
 }
 
-/// A teacher from outside kd (loaded from its file and checked on the run's input shape
-/// and classes by the plan): never trained, tested, and named in the report by its file
-/// and SHA-256.
+/// A teacher from outside kd (loaded from its files and checked on the run's input shape
+/// and classes by the plan): never trained, tested, and named in the report by its files
+/// and their SHA-256 (an ensemble's members each tested alone too).
 fn outside_teacher(ctx: &mut RunContext, teacher: OutsideTeacher) -> Result<Teacher> {
     let parameters = teacher.parameters();
-    let path = teacher.path().to_path_buf();
-    let digest = kd_models::torchscript::file_digest(&path)?;
-    let origin = format!("{} {} (sha256 {digest})", teacher.format(), path.display());
-    match teacher.bridge().describe(ctx.plan.shape[1]) {
+    let files = teacher.files().to_vec();
+    let origin = outside_report::origin(ctx, &teacher)?;
+    let members = outside_report::member_scores(ctx, &teacher)?;
+    match teacher.bridge().and_then(|b| b.describe(ctx.plan.shape[1])) {
         Some(bridge) => {
             tracing::info!("teacher: {origin}, {parameters} parameters, fed the images {bridge}")
         }
@@ -85,10 +86,10 @@ fn outside_teacher(ctx: &mut RunContext, teacher: OutsideTeacher) -> Result<Teac
     let mut model = teacher.into_model(ctx.device());
     let built = Built::Outside {
         kind,
-        path: &path,
+        files: &files,
         parameters,
     };
-    let (report, _) = ctx.finish(
+    let (mut report, _) = ctx.finish(
         "teacher",
         &mut model,
         built,
@@ -96,6 +97,7 @@ fn outside_teacher(ctx: &mut RunContext, teacher: OutsideTeacher) -> Result<Teac
         cross_entropy(),
         None,
     )?;
+    report.members = members;
     Ok(Teacher { model, report })
 }
 

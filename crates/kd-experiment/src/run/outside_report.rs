@@ -1,0 +1,62 @@
+//! What the report says of a teacher from outside the run: its origin (each file with its
+//! SHA-256, and an ensemble's weights and combination) and, for an ensemble, each member's
+//! own float32 test accuracy beside the ensemble's.
+
+use anyhow::Result;
+use kd_train::{evaluate_with_confusion, Objective, Split};
+
+use super::context::RunContext;
+use crate::outside_teacher::OutsideTeacher;
+use crate::report::MemberScore;
+
+/// `TorchScript teacher.pt (sha256 …)`, or `ensemble (probability) of a.onnx (sha256 …)
+/// x0.5, b.pt (sha256 …) x0.5`.
+pub(super) fn origin(ctx: &RunContext, teacher: &OutsideTeacher) -> Result<String> {
+    let files = teacher
+        .files()
+        .iter()
+        .map(|(path, weight)| {
+            let digest = kd_models::torchscript::file_digest(path)?;
+            let named = format!("{} (sha256 {digest})", path.display());
+            Ok(match teacher.members().is_empty() {
+                true => named,
+                false => format!("{named} x{weight:.3}"),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(match teacher.members().is_empty() {
+        true => format!("{} {}", teacher.format(), files[0]),
+        false => {
+            let combine = format!("{:?}", ctx.cfg.teacher.combine).to_lowercase();
+            format!("ensemble ({combine}) of {}", files.join(", "))
+        }
+    })
+}
+
+/// Each ensemble member's test accuracy alone (float32), logged; empty for one teacher.
+pub(super) fn member_scores(
+    ctx: &RunContext,
+    teacher: &OutsideTeacher,
+) -> Result<Vec<MemberScore>> {
+    let classes = ctx.plan.shape[2];
+    teacher
+        .members()
+        .iter()
+        .zip(teacher.files())
+        .map(|((model, weight), (path, _))| {
+            let ce = Objective::CrossEntropy;
+            let (eval, _) =
+                evaluate_with_confusion(model, &ctx.test, &ce, Split::Validation, classes)?;
+            tracing::info!(
+                "ensemble member {} (weight {weight:.3}): test accuracy {:.2}%",
+                path.display(),
+                100.0 * eval.accuracy
+            );
+            Ok(MemberScore {
+                file: path.display().to_string(),
+                weight: *weight,
+                test_accuracy: eval.accuracy,
+            })
+        })
+        .collect()
+}
