@@ -867,7 +867,7 @@ impl RunConfig {
         let weights: Vec<f64> = members.iter().map(|m| m.weight).collect();
         let sum: f64 = weights.iter().sum();
         if !members.is_empty()
-            && (weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) || !(sum > 0.0))
+            && (weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) || sum.is_nan() || sum <= 0.0)
         {
             bail!("teacher.ensemble.weight: expected finite weights >= 0 summing to more than 0, got {weights:?}");
         }

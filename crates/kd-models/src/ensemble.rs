@@ -42,7 +42,7 @@ impl Ensemble {
     pub fn new(members: Vec<(Model, f64)>, combine: Combine) -> Result<Self> {
         let sum: f64 = members.iter().map(|(_, w)| w).sum();
         let bad = members.iter().any(|(_, w)| !(w.is_finite() && *w >= 0.0));
-        if members.is_empty() || bad || !(sum > 0.0) {
+        if members.is_empty() || bad || sum.is_nan() || sum <= 0.0 {
             let weights: Vec<f64> = members.iter().map(|(_, w)| *w).collect();
             return Err(invalid(
                 "teacher.ensemble.weight",
