@@ -50,6 +50,7 @@ pub fn read_header(path: &Path) -> Result<OnnxHeader> {
         .graph
         .as_ref()
         .ok_or_else(|| model_error(path, "not an ONNX model (no graph)"))?;
+    check_names(path, graph)?;
     let input = graph
         .input
         .first()
@@ -97,6 +98,53 @@ pub fn read_header(path: &Path) -> Result<OnnxHeader> {
     })
 }
 
+/// An error unless every tensor the graph reads (a node's input, a graph output) is a
+/// graph input, an initializer or a node's output: tract panics on a dangling name.
+fn check_names(path: &Path, graph: &tract_onnx::pb::GraphProto) -> Result<()> {
+    let mut defined: std::collections::HashSet<&str> = graph
+        .input
+        .iter()
+        .map(|i| i.name.as_str())
+        .chain(graph.initializer.iter().map(|t| t.name.as_str()))
+        .collect();
+    defined.extend(
+        graph
+            .node
+            .iter()
+            .flat_map(|n| n.output.iter().map(String::as_str)),
+    );
+    let read = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().map(String::as_str))
+        .chain(graph.output.iter().map(|o| o.name.as_str()));
+    for name in read.filter(|n| !n.is_empty()) {
+        if !defined.contains(name) {
+            return Err(model_error(
+                path,
+                format!("not a valid ONNX graph: it reads the tensor {name:?}, which no input, initializer or node defines"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs tract's `load` on a file, as an error where tract panics on a malformed graph (a
+/// bug of the file that tract does not check for).
+fn unpanicked<T>(path: &Path, load: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(load)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Err(model_error(
+            path,
+            format!("tract cannot load this graph ({why})"),
+        ))
+    })
+}
+
 /// An ONNX image classifier optimized by tract for one batch size.
 #[derive(Debug)]
 pub struct OnnxRunner {
@@ -113,15 +161,17 @@ impl OnnxRunner {
         let image_shape: Vec<usize> = header.input_shape.iter().map(|&d| d as usize).collect();
         let shape: Vec<usize> = std::iter::once(batch).chain(image_shape.clone()).collect();
         let tract = |e: tract_onnx::prelude::TractError| model_error(path, format!("{e:#}"));
-        let plan = tract_onnx::onnx()
-            .model_for_path(path)
-            .map_err(tract)?
-            .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape))
-            .map_err(tract)?
-            .into_optimized()
-            .map_err(tract)?
-            .into_runnable()
-            .map_err(tract)?;
+        let plan = unpanicked(path, || {
+            tract_onnx::onnx()
+                .model_for_path(path)
+                .map_err(tract)?
+                .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), shape))
+                .map_err(tract)?
+                .into_optimized()
+                .map_err(tract)?
+                .into_runnable()
+                .map_err(tract)
+        })?;
         Ok(Self {
             plan,
             batch,
@@ -162,7 +212,11 @@ impl OnnxRunner {
             .collect();
         let failed = |e: tract_onnx::prelude::TractError| OnnxError::Unsupported(format!("{e:#}"));
         let input = tract_onnx::prelude::Tensor::from_shape(&shape, &data).map_err(failed)?;
-        let out = self.plan.run(tvec!(input.into())).map_err(failed)?;
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.plan.run(tvec!(input.into()))
+        }))
+        .map_err(|_| OnnxError::Unsupported("tract failed running the model".into()))?
+        .map_err(failed)?;
         let view = out[0].to_plain_array_view::<f32>().map_err(failed)?;
         let rows = view.len() / self.batch;
         Ok(view.iter().take(n * rows).copied().collect())

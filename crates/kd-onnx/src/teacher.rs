@@ -113,6 +113,8 @@ impl OnnxTeacher {
         }
         let runner = self.runner(2)?;
         let shape = runner.output_shape();
+        // Run once, so that a graph tract cannot compute fails here, not mid-training.
+        runner.run(&vec![0.0; 2 * runner.image_len()], 2)?;
         if shape != [2, self.classes] {
             return Err(model_error(
                 &self.path,
