@@ -68,4 +68,5 @@ pub mod seeds;
 pub mod student_t;
 pub mod summary;
 pub mod teach;
+pub mod teacher_card;
 pub mod tune;

@@ -55,6 +55,9 @@ pub struct ModelReport {
     /// test accuracy (empty for any other model).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<MemberScore>,
+    /// The teacher's card (calibration, agreement, files); `None` for a student.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<crate::teacher_card::TeacherCard>,
 }
 
 /// One member of an ensemble teacher, scored alone.

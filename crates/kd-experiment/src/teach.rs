@@ -13,6 +13,7 @@ use kd_core::CacheDtype;
 
 use crate::logits_file::TeacherLogits;
 use crate::run::{Plan, RunOverrides, EVAL_BATCH};
+use crate::teacher_card::TeacherCard;
 
 /// What `teach` wrote.
 #[derive(Debug, Clone)]
@@ -27,6 +28,17 @@ pub struct Taught {
     pub images: [usize; 3],
     /// The teacher's test accuracy, from the file's test logits.
     pub test_accuracy: f64,
+    /// The teacher's card.
+    pub card: Option<TeacherCard>,
+}
+
+/// The card of the teacher of the run `config_path` and `overrides` describe (trained into,
+/// or resumed from, its run directory, or loaded from its files), with nothing written.
+pub fn teacher_card(config_path: &Path, overrides: &RunOverrides) -> Result<TeacherCard> {
+    let mut plan = Plan::new(config_path, overrides)?;
+    plan.train_teacher()?
+        .card
+        .context("the teacher phase gives a card")
 }
 
 /// Writes the teacher logits of the run `config_path` and `overrides` describe to `out`.
@@ -81,5 +93,6 @@ pub fn teach(config_path: &Path, overrides: &RunOverrides, out: &Path) -> Result
         teacher: file.teacher,
         images: splits.map(|d| d.len()),
         test_accuracy,
+        card: report.card,
     })
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use kd_experiment::config::{DeviceChoice, Override};
 use kd_experiment::run::RunOverrides;
-use kd_experiment::teach::teach;
+use kd_experiment::teach::{teach, teacher_card};
 use kd_models::summary::thousands;
 
 #[derive(Debug, Args)]
@@ -14,8 +14,12 @@ pub struct TeachArgs {
     /// The experiment's TOML config (its teacher, data, split and seed).
     config: PathBuf,
     /// Where to write the teacher logits file.
+    #[arg(long, required_unless_present = "card")]
+    out: Option<PathBuf>,
+    /// Print the teacher's card: test accuracy, calibration error (15 bins) before and
+    /// after the distillation temperature, an ensemble's member agreement, file digests.
     #[arg(long)]
-    out: PathBuf,
+    card: bool,
     /// Overrides one config key, as `run --set` does (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<Override>,
@@ -43,7 +47,14 @@ impl TeachArgs {
             threads: self.threads,
             ..Default::default()
         };
-        let taught = teach(&self.config, &overrides, &self.out)?;
+        let Some(out) = self.out else {
+            print!("{}", teacher_card(&self.config, &overrides)?.text());
+            return Ok(());
+        };
+        let taught = teach(&self.config, &overrides, &out)?;
+        if let (true, Some(card)) = (self.card, &taught.card) {
+            print!("{}", card.text());
+        }
         let [train, val, test] = taught.images.map(thousands);
         println!(
             "wrote {} ({} bytes): logits of {train} training, {val} validation and {test} test images by {}; test accuracy {:.2}%",

@@ -367,6 +367,10 @@ fn an_ensemble_of_both_exports_teaches_and_scores_each(
         assert!((score["test_accuracy"].as_f64().unwrap() - pytorch_accuracy).abs() < 1e-6);
     }
     assert!((teacher["test_accuracy"].as_f64().unwrap() - pytorch_accuracy).abs() < 1e-6);
+    // Two exports of one network: the members agree (to ties their rounding may break).
+    let agreement = teacher["card"]["member_agreement"].as_f64().unwrap();
+    assert!(agreement >= 0.99, "{agreement}");
+    assert_eq!(teacher["card"]["files"].as_array().unwrap().len(), 2);
 
     std::fs::write(dir.join("bad.toml"), ensemble(-1.0)).unwrap();
     let out = kd_cli(&["check", "bad.toml"], dir);

@@ -86,6 +86,7 @@ fn a_run_taught_by_a_logits_file_trains_the_students_the_teacher_would() {
             full["models"][i]["test_accuracy"]
         );
     }
+    the_teachers_card_is_in_the_report_and_printed(d, &full);
     files_of_other_images_or_kinds_are_refused(d);
     a_tune_taught_by_the_file_ranks_as_one_that_trains_the_teacher(d);
 }
@@ -118,6 +119,31 @@ fn a_tune_taught_by_the_file_ranks_as_one_that_trains_the_teacher(d: &Path) {
     );
     assert!(d.join("trains/seed-3/teacher.safetensors").exists());
     assert!(!d.join("reads/seed-3/teacher.safetensors").exists());
+}
+
+/// The report's teacher card (its accuracy the report's, its calibration error in [0, 1],
+/// at the loss's temperature 2, the teacher file's digest) is what `teach --card` prints.
+fn the_teachers_card_is_in_the_report_and_printed(d: &Path, full: &serde_json::Value) {
+    let card = &full["models"][0]["card"];
+    assert_eq!(card["test_accuracy"], full["models"][0]["test_accuracy"]);
+    assert_eq!(card["temperature"], 2.0);
+    for ece in [&card["ece"], &card["ece_at_temperature"]] {
+        assert!((0.0..=1.0).contains(&ece.as_f64().unwrap()), "{card}");
+    }
+    assert!(card["member_agreement"].is_null());
+    assert_eq!(card["files"][0]["file"], "full/teacher.safetensors");
+    let out = kd_cli(&["teach", "run.toml", "--run-dir", "full", "--card"], d);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sha = card["files"][0]["sha256"].as_str().unwrap();
+    assert!(
+        stdout.contains("teacher card") && stdout.contains("ECE at T = 2") && stdout.contains(sha),
+        "{stdout}"
+    );
 }
 
 /// Each bad file or config fails `run` (and `check`) before training.

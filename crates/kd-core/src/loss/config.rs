@@ -55,6 +55,18 @@ impl LossConfig {
         }
     }
 
+    /// The temperature the loss softens the teacher's logits by (`None`: FitNets, which
+    /// has none). LSKD divides the standardized logits by it.
+    pub fn temperature(&self) -> Option<f64> {
+        match self {
+            Self::KerasKd(c) => Some(c.temperature),
+            Self::Hinton(c) => Some(c.temperature),
+            Self::Dkd(c) => Some(c.temperature),
+            Self::Lskd(c) => Some(c.temperature),
+            Self::Fitnets(_) => None,
+        }
+    }
+
     /// Checks ranges and builds a logit loss; `key` prefixes error messages. FitNets works
     /// on features and is built with [`FitNetsConfig::build`] instead.
     pub fn build(&self, key: &str) -> Result<Box<dyn DistillLoss>> {

@@ -257,6 +257,7 @@ impl RunContext<'_> {
             }),
             latency: Some(crate::latency::model_latency(model, input_shape)),
             members: Vec::new(),
+            card: None,
         };
         Ok((report, tested.confusion))
     }

@@ -54,6 +54,13 @@ pub(super) fn logits_teacher(
         unlabeled_images: 0,
         latency: None,
         members: Vec::new(),
+        card: None,
+    };
+    let files = super::card::digests(std::slice::from_ref(&path))?;
+    let test = file.logits["test"].to_kind(tch::Kind::Float);
+    let report = ModelReport {
+        card: Some(super::card::card(ctx, &test, &[], files)),
+        ..report
     };
     Ok((report, caches))
 }

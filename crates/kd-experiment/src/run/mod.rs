@@ -24,6 +24,7 @@
 
 mod build;
 mod cache;
+mod card;
 mod checks;
 mod context;
 mod data;

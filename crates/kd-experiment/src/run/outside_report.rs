@@ -3,7 +3,7 @@
 //! own float32 test accuracy beside the ensemble's.
 
 use anyhow::Result;
-use kd_train::{evaluate_with_confusion, Objective, Split};
+use tch::{Kind, Tensor};
 
 use super::context::RunContext;
 use crate::outside_teacher::OutsideTeacher;
@@ -33,30 +33,38 @@ pub(super) fn origin(ctx: &RunContext, teacher: &OutsideTeacher) -> Result<Strin
     })
 }
 
-/// Each ensemble member's test accuracy alone (float32), logged; empty for one teacher.
+/// Each ensemble member's test accuracy alone (float32), logged, with its test logits;
+/// empty for one teacher.
 pub(super) fn member_scores(
     ctx: &RunContext,
     teacher: &OutsideTeacher,
-) -> Result<Vec<MemberScore>> {
-    let classes = ctx.plan.shape[2];
-    teacher
-        .members()
+) -> Result<(Vec<MemberScore>, Vec<Tensor>)> {
+    let labels: Vec<i64> = ctx
+        .plan
+        .data
+        .test
+        .labels()
         .iter()
-        .zip(teacher.files())
-        .map(|((model, weight), (path, _))| {
-            let ce = Objective::CrossEntropy;
-            let (eval, _) =
-                evaluate_with_confusion(model, &ctx.test, &ce, Split::Validation, classes)?;
-            tracing::info!(
-                "ensemble member {} (weight {weight:.3}): test accuracy {:.2}%",
-                path.display(),
-                100.0 * eval.accuracy
-            );
-            Ok(MemberScore {
-                file: path.display().to_string(),
-                weight: *weight,
-                test_accuracy: eval.accuracy,
-            })
-        })
-        .collect()
+        .map(|&l| i64::from(l))
+        .collect();
+    let labels = Tensor::from_slice(&labels);
+    let mut scores = Vec::new();
+    let mut logits = Vec::new();
+    for ((model, weight), (path, _)) in teacher.members().iter().zip(teacher.files()) {
+        let z = super::card::test_logits(ctx, model)?;
+        let right = z.argmax(-1, false).eq_tensor(&labels).to_kind(Kind::Double);
+        let accuracy = right.mean(Kind::Double).double_value(&[]);
+        tracing::info!(
+            "ensemble member {} (weight {weight:.3}): test accuracy {:.2}%",
+            path.display(),
+            100.0 * accuracy
+        );
+        scores.push(MemberScore {
+            file: path.display().to_string(),
+            weight: *weight,
+            test_accuracy: accuracy,
+        });
+        logits.push(z);
+    }
+    Ok((scores, logits))
 }

@@ -7,7 +7,7 @@ use kd_models::{Model, ModelConfig};
 use kd_train::Objective;
 
 use super::context::{cross_entropy, Built, RunContext};
-use super::outside_report;
+use super::{card, outside_report};
 use crate::outside_teacher::OutsideTeacher;
 use crate::report::ModelReport;
 use crate::seeds::{self, Data, Stream};
@@ -62,6 +62,22 @@ pub(super) fn teacher(ctx: &mut RunContext, outside: Option<OutsideTeacher>) -> 
     if outcome.is_some() {
         report.trained_on(&ctx.plan.data.train);
     }
+    let file = match &cfg.teacher.checkpoint {
+        Some(path) => path.clone(),
+        None => ctx.out.join("teacher.safetensors"),
+    };
+    let files = card::digests(
+        &[file]
+            .into_iter()
+            .filter(|f| f.is_file())
+            .collect::<Vec<_>>(),
+    )?;
+    report.card = Some(card::card(
+        ctx,
+        &card::test_logits(ctx, &teacher)?,
+        &[],
+        files,
+    ));
     Ok(Teacher {
         model: teacher,
         report,
@@ -75,7 +91,7 @@ fn outside_teacher(ctx: &mut RunContext, teacher: OutsideTeacher) -> Result<Teac
     let parameters = teacher.parameters();
     let files = teacher.files().to_vec();
     let origin = outside_report::origin(ctx, &teacher)?;
-    let members = outside_report::member_scores(ctx, &teacher)?;
+    let (members, member_logits) = outside_report::member_scores(ctx, &teacher)?;
     match teacher.bridge().and_then(|b| b.describe(ctx.plan.shape[1])) {
         Some(bridge) => {
             tracing::info!("teacher: {origin}, {parameters} parameters, fed the images {bridge}")
@@ -98,6 +114,14 @@ fn outside_teacher(ctx: &mut RunContext, teacher: OutsideTeacher) -> Result<Teac
         None,
     )?;
     report.members = members;
+    let paths: Vec<_> = files.iter().map(|(p, _)| p.clone()).collect();
+    let logits = card::test_logits(ctx, &model)?;
+    report.card = Some(card::card(
+        ctx,
+        &logits,
+        &member_logits,
+        card::digests(&paths)?,
+    ));
     Ok(Teacher { model, report })
 }
 
