@@ -130,9 +130,15 @@ fn check_names(path: &Path, graph: &tract_onnx::pb::GraphProto) -> Result<()> {
 }
 
 /// Runs tract's `load` on a file, as an error where tract panics on a malformed graph (a
-/// bug of the file that tract does not check for).
+/// bug of the file that tract does not check for). The panic's message becomes the error's
+/// rather than a line on stderr: the process's panic hook is set aside meanwhile (files
+/// load before training starts, while no other thread of kd's runs).
 fn unpanicked<T>(path: &Path, load: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(load)).unwrap_or_else(|panic| {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load));
+    std::panic::set_hook(hook);
+    result.unwrap_or_else(|panic| {
         let why = panic
             .downcast_ref::<String>()
             .map(String::as_str)
