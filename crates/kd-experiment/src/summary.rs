@@ -35,15 +35,16 @@ pub fn summaries(cfg: &RunConfig, config_path: &Path) -> Result<String> {
                 .with_context(invalid)?;
             let module = TorchScriptTeacher::load(path, &cfg.teacher.input, c, Device::Cpu)
                 .with_context(invalid)?;
-            outside_summary("TorchScript module", path, module.parameters() as usize)
+            let files = path.display().to_string();
+            outside_summary("TorchScript module", &files, module.parameters() as usize)
         }
-        None if cfg.teacher.onnx.is_some() => {
+        None if cfg.teacher.is_outside() => {
             let [c, h, _] = cfg.data.input_shape();
             let classes = cfg.data.classes().with_context(invalid)?;
             let t = OutsideTeacher::load(&cfg.teacher, [c, h], classes, Device::Cpu)
                 .with_context(invalid)?
-                .expect("an ONNX teacher");
-            outside_summary("ONNX model", t.path(), t.parameters())
+                .expect("an ONNX teacher or an ensemble");
+            summary_of(&t)
         }
         None => model_summary(
             "teacher",
@@ -68,18 +69,30 @@ pub fn summaries(cfg: &RunConfig, config_path: &Path) -> Result<String> {
 pub fn plan_summaries(plan: &Plan) -> Result<String> {
     let (cfg, path) = (plan.config(), plan.config_path.as_path());
     let teacher = match &plan.outside {
-        Some(t) => outside_summary(t.describe(), t.path(), t.parameters()),
+        Some(t) => summary_of(t),
         _ => model_summary("teacher", "teacher.model", &cfg.teacher.model, cfg, path)?,
     };
     let student = model_summary("student", "student.model", &cfg.student.model, cfg, path)?;
     Ok(teacher + &student)
 }
 
-/// The summary of a teacher from outside kd (`what`: its format): its file and parameters.
-fn outside_summary(what: &str, path: &Path, parameters: usize) -> String {
+/// The summary of a teacher from outside kd: its file (an ensemble's files and weights)
+/// and parameters.
+fn summary_of(t: &OutsideTeacher) -> String {
+    let files: Vec<String> = match t.files() {
+        [(path, _)] => vec![path.display().to_string()],
+        files => files
+            .iter()
+            .map(|(p, w)| format!("{} x{w:.3}", p.display()))
+            .collect(),
+    };
+    outside_summary(t.describe(), &files.join(", "), t.parameters())
+}
+
+/// The summary of a teacher from outside kd (`what`: its format): its files and parameters.
+fn outside_summary(what: &str, files: &str, parameters: usize) -> String {
     format!(
-        "Model: \"teacher\"\n{what} {}: {parameters} parameters (frozen: used as loaded, never trained)\n\n",
-        path.display()
+        "Model: \"teacher\"\n{what} {files}: {parameters} parameters (frozen: used as loaded, never trained)\n\n"
     )
 }
 

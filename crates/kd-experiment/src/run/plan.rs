@@ -88,8 +88,8 @@ pub enum TeacherSource {
     Outside {
         /// `TorchScript module` or `ONNX model`.
         format: &'static str,
-        /// The file (`teacher.torchscript`, `teacher.onnx`).
-        path: PathBuf,
+        /// The file (`teacher.torchscript`, `teacher.onnx`), or an ensemble's files.
+        files: Vec<PathBuf>,
         /// The module's parameter count (an ONNX file's weight elements).
         parameters: usize,
         /// What `[teacher.input]` does to the run's images (`None`: nothing).
@@ -116,11 +116,17 @@ impl std::fmt::Display for TeacherSource {
         match self {
             Self::Outside {
                 format,
-                path,
+                files,
                 parameters,
                 bridge,
             } => {
-                write!(f, "{format} {} ({parameters} parameters)", path.display())?;
+                let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+                let of = if files.len() > 1 { " of" } else { "" };
+                write!(
+                    f,
+                    "{format}{of} {} ({parameters} parameters)",
+                    names.join(", ")
+                )?;
                 match bridge {
                     Some(b) => write!(f, ", fed the images {b}"),
                     None => Ok(()),
@@ -313,7 +319,7 @@ impl Plan {
         match (&self.outside, &teacher.checkpoint) {
             (Some(t), _) => TeacherSource::Outside {
                 format: t.describe(),
-                path: t.path().to_path_buf(),
+                files: t.files().iter().map(|(p, _)| p.clone()).collect(),
                 parameters: t.parameters(),
                 bridge: t.bridge().and_then(|b| b.describe(self.shape[1])),
             },
