@@ -66,6 +66,11 @@ fn population_bench_prints_a_line_per_size_and_the_table() {
         "{stdout}"
     );
 
+    bad_arguments_are_refused(dir.path());
+}
+
+/// Sizes of 0, other modes beside it and unknown layouts: an error naming the flag.
+fn bad_arguments_are_refused(dir: &std::path::Path) {
     for (bad, says) in [
         (
             &["--members", "0"][..],
@@ -86,7 +91,7 @@ fn population_bench_prints_a_line_per_size_and_the_table() {
                 bad,
             ]
             .concat(),
-            dir.path(),
+            dir,
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && stderr.contains(says), "{stderr}");

@@ -20,7 +20,7 @@ pub(super) fn test_logits(ctx: &RunContext, model: &Model) -> Result<Tensor> {
 }
 
 /// The test labels, `[n]`.
-fn test_labels(ctx: &RunContext) -> Tensor {
+pub(super) fn test_labels(ctx: &RunContext) -> Tensor {
     let labels: Vec<i64> = ctx
         .plan
         .data

@@ -172,19 +172,15 @@ impl RunContext<'_> {
         }
     }
 
-    /// Saves `model` as `<role>.safetensors` (rank 0; a TorchScript teacher stays where it
-    /// is), evaluates it on the test set ([`evaluate_test`]), logs its fit and returns its
-    /// report.
-    pub fn finish(
-        &mut self,
+    /// Saves a model kd built as `<role>.safetensors` (on the writing rank); returns its
+    /// weights' file name(s), their bytes, its architecture and its parameters.
+    fn save(
+        &self,
         role: &str,
-        model: &mut Model,
+        model: &Model,
         built: Built,
-        origin: Option<String>,
-        objective: serde_json::Value,
-        outcome: Option<&FitOutcome>,
-    ) -> Result<Finished> {
-        let (weights, file_bytes, architecture, parameters) = match built {
+    ) -> Result<(String, u64, String, usize)> {
+        Ok(match built {
             Built::Kd(config) => {
                 let weights = format!("{role}.safetensors");
                 let metadata = self.model_info(config).to_metadata();
@@ -193,12 +189,8 @@ impl RunContext<'_> {
                 } else {
                     0
                 };
-                (
-                    weights,
-                    bytes,
-                    config.describe(),
-                    model.trainable_parameters(),
-                )
+                let parameters = model.trainable_parameters();
+                (weights, bytes, config.describe(), parameters)
             }
             Built::Outside {
                 kind,
@@ -211,7 +203,22 @@ impl RunContext<'_> {
                     files.iter().map(|(p, _)| p.display().to_string()).collect();
                 (names.join(", "), bytes, kind.to_string(), parameters)
             }
-        };
+        })
+    }
+
+    /// Saves `model` as `<role>.safetensors` (rank 0; a TorchScript teacher stays where it
+    /// is), evaluates it on the test set ([`evaluate_test`]), logs its fit and returns its
+    /// report.
+    pub fn finish(
+        &mut self,
+        role: &str,
+        model: &mut Model,
+        built: Built,
+        origin: Option<String>,
+        objective: serde_json::Value,
+        outcome: Option<&FitOutcome>,
+    ) -> Result<Finished> {
+        let (weights, file_bytes, architecture, parameters) = self.save(role, model, built)?;
         let classes = self.plan.shape[2];
         let [c, hw, _] = self.plan.shape.map(|d| d as i64);
         let input_shape = [c, hw, hw];

@@ -50,8 +50,9 @@ pub(crate) fn fusion_key(cfg: &RunConfig) -> Option<String> {
 
 /// Fits the distilled students of `plans` (plans of one seed with equal fusion keys, `caches`
 /// their teacher's logits, or `None` for the live `teacher`) as one population, pausing after
-/// `pause_after` epochs, its members computing in `layout`: one result per plan, in order. The outer error is the population's
-/// (its members could not be built or fused); a member's own failure is its result.
+/// `pause_after` epochs, its members computing in `layout`: one result per plan, in order.
+/// The outer error is the population's (its members could not be built or fused); a
+/// member's own failure is its result.
 pub(crate) fn fit_fused(
     plans: &[Plan],
     teacher: Option<&Model>,
@@ -81,28 +82,7 @@ pub(crate) fn fit_fused(
         .iter()
         .map(|ctx| ctx.checkpoints("distilled", &ctx.cfg.student.model))
         .collect();
-    let members = plans
-        .iter()
-        .zip(&models)
-        .zip(&checkpoints)
-        .map(|((p, model), checkpoints)| {
-            let loss = p
-                .logit_loss
-                .as_deref()
-                .expect("fusion keys need a logit loss");
-            let distiller = match caches {
-                Some((train, val)) => Distiller::cached(train, val, loss),
-                None => Distiller::live(teacher.expect("checked above"), loss),
-            };
-            Member {
-                model,
-                objective: Objective::Distill(distiller),
-                config: &p.cfg.student.train,
-                phase: "distilled".into(),
-                checkpoints: Some(checkpoints),
-            }
-        })
-        .collect::<Vec<_>>();
+    let members = members(plans, &models, &checkpoints, teacher, caches);
     let ModelConfig::Student(student) = &plans[0].cfg.student.model else {
         anyhow::bail!("fused students: the student family only");
     };
@@ -133,4 +113,37 @@ pub(crate) fn fit_fused(
         })
         .collect();
     Ok(fitted)
+}
+
+/// Each plan's distilled student as a member: its model, its loss from the teacher's
+/// cached logits (or the live `teacher`), its settings and checkpoints.
+fn members<'a>(
+    plans: &'a [Plan],
+    models: &'a [Model],
+    checkpoints: &'a [Checkpoints],
+    teacher: Option<&'a Model>,
+    caches: Option<&'a Caches>,
+) -> Vec<Member<'a>> {
+    plans
+        .iter()
+        .zip(models)
+        .zip(checkpoints)
+        .map(|((p, model), checkpoints)| {
+            let loss = p
+                .logit_loss
+                .as_deref()
+                .expect("fusion keys need a logit loss");
+            let distiller = match caches {
+                Some((train, val)) => Distiller::cached(train, val, loss),
+                None => Distiller::live(teacher.expect("a live teacher, checked"), loss),
+            };
+            Member {
+                model,
+                objective: Objective::Distill(distiller),
+                config: &p.cfg.student.train,
+                phase: "distilled".into(),
+                checkpoints: Some(checkpoints),
+            }
+        })
+        .collect()
 }

@@ -39,15 +39,7 @@ pub(super) fn member_scores(
     ctx: &RunContext,
     teacher: &OutsideTeacher,
 ) -> Result<(Vec<MemberScore>, Vec<Tensor>)> {
-    let labels: Vec<i64> = ctx
-        .plan
-        .data
-        .test
-        .labels()
-        .iter()
-        .map(|&l| i64::from(l))
-        .collect();
-    let labels = Tensor::from_slice(&labels);
+    let labels = super::card::test_labels(ctx);
     let mut scores = Vec::new();
     let mut logits = Vec::new();
     for ((model, weight), (path, _)) in teacher.members().iter().zip(teacher.files()) {
