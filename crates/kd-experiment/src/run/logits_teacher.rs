@@ -19,7 +19,8 @@ pub(super) fn logits_teacher(
 ) -> Result<(ModelReport, Caches)> {
     let (cfg, plan) = (ctx.cfg, ctx.plan);
     let path = cfg.teacher.logits.clone().unwrap_or_default();
-    let digest = kd_models::torchscript::file_digest(&path)?;
+    let files = super::card::digests(std::slice::from_ref(&path))?;
+    let digest = files[0].sha256.clone();
     let (test_accuracy, test_loss) = file.test_score(&plan.data.test);
     tracing::info!(
         "teacher: logits from {} (made by {}; {} training, {} validation images; test accuracy {:.2}%)",
@@ -30,6 +31,7 @@ pub(super) fn logits_teacher(
         100.0 * test_accuracy
     );
     let caches = caches_of(ctx, file);
+    let test = file.logits["test"].to_kind(tch::Kind::Float);
     let report = ModelReport {
         role: "teacher".into(),
         architecture: "logits file".into(),
@@ -54,13 +56,7 @@ pub(super) fn logits_teacher(
         unlabeled_images: 0,
         latency: None,
         members: Vec::new(),
-        card: None,
-    };
-    let files = super::card::digests(std::slice::from_ref(&path))?;
-    let test = file.logits["test"].to_kind(tch::Kind::Float);
-    let report = ModelReport {
         card: Some(super::card::card(ctx, &test, &[], files)),
-        ..report
     };
     Ok((report, caches))
 }
