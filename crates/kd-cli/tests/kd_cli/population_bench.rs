@@ -39,7 +39,7 @@ fn population_bench_prints_a_line_per_size_and_the_table() {
     );
     let lines: Vec<serde_json::Value> = stdout
         .lines()
-        .filter(|l| l.starts_with('{'))
+        .filter(|l| l.starts_with("{\""))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let sizes: Vec<u64> = lines
