@@ -219,14 +219,9 @@ mod tests {
         let (t, v, s) = (blank(), blank(), blank());
         let file = TeacherLogits::read(&seed, [&t, &v, &s], 2).unwrap();
         assert_eq!(file.logits["train"].double_value(&[0, 0]), 2.0);
-        for dir in ["corpus", "regressions"] {
-            let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("teacher_logits")) else {
-                continue;
-            };
-            for entry in entries {
-                let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-                let _ = TeacherLogits::parse(&bytes, Path::new("f"), [&t, &v, &s], 2);
-            }
+        for file in kd_testkit::fuzz_inputs(env!("CARGO_MANIFEST_DIR"), "teacher_logits") {
+            let bytes = std::fs::read(file).unwrap();
+            let _ = TeacherLogits::parse(&bytes, Path::new("f"), [&t, &v, &s], 2);
         }
     }
 }

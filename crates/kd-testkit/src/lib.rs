@@ -135,6 +135,21 @@ fn tempfile_dir(file: &Path) -> PathBuf {
     }
 }
 
+/// Every input of fuzz target `target` the repository keeps: its seed corpus
+/// (`fuzz/corpus/<target>`) and the inputs that once crashed it (`fuzz/regressions/<target>`),
+/// sorted; `manifest_dir` is the calling crate's, as `env!("CARGO_MANIFEST_DIR")` gives it.
+pub fn fuzz_inputs(manifest_dir: &str, target: &str) -> Vec<PathBuf> {
+    let fuzz = workspace_root(manifest_dir).join("fuzz");
+    let mut files = Vec::new();
+    for dir in ["corpus", "regressions"] {
+        if let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join(target)) {
+            files.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+        }
+    }
+    files.sort();
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

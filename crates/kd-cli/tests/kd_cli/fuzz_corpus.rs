@@ -2,19 +2,11 @@
 //! (`fuzz/regressions/config`), replayed through the config loader on every test run: a
 //! config or an error, never a panic.
 
-use std::path::Path;
-
 use kd_experiment::config::RunConfig;
 
 #[test]
 fn config_corpus_replays_without_panics() {
-    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut files = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        if let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("config")) {
-            files.extend(entries.map(|e| e.unwrap().path()));
-        }
-    }
+    let files = kd_testkit::fuzz_inputs(env!("CARGO_MANIFEST_DIR"), "config");
     assert!(files.len() >= 4, "the config corpus is missing");
     let mut parsed = 0;
     for file in &files {

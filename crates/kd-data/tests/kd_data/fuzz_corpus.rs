@@ -2,22 +2,14 @@
 //! crashed them (`fuzz/regressions/<target>`), replayed through the readers on every test
 //! run: each gives an array or an error, never a panic, and what parses is consistent.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kd_data::cifar::{parse_cifar, CifarLabel};
 use kd_data::idx::decode_idx;
 
 /// Every file of `fuzz/corpus/<target>` and `fuzz/regressions/<target>`.
 fn inputs(target: &str) -> Vec<PathBuf> {
-    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut files = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        if let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join(target)) {
-            files.extend(entries.map(|e| e.unwrap().path()));
-        }
-    }
-    files.sort();
-    files
+    kd_testkit::fuzz_inputs(env!("CARGO_MANIFEST_DIR"), target)
 }
 
 #[test]

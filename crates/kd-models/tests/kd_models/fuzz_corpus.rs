@@ -2,19 +2,11 @@
 //! crashed it (`fuzz/regressions/safetensors`), replayed through kd's metadata and tensor
 //! readers on every test run: an error or a result, never a panic.
 
-use std::path::Path;
-
 use kd_models::{metadata, tensor_file};
 
 #[test]
 fn safetensors_corpus_replays_without_panics() {
-    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut files = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        if let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("safetensors")) {
-            files.extend(entries.map(|e| e.unwrap().path()));
-        }
-    }
+    let files = kd_testkit::fuzz_inputs(env!("CARGO_MANIFEST_DIR"), "safetensors");
     assert!(!files.is_empty(), "the safetensors corpus is missing");
     let mut whole = 0;
     for file in &files {

@@ -193,13 +193,7 @@ fn a_file_from_kds_own_export_teaches_with_the_models_logits() {
 fn the_fuzzers_corpus_loads_or_is_refused_without_a_panic() {
     // `fuzz/corpus/onnx_teacher` (real files: two PyTorch exports and a kd export, plus what
     // the fuzzer kept) and any input that once crashed the target (`fuzz/regressions`).
-    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut files = Vec::new();
-    for dir in ["corpus", "regressions"] {
-        if let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("onnx_teacher")) {
-            files.extend(entries.map(|e| e.unwrap().path()));
-        }
-    }
+    let files = kd_testkit::fuzz_inputs(env!("CARGO_MANIFEST_DIR"), "onnx_teacher");
     assert!(files.len() >= 3, "the onnx_teacher corpus is missing");
     let loaded = files
         .iter()
