@@ -18,5 +18,5 @@ fuzz_target!(|data: &[u8]| {
     QUIET.call_once(|| std::panic::set_hook(Box::new(|_| {})));
     let path = std::env::temp_dir().join(format!("kd-fuzz-{}.onnx", std::process::id()));
     std::fs::write(&path, data).expect("the temporary directory is writable");
-    let _ = OnnxTeacher::load(&path, &TeacherInput::default(), [1, 28], 10);
+    let _ = OnnxTeacher::load(&path, &TeacherInput::default(), [1, 28], None);
 });

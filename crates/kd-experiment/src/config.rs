@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use kd_core::{CacheConfig, CacheMode, LossConfig};
 use kd_data::{DatasetKind, ImageFolderConfig, TransformConfig};
-use kd_models::{Combine, ModelConfig, Precision, StudentConfig, TeacherInput};
+use kd_models::{ClassMapConfig, Combine, ModelConfig, Precision, StudentConfig, TeacherInput};
 use kd_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use tch::Device;
@@ -245,6 +245,11 @@ pub struct TeacherConfig {
     /// What a teacher from outside kd expects: `mean`, `std`, `image_size`, `channels`,
     /// `resize`.
     pub input: TeacherInput,
+    /// How a teacher from outside kd with other classes than the dataset's maps onto them:
+    /// a list of teacher class indices (one per dataset class), or a table from teacher
+    /// class to dataset class ([`kd_models::class_map`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_map: Option<ClassMapConfig>,
     /// Whether and how the teacher's logits are cached for the students.
     pub cache: CacheConfig,
     /// How the run trains the teacher; unused with `checkpoint` or `torchscript`.
@@ -261,6 +266,9 @@ pub struct EnsembleMember {
     /// Its weight (normalized over the members).
     #[serde(default = "one")]
     pub weight: f64,
+    /// Its class map, when it differs from `teacher.class_map`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_map: Option<ClassMapConfig>,
 }
 
 fn one() -> f64 {
@@ -297,6 +305,7 @@ impl Default for TeacherConfig {
             ensemble: Vec::new(),
             combine: Combine::Probability,
             input: TeacherInput::default(),
+            class_map: None,
             cache: CacheConfig::default(),
             train: TrainConfig {
                 epochs: 25,
@@ -472,14 +481,32 @@ const RENAMED_KEYS: [(&str, &str, &str); 1] =
     [("distill", "scale_by_t_squared", "temperature_squared")];
 
 /// Moves `teacher.source` of a user table to the key its file's format reads it under
-/// (`onnx`, `checkpoint` or `torchscript`); an error when that key is also given.
+/// (`onnx`, `checkpoint` or `torchscript`); an error when that key is also given. A kd
+/// model file as the checkpoint, without `[teacher.model]`, gives the architecture its
+/// metadata records.
 fn resolve_teacher_source(user: &mut toml::Value) -> Result<()> {
     let Some(toml::Value::Table(t)) = user.get_mut("teacher") else {
         return Ok(());
     };
-    let Some(source) = t.remove("source") else {
-        return Ok(());
-    };
+    if let Some(source) = t.remove("source") {
+        resolve_source(t, source)?;
+    }
+    let checkpoint = t
+        .get("checkpoint")
+        .and_then(|c| c.as_str())
+        .map(PathBuf::from);
+    if let (Some(path), false) = (checkpoint, t.contains_key("model")) {
+        let recorded = kd_models::metadata::recorded_model(&path)
+            .and_then(|m| toml::Value::try_from(m.without_pretrained()).ok());
+        if let Some(model) = recorded {
+            t.insert("model".into(), model);
+        }
+    }
+    Ok(())
+}
+
+/// Puts `source` under the key its file's format reads it under.
+fn resolve_source(t: &mut toml::Table, source: toml::Value) -> Result<()> {
     let path = source.as_str().unwrap_or_default();
     let key = match Path::new(path).extension().and_then(|e| e.to_str()) {
         Some("onnx") => "onnx",
@@ -826,6 +853,9 @@ impl RunConfig {
                 given.join(" and teacher."),
                 given.len()
             );
+        }
+        if t.class_map.is_some() && !t.is_outside() {
+            bail!("teacher.class_map: expected a teacher from outside kd (teacher.source, onnx, torchscript or ensemble) whose classes it maps; this config's teacher has the dataset's own");
         }
         if let Some(file) = &t.logits {
             return self.validate_logits_file(file);

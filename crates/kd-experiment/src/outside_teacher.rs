@@ -2,12 +2,15 @@
 //! file (`teacher.onnx`; `teacher.source` names either), or an ensemble of such files and
 //! kd model files (`[[teacher.ensemble]]`) — loaded, bridged to the run's images by
 //! `[teacher.input]` ([`kd_models::InputBridge`]) and checked on them before anything
-//! trains: each must take the bridged images and return the dataset's classes.
+//! trains: each must take the bridged images and return the dataset's classes, or classes
+//! `teacher.class_map` maps onto them ([`kd_models::class_map`]).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
-use kd_models::{Ensemble, InputBridge, Model, TeacherInput, TorchScriptTeacher};
+use anyhow::{bail, Context, Result};
+use kd_models::{
+    ClassMap, ClassMapConfig, Ensemble, InputBridge, Model, TeacherInput, TorchScriptTeacher,
+};
 use kd_onnx::OnnxTeacher;
 use tch::{Device, Kind, Tensor};
 
@@ -28,6 +31,10 @@ pub struct OutsideTeacher {
     /// The file, or each member's with its normalized weight.
     files: Vec<(PathBuf, f64)>,
     module: Module,
+    /// A single teacher's map onto the dataset's classes, with the teacher's own count.
+    class_map: Option<(ClassMap, usize)>,
+    /// What each class map does (an ensemble's members' prefixed by their file).
+    class_notes: Vec<String>,
 }
 
 impl OutsideTeacher {
@@ -42,24 +49,36 @@ impl OutsideTeacher {
         let input = &teacher.input;
         let file = teacher.torchscript.as_ref().or(teacher.onnx.as_ref());
         if let Some(path) = file {
-            let module = if teacher.onnx.is_some() {
-                Module::Onnx(OnnxTeacher::load(path, input, [c, h], classes)?)
+            let (module, own) = if teacher.onnx.is_some() {
+                let m = OnnxTeacher::load(path, input, [c, h], None)?;
+                let own = m.classes();
+                (Module::Onnx(m), own)
             } else {
                 input.validate("teacher.input", c)?;
-                let m = kd_models::torchscript::load_checked(path, input, [c, h], classes, device)?;
-                Module::TorchScript(m)
+                let (m, own) =
+                    kd_models::torchscript::load_checked(path, input, [c, h], None, device)?;
+                (Module::TorchScript(m), own)
             };
-            let files = vec![(path.clone(), 1.0)];
-            return Ok(Some(Self { files, module }));
+            let class_map = class_map(teacher.class_map.as_ref(), path, own, classes)?;
+            let class_notes = class_map.iter().map(|m| m.describe(own)).collect();
+            return Ok(Some(Self {
+                files: vec![(path.clone(), 1.0)],
+                module,
+                class_map: class_map.map(|m| (m, own)),
+                class_notes,
+            }));
         }
         if teacher.ensemble.is_empty() {
             return Ok(None);
         }
-        let members = teacher
-            .ensemble
-            .iter()
-            .map(|m| Ok((member(&m.source, input, [c, h], classes, device)?, m.weight)))
-            .collect::<Result<Vec<_>>>()?;
+        let mut class_notes = Vec::new();
+        let mut members = Vec::new();
+        for m in &teacher.ensemble {
+            let map = m.class_map.as_ref().or(teacher.class_map.as_ref());
+            let (model, note) = member(&m.source, input, map, [c, h], classes, device)?;
+            class_notes.extend(note.map(|n| format!("{}: {n}", m.source.display())));
+            members.push((model, m.weight));
+        }
         let ensemble = Ensemble::new(members, teacher.combine)?;
         let files = teacher
             .ensemble
@@ -68,7 +87,18 @@ impl OutsideTeacher {
             .map(|(m, (_, w))| (m.source.clone(), *w))
             .collect();
         let module = Module::Ensemble(ensemble);
-        Ok(Some(Self { files, module }))
+        Ok(Some(Self {
+            files,
+            module,
+            class_map: None,
+            class_notes,
+        }))
+    }
+
+    /// What its class maps do, for logs and reports, e.g. "teacher classes 1000 -> 10 (10
+    /// used)" (an ensemble member's prefixed by its file; empty: no map).
+    pub fn class_notes(&self) -> &[String] {
+        &self.class_notes
     }
 
     /// Its file (an ensemble's first member's).
@@ -142,12 +172,16 @@ impl OutsideTeacher {
             Module::Ensemble(_) => format!("ensemble of {}", self.files.len()),
             _ => format!("{} {}", self.kind(), self.path().display()),
         };
-        match self.module {
+        let model = match self.module {
             Module::TorchScript(m) => Model::from_torchscript(m, architecture, device),
             Module::Onnx(m) => Model::from_frozen("onnx", "ONNX", m, architecture, device),
             Module::Ensemble(e) => {
                 Model::from_frozen("ensemble", "Ensemble", e, architecture, device)
             }
+        };
+        match self.class_map {
+            Some((map, _)) => model.map_classes(map),
+            None => model,
         }
     }
 }
@@ -162,20 +196,46 @@ fn parameters(model: &Model) -> usize {
     model.trainable_parameters()
 }
 
+/// The map onto the dataset's `classes` of `path`'s teacher of `own` classes: none when
+/// they are the same and no map is given; an error naming the file when they differ
+/// without one, or when the map does not fit.
+fn class_map(
+    config: Option<&ClassMapConfig>,
+    path: &Path,
+    own: usize,
+    classes: usize,
+) -> Result<Option<ClassMap>> {
+    let Some(config) = config else {
+        if own != classes {
+            bail!(
+                "{}: the teacher returns {own} classes, the dataset has {classes}: set teacher.class_map (a list of {classes} teacher class indices, or a table of teacher class = dataset class)",
+                path.display()
+            );
+        }
+        return Ok(None);
+    };
+    let map = ClassMap::new(config, classes)?;
+    map.check(own)
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(Some(map))
+}
+
 /// One ensemble member from `path`: an ONNX file, a kd model file (its architecture and
 /// preprocessing in its metadata; fed the run's batches as they are), or TorchScript —
-/// frozen and checked to return `classes` logits for the run's `[c, h, h]` images.
+/// frozen, checked to take the run's `[c, h, h]` images, and mapped onto the dataset's
+/// `classes` by `map` (with what the map does).
 fn member(
     path: &Path,
     input: &TeacherInput,
+    map: Option<&ClassMapConfig>,
     [c, h]: [usize; 2],
     classes: usize,
     device: Device,
-) -> Result<Model> {
+) -> Result<(Model, Option<String>)> {
     let architecture = |kind: &str| format!("{kind} {}", path.display());
     let model = match path.extension().and_then(|e| e.to_str()) {
         Some("onnx") => {
-            let m = OnnxTeacher::load(path, input, [c, h], classes)?;
+            let m = OnnxTeacher::load(path, input, [c, h], None)?;
             Model::from_frozen("onnx", "ONNX", m, architecture("onnx"), device)
         }
         Some("safetensors") => {
@@ -191,18 +251,25 @@ fn member(
             model
         }
         _ => {
-            let m = kd_models::torchscript::load_checked(path, input, [c, h], classes, device)?;
+            let (m, _) = kd_models::torchscript::load_checked(path, input, [c, h], None, device)?;
             Model::from_torchscript(m, architecture("torchscript"), device)
         }
     };
     let probe = Tensor::zeros([2, c as i64, h as i64, h as i64], (Kind::Float, device));
     let out = tch::no_grad(|| model.forward_t(&probe, false));
-    if out.size() != [2, classes as i64] {
-        bail!(
-            "{}: expected a teacher returning [batch, {classes}] logits for the run's [batch, {c}, {h}, {h}] images, got {:?}",
+    let own = match out.size()[..] {
+        [2, k] if k > 0 => k as usize,
+        _ => bail!(
+            "{}: expected a teacher returning [batch, classes] logits for the run's [batch, {c}, {h}, {h}] images, got {:?}",
             path.display(),
             out.size()
-        );
-    }
-    Ok(model)
+        ),
+    };
+    Ok(match class_map(map, path, own, classes)? {
+        Some(map) => {
+            let note = map.describe(own);
+            (model.map_classes(map), Some(note))
+        }
+        None => (model, None),
+    })
 }

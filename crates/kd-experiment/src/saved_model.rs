@@ -13,7 +13,7 @@ use tch::Device;
 use crate::eval_precision::EvalPrecision;
 
 /// Metadata keys.
-const MODEL: &str = "kd.model";
+const MODEL: &str = kd_models::metadata::MODEL_KEY;
 const INPUT: &str = "kd.input_shape";
 const CLASSES: &str = "kd.classes";
 const TRANSFORM: &str = "kd.transform";

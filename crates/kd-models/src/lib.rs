@@ -16,6 +16,7 @@
 //! - [`summary`]: Keras-style per-layer summaries;
 //! - [`tensor_file`]: atomic safetensors writes, with metadata;
 //! - [`ensemble`]: frozen teachers combined into one (probability or logit space);
+//! - [`class_map`]: a teacher's classes mapped onto the dataset's;
 //! - [`teacher_input`]: a teacher's input contract and the bridge from kd's images to it;
 //! - [`torchscript`]: a frozen teacher saved by PyTorch's `torch.jit.save`;
 //! - [`script_network`]: [`ScriptNetwork`], a TorchScript module as a trainable student (or
@@ -25,6 +26,7 @@
 //! - [`network`]: [`Network`], what training needs of a network (a [`Model`], or a user's tch
 //!   module as a [`TchNetwork`]).
 
+pub mod class_map;
 pub mod cnn;
 pub mod conv_stack;
 pub mod ensemble;
@@ -49,6 +51,7 @@ pub mod variables;
 pub mod vgg;
 pub mod wrn;
 
+pub use class_map::{ClassMap, ClassMapConfig};
 pub use cnn::CnnConfig;
 pub use ensemble::{Combine, Ensemble};
 pub use error::{ModelError, PrecisionCause, Result};

@@ -175,6 +175,13 @@ impl Model {
         }
     }
 
+    /// The same frozen teacher with its logits mapped onto the dataset's classes by `map`
+    /// (a last layer named `class_map`).
+    pub fn map_classes(mut self, map: crate::ClassMap) -> Self {
+        self.net.push("class_map", "ClassMap", map);
+        self
+    }
+
     /// What was loaded from pretrained weights, if anything.
     pub fn pretrained(&self) -> Option<&Loaded> {
         self.pretrained.as_ref()

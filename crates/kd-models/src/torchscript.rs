@@ -72,14 +72,15 @@ impl ModuleT for TorchScriptTeacher {
 }
 
 /// Loads the TorchScript teacher at `path` and checks that it takes `[c, hw, hw]` images and
-/// returns `[batch, classes]`; the error names both shapes.
+/// returns `[batch, classes]` (`classes`: any number when `None`); returns it with its
+/// classes. The error names both shapes.
 pub fn load_checked(
     path: &Path,
     input: &TeacherInput,
     [c, hw]: [usize; 2],
-    classes: usize,
+    classes: Option<usize>,
     device: Device,
-) -> Result<TorchScriptTeacher> {
+) -> Result<(TorchScriptTeacher, usize)> {
     let teacher = TorchScriptTeacher::load(path, input, c, device)?;
     let probe = Tensor::zeros([2, c as i64, hw as i64, hw as i64], (Kind::Float, device));
     let bad = |detail: String| ModelError::ModelFile {
@@ -93,13 +94,14 @@ pub fn load_checked(
             torch_reason(&e.to_string())
         ))
     })?;
-    if out.size() != [2, classes as i64] {
-        return Err(bad(format!(
-            "the TorchScript teacher returns {:?} for a batch of 2, expected [2, {classes}] (the dataset's {classes} classes)",
-            out.size()
-        )));
+    match (&out.size()[..], classes) {
+        ([2, k], None) if *k > 0 => Ok((teacher, *k as usize)),
+        ([2, k], Some(want)) if *k as usize == want => Ok((teacher, want)),
+        (size, _) => Err(bad(format!(
+            "the TorchScript teacher returns {size:?} for a batch of 2, expected [2, {}]",
+            classes.map_or("classes".into(), |k| format!("{k}"))
+        ))),
     }
-    Ok(teacher)
 }
 
 /// Why libtorch refused: the TorchScript interpreter's message starts with "The following

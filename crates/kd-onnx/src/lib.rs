@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod graph;
+pub mod input_contract;
 pub mod lower;
 pub mod proto;
 pub mod quantize;

@@ -51,6 +51,7 @@ pub fn read_header(path: &Path) -> Result<OnnxHeader> {
         .as_ref()
         .ok_or_else(|| model_error(path, "not an ONNX model (no graph)"))?;
     check_names(path, graph)?;
+    check_operators(path, graph)?;
     let input = graph
         .input
         .first()
@@ -96,6 +97,36 @@ pub fn read_header(path: &Path) -> Result<OnnxHeader> {
             .find(|o| o.domain.is_empty())
             .map_or(0, |o| o.version),
     })
+}
+
+/// An error naming every operator of the graph tract does not implement (an operator of
+/// another domain, or of ONNX that tract lacks), with what to do instead.
+fn check_operators(path: &Path, graph: &tract_onnx::pb::GraphProto) -> Result<()> {
+    let known = tract_onnx::onnx().op_register.0;
+    let mut missing: Vec<String> = Vec::new();
+    for node in graph
+        .node
+        .iter()
+        .filter(|n| !known.contains_key(&n.op_type))
+    {
+        let name = match node.domain.as_str() {
+            "" | "ai.onnx" => node.op_type.clone(),
+            domain => format!("{domain}.{}", node.op_type),
+        };
+        if !missing.contains(&name) {
+            missing.push(name);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(model_error(
+        path,
+        format!(
+            "uses operators that tract, kd's ONNX runtime, does not implement: {} (export the model without them, or give kd its TorchScript export)",
+            missing.join(", ")
+        ),
+    ))
 }
 
 /// An error unless every tensor the graph reads (a node's input, a graph output) is a

@@ -1,8 +1,9 @@
 //! A teacher shipped as an ONNX file (every framework exports to ONNX: PyTorch's
 //! `torch.onnx.export`, Keras 3, kd's own `kd-cli export`), run by tract ([`crate::runtime`])
 //! as one frozen layer of a kd model. kd's batches reach it through its
-//! [`InputBridge`]: the channels and side its input declares (unless `[teacher.input]`
-//! states them), the mean and std `[teacher.input]` states. Its one output must be
+//! [`InputBridge`]: the contract `[teacher.input]` states, each key it leaves unset taken
+//! from the file's metadata ([`crate::input_contract`]), then the channels and side from
+//! its input's shape. Its one output must be
 //! `[batch, classes]` logits. tract optimizes the graph once per batch size it meets (the
 //! logit cache's 1,000 and the remainder, or the students' batch size).
 
@@ -47,16 +48,16 @@ fn model_error(path: &Path, detail: impl Into<String>) -> OnnxError {
 }
 
 impl OnnxTeacher {
-    /// Loads the ONNX classifier at `path` for `[c, h, h]` images of `classes` classes,
-    /// bridged by `input` on the CPU, where tract runs (its channels and side default to
-    /// the file's input); checks
-    /// that the bridged images are what the file takes and that it returns `[batch,
-    /// classes]`. Each error names the file and what differs.
+    /// Loads the ONNX classifier at `path` for `[c, h, h]` images, bridged by `input` on
+    /// the CPU, where tract runs (its channels and side default to the file's input);
+    /// checks that the bridged images are what the file takes and that it returns `[batch,
+    /// classes]` logits (`classes`: any number when `None`). Each error names the file and
+    /// what differs.
     pub fn load(
         path: &Path,
         input: &TeacherInput,
         [c, h]: [usize; 2],
-        classes: usize,
+        classes: Option<usize>,
     ) -> Result<Self> {
         let header = read_header(path)?;
         let input_shape: [usize; 3] = match header.input_shape[..] {
@@ -71,7 +72,8 @@ impl OnnxTeacher {
                 ))
             }
         };
-        let mut contract = input.clone();
+        let stated = crate::input_contract::from_metadata(path, &header.metadata)?;
+        let mut contract = crate::input_contract::merge(input, &stated);
         if contract.channels == 0 {
             contract.channels = input_shape[0];
         }
@@ -80,21 +82,21 @@ impl OnnxTeacher {
         }
         let bridge = InputBridge::new(&contract, c, Device::Cpu)
             .map_err(|e| model_error(path, format!("cannot feed it {c}-channel images: {e}")))?;
-        let teacher = Self {
+        let mut teacher = Self {
             path: path.to_path_buf(),
             bridge,
             input_shape,
-            classes,
+            classes: 0,
             parameters: header.tensor_elements as usize,
             runners: Mutex::new(HashMap::new()),
         };
-        teacher.probe([c, h])?;
+        teacher.classes = teacher.probe([c, h], classes)?;
         Ok(teacher)
     }
 
     /// Feeds two blank images of `[c, h, h]` through the bridge and the file: the file
-    /// must take the bridged shape and return `[2, classes]`.
-    fn probe(&self, [c, h]: [usize; 2]) -> Result<()> {
+    /// must take the bridged shape and return `[2, classes]`; returns its classes.
+    fn probe(&self, [c, h]: [usize; 2], classes: Option<usize>) -> Result<usize> {
         let images = Tensor::zeros(
             [2, c as i64, h as i64, h as i64],
             (Kind::Float, Device::Cpu),
@@ -115,16 +117,17 @@ impl OnnxTeacher {
         let shape = runner.output_shape();
         // Run once, so that a graph tract cannot compute fails here, not mid-training.
         runner.run(&vec![0.0; 2 * runner.image_len()], 2)?;
-        if shape != [2, self.classes] {
-            return Err(model_error(
+        match (&shape[..], classes) {
+            ([2, k], None) if *k > 0 => Ok(*k),
+            ([2, k], Some(want)) if *k == want => Ok(*k),
+            _ => Err(model_error(
                 &self.path,
                 format!(
-                    "expected a classifier returning [batch, {}] logits (the dataset's classes), got an output of {shape:?} for a batch of 2",
-                    self.classes
+                    "expected a classifier returning [batch, {}] logits, got an output of {shape:?} for a batch of 2",
+                    classes.map_or("classes".into(), |k| format!("{k}"))
                 ),
-            ));
+            )),
         }
-        Ok(())
     }
 
     /// The runner optimized for batches of `n`, built on first use.

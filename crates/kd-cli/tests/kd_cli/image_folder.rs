@@ -144,8 +144,10 @@ fn an_image_folder_without_test_is_refused_before_training() {
 /// Trains a small CNN on the folder's training pixels in plain PyTorch, saves it with
 /// `torch.jit.save(torch.jit.trace(...))`, and prints its accuracy on the test pixels, with
 /// the module file's SHA-256; exports the same network with `torch.onnx.export` (opset 17,
-/// dynamic batch). Also writes the bad teachers: a `state_dict` saved with
-/// `torch.save`, a traced module with 1000 outputs and one that takes RGB images.
+/// dynamic batch), and again with its 4 logits placed at classes 10, 500, 999 and 3 of 1000
+/// outputs (the others -30), for a class map. Also writes the bad teachers: a `state_dict`
+/// saved with `torch.save`, a traced module with 1000 outputs, one that takes RGB images and
+/// one whose forward takes a second input.
 const TEACHER_PY: &str = r#"
 import hashlib, sys, torch
 torch.manual_seed(0)
@@ -181,6 +183,17 @@ rgb = torch.nn.Sequential(
     torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1),
     torch.nn.Flatten(), torch.nn.Linear(4, 4)).eval()
 torch.jit.save(torch.jit.trace(rgb, torch.rand(2, 3, 12, 12)), f"{d}/rgb.pt")
+place = torch.nn.Linear(4, 1000)
+with torch.no_grad():
+    place.weight.zero_(); place.bias.fill_(-30.0)
+    for k, j in enumerate([10, 500, 999, 3]):
+        place.weight[j, k] = 1.0; place.bias[j] = 0.0
+mapped = torch.nn.Sequential(net, place).eval()
+torch.jit.save(torch.jit.trace(mapped, xt[:2]), f"{d}/imagenet_mapped.pt")
+class TwoInputs(torch.nn.Module):
+    def forward(self, x, scale: float):
+        return x.flatten(1)[:, :4] * scale
+torch.jit.save(torch.jit.script(TwoInputs()), f"{d}/two_inputs.pt")
 "#;
 
 #[test]
@@ -224,6 +237,7 @@ fn a_pytorch_teacher_teaches_and_kd_measures_its_accuracy_as_pytorch_does() {
     check_describes_the_torchscript_teacher(dir.path());
     the_teacher_file_is_evaluated_and_timed(dir.path(), pytorch_accuracy);
     bad_teachers_are_refused_by_check_and_run(dir.path(), &config);
+    a_class_map_lets_a_teacher_of_1000_classes_teach(dir.path(), &config, pytorch_accuracy);
     // FitNets needs a kd teacher's named layers.
     let args = [
         "run",
@@ -421,9 +435,10 @@ fn bad_teachers_are_refused_by_check_and_run(dir: &Path, config: &dyn Fn(&str) -
         ("notes.txt", "not a TorchScript module"),
         (
             "imagenet.pt",
-            "returns [2, 1000] for a batch of 2, expected [2, 4]",
+            "the teacher returns 1000 classes, the dataset has 4: set teacher.class_map",
         ),
         ("rgb.pt", rgb),
+        ("two_inputs.pt", "missing value for argument 'scale'"),
     ] {
         std::fs::write(dir.join("bad.toml"), config(file)).unwrap();
         for command in ["check", "run"] {
@@ -447,4 +462,45 @@ fn bad_teachers_are_refused_by_check_and_run(dir: &Path, config: &dyn Fn(&str) -
             );
         }
     }
+}
+
+/// The trained teacher behind 1000 outputs teaches through `teacher.class_map = [10, 500,
+/// 999, 3]` with PyTorch's accuracy, and the report says what was mapped; an index beyond
+/// the teacher's outputs is refused before training, naming it and the file.
+fn a_class_map_lets_a_teacher_of_1000_classes_teach(
+    dir: &Path,
+    config: &dyn Fn(&str) -> String,
+    pytorch_accuracy: f64,
+) {
+    let mapped = |map: &str| {
+        config("imagenet_mapped.pt").replace(
+            "torchscript = \"imagenet_mapped.pt\"\n",
+            &format!("torchscript = \"imagenet_mapped.pt\"\nclass_map = {map}\n"),
+        )
+    };
+    std::fs::write(dir.join("mapped.toml"), mapped("[10, 500, 999, 3]")).unwrap();
+    let report = run_ok(dir, "mapped.toml", "mapped");
+    let teacher = &report["models"][0];
+    let accuracy = teacher["test_accuracy"].as_f64().unwrap();
+    assert!(
+        (accuracy - pytorch_accuracy).abs() < 1e-6,
+        "kd measured {accuracy}, PyTorch {pytorch_accuracy}"
+    );
+    let origin = teacher["pretrained"].as_str().unwrap();
+    assert!(
+        origin.contains("teacher classes 1000 -> 4 (4 used)"),
+        "{origin}"
+    );
+
+    std::fs::write(dir.join("bad.toml"), mapped("[10, 500, 1000, 3]")).unwrap();
+    let out = kd_cli(&["run", "bad.toml", "--out", "bad"], dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("imagenet_mapped.pt")
+            && stderr.contains("teacher.class_map")
+            && stderr.contains("teacher class 1000"),
+        "{stderr}"
+    );
+    assert!(!dir.join("bad/checkpoints").exists(), "training started");
 }

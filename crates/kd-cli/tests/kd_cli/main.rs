@@ -5,6 +5,7 @@
 mod common;
 
 mod bad_input;
+mod bridged_teacher;
 mod cli;
 mod distributed;
 mod doctor;

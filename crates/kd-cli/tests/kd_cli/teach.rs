@@ -87,8 +87,48 @@ fn a_run_taught_by_a_logits_file_trains_the_students_the_teacher_would() {
         );
     }
     the_teachers_card_is_in_the_report_and_printed(d, &full);
+    a_kd_model_file_teaches_as_the_architecture_it_records(d, &full);
     files_of_other_images_or_kinds_are_refused(d);
     a_tune_taught_by_the_file_ranks_as_one_that_trains_the_teacher(d);
+}
+
+/// `teacher.source` naming the run's `teacher.safetensors`, without `[teacher.model]`, builds
+/// the architecture the file records and scores as the run's teacher; a `[teacher.model]` or
+/// a `data.transform` other than the file's is refused before training.
+fn a_kd_model_file_teaches_as_the_architecture_it_records(d: &Path, full: &serde_json::Value) {
+    let model = "[teacher.model]\nkind = \"cnn\"\nchannels = [8, 16]\nconvs_per_stage = 1\nhidden = 16\ndropout = 0.0\n";
+    assert!(TINY_CONFIG.contains(model));
+    let source = "[teacher]\nsource = \"full/teacher.safetensors\"\n";
+    std::fs::write(d.join("file.toml"), TINY_CONFIG.replace(model, source)).unwrap();
+    let report = run_ok(d, "file.toml", "from-file");
+    let teacher = &report["models"][0];
+    assert_eq!(teacher["test_accuracy"], full["models"][0]["test_accuracy"]);
+    assert_eq!(teacher["epochs_run"], 0, "a loaded teacher is not trained");
+
+    let other = model.replace("hidden = 16", "hidden = 32");
+    let both = TINY_CONFIG.replace(model, &format!("{source}{other}"));
+    std::fs::write(d.join("bad.toml"), both).unwrap();
+    let stderr = refused(d, &["run", "bad.toml", "--out", "bad"]);
+    assert!(
+        stderr.contains("teacher.checkpoint: full/teacher.safetensors holds a")
+            && stderr.contains("leave [teacher.model] out"),
+        "{stderr}"
+    );
+    let args = [
+        "run",
+        "file.toml",
+        "--out",
+        "bad",
+        "--set",
+        "data.transform.mean=[0.5]",
+        "--set",
+        "data.transform.std=[0.5]",
+    ];
+    let stderr = refused(d, &args);
+    assert!(
+        stderr.contains("set data.transform to the file's"),
+        "{stderr}"
+    );
 }
 
 /// A tune of seed 3 with `teacher.logits` gives the leaderboard of the same tune training

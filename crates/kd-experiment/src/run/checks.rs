@@ -15,6 +15,7 @@ use super::data::RunData;
 use super::hint::fitnets_hint;
 use crate::config::RunConfig;
 use crate::outside_teacher::OutsideTeacher;
+use crate::saved_model::ModelInfo;
 use crate::seeds::{self, Stream};
 
 /// The teacher's checks before anything trains: a teacher from outside kd loaded, fed the
@@ -30,6 +31,9 @@ pub(super) fn check_teacher(
     let [c, h, classes] = shape;
     let outside =
         OutsideTeacher::load(&cfg.teacher, [c, h], classes, device).with_context(invalid)?;
+    if let Some(path) = &cfg.teacher.checkpoint {
+        check_checkpoint(cfg, path, shape).with_context(invalid)?;
+    }
     if let LossConfig::Fitnets(f) = &cfg.distill.loss {
         if let Some(t) = &outside {
             bail!(
@@ -45,6 +49,35 @@ pub(super) fn check_teacher(
         fitnets_hint(f, &teacher, &student, [c, h, h]).with_context(invalid)?;
     }
     Ok(outside)
+}
+
+/// A kd model file as the teacher (`teacher.checkpoint`): its metadata's architecture,
+/// classes, preprocessing and image shape must be the run's, since it is fed the run's
+/// batches as they are (a weights file without kd's metadata is checked when loaded).
+fn check_checkpoint(cfg: &RunConfig, path: &Path, [c, h, classes]: [usize; 3]) -> Result<()> {
+    let Ok(info) = ModelInfo::read(path) else {
+        return Ok(());
+    };
+    let takes = info.transform.output_shape(info.input_shape);
+    let model = cfg.teacher.model.without_pretrained();
+    if info.model.without_pretrained() != model {
+        bail!(
+            "teacher.checkpoint: {} holds a {}, teacher.model is a {} (leave [teacher.model] out to take the file's)",
+            path.display(),
+            info.model.describe(),
+            model.describe()
+        );
+    }
+    if info.classes != classes || takes != [c, h, h] || info.transform != cfg.data.transform {
+        bail!(
+            "teacher.checkpoint: {} is a model of {} classes trained on {takes:?} images preprocessed by {:?}; this run has {classes} classes of [{c}, {h}, {h}] images preprocessed by {:?} (set data.transform to the file's)",
+            path.display(),
+            info.classes,
+            info.transform,
+            cfg.data.transform
+        );
+    }
+    Ok(())
 }
 
 /// With data parallelism: what every fit and the logit cache will check, checked now

@@ -10,7 +10,8 @@ use crate::outside_teacher::OutsideTeacher;
 use crate::report::MemberScore;
 
 /// `TorchScript teacher.pt (sha256 …)`, or `ensemble (probability) of a.onnx (sha256 …)
-/// x0.5, b.pt (sha256 …) x0.5`.
+/// x0.5, b.pt (sha256 …) x0.5`, then what kd does to meet it (`, fed the images …`, `,
+/// teacher classes 1000 -> 10 (10 used)`).
 pub(super) fn origin(ctx: &RunContext, teacher: &OutsideTeacher) -> Result<String> {
     let files = teacher
         .files()
@@ -24,13 +25,21 @@ pub(super) fn origin(ctx: &RunContext, teacher: &OutsideTeacher) -> Result<Strin
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(match teacher.members().is_empty() {
+    let named = match teacher.members().is_empty() {
         true => format!("{} {}", teacher.format(), files[0]),
         false => {
             let combine = format!("{:?}", ctx.cfg.teacher.combine).to_lowercase();
             format!("ensemble ({combine}) of {}", files.join(", "))
         }
-    })
+    };
+    let bridge = teacher.bridge().and_then(|b| b.describe(ctx.plan.shape[1]));
+    let adapted: String = bridge
+        .map(|b| format!("fed the images {b}"))
+        .into_iter()
+        .chain(teacher.class_notes().iter().cloned())
+        .map(|note| format!(", {note}"))
+        .collect();
+    Ok(format!("{named}{adapted}"))
 }
 
 /// Each ensemble member's test accuracy alone (float32), logged, with its test logits;

@@ -92,7 +92,12 @@ impl Plan {
         if let Some(file) = &self.logits {
             return Ok(logits_teacher(&ctx, file)?.0);
         }
-        Ok(teacher::teacher(&mut ctx, outside)?.report)
+        let is_outside = outside.is_some();
+        let teacher = teacher::teacher(&mut ctx, outside)?;
+        if is_outside {
+            self.outside_model = Some(teacher.model);
+        }
+        Ok(teacher.report)
     }
 
     /// The teacher [`Plan::train_teacher`] left in the run directory, frozen (`None`: a
@@ -100,6 +105,9 @@ impl Plan {
     pub(crate) fn saved_teacher(&mut self) -> Result<Option<Model>> {
         if self.logits.is_some() {
             return Ok(None);
+        }
+        if let Some(model) = self.outside_model.take() {
+            return Ok(Some(model));
         }
         if self.cfg.teacher.is_outside() {
             return self.outside_teacher_model().map(Some);

@@ -63,6 +63,9 @@ pub struct Plan {
     /// The teacher from outside kd (TorchScript, ONNX), loaded and checked here (taken by
     /// the teacher phase).
     pub(crate) outside: Option<OutsideTeacher>,
+    /// That teacher as the teacher phase built it, kept for the students of a piecewise
+    /// run ([`Plan::train_teacher`] then [`Plan::saved_teacher`]).
+    pub(crate) outside_model: Option<Model>,
     /// The teacher logits file (`teacher.logits`), read and checked against the run's
     /// images here (taken by the teacher phase).
     pub(crate) logits: Option<TeacherLogits>,
@@ -94,6 +97,8 @@ pub enum TeacherSource {
         parameters: usize,
         /// What `[teacher.input]` does to the run's images (`None`: nothing).
         bridge: Option<String>,
+        /// What `teacher.class_map` does to the teacher's classes (empty: no map).
+        class_maps: Vec<String>,
     },
     /// A kd model file (`teacher.checkpoint`).
     Checkpoint(PathBuf),
@@ -119,6 +124,7 @@ impl std::fmt::Display for TeacherSource {
                 files,
                 parameters,
                 bridge,
+                class_maps,
             } => {
                 let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
                 let of = if files.len() > 1 { " of" } else { "" };
@@ -127,10 +133,10 @@ impl std::fmt::Display for TeacherSource {
                     "{format}{of} {} ({parameters} parameters)",
                     names.join(", ")
                 )?;
-                match bridge {
-                    Some(b) => write!(f, ", fed the images {b}"),
-                    None => Ok(()),
+                if let Some(b) = bridge {
+                    write!(f, ", fed the images {b}")?;
                 }
+                class_maps.iter().try_for_each(|m| write!(f, ", {m}"))
             }
             Self::Checkpoint(path) => write!(f, "loaded from {}", path.display()),
             Self::Logits { path, teacher } => {
@@ -198,6 +204,7 @@ impl Plan {
             resolved,
             fingerprint,
             outside: None,
+            outside_model: None,
             logits: None,
             started,
         };
@@ -322,6 +329,7 @@ impl Plan {
                 files: t.files().iter().map(|(p, _)| p.clone()).collect(),
                 parameters: t.parameters(),
                 bridge: t.bridge().and_then(|b| b.describe(self.shape[1])),
+                class_maps: t.class_notes().to_vec(),
             },
             (_, Some(path)) => TeacherSource::Checkpoint(path.clone()),
             _ => TeacherSource::Trained {

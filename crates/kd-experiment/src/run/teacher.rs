@@ -92,12 +92,7 @@ fn outside_teacher(ctx: &mut RunContext, teacher: OutsideTeacher) -> Result<Teac
     let files = teacher.files().to_vec();
     let origin = outside_report::origin(ctx, &teacher)?;
     let (members, member_logits) = outside_report::member_scores(ctx, &teacher)?;
-    match teacher.bridge().and_then(|b| b.describe(ctx.plan.shape[1])) {
-        Some(bridge) => {
-            tracing::info!("teacher: {origin}, {parameters} parameters, fed the images {bridge}")
-        }
-        None => tracing::info!("teacher: {origin}, {parameters} parameters"),
-    }
+    tracing::info!("teacher: {origin}, {parameters} parameters");
     let kind = teacher.kind();
     let mut model = teacher.into_model(ctx.device());
     let built = Built::Outside {

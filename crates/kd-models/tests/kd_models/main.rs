@@ -4,6 +4,7 @@
 
 mod architectures;
 mod atomic_write;
+mod class_map;
 mod ensemble;
 mod fuzz_corpus;
 mod population;

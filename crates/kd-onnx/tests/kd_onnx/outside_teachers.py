@@ -52,3 +52,29 @@ by_hand = (F.interpolate(x.expand(-1, 3, -1, -1), size=(32, 32), mode="bilinear"
                          align_corners=False) - mean) / std
 save(rgb, by_hand[:2], "rgb")
 rgb(by_hand).detach().numpy().tofile(f"{d}/rgb.f32")
+
+# A classifier with an operator no runtime knows (`Shuffle` of domain `com.example`) after
+# its convolution, and one with ONNX's `Unique`, which tract does not implement.
+import onnx
+from onnx import helper, TensorProto
+def with_node(node, name):
+    g = onnx.load(f"{d}/grey.onnx")
+    first = g.graph.node[0]
+    out = first.output[0]
+    node.input[0] = out
+    renamed = f"{out}_shuffled"
+    for n in g.graph.node[1:]:
+        n.input[:] = [renamed if i == out else i for i in n.input]
+    node.output[0] = renamed
+    g.graph.node.insert(1, node)
+    if node.domain:
+        g.opset_import.append(helper.make_opsetid(node.domain, 1))
+    onnx.save(g, f"{d}/{name}.onnx")
+with_node(helper.make_node("Shuffle", ["x"], ["y"], domain="com.example"), "custom_op")
+with_node(helper.make_node("Unique", ["x"], ["y"]), "unique_op")
+
+# The RGB teacher with its input contract in its metadata (`rgb_contract.onnx`).
+g = onnx.load(f"{d}/rgb.onnx")
+helper.set_model_props(g, {"kd.input.mean": "[0.485, 0.456, 0.406]",
+                           "kd.input.std": "[0.229, 0.224, 0.225]"})
+onnx.save(g, f"{d}/rgb_contract.onnx")

@@ -2,9 +2,10 @@
 //! tract) and by `torch.jit.trace` (run by libtorch) gives PyTorch's own logits in kd to
 //! 1e-4; a teacher of 32x32 RGB images normalized with ImageNet's mean and std teaches
 //! 28x28 grey images through the input bridge with the logits PyTorch computes on the
-//! images bridged by hand (`outside_teachers.py`); a file of kd's own export teaches with
-//! its model's logits; files that cannot teach are refused naming what differs, and the
-//! fuzzer's corpus replays without a panic.
+//! images bridged by hand (`outside_teachers.py`), its normalization stated by
+//! `[teacher.input]` or by the file's metadata; a file of kd's own export teaches with its
+//! model's logits; files that cannot teach (operators tract lacks among them) are refused
+//! naming what differs, and the fuzzer's corpus replays without a panic.
 
 use std::path::{Path, PathBuf};
 
@@ -72,7 +73,7 @@ fn onnx_and_torchscript_exports_give_pytorchs_logits_bridged_or_not() {
     let images = floats(&d.join("images.f32"), &[5, 1, 28, 28]);
     let grey = floats(&d.join("grey.f32"), &[5, 10]);
     let plain = TeacherInput::default();
-    let onnx = OnnxTeacher::load(&d.join("grey.onnx"), &plain, [1, 28], 10).unwrap();
+    let onnx = OnnxTeacher::load(&d.join("grey.onnx"), &plain, [1, 28], Some(10)).unwrap();
     assert_close("grey ONNX", &onnx.try_forward(&images).unwrap(), &grey);
     let script = TorchScriptTeacher::load(&d.join("grey.pt"), &plain, 1, Device::Cpu).unwrap();
     assert_close(
@@ -85,7 +86,7 @@ fn onnx_and_torchscript_exports_give_pytorchs_logits_bridged_or_not() {
     // The RGB teacher: the ONNX file's input says 3x32x32, [teacher.input] the normalization;
     // TorchScript declares nothing, so [teacher.input] states it all.
     let rgb = floats(&d.join("rgb.f32"), &[5, 10]);
-    let onnx = OnnxTeacher::load(&d.join("rgb.onnx"), &imagenet(), [1, 28], 10).unwrap();
+    let onnx = OnnxTeacher::load(&d.join("rgb.onnx"), &imagenet(), [1, 28], Some(10)).unwrap();
     assert_close("bridged ONNX", &onnx.try_forward(&images).unwrap(), &rgb);
     let full = TeacherInput {
         channels: 3,
@@ -105,6 +106,14 @@ fn onnx_and_torchscript_exports_give_pytorchs_logits_bridged_or_not() {
     // The same batch in pieces of other sizes: a plan per batch size, the same logits.
     let two = onnx.try_forward(&images.narrow(0, 3, 2)).unwrap();
     assert_close("a batch of 2", &two, &rgb.narrow(0, 3, 2));
+    // The same file with the normalization in its metadata needs no [teacher.input].
+    let path = d.join("rgb_contract.onnx");
+    let stated = OnnxTeacher::load(&path, &TeacherInput::default(), [1, 28], Some(10)).unwrap();
+    assert_close(
+        "contract from metadata",
+        &stated.try_forward(&images).unwrap(),
+        &rgb,
+    );
 }
 
 #[test]
@@ -115,7 +124,7 @@ fn files_that_cannot_teach_are_refused_naming_what_differs() {
     };
     let plain = TeacherInput::default();
     let refused = |path: &Path, input: &TeacherInput, image: [usize; 2], classes| {
-        OnnxTeacher::load(path, input, image, classes)
+        OnnxTeacher::load(path, input, image, Some(classes))
             .unwrap_err()
             .to_string()
     };
@@ -154,6 +163,17 @@ fn files_that_cannot_teach_are_refused_naming_what_differs() {
     };
     let message = refused(&onnx, &two_to_one, [1, 28], 10);
     assert!(message.contains("teacher.input.channels"), "{message}");
+    for (file, operator) in [
+        ("custom_op.onnx", "com.example.Shuffle"),
+        ("unique_op.onnx", "Unique"),
+    ] {
+        let message = refused(&d.join(file), &plain, [1, 28], 10);
+        let named = format!("does not implement: {operator} (export the model without them");
+        assert!(
+            message.contains(file) && message.contains(&named),
+            "{message}"
+        );
+    }
 }
 
 #[test]
@@ -177,7 +197,7 @@ fn a_file_from_kds_own_export_teaches_with_the_models_logits() {
     let path = dir.path().join("kd.onnx");
     std::fs::write(&path, write::encode(&graph, None, &[], "kd")).unwrap();
 
-    let teacher = OnnxTeacher::load(&path, &TeacherInput::default(), [1, 28], 10).unwrap();
+    let teacher = OnnxTeacher::load(&path, &TeacherInput::default(), [1, 28], Some(10)).unwrap();
     assert!(teacher.bridge().describe(28).is_none());
     let images = Tensor::rand([6, 1, 28, 28], (Kind::Float, Device::Cpu));
     let padded = images.constant_pad_nd([2, 2, 2, 2]);
@@ -197,7 +217,7 @@ fn the_fuzzers_corpus_loads_or_is_refused_without_a_panic() {
     assert!(files.len() >= 3, "the onnx_teacher corpus is missing");
     let loaded = files
         .iter()
-        .filter(|f| OnnxTeacher::load(f, &TeacherInput::default(), [1, 28], 10).is_ok())
+        .filter(|f| OnnxTeacher::load(f, &TeacherInput::default(), [1, 28], Some(10)).is_ok())
         .count();
     assert!(
         loaded >= 3,
