@@ -28,7 +28,7 @@ pub use cache::{CacheConfig, CacheDtype, CacheMode, LogitCache};
 pub use distiller::{Distiller, Examples, Split};
 pub use error::{CoreError, Result};
 pub use loss::{
-    label_term, DistillLoss, Dkd, DkdConfig, FitNetsConfig, FitNetsHint, HintonKd, HintonKdConfig,
-    KerasKd, KerasKdConfig, LogitStandardKd, LogitStandardKdConfig, LossConfig, LossParts,
-    NO_LABEL,
+    label_term, Dist, DistConfig, DistillLoss, Dkd, DkdConfig, FitNetsConfig, FitNetsHint,
+    HintonKd, HintonKdConfig, KerasKd, KerasKdConfig, LogitStandardKd, LogitStandardKdConfig,
+    LossConfig, LossParts, Mlkd, MlkdConfig, NO_LABEL,
 };

@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [distill]
-//! loss = "dkd"        # keras-kd (default: the seed's), hinton, dkd, lskd, fitnets
+//! loss = "dkd"        # keras-kd (default: the seed's), hinton, dkd, lskd, dist, mlkd, fitnets
 //! beta = 8.0
 //! ```
 //!
@@ -13,7 +13,8 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{
-    DistillLoss, DkdConfig, FitNetsConfig, HintonKdConfig, KerasKdConfig, LogitStandardKdConfig,
+    DistConfig, DistillLoss, DkdConfig, FitNetsConfig, HintonKdConfig, KerasKdConfig,
+    LogitStandardKdConfig, MlkdConfig,
 };
 use crate::error::{CoreError, Result};
 
@@ -29,6 +30,10 @@ pub enum LossConfig {
     Dkd(DkdConfig),
     /// Logit-standardized KD ([`LogitStandardKdConfig`]).
     Lskd(LogitStandardKdConfig),
+    /// DIST, relations by Pearson correlation ([`DistConfig`]).
+    Dist(DistConfig),
+    /// Multi-level logit distillation ([`MlkdConfig`]).
+    Mlkd(MlkdConfig),
     /// FitNets feature hints ([`FitNetsConfig`]); needs the models' features.
     Fitnets(FitNetsConfig),
 }
@@ -41,7 +46,9 @@ impl Default for LossConfig {
 }
 
 /// The names `loss` accepts.
-pub const LOSS_NAMES: [&str; 5] = ["keras-kd", "hinton", "dkd", "lskd", "fitnets"];
+pub const LOSS_NAMES: [&str; 7] = [
+    "keras-kd", "hinton", "dkd", "lskd", "dist", "mlkd", "fitnets",
+];
 
 impl LossConfig {
     /// The loss's name as written in configs.
@@ -51,18 +58,23 @@ impl LossConfig {
             Self::Hinton(_) => "hinton",
             Self::Dkd(_) => "dkd",
             Self::Lskd(_) => "lskd",
+            Self::Dist(_) => "dist",
+            Self::Mlkd(_) => "mlkd",
             Self::Fitnets(_) => "fitnets",
         }
     }
 
     /// The temperature the loss softens the teacher's logits by (`None`: FitNets, which
-    /// has none). LSKD divides the standardized logits by it.
+    /// has none). LSKD divides the standardized logits by it; MLKD, which uses several,
+    /// gives their middle one.
     pub fn temperature(&self) -> Option<f64> {
         match self {
             Self::KerasKd(c) => Some(c.temperature),
             Self::Hinton(c) => Some(c.temperature),
             Self::Dkd(c) => Some(c.temperature),
             Self::Lskd(c) => Some(c.temperature),
+            Self::Dist(c) => Some(c.temperature),
+            Self::Mlkd(c) => Some(c.central_temperature()),
             Self::Fitnets(_) => None,
         }
     }
@@ -75,6 +87,8 @@ impl LossConfig {
             Self::Hinton(c) => Box::new(c.build(key)?),
             Self::Dkd(c) => Box::new(c.build(key)?),
             Self::Lskd(c) => Box::new(c.build(key)?),
+            Self::Dist(c) => Box::new(c.build(key)?),
+            Self::Mlkd(c) => Box::new(c.build(key)?),
             Self::Fitnets(_) => return Err(CoreError::InvalidConfig {
                 key: format!("{key}.loss"),
                 expected:
@@ -113,6 +127,8 @@ impl<'de> Deserialize<'de> for LossConfig {
             "hinton" => serde_json::from_value(rest).map(Self::Hinton),
             "dkd" => serde_json::from_value(rest).map(Self::Dkd),
             "lskd" => serde_json::from_value(rest).map(Self::Lskd),
+            "dist" => serde_json::from_value(rest).map(Self::Dist),
+            "mlkd" => serde_json::from_value(rest).map(Self::Mlkd),
             "fitnets" => serde_json::from_value(rest).map(Self::Fitnets),
             other => {
                 return Err(D::Error::custom(format!(

@@ -3,20 +3,24 @@
 //! selects one by name from a config.
 
 pub mod config;
+pub mod dist;
 pub mod dkd;
 pub mod fitnets;
 pub mod hinton;
 pub mod keras_kd;
 pub mod lskd;
+pub mod mlkd;
 
 use tch::{Kind, Tensor};
 
 pub use config::LossConfig;
+pub use dist::{Dist, DistConfig};
 pub use dkd::{Dkd, DkdConfig};
 pub use fitnets::{FitNetsConfig, FitNetsHint};
 pub use hinton::{HintonKd, HintonKdConfig};
 pub use keras_kd::{KerasKd, KerasKdConfig};
 pub use lskd::{LogitStandardKd, LogitStandardKdConfig};
+pub use mlkd::{Mlkd, MlkdConfig};
 
 use crate::error::{CoreError, Result};
 

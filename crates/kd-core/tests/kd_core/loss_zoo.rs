@@ -59,7 +59,7 @@ const CASES: [(i64, i64, Pattern, Pattern, f64); 5] = [
 ];
 
 /// PyTorch's output per case: `(loss and terms, grad . v, |grad|)`.
-type Expected<const N: usize> = [([f64; N], f64, f64); 5];
+pub(crate) type Expected<const N: usize> = [([f64; N], f64, f64); 5];
 
 const HINTON: Expected<3> = [
     (
@@ -192,7 +192,7 @@ fn close(got: f64, want: f64, scale: f64) -> bool {
 }
 
 /// Runs every case through the loss `make(T)` builds and compares with PyTorch's numbers.
-fn check<const N: usize>(
+pub(crate) fn check<const N: usize>(
     name: &str,
     make: impl Fn(f64) -> Box<dyn DistillLoss>,
     expected: &Expected<N>,
@@ -291,9 +291,15 @@ fn no_loss_is_nan_or_inf_on_extreme_finite_logits() {
     let mut student = (logits(4, 6, ("sign", 1e4)) * -1.0).set_requires_grad(true);
     let teacher = logits(4, 6, ("sign", 1e4));
     let labels = Tensor::from_slice(&[0i64, 1, 2, 3]);
-    for name in ["keras-kd", "hinton", "dkd", "lskd"] {
-        let config: LossConfig =
-            serde_json::from_str(&format!(r#"{{"loss": "{name}", "temperature": 0.25}}"#)).unwrap();
+    let names = ["keras-kd", "hinton", "dkd", "lskd", "dist"];
+    let mut configs: Vec<String> = names
+        .iter()
+        .map(|name| format!(r#"{{"loss": "{name}", "temperature": 0.25}}"#))
+        .collect();
+    configs.push(r#"{"loss": "mlkd", "temperatures": [0.25]}"#.into());
+    configs.push(r#"{"loss": "mlkd", "temperatures": [0.25], "standardize": true}"#.into());
+    for name in configs {
+        let config: LossConfig = serde_json::from_str(&name).unwrap();
         let loss = config.build("distill").unwrap();
         student.zero_grad();
         let out = loss.loss(&student, &teacher, &labels);

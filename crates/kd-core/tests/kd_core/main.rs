@@ -6,4 +6,5 @@ mod distiller;
 mod keras_kd;
 mod loss_zoo;
 mod outside_workspace;
+mod relation_losses;
 mod unlabeled_rows;

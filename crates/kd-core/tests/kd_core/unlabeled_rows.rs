@@ -2,8 +2,9 @@
 //! logit loss of the zoo: their label term is 0 and each row weighs `1 / b`, so a batch
 //! mixing labelled and unlabeled rows has the loss PyTorch computes for the same definition,
 //! and equals `l / b` times the labelled rows' loss plus `u / b` times the unlabeled rows'
-//! computed apart. DKD splits an unlabeled row at the teacher's top class. The Python
-//! (PyTorch 2.11, float64):
+//! computed apart — except DIST's and MLKD's, whose batch-level terms relate the rows to each
+//! other, so that only the PyTorch value holds for them. DKD splits an unlabeled row at the
+//! teacher's top class. The Python (PyTorch 2.11, float64):
 //!
 //! ```python
 //! import torch, torch.nn.functional as F
@@ -31,14 +32,31 @@
 //!     z = lambda x: (x - x.mean(-1, keepdim=True)) / (1e-7 + x.std(-1, keepdim=True))
 //!     kd = F.kl_div(F.log_softmax(z(s) / T, 1), F.softmax(z(t) / T, 1), reduction='none').sum(1).mean() * T * T
 //!     return ce_weight * ce(s, y) + kd_weight * kd
+//! def pearson(a, b, eps=1e-8):
+//!     a = a - a.mean(1).unsqueeze(1); b = b - b.mean(1).unsqueeze(1)
+//!     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+//! def dist(s, t, y, ce_weight=1.0, beta=2.0, gamma=2.0):
+//!     ps, pt = (s / T).softmax(1), (t / T).softmax(1)
+//!     return ce_weight * ce(s, y) + beta * T**2 * (1 - pearson(ps, pt).mean()) + gamma * T**2 * (1 - pearson(ps.t(), pt.t()).mean())
+//! def kl2(s, t, tau): return F.kl_div(F.log_softmax(s / tau, 1), F.softmax(t / tau, 1), reduction='batchmean') * tau**2
+//! def gram(s, t, tau, rows):
+//!     ps, pt = F.softmax(s / tau, 1), F.softmax(t / tau, 1)
+//!     if rows: return ((pt @ pt.t() - ps @ ps.t()) ** 2).sum() / s.shape[0]
+//!     return ((pt.t() @ pt - ps.t() @ ps) ** 2).sum() / s.shape[1]
+//! def mlkd(s, t, y):
+//!     return ce(s, y) + sum(kl2(s, t, u) + gram(s, t, u, True) + gram(s, t, u, False) for u in [2.0, 3.0, 4.0, 5.0, 6.0])
 //! v = torch.cos(i + 2 * j)
-//! for name, fn in [('hinton', hinton), ('keras-kd', keras), ('dkd', dkd), ('lskd', lskd)]:
+//! for name, fn in [('hinton', hinton), ('keras-kd', keras), ('dkd', dkd), ('lskd', lskd),
+//!                  ('dist', dist), ('mlkd', mlkd)]:
 //!     s = s0.clone().requires_grad_(); out = fn(s, t, y); out.backward()
 //!     print(name, repr(float(out)), repr(float((s.grad * v).sum())), repr(float(s.grad.norm())))
 //! ```
 
 use kd_core::loss::NO_LABEL;
-use kd_core::{DistillLoss, DkdConfig, HintonKdConfig, KerasKdConfig, LogitStandardKdConfig};
+use kd_core::{
+    DistConfig, DistillLoss, DkdConfig, HintonKdConfig, KerasKdConfig, LogitStandardKdConfig,
+    MlkdConfig,
+};
 use tch::{Device, Kind, Tensor};
 
 const B: i64 = 6;
@@ -112,45 +130,78 @@ fn losses() -> Vec<(&'static str, Box<dyn DistillLoss>, [f64; 3])> {
     ]
 }
 
+/// The losses with batch-level terms (not a weighted sum of their rows' parts), DIST with
+/// `T = 2`, MLKD with its default temperatures, and PyTorch's numbers as in [`losses`].
+fn batch_level_losses() -> Vec<(&'static str, Box<dyn DistillLoss>, [f64; 3])> {
+    let dist = DistConfig {
+        temperature: T,
+        ..DistConfig::default()
+    };
+    vec![
+        (
+            "dist",
+            Box::new(dist.build("distill").unwrap()),
+            [6.024898196943507, -2.1311804491802486, 1.2543471016610872],
+        ),
+        (
+            "mlkd",
+            Box::new(MlkdConfig::default().build("distill").unwrap()),
+            [6.515458522219179, -2.7943252234516462, 1.3952701230423339],
+        ),
+    ]
+}
+
 /// Float32 against PyTorch's float64: `1e-5` of the value plus `1e-5` of `scale`.
 fn close(got: f64, want: f64, scale: f64) -> bool {
     (got - want).abs() <= 1e-5 * (want.abs() + scale.abs())
 }
 
+/// The mixed batch's loss of `loss` and the gradient's dot product with the fixed
+/// direction, checked against PyTorch's `[value, dot, norm]`; returns the loss.
+fn matches_pytorch(name: &str, loss: &dyn DistillLoss, [value, dot, norm]: [f64; 3]) -> f64 {
+    let teacher = pattern(2.0, 0.5, 0.9, f64::cos);
+    let labels = Tensor::from_slice(&LABELS);
+    let student = pattern(3.0, 0.7, 1.3, f64::sin).set_requires_grad(true);
+    let out = loss.loss(&student, &teacher, &labels);
+    out.total.backward();
+    let got = out.total.double_value(&[]);
+    assert!(close(got, value, value), "{name}: {got} vs PyTorch {value}");
+    let v = (Tensor::arange(B, (Kind::Double, Device::Cpu)).unsqueeze(1)
+        + Tensor::arange(K, (Kind::Double, Device::Cpu)).unsqueeze(0) * 2.0)
+        .cos();
+    let grad = student.grad().to_kind(Kind::Double);
+    let got_dot = (&grad * v).sum(Kind::Double).double_value(&[]);
+    assert!(
+        close(got_dot, dot, norm),
+        "{name}: grad.v {got_dot} vs PyTorch {dot}"
+    );
+    got
+}
+
 #[test]
 fn a_mixed_batch_matches_pytorch_and_the_weighted_sum_of_its_parts() {
+    let student = pattern(3.0, 0.7, 1.3, f64::sin);
     let teacher = pattern(2.0, 0.5, 0.9, f64::cos);
     let labels = Tensor::from_slice(&LABELS);
     let labelled = Tensor::from_slice(&[0i64, 2, 3, 5]);
     let unlabeled = Tensor::from_slice(&[1i64, 4]);
-    for (name, loss, [value, dot, norm]) in losses() {
-        let student = pattern(3.0, 0.7, 1.3, f64::sin).set_requires_grad(true);
-        let out = loss.loss(&student, &teacher, &labels);
-        out.total.backward();
-        let got = out.total.double_value(&[]);
-        assert!(close(got, value, value), "{name}: {got} vs PyTorch {value}");
-        let v = (Tensor::arange(B, (Kind::Double, Device::Cpu)).unsqueeze(1)
-            + Tensor::arange(K, (Kind::Double, Device::Cpu)).unsqueeze(0) * 2.0)
-            .cos();
-        let grad = student.grad().to_kind(Kind::Double);
-        let got_dot = (&grad * v).sum(Kind::Double).double_value(&[]);
-        assert!(
-            close(got_dot, dot, norm),
-            "{name}: grad.v {got_dot} vs PyTorch {dot}"
-        );
-
+    for (name, loss, expected) in losses() {
+        let got = matches_pytorch(name, loss.as_ref(), expected);
         // The same loss on the two kinds of rows apart, weighted by their share.
         let part = |rows: &Tensor| {
-            let s = student.detach().index_select(0, rows);
+            let s = student.index_select(0, rows);
             let t = teacher.index_select(0, rows);
             let y = labels.index_select(0, rows);
             loss.loss(&s, &t, &y).total.double_value(&[])
         };
         let weighted = 4.0 / 6.0 * part(&labelled) + 2.0 / 6.0 * part(&unlabeled);
         assert!(
-            close(got, weighted, value),
+            close(got, weighted, expected[0]),
             "{name}: mixed {got} vs weighted parts {weighted}"
         );
+    }
+    for (name, loss, expected) in batch_level_losses() {
+        matches_pytorch(name, loss.as_ref(), expected);
     }
 }
 
