@@ -10,8 +10,8 @@
 //! - its logits, cached once per image of the training and validation sets
 //!   ([`Distiller::cached`]): the same numbers as live on un-augmented images (the teacher is
 //!   frozen) for one teacher pass in total instead of one per epoch;
-//! - an intermediate feature, live ([`Distiller::fitnets`]): a FitNets hint (Romero et al.
-//!   2015).
+//! - an intermediate feature, live ([`Distiller::features`]): a FitNets hint (Romero et al.
+//!   2015), attention transfer or relational KD ([`crate::loss::feature`]).
 //!
 //! The teacher always runs in inference mode under `no_grad`: no gradient reaches it and its
 //! dropout is off, whether or not its parameters were frozen.
@@ -24,7 +24,7 @@ use tch::{Device, Tensor};
 
 use crate::cache::LogitCache;
 use crate::error::{CoreError, Result};
-use crate::loss::{DistillLoss, FitNetsHint, LossParts};
+use crate::loss::{DistillLoss, FeatureLoss, LossParts};
 use crate::mixup::mix;
 
 /// Which split a batch comes from (it selects the cached teacher logits).
@@ -73,7 +73,7 @@ impl std::fmt::Debug for TeacherLogits<'_> {
 
 /// Whether distillation steps on `device` launch only device work (what a CUDA graph can
 /// capture): no `mixup` (it draws its mixing weights on the host), a capturable logit loss
-/// ([`DistillLoss::capturable`]; `None` for a FitNets hint), and the cached training logits,
+/// ([`DistillLoss::capturable`]; `None` for a feature loss, which answers for itself), and the cached training logits,
 /// if any, kept on `device` (`cached_on`), not gathered from host memory. A built
 /// [`Distiller`] answers it with [`Distiller::capturable_on`]; a run asks it of its config
 /// before anything trains, with the logits' place from [`LogitCache::placement`].
@@ -96,7 +96,7 @@ enum Method<'a> {
         teacher: TeacherLogits<'a>,
     },
     Hint {
-        hint: &'a FitNetsHint,
+        hint: &'a dyn FeatureLoss,
         teacher: &'a Model,
     },
 }
@@ -119,6 +119,7 @@ impl<'a> Distiller<'a> {
                 teacher: TeacherLogits::Cached { train, .. },
             } => (Some(loss), Some(train.logits().device())),
             Method::Logits { loss, .. } => (Some(loss), None),
+            Method::Hint { hint, .. } if !hint.capturable() => return false,
             Method::Hint { .. } => (None, None),
         };
         steps_capturable(loss, cached_on, self.mixup.is_some(), device)
@@ -148,8 +149,9 @@ impl<'a> Distiller<'a> {
         }
     }
 
-    /// A FitNets hint from `teacher`'s hinted layer to the student's.
-    pub fn fitnets(teacher: &'a Model, hint: &'a FitNetsHint) -> Self {
+    /// A feature loss (FitNets, attention transfer, RKD) between `teacher`'s hinted layer
+    /// and the student's.
+    pub fn features(teacher: &'a Model, hint: &'a dyn FeatureLoss) -> Self {
         Self {
             method: Method::Hint { hint, teacher },
             mixup: None,
@@ -184,11 +186,11 @@ impl<'a> Distiller<'a> {
     }
 
     /// Why the students of a fused population cannot share this distiller's batches, if
-    /// they cannot: a FitNets hint needs each student's own feature, and mixup draws its
+    /// they cannot: a feature loss needs each student's own feature, and mixup draws its
     /// mixing per student. A logit loss against cached or live logits can.
     pub fn unfusable(&self) -> Option<&'static str> {
         match (self.method, self.mixup) {
-            (Method::Hint { .. }, _) => Some("a FitNets hint"),
+            (Method::Hint { .. }, _) => Some("a feature loss (fitnets, at, rkd)"),
             (_, Some(_)) => Some("mixup"),
             _ => None,
         }
@@ -222,7 +224,7 @@ impl<'a> Distiller<'a> {
         }
     }
 
-    /// The teacher's logits for `batch` from `split` (`None` for a FitNets hint, which
+    /// The teacher's logits for `batch` from `split` (`None` for a feature loss, which
     /// needs the teacher's feature instead): live, or gathered from the cache.
     pub fn teacher_logits(&self, batch: Examples, split: Split) -> Option<Tensor> {
         let Method::Logits { teacher, .. } = self.method else {
@@ -293,14 +295,14 @@ impl<'a> Distiller<'a> {
                 (logits, Box::new(move |y| loss.loss(&s, &teacher, y)))
             }
             Method::Hint { hint, teacher } => {
-                let c = hint.config();
+                let [student_layer, teacher_layer] = hint.layers();
                 let checked = "hinted layers are checked to exist when the hint is built";
                 // The teacher stops at its hinted layer; the student also needs its logits.
                 let t_feature =
-                    tch::no_grad(|| teacher.forward_feature(batch.images, false, &c.teacher_layer))
+                    tch::no_grad(|| teacher.forward_feature(batch.images, false, teacher_layer))
                         .expect(checked);
                 let (logits, s_feature) = student
-                    .forward_features(batch.images, train, &[&c.student_layer])
+                    .forward_features(batch.images, train, &[student_layer])
                     .expect(checked);
                 let (s, f) = (logits.shallow_clone(), s_feature[0].shallow_clone());
                 (logits, Box::new(move |y| hint.loss(&s, &f, &t_feature, y)))
@@ -309,7 +311,7 @@ impl<'a> Distiller<'a> {
     }
 
     /// The loss of given student logits against given teacher logits (a logit method; a
-    /// FitNets hint has no logit loss and gives `None`).
+    /// feature loss has no logit loss and gives `None`).
     pub fn loss_with(
         &self,
         student: &Tensor,

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use kd_core::{CacheConfig, CacheMode, LossConfig};
+use kd_core::{CacheConfig, CacheMode};
 use kd_data::{DatasetKind, ImageFolderConfig, TransformConfig};
 use kd_models::{ClassMapConfig, Combine, ModelConfig, Precision, StudentConfig, TeacherInput};
 use kd_train::TrainConfig;
@@ -566,12 +566,12 @@ fn merge(base: &mut toml::Value, user: toml::Value) {
 }
 
 impl RunConfig {
-    /// Whether the run caches the teacher's logits: a logit loss (not FitNets) on batches the
+    /// Whether the run caches the teacher's logits: a logit loss (not a feature loss) on batches the
     /// cache mode allows (by default, un-augmented ones), unless the teacher must see the
     /// student's own batches (`distill.teacher_views = "same"`, mixup).
     pub fn caches_teacher_logits(&self) -> bool {
         let augmented = self.student.train.augment.is_enabled();
-        !matches!(self.distill.loss, LossConfig::Fitnets(_))
+        !self.distill.loss.is_feature()
             && !self.distill.needs_live_teacher()
             && self.teacher.cache.mode.caches(augmented)
     }

@@ -3,7 +3,8 @@
 //!
 //! ```toml
 //! [distill]
-//! loss = "dkd"        # keras-kd (default: the seed's), hinton, dkd, lskd, dist, mlkd, fitnets
+//! loss = "dkd"        # keras-kd (default: the seed's), hinton, dkd, lskd, dist, mlkd,
+//!                     # and the feature losses fitnets, at, rkd
 //! beta = 8.0
 //! ```
 //!
@@ -12,9 +13,11 @@
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use tch::nn;
+
 use super::{
-    DistConfig, DistillLoss, DkdConfig, FitNetsConfig, HintonKdConfig, KerasKdConfig,
-    LogitStandardKdConfig, MlkdConfig,
+    AttentionConfig, DistConfig, DistillLoss, DkdConfig, FeatureLoss, FitNetsConfig,
+    HintonKdConfig, KerasKdConfig, LogitStandardKdConfig, MlkdConfig, RkdConfig,
 };
 use crate::error::{CoreError, Result};
 
@@ -36,6 +39,10 @@ pub enum LossConfig {
     Mlkd(MlkdConfig),
     /// FitNets feature hints ([`FitNetsConfig`]); needs the models' features.
     Fitnets(FitNetsConfig),
+    /// Attention transfer ([`AttentionConfig`]); needs the models' features.
+    At(AttentionConfig),
+    /// Relational KD ([`RkdConfig`]); needs the models' features.
+    Rkd(RkdConfig),
 }
 
 impl Default for LossConfig {
@@ -46,8 +53,8 @@ impl Default for LossConfig {
 }
 
 /// The names `loss` accepts.
-pub const LOSS_NAMES: [&str; 7] = [
-    "keras-kd", "hinton", "dkd", "lskd", "dist", "mlkd", "fitnets",
+pub const LOSS_NAMES: [&str; 9] = [
+    "keras-kd", "hinton", "dkd", "lskd", "dist", "mlkd", "fitnets", "at", "rkd",
 ];
 
 impl LossConfig {
@@ -61,7 +68,49 @@ impl LossConfig {
             Self::Dist(_) => "dist",
             Self::Mlkd(_) => "mlkd",
             Self::Fitnets(_) => "fitnets",
+            Self::At(_) => "at",
+            Self::Rkd(_) => "rkd",
         }
+    }
+
+    /// Whether the loss compares the models' features (FitNets, AT, RKD): the teacher then
+    /// runs live on every batch, and kd's own teacher is needed.
+    pub fn is_feature(&self) -> bool {
+        matches!(self, Self::Fitnets(_) | Self::At(_) | Self::Rkd(_))
+    }
+
+    /// The student's and the teacher's layers a feature loss compares (`None`: a logit
+    /// loss).
+    pub fn feature_layers(&self) -> Option<[&str; 2]> {
+        match self {
+            Self::Fitnets(c) => Some([&c.student_layer, &c.teacher_layer]),
+            Self::At(c) => Some([&c.student_layer, &c.teacher_layer]),
+            Self::Rkd(c) => Some([&c.student_layer, &c.teacher_layer]),
+            _ => None,
+        }
+    }
+
+    /// Checks ranges and builds a feature loss for features of `channels` (student's,
+    /// teacher's); a trainable part (FitNets' regressor) goes under `path`, in the
+    /// student's variable store. A logit loss is an error naming `key.loss`.
+    pub fn build_feature(
+        &self,
+        key: &str,
+        path: &nn::Path,
+        [student_channels, teacher_channels]: [i64; 2],
+    ) -> Result<Box<dyn FeatureLoss>> {
+        Ok(match self {
+            Self::Fitnets(c) => Box::new(c.build(key, path, student_channels, teacher_channels)?),
+            Self::At(c) => Box::new(c.build(key)?),
+            Self::Rkd(c) => Box::new(c.build(key)?),
+            other => {
+                return Err(CoreError::InvalidConfig {
+                    key: format!("{key}.loss"),
+                    expected: "a feature loss here (fitnets, at or rkd)".into(),
+                    got: other.name().into(),
+                })
+            }
+        })
     }
 
     /// The temperature the loss softens the teacher's logits by (`None`: FitNets, which
@@ -75,12 +124,12 @@ impl LossConfig {
             Self::Lskd(c) => Some(c.temperature),
             Self::Dist(c) => Some(c.temperature),
             Self::Mlkd(c) => Some(c.central_temperature()),
-            Self::Fitnets(_) => None,
+            Self::Fitnets(_) | Self::At(_) | Self::Rkd(_) => None,
         }
     }
 
-    /// Checks ranges and builds a logit loss; `key` prefixes error messages. FitNets works
-    /// on features and is built with [`FitNetsConfig::build`] instead.
+    /// Checks ranges and builds a logit loss; `key` prefixes error messages. The feature
+    /// losses are built with [`LossConfig::build_feature`] instead.
     pub fn build(&self, key: &str) -> Result<Box<dyn DistillLoss>> {
         Ok(match self {
             Self::KerasKd(c) => Box::new(c.build(key)?),
@@ -89,13 +138,13 @@ impl LossConfig {
             Self::Lskd(c) => Box::new(c.build(key)?),
             Self::Dist(c) => Box::new(c.build(key)?),
             Self::Mlkd(c) => Box::new(c.build(key)?),
-            Self::Fitnets(_) => return Err(CoreError::InvalidConfig {
-                key: format!("{key}.loss"),
-                expected:
-                    "a logit loss here (fitnets needs the models' features: FitNetsConfig::build)"
-                        .into(),
-                got: "fitnets".into(),
-            }),
+            feature @ (Self::Fitnets(_) | Self::At(_) | Self::Rkd(_)) => {
+                return Err(CoreError::InvalidConfig {
+                    key: format!("{key}.loss"),
+                    expected: "a logit loss here (a feature loss needs the models' features: LossConfig::build_feature)".into(),
+                    got: feature.name().into(),
+                })
+            }
         })
     }
 
@@ -103,6 +152,8 @@ impl LossConfig {
     pub fn validate(&self, key: &str) -> Result<()> {
         match self {
             Self::Fitnets(c) => c.validate(key),
+            Self::At(c) => c.build(key).map(|_| ()),
+            Self::Rkd(c) => c.build(key).map(|_| ()),
             other => other.build(key).map(|_| ()),
         }
     }
@@ -130,6 +181,8 @@ impl<'de> Deserialize<'de> for LossConfig {
             "dist" => serde_json::from_value(rest).map(Self::Dist),
             "mlkd" => serde_json::from_value(rest).map(Self::Mlkd),
             "fitnets" => serde_json::from_value(rest).map(Self::Fitnets),
+            "at" => serde_json::from_value(rest).map(Self::At),
+            "rkd" => serde_json::from_value(rest).map(Self::Rkd),
             other => {
                 return Err(D::Error::custom(format!(
                     "loss: expected one of {LOSS_NAMES:?}, got {other:?}"

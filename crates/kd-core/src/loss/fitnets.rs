@@ -15,8 +15,9 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
+use super::feature::{check_layer, FeatureLoss};
 use super::{check_nonnegative, label_term, LossParts};
-use crate::error::{CoreError, Result};
+use crate::error::Result;
 
 /// Hyperparameters of [`FitNetsHint`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,19 +52,8 @@ impl FitNetsConfig {
     pub fn validate(&self, key: &str) -> Result<()> {
         check_nonnegative(key, "ce_weight", self.ce_weight)?;
         check_nonnegative(key, "hint_weight", self.hint_weight)?;
-        for (field, value) in [
-            ("student_layer", &self.student_layer),
-            ("teacher_layer", &self.teacher_layer),
-        ] {
-            if value.is_empty() {
-                return Err(CoreError::InvalidConfig {
-                    key: format!("{key}.{field}"),
-                    expected: "a layer name such as features.9".into(),
-                    got: "an empty name".into(),
-                });
-            }
-        }
-        Ok(())
+        check_layer(key, "student_layer", &self.student_layer)?;
+        check_layer(key, "teacher_layer", &self.teacher_layer)
     }
 
     /// Builds the hint with its regressor under `path` (put it in the student's variable
@@ -103,10 +93,15 @@ impl FitNetsHint {
     pub fn config(&self) -> &FitNetsConfig {
         &self.config
     }
+}
 
-    /// The loss for student logits `[b, k]`, the student's feature `[b, c_s, h, w]`, the
-    /// teacher's feature `[b, c_t, h', w']` and labels `[b]`.
-    pub fn loss(
+impl FeatureLoss for FitNetsHint {
+    fn layers(&self) -> [&str; 2] {
+        [&self.config.student_layer, &self.config.teacher_layer]
+    }
+
+    /// The feature maps are `[b, c_s, h, w]` and `[b, c_t, h', w']`.
+    fn loss(
         &self,
         student_logits: &Tensor,
         student_feature: &Tensor,

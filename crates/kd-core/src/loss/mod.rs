@@ -2,25 +2,31 @@
 //! and its named terms. Each loss lives in its own file with its paper; [`LossConfig`]
 //! selects one by name from a config.
 
+pub mod attention;
 pub mod config;
 pub mod dist;
 pub mod dkd;
+pub mod feature;
 pub mod fitnets;
 pub mod hinton;
 pub mod keras_kd;
 pub mod lskd;
 pub mod mlkd;
+pub mod rkd;
 
 use tch::{Kind, Tensor};
 
+pub use attention::{AttentionConfig, AttentionTransfer};
 pub use config::LossConfig;
 pub use dist::{Dist, DistConfig};
 pub use dkd::{Dkd, DkdConfig};
+pub use feature::FeatureLoss;
 pub use fitnets::{FitNetsConfig, FitNetsHint};
 pub use hinton::{HintonKd, HintonKdConfig};
 pub use keras_kd::{KerasKd, KerasKdConfig};
 pub use lskd::{LogitStandardKd, LogitStandardKdConfig};
 pub use mlkd::{Mlkd, MlkdConfig};
+pub use rkd::{Rkd, RkdConfig};
 
 use crate::error::{CoreError, Result};
 

@@ -43,7 +43,9 @@
 //! run('hinton', hinton, 0.1); run('dkd', dkd, 1.0, 1.0, 8.0, 0.5); run('lskd', lskd, 0.1, 9.0)
 //! ```
 
-use kd_core::{DistillLoss, DkdConfig, HintonKdConfig, LogitStandardKdConfig, LossConfig};
+use kd_core::{
+    DistillLoss, DkdConfig, FeatureLoss, HintonKdConfig, LogitStandardKdConfig, LossConfig,
+};
 use tch::{Device, Kind, Tensor};
 
 /// A logit pattern: `(kind, scale)` of the Python's `logits`.

@@ -3,6 +3,7 @@
 //! `cargo test --test kd_core -- MODULE::` runs one of them.
 
 mod distiller;
+mod feature_losses;
 mod keras_kd;
 mod loss_zoo;
 mod outside_workspace;

@@ -5,14 +5,14 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use kd_core::{DistillLoss, LogitCache, LossConfig};
+use kd_core::{DistillLoss, LogitCache};
 use kd_data::ImageDataset;
 use kd_train::distributed::check_parallel_config;
 use tch::Device;
 
 use super::build::build_model;
 use super::data::RunData;
-use super::hint::fitnets_hint;
+use super::hint::feature_loss;
 use crate::config::RunConfig;
 use crate::outside_teacher::OutsideTeacher;
 use crate::saved_model::ModelInfo;
@@ -34,11 +34,13 @@ pub(super) fn check_teacher(
     if let Some(path) = &cfg.teacher.checkpoint {
         check_checkpoint(cfg, path, shape).with_context(invalid)?;
     }
-    if let LossConfig::Fitnets(f) = &cfg.distill.loss {
+    let loss = &cfg.distill.loss;
+    if loss.is_feature() {
         if let Some(t) = &outside {
             bail!(
-                "{}: distill.loss = \"fitnets\" hints from a named layer of a kd teacher; the {} teacher {} has none (use a logit loss)",
+                "{}: distill.loss = \"{}\" reads a named layer of a kd teacher; the {} teacher {} has none (use a logit loss)",
                 config_path.display(),
+                loss.name(),
                 t.format(),
                 t.path().display()
             );
@@ -46,7 +48,7 @@ pub(super) fn check_teacher(
         seeds::enter(Stream::Plan, cfg.seed);
         let teacher = build_model(cfg, &cfg.teacher.model.without_pretrained(), shape, device)?;
         let student = build_model(cfg, &cfg.student.model, shape, device)?;
-        fitnets_hint(f, &teacher, &student, [c, h, h]).with_context(invalid)?;
+        feature_loss(loss, &teacher, &student, [c, h, h]).with_context(invalid)?;
     }
     Ok(outside)
 }

@@ -6,7 +6,6 @@
 
 use anyhow::Result;
 use kd_core::Distiller;
-use kd_core::LossConfig;
 use kd_models::population::Layout;
 use kd_models::{Model, ModelConfig};
 use kd_train::{fit_population, Checkpoints, Member, NoProgress, Objective, PopulationHooks};
@@ -31,7 +30,7 @@ pub(crate) fn fusion_key(cfg: &RunConfig) -> Option<String> {
     let ModelConfig::Student(student) = &cfg.student.model else {
         return None;
     };
-    let unfusable = matches!(cfg.distill.loss, LossConfig::Fitnets(_))
+    let unfusable = cfg.distill.loss.is_feature()
         || cfg.distill.mixup > 0.0
         || cfg.precision == PrecisionChoice::F16
         || cfg.student.train.cuda_graphs == Some(true);

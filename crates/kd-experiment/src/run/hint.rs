@@ -1,20 +1,24 @@
-//! The FitNets hint of a run (Romero et al. 2015, "FitNets: Hints for Thin Deep Nets"):
-//! the teacher and student layers `distill.teacher_layer`/`student_layer` name, probed for
-//! their channels, joined by a regressor. the plan builds one to check the layers before
-//! anything trains; the students phase builds the one that trains.
+//! The feature loss of a run (a FitNets hint, attention transfer, relational KD): the
+//! teacher and student layers `distill.teacher_layer`/`student_layer` name, probed for their
+//! channels (FitNets joins them by a regressor). The plan builds one to check the layers
+//! before anything trains; the students phase builds the one that trains.
 
 use anyhow::{bail, Result};
-use kd_core::{FitNetsConfig, FitNetsHint};
+use kd_core::{FeatureLoss, LossConfig};
 use kd_models::Model;
 
-/// The FitNets hint between the configured layers, its regressor in the student's
-/// variable store (under `aux.`, so it trains with the student but is not saved with it).
-pub(super) fn fitnets_hint(
-    config: &FitNetsConfig,
+/// The feature loss `config` names between its layers, a trainable part (FitNets'
+/// regressor) in the student's variable store (under `aux.`, so it trains with the student
+/// but is not saved with it).
+pub(super) fn feature_loss(
+    config: &LossConfig,
     teacher: &Model,
     student: &Model,
     [c, h, w]: [usize; 3],
-) -> Result<FitNetsHint> {
+) -> Result<Box<dyn FeatureLoss>> {
+    let [student_layer, teacher_layer] = config
+        .feature_layers()
+        .expect("a feature loss names its layers");
     let probe = tch::Tensor::zeros(
         [1, c as i64, h as i64, w as i64],
         (tch::Kind::Float, student.var_store().device()),
@@ -38,8 +42,8 @@ pub(super) fn fitnets_hint(
         }
         Ok(size[1])
     };
-    let cs = channels(student, "student_layer", &config.student_layer)?;
-    let ct = channels(teacher, "teacher_layer", &config.teacher_layer)?;
+    let cs = channels(student, "student_layer", student_layer)?;
+    let ct = channels(teacher, "teacher_layer", teacher_layer)?;
     let path = student.var_store().root() / "aux" / "hint";
-    Ok(config.build("distill", &path, cs, ct)?)
+    Ok(config.build_feature("distill", &path, [cs, ct])?)
 }

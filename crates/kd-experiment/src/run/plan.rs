@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use kd_core::{DistillLoss, LossConfig};
+use kd_core::DistillLoss;
 use kd_data::ImageDataset;
 use kd_models::Model;
 
@@ -228,7 +228,7 @@ impl Plan {
             tch::set_num_threads(cfg.threads as i32);
         }
         self.logit_loss = match &cfg.distill.loss {
-            LossConfig::Fitnets(_) => None,
+            feature if feature.is_feature() => None,
             logits => Some(logits.build("distill")?),
         };
         if let Some(loss) = &self.logit_loss {

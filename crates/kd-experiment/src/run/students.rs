@@ -4,14 +4,14 @@
 //! the baseline — each saved and tested.
 
 use anyhow::{Context, Result};
-use kd_core::{Distiller, LossConfig};
+use kd_core::Distiller;
 use kd_data::{BatchLoader, ImageDataset};
 use kd_models::Model;
 use kd_train::{FitOutcome, Objective};
 
 use super::cache::Caches;
 use super::context::{cross_entropy, Built, Finished, RunContext};
-use super::hint::fitnets_hint;
+use super::hint::feature_loss;
 use crate::seeds::{self, Data, Stream};
 
 /// The two students' results.
@@ -86,18 +86,18 @@ pub(super) fn fit_distilled(
         teacher.context("the distilled student needs the teacher live, and teacher.logits gives only its logits")
     };
     let hint = match &cfg.distill.loss {
-        LossConfig::Fitnets(f) => {
+        feature if feature.is_feature() => {
             let teacher = live()?;
             let [c, h, _] = p.shape;
-            Some(fitnets_hint(f, teacher, &distilled, [c, h, h])?)
+            Some(feature_loss(feature, teacher, &distilled, [c, h, h])?)
         }
         _ => None,
     };
     let distiller = match (&p.logit_loss, &hint, caches) {
         (Some(loss), _, Some((train, val))) => Distiller::cached(train, val, loss.as_ref()),
         (Some(loss), _, None) => Distiller::live(live()?, loss.as_ref()),
-        (None, Some(hint), _) => Distiller::fitnets(live()?, hint),
-        (None, None, _) => unreachable!("a loss is either a logit loss or fitnets"),
+        (None, Some(hint), _) => Distiller::features(live()?, hint.as_ref()),
+        (None, None, _) => unreachable!("a loss is either a logit loss or a feature loss"),
     }
     .with_mixup(cfg.distill.mixup, "distill.mixup")?;
     let described = described_objective(cfg, caches.is_some())?;
