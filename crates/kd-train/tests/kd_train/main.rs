@@ -10,5 +10,6 @@ mod nonfinite;
 mod outside_student;
 mod population;
 mod resume;
+mod resume_methods;
 mod script_student;
 mod trainer;

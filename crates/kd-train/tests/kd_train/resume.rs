@@ -16,12 +16,12 @@ use kd_train::{
 use tch::{Device, Tensor};
 
 /// The quadrants task of `common`, bright quadrants from 120.
-fn quadrants(n: usize, salt: usize) -> ImageDataset {
+pub(crate) fn quadrants(n: usize, salt: usize) -> ImageDataset {
     crate::common::quadrants(n, salt, 120)
 }
 
 /// A batch-normalized CNN with dropout: buffers and random numbers both matter.
-fn model(seed: i64) -> Model {
+pub(crate) fn model(seed: i64) -> Model {
     tch::manual_seed(seed);
     let config = ModelConfig::Cnn(CnnConfig {
         channels: vec![8, 16],
@@ -55,10 +55,10 @@ fn config() -> TrainConfig {
 }
 
 /// Panics at batch `batch` of epoch `epoch`, as a killed process stops mid-epoch.
-struct CrashAt {
-    epoch: usize,
-    batch: usize,
-    current: usize,
+pub(crate) struct CrashAt {
+    pub(crate) epoch: usize,
+    pub(crate) batch: usize,
+    pub(crate) current: usize,
 }
 
 impl Progress for CrashAt {
@@ -112,7 +112,7 @@ impl Task {
     }
 }
 
-fn assert_same_weights(a: &Model, b: &Model) {
+pub(crate) fn assert_same_weights(a: &Model, b: &Model) {
     let (a, b) = (a.var_store().variables(), b.var_store().variables());
     assert_eq!(a.len(), b.len());
     for (name, t) in &a {
@@ -121,7 +121,7 @@ fn assert_same_weights(a: &Model, b: &Model) {
 }
 
 /// The metrics that do not depend on wall time.
-fn results(outcome: &FitOutcome) -> Vec<(f64, f64, f64, f64, f64)> {
+pub(crate) fn results(outcome: &FitOutcome) -> Vec<(f64, f64, f64, f64, f64)> {
     outcome
         .history
         .epochs
