@@ -305,7 +305,9 @@ impl<'a> Distiller<'a> {
                     .forward_features(batch.images, train, &[student_layer])
                     .expect(checked);
                 let (s, f) = (logits.shallow_clone(), s_feature[0].shallow_clone());
-                (logits, Box::new(move |y| hint.loss(&s, &f, &t_feature, y)))
+                let rows = (split == Split::Train).then(|| batch.indices.shallow_clone());
+                let loss = move |y: &Tensor| hint.loss_on(&s, &f, &t_feature, y, rows.as_ref());
+                (logits, Box::new(loss))
             }
         }
     }

@@ -28,8 +28,8 @@ pub use cache::{CacheConfig, CacheDtype, CacheMode, LogitCache};
 pub use distiller::{Distiller, Examples, Split};
 pub use error::{CoreError, Result};
 pub use loss::{
-    label_term, AttentionConfig, AttentionTransfer, Dist, DistConfig, DistillLoss, Dkd, DkdConfig,
-    FeatureLoss, FitNetsConfig, FitNetsHint, HintonKd, HintonKdConfig, KerasKd, KerasKdConfig,
-    LogitStandardKd, LogitStandardKdConfig, LossConfig, LossParts, Mlkd, MlkdConfig, Rkd,
-    RkdConfig, NO_LABEL,
+    label_term, AttentionConfig, AttentionTransfer, Crd, CrdConfig, Dist, DistConfig, DistillLoss,
+    Dkd, DkdConfig, FeatureLoss, FitNetsConfig, FitNetsHint, HintonKd, HintonKdConfig, KerasKd,
+    KerasKdConfig, LogitStandardKd, LogitStandardKdConfig, LossConfig, LossParts, Mlkd, MlkdConfig,
+    Rkd, RkdConfig, NO_LABEL,
 };

@@ -4,7 +4,7 @@
 //! ```toml
 //! [distill]
 //! loss = "dkd"        # keras-kd (default: the seed's), hinton, dkd, lskd, dist, mlkd,
-//!                     # and the feature losses fitnets, at, rkd
+//!                     # and the feature losses fitnets, at, rkd, crd
 //! beta = 8.0
 //! ```
 //!
@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tch::nn;
 
 use super::{
-    AttentionConfig, DistConfig, DistillLoss, DkdConfig, FeatureLoss, FitNetsConfig,
+    AttentionConfig, CrdConfig, DistConfig, DistillLoss, DkdConfig, FeatureLoss, FitNetsConfig,
     HintonKdConfig, KerasKdConfig, LogitStandardKdConfig, MlkdConfig, RkdConfig,
 };
 use crate::error::{CoreError, Result};
@@ -43,6 +43,9 @@ pub enum LossConfig {
     At(AttentionConfig),
     /// Relational KD ([`RkdConfig`]); needs the models' features.
     Rkd(RkdConfig),
+    /// Contrastive representation distillation ([`CrdConfig`]); needs the models'
+    /// features and the training images' indices.
+    Crd(CrdConfig),
 }
 
 impl Default for LossConfig {
@@ -53,8 +56,8 @@ impl Default for LossConfig {
 }
 
 /// The names `loss` accepts.
-pub const LOSS_NAMES: [&str; 9] = [
-    "keras-kd", "hinton", "dkd", "lskd", "dist", "mlkd", "fitnets", "at", "rkd",
+pub const LOSS_NAMES: [&str; 10] = [
+    "keras-kd", "hinton", "dkd", "lskd", "dist", "mlkd", "fitnets", "at", "rkd", "crd",
 ];
 
 impl LossConfig {
@@ -70,13 +73,17 @@ impl LossConfig {
             Self::Fitnets(_) => "fitnets",
             Self::At(_) => "at",
             Self::Rkd(_) => "rkd",
+            Self::Crd(_) => "crd",
         }
     }
 
-    /// Whether the loss compares the models' features (FitNets, AT, RKD): the teacher then
-    /// runs live on every batch, and kd's own teacher is needed.
+    /// Whether the loss compares the models' features (FitNets, AT, RKD, CRD): the teacher
+    /// then runs live on every batch, and kd's own teacher is needed.
     pub fn is_feature(&self) -> bool {
-        matches!(self, Self::Fitnets(_) | Self::At(_) | Self::Rkd(_))
+        matches!(
+            self,
+            Self::Fitnets(_) | Self::At(_) | Self::Rkd(_) | Self::Crd(_)
+        )
     }
 
     /// The student's and the teacher's layers a feature loss compares (`None`: a logit
@@ -86,35 +93,40 @@ impl LossConfig {
             Self::Fitnets(c) => Some([&c.student_layer, &c.teacher_layer]),
             Self::At(c) => Some([&c.student_layer, &c.teacher_layer]),
             Self::Rkd(c) => Some([&c.student_layer, &c.teacher_layer]),
+            Self::Crd(c) => Some([&c.student_layer, &c.teacher_layer]),
             _ => None,
         }
     }
 
     /// Checks ranges and builds a feature loss for features of `channels` (student's,
-    /// teacher's); a trainable part (FitNets' regressor) goes under `path`, in the
-    /// student's variable store. A logit loss is an error naming `key.loss`.
+    /// teacher's) and a training set of `images` images; its state (FitNets' regressor,
+    /// CRD's heads and memory banks) goes under `path`, in the student's variable store. A
+    /// logit loss is an error naming `key.loss`.
     pub fn build_feature(
         &self,
         key: &str,
         path: &nn::Path,
-        [student_channels, teacher_channels]: [i64; 2],
+        channels: [i64; 2],
+        images: usize,
     ) -> Result<Box<dyn FeatureLoss>> {
+        let [student_channels, teacher_channels] = channels;
         Ok(match self {
             Self::Fitnets(c) => Box::new(c.build(key, path, student_channels, teacher_channels)?),
             Self::At(c) => Box::new(c.build(key)?),
             Self::Rkd(c) => Box::new(c.build(key)?),
+            Self::Crd(c) => Box::new(c.build(key, path, channels, images)?),
             other => {
                 return Err(CoreError::InvalidConfig {
                     key: format!("{key}.loss"),
-                    expected: "a feature loss here (fitnets, at or rkd)".into(),
+                    expected: "a feature loss here (fitnets, at, rkd or crd)".into(),
                     got: other.name().into(),
                 })
             }
         })
     }
 
-    /// The temperature the loss softens the teacher's logits by (`None`: FitNets, which
-    /// has none). LSKD divides the standardized logits by it; MLKD, which uses several,
+    /// The temperature the loss softens the teacher's logits by (`None`: the feature
+    /// losses, which soften none; CRD's is its contrast's). LSKD divides the standardized logits by it; MLKD, which uses several,
     /// gives their middle one.
     pub fn temperature(&self) -> Option<f64> {
         match self {
@@ -124,7 +136,7 @@ impl LossConfig {
             Self::Lskd(c) => Some(c.temperature),
             Self::Dist(c) => Some(c.temperature),
             Self::Mlkd(c) => Some(c.central_temperature()),
-            Self::Fitnets(_) | Self::At(_) | Self::Rkd(_) => None,
+            Self::Fitnets(_) | Self::At(_) | Self::Rkd(_) | Self::Crd(_) => None,
         }
     }
 
@@ -138,7 +150,7 @@ impl LossConfig {
             Self::Lskd(c) => Box::new(c.build(key)?),
             Self::Dist(c) => Box::new(c.build(key)?),
             Self::Mlkd(c) => Box::new(c.build(key)?),
-            feature @ (Self::Fitnets(_) | Self::At(_) | Self::Rkd(_)) => {
+            feature @ (Self::Fitnets(_) | Self::At(_) | Self::Rkd(_) | Self::Crd(_)) => {
                 return Err(CoreError::InvalidConfig {
                     key: format!("{key}.loss"),
                     expected: "a logit loss here (a feature loss needs the models' features: LossConfig::build_feature)".into(),
@@ -154,6 +166,7 @@ impl LossConfig {
             Self::Fitnets(c) => c.validate(key),
             Self::At(c) => c.build(key).map(|_| ()),
             Self::Rkd(c) => c.build(key).map(|_| ()),
+            Self::Crd(c) => c.validate(key),
             other => other.build(key).map(|_| ()),
         }
     }
@@ -183,6 +196,7 @@ impl<'de> Deserialize<'de> for LossConfig {
             "fitnets" => serde_json::from_value(rest).map(Self::Fitnets),
             "at" => serde_json::from_value(rest).map(Self::At),
             "rkd" => serde_json::from_value(rest).map(Self::Rkd),
+            "crd" => serde_json::from_value(rest).map(Self::Crd),
             other => {
                 return Err(D::Error::custom(format!(
                     "loss: expected one of {LOSS_NAMES:?}, got {other:?}"

@@ -1,8 +1,8 @@
 //! What a feature-level loss is to the [`crate::Distiller`]: a loss between an intermediate
 //! feature of the student and one of the teacher (the outputs of the layers it names), next
 //! to the student's logits and the labels. FitNets ([`super::fitnets`]), attention transfer
-//! ([`super::attention`]) and relational KD ([`super::rkd`]) are feature losses; the teacher
-//! runs live on every batch for them (no logit cache).
+//! ([`super::attention`]), relational KD ([`super::rkd`]) and CRD ([`super::crd`]) are
+//! feature losses; the teacher runs live on every batch for them (no logit cache).
 
 use tch::Tensor;
 
@@ -22,6 +22,20 @@ pub trait FeatureLoss: std::fmt::Debug + Send {
         teacher_feature: &Tensor,
         labels: &Tensor,
     ) -> LossParts;
+
+    /// [`FeatureLoss::loss`] knowing, on a training batch, each row's index in the training
+    /// set (`rows`; `None` on validation batches): for a loss that keeps state per training
+    /// image (CRD's memory banks). The same as `loss` by default.
+    fn loss_on(
+        &self,
+        student_logits: &Tensor,
+        student_feature: &Tensor,
+        teacher_feature: &Tensor,
+        labels: &Tensor,
+        _rows: Option<&Tensor>,
+    ) -> LossParts {
+        self.loss(student_logits, student_feature, teacher_feature, labels)
+    }
 
     /// Whether a step launches only device work with values fixed across steps (what a
     /// CUDA graph can capture); true by default.

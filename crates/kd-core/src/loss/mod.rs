@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod config;
+pub mod crd;
 pub mod dist;
 pub mod dkd;
 pub mod feature;
@@ -18,6 +19,7 @@ use tch::{Kind, Tensor};
 
 pub use attention::{AttentionConfig, AttentionTransfer};
 pub use config::LossConfig;
+pub use crd::{Crd, CrdConfig};
 pub use dist::{Dist, DistConfig};
 pub use dkd::{Dkd, DkdConfig};
 pub use feature::FeatureLoss;

@@ -95,7 +95,9 @@ fn check(name: &str, loss: &dyn FeatureLoss, (expected, dot, norm): (&[f64], f64
 fn build(name: &str) -> Box<dyn FeatureLoss> {
     let config: LossConfig = serde_json::from_str(&format!(r#"{{"loss": "{name}"}}"#)).unwrap();
     let vs = tch::nn::VarStore::new(Device::Cpu);
-    config.build_feature("distill", &vs.root(), [3, 6]).unwrap()
+    config
+        .build_feature("distill", &vs.root(), [3, 6], 100)
+        .unwrap()
 }
 
 #[test]
@@ -150,7 +152,7 @@ fn feature_losses_name_their_layers_and_refuse_bad_values() {
     );
     let vs = tch::nn::VarStore::new(Device::Cpu);
     let message = parse(r#"{"loss": "hinton"}"#)
-        .build_feature("distill", &vs.root(), [3, 6])
+        .build_feature("distill", &vs.root(), [3, 6], 100)
         .unwrap_err();
     assert!(message.to_string().contains("distill.loss"), "{message}");
     let message = parse(r#"{"loss": "rkd"}"#).build("distill").unwrap_err();

@@ -2,6 +2,7 @@
 //! instead of one per file): each module below is one file of tests, and
 //! `cargo test --test kd_core -- MODULE::` runs one of them.
 
+mod contrastive;
 mod distiller;
 mod feature_losses;
 mod keras_kd;

@@ -19,8 +19,7 @@ use crate::saved_model::ModelInfo;
 use crate::seeds::{self, Stream};
 
 /// The teacher's checks before anything trains: a teacher from outside kd loaded, fed the
-/// data's shape and checked to give its classes (returned); FitNets' hinted layers found, on
-/// throw-away models of the run's architectures.
+/// data's shape and checked to give its classes (returned).
 pub(super) fn check_teacher(
     cfg: &RunConfig,
     config_path: &Path,
@@ -35,22 +34,47 @@ pub(super) fn check_teacher(
         check_checkpoint(cfg, path, shape).with_context(invalid)?;
     }
     let loss = &cfg.distill.loss;
-    if loss.is_feature() {
-        if let Some(t) = &outside {
-            bail!(
-                "{}: distill.loss = \"{}\" reads a named layer of a kd teacher; the {} teacher {} has none (use a logit loss)",
-                config_path.display(),
-                loss.name(),
-                t.format(),
-                t.path().display()
-            );
-        }
-        seeds::enter(Stream::Plan, cfg.seed);
-        let teacher = build_model(cfg, &cfg.teacher.model.without_pretrained(), shape, device)?;
-        let student = build_model(cfg, &cfg.student.model, shape, device)?;
-        feature_loss(loss, &teacher, &student, [c, h, h]).with_context(invalid)?;
+    if let (true, Some(t)) = (loss.is_feature(), &outside) {
+        bail!(
+            "{}: distill.loss = \"{}\" reads a named layer of a kd teacher; the {} teacher {} has none (use a logit loss)",
+            config_path.display(),
+            loss.name(),
+            t.format(),
+            t.path().display()
+        );
     }
     Ok(outside)
+}
+
+/// A feature loss's checks before anything trains, on throw-away models of the run's
+/// architectures: its layers found, its values and the `images` of the distilled student's
+/// training set enough for it (CRD's negatives), mixup refused for a loss with state per
+/// image. Returns whether its steps can be captured in a CUDA graph (true for a logit loss).
+pub(super) fn check_feature_loss(
+    cfg: &RunConfig,
+    config_path: &Path,
+    shape: [usize; 3],
+    images: usize,
+    device: Device,
+) -> Result<bool> {
+    let loss = &cfg.distill.loss;
+    if !loss.is_feature() {
+        return Ok(true);
+    }
+    let invalid = || format!("{}: invalid config", config_path.display());
+    if let (kd_core::LossConfig::Crd(_), true) = (loss, cfg.distill.mixup > 0.0) {
+        bail!(
+            "{}: distill.mixup: expected 0 with distill.loss = \"crd\" (its memory banks keep one embedding per training image, which a mixed image is not), got {}",
+            config_path.display(),
+            cfg.distill.mixup
+        );
+    }
+    let [c, h, _] = shape;
+    seeds::enter(Stream::Plan, cfg.seed);
+    let teacher = build_model(cfg, &cfg.teacher.model.without_pretrained(), shape, device)?;
+    let student = build_model(cfg, &cfg.student.model, shape, device)?;
+    let built = feature_loss(loss, &teacher, &student, [c, h, h], images).with_context(invalid)?;
+    Ok(built.capturable())
 }
 
 /// A kd model file as the teacher (`teacher.checkpoint`): its metadata's architecture,
@@ -94,6 +118,9 @@ pub(super) fn check_ranks(
     if world_size <= 1 {
         return Ok(());
     }
+    if let kd_core::LossConfig::Crd(_) = cfg.distill.loss {
+        bail!("distill.loss = \"crd\": expected one process (its memory banks hold one embedding per training image, which data-parallel ranks would each update apart), got {world_size} ranks");
+    }
     if cfg.teacher.checkpoint.is_none() && !cfg.teacher.is_outside() {
         check_parallel_config(
             world_size,
@@ -133,7 +160,7 @@ pub(super) fn check_ranks(
 /// [`LogitCache::placement`] will keep them.
 pub(super) fn check_graph_requests(
     cfg: &RunConfig,
-    loss: Option<&dyn DistillLoss>,
+    (loss, features_capturable): (Option<&dyn DistillLoss>, bool),
     distill_train: &ImageDataset,
     classes: usize,
     device: Device,
@@ -144,7 +171,8 @@ pub(super) fn check_graph_requests(
         .caches_teacher_logits()
         .then(|| LogitCache::placement(logits, cfg.teacher.cache.dtype, device));
     let mixup = cfg.distill.mixup > 0.0;
-    let distill = kd_core::distiller::steps_capturable(loss, cached_on, mixup, device);
+    let distill =
+        features_capturable && kd_core::distiller::steps_capturable(loss, cached_on, mixup, device);
     let precision = cfg.precision();
     for (key, train, capturable) in [
         ("teacher.train", &cfg.teacher.train, true),

@@ -7,14 +7,16 @@ use anyhow::{bail, Result};
 use kd_core::{FeatureLoss, LossConfig};
 use kd_models::Model;
 
-/// The feature loss `config` names between its layers, a trainable part (FitNets'
-/// regressor) in the student's variable store (under `aux.`, so it trains with the student
-/// but is not saved with it).
+/// The feature loss `config` names between its layers, for a training set of `images`
+/// images, its state (FitNets' regressor, CRD's heads and banks) in the student's variable
+/// store (under `aux.`, so it trains and is checkpointed with the student but is not saved
+/// with it).
 pub(super) fn feature_loss(
     config: &LossConfig,
     teacher: &Model,
     student: &Model,
     [c, h, w]: [usize; 3],
+    images: usize,
 ) -> Result<Box<dyn FeatureLoss>> {
     let [student_layer, teacher_layer] = config
         .feature_layers()
@@ -45,5 +47,5 @@ pub(super) fn feature_loss(
     let cs = channels(student, "student_layer", student_layer)?;
     let ct = channels(teacher, "teacher_layer", teacher_layer)?;
     let path = student.var_store().root() / "aux" / "hint";
-    Ok(config.build_feature("distill", &path, [cs, ct])?)
+    Ok(config.build_feature("distill", &path, [cs, ct], images)?)
 }

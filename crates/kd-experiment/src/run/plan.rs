@@ -18,7 +18,7 @@ use crate::outside_teacher::OutsideTeacher;
 use kd_train::distributed::{launch_env, LaunchEnv};
 use tch::Device;
 
-use super::checks::{check_graph_requests, check_ranks, check_teacher};
+use super::checks::{check_feature_loss, check_graph_requests, check_ranks, check_teacher};
 use super::data::{load_data, RunData};
 use super::directory::run_dir;
 use super::unlabeled::{student_sets, StudentSets};
@@ -236,8 +236,10 @@ impl Plan {
         }
         self.outside = check_teacher(cfg, config_path, self.shape, self.device)?;
         let StudentSets { labelled, distill } = student_sets(cfg, &self.data, config_path)?;
+        let features =
+            check_feature_loss(cfg, config_path, self.shape, distill.len(), self.device)?;
         check_ranks(cfg, self.world_size(), &distill, &self.data).with_context(invalid)?;
-        let loss = self.logit_loss.as_deref();
+        let loss = (self.logit_loss.as_deref(), features);
         let parallel = self.launch.is_some();
         check_graph_requests(cfg, loss, &distill, classes, self.device, parallel)
             .with_context(invalid)?;

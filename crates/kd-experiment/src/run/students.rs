@@ -89,7 +89,14 @@ pub(super) fn fit_distilled(
         feature if feature.is_feature() => {
             let teacher = live()?;
             let [c, h, _] = p.shape;
-            Some(feature_loss(feature, teacher, &distilled, [c, h, h])?)
+            let images = p.distill_train.len();
+            Some(feature_loss(
+                feature,
+                teacher,
+                &distilled,
+                [c, h, h],
+                images,
+            )?)
         }
         _ => None,
     };

@@ -440,6 +440,32 @@ mod tests {
     }
 
     #[test]
+    fn the_space_can_search_over_every_method_with_its_own_keys() {
+        let grids: String = kd_core::loss::config::LOSS_NAMES
+            .iter()
+            .map(|name| {
+                let layers = match *name {
+                    "fitnets" | "at" | "rkd" => {
+                        "\"distill.student_layer\" = [\"features.3\"]\n\"distill.teacher_layer\" = [\"features.5\"]\n"
+                    }
+                    _ => "",
+                };
+                format!("[[tune.space]]\n\"distill.loss\" = [\"{name}\"]\n{layers}")
+            })
+            .collect();
+        let t = tune(&format!("seeds = [1]\nrungs = [2]\n{grids}")).unwrap();
+        let losses: Vec<String> = t
+            .trials
+            .iter()
+            .map(|trial| {
+                let cfg = RunConfig::parse_with(BASE, Path::new("t.toml"), &trial.sets).unwrap();
+                cfg.distill.loss.name().to_string()
+            })
+            .collect();
+        assert_eq!(losses, kd_core::loss::config::LOSS_NAMES);
+    }
+
+    #[test]
     fn a_list_of_grids_makes_each_grid_in_turn() {
         let t = tune(
             "seeds = [1]\nrungs = [2]\n\

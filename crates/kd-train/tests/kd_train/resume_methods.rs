@@ -1,6 +1,7 @@
 //! Every distillation method resumes bit for bit: for each loss kd has — the logit losses
-//! against a live teacher, the feature losses (FitNets' regressor included) between layers of
-//! other channel counts and sizes — a distilled fit cut short mid-epoch and resumed from its
+//! against a live teacher, the feature losses (FitNets' regressor, CRD's heads, memory banks
+//! and negatives included) between layers of other channel counts and sizes — a distilled
+//! fit cut short mid-epoch and resumed from its
 //! checkpoint into a fresh student ends with the weights and history of the fit left alone
 //! (in the same process: one machine, one thread count).
 
@@ -16,7 +17,7 @@ use crate::resume::{assert_same_weights, model, quadrants, results, CrashAt};
 
 /// Every loss, as a config writes it; the feature losses hint from the teacher's first
 /// stage (8 channels, 8x8) to the student's second (16 channels, 4x4).
-const LOSSES: [&str; 9] = [
+const LOSSES: [&str; 10] = [
     r#"{"loss": "keras-kd"}"#,
     r#"{"loss": "hinton"}"#,
     r#"{"loss": "dkd", "warmup_epochs": 2}"#,
@@ -26,6 +27,7 @@ const LOSSES: [&str; 9] = [
     r#"{"loss": "fitnets", "student_layer": "features.6", "teacher_layer": "features.2"}"#,
     r#"{"loss": "at", "student_layer": "features.6", "teacher_layer": "features.2"}"#,
     r#"{"loss": "rkd", "student_layer": "features.6", "teacher_layer": "features.2"}"#,
+    r#"{"loss": "crd", "student_layer": "features.6", "teacher_layer": "features.2", "negatives": 16, "feat_dim": 8}"#,
 ];
 
 fn config() -> TrainConfig {
@@ -52,7 +54,7 @@ fn distil(
     let (logit, feature);
     let distiller = if loss.is_feature() {
         let path = student.var_store().root() / "aux" / "hint";
-        feature = loss.build_feature("distill", &path, [16, 8]).unwrap();
+        feature = loss.build_feature("distill", &path, [16, 8], 96).unwrap();
         Distiller::features(teacher, feature.as_ref())
     } else {
         logit = loss.build("distill").unwrap();
