@@ -38,12 +38,19 @@ pub const NUMERIC: &[&[&str]] = &[
         "loss_zoo::",
         "unlabeled_rows::",
         "keras_kd::",
+        "relation_losses::",
+        "feature_losses::",
+        "contrastive::",
         "distiller::",
         "vgg::",
         "architectures::",
+        "class_map::",
+        "ensemble::",
         "trainer::",
+        "resume_methods::",
         "script_student::",
         "export::",
+        "teacher::",
     ],
     &[
         "--workspace",
@@ -53,6 +60,7 @@ pub const NUMERIC: &[&[&str]] = &[
         "--",
         "cli::exported",
         "distributed::two_ranks",
+        "bridged_teacher::",
     ],
 ];
 

@@ -496,7 +496,7 @@ fn resolve_teacher_source(user: &mut toml::Value) -> Result<()> {
         .and_then(|c| c.as_str())
         .map(PathBuf::from);
     if let (Some(path), false) = (checkpoint, t.contains_key("model")) {
-        let recorded = kd_models::metadata::recorded_model(&path)
+        let recorded = ModelConfig::recorded_in(&path)
             .and_then(|m| toml::Value::try_from(m.without_pretrained()).ok());
         if let Some(model) = recorded {
             t.insert("model".into(), model);

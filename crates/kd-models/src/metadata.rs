@@ -104,12 +104,5 @@ pub fn parse_metadata(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Stri
 }
 
 /// The metadata key under which a kd model file records its architecture (a
-/// [`crate::ModelConfig`] as JSON).
+/// `ModelConfig` as JSON; [`crate::model::ModelConfig::recorded_in`] reads it).
 pub const MODEL_KEY: &str = "kd.model";
-
-/// The architecture a kd model file at `path` records (`None`: a weights file without
-/// kd's metadata, or one that cannot be read).
-pub fn recorded_model(path: &Path) -> Option<crate::ModelConfig> {
-    let meta = read_metadata(path).ok()?;
-    serde_json::from_str(meta.get(MODEL_KEY)?).ok()
-}

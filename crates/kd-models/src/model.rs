@@ -60,6 +60,13 @@ impl ModelConfig {
         }
     }
 
+    /// The architecture a kd model file at `path` records (`None`: a weights file without
+    /// kd's metadata, or one that cannot be read).
+    pub fn recorded_in(path: &Path) -> Option<Self> {
+        let meta = crate::metadata::read_metadata(path).ok()?;
+        serde_json::from_str(meta.get(crate::metadata::MODEL_KEY)?).ok()
+    }
+
     /// The same architecture without pretrained weights (random initialization).
     pub fn without_pretrained(&self) -> Self {
         match self {
