@@ -167,13 +167,15 @@ impl Crd {
         Tensor::cat(&[rows.to_device(Device::Cpu).view([b, 1]), negatives], 1)
     }
 
-    /// `exp(<bank[rows], v> / T) / Z` `[b, 1 + negatives]`, `Z` set on first use.
+    /// `exp(<bank[rows], v> / T) / Z` `[b, 1 + negatives]`, `Z` set on first use. The
+    /// products come from one `[b, n]` matrix product with a copy of the bank (the backward
+    /// pass needs it as it was; the bank is updated before then), then gathered: one copy
+    /// of `n` rows instead of `b * (1 + negatives)` (with the paper's 16,384 negatives, far
+    /// more rows than the bank has), and the same values.
     fn scores(&self, bank: &Tensor, contrast: &Tensor, v: &Tensor, z: &Tensor) -> Tensor {
-        let [b, k1] = [contrast.size()[0], contrast.size()[1]];
-        let weights = bank
-            .index_select(0, &contrast.view([-1]).to_device(bank.device()))
-            .view([b, k1, -1]);
-        let out = (weights.bmm(&v.unsqueeze(2)).squeeze_dim(2) / self.config.temperature).exp();
+        let all = v.mm(&bank.copy().tr());
+        let picked = all.gather(1, &contrast.to_device(bank.device()), false);
+        let out = (picked / self.config.temperature).exp();
         if z.double_value(&[]) < 0.0 {
             let n = bank.size()[0] as f64;
             let set = tch::no_grad(|| out.mean(Kind::Float) * n);
