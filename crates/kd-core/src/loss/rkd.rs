@@ -17,7 +17,8 @@
 //! the hinted feature map (mdistiller feeds its models' pooled penultimate feature). Every
 //! row of the batch takes part in the relations, unlabeled rows of a transfer set included.
 //! The normalizing mean selects the nonzero distances (a data-dependent shape), so an RKD step
-//! cannot be captured in a CUDA graph.
+//! cannot be captured in a CUDA graph. A batch of more than [`RELATION_BLOCK`] rows (a
+//! validation batch) is related in blocks of that many.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
@@ -101,6 +102,34 @@ pub fn triplet_angles(e: &Tensor) -> Tensor {
     unit.bmm(&unit.transpose(1, 2)).reshape([-1])
 }
 
+/// Rows related at once: the angle term of `b` rows takes `b^3` values, so a larger batch
+/// (kd's validation batches hold 1,000 images) is related in consecutive blocks of this
+/// many rows, the terms averaged over the blocks by their size. Training batches up to
+/// this size are related whole, as the paper does.
+pub const RELATION_BLOCK: i64 = 256;
+
+/// The distance and angle terms between embeddings `s` and `t`, block by block.
+fn relations(s: &Tensor, t: &Tensor) -> (Tensor, Tensor) {
+    let b = s.size()[0];
+    let smooth = |x: Tensor, y: Tensor| x.smooth_l1_loss(&y, Reduction::Mean, 1.0);
+    let mut terms = Vec::new();
+    for start in (0..b).step_by(RELATION_BLOCK as usize) {
+        let n = RELATION_BLOCK.min(b - start);
+        let (s, t) = (s.narrow(0, start, n), t.narrow(0, start, n));
+        let distance = smooth(normalized_distances(&s), normalized_distances(&t));
+        let angle = smooth(triplet_angles(&s), triplet_angles(&t));
+        terms.push((
+            distance * (n as f64 / b as f64),
+            angle * (n as f64 / b as f64),
+        ));
+    }
+    let (distances, angles): (Vec<Tensor>, Vec<Tensor>) = terms.into_iter().unzip();
+    (
+        Tensor::stack(&distances, 0).sum(Kind::Float),
+        Tensor::stack(&angles, 0).sum(Kind::Float),
+    )
+}
+
 /// Relational KD (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct Rkd {
@@ -120,12 +149,7 @@ impl FeatureLoss for Rkd {
         labels: &Tensor,
     ) -> LossParts {
         let (s, t) = (embedding(student_feature), embedding(teacher_feature));
-        let distance = normalized_distances(&s).smooth_l1_loss(
-            &normalized_distances(&t),
-            Reduction::Mean,
-            1.0,
-        );
-        let angle = triplet_angles(&s).smooth_l1_loss(&triplet_angles(&t), Reduction::Mean, 1.0);
+        let (distance, angle) = relations(&s, &t);
         let hard = label_term(student_logits, labels);
         let c = &self.config;
         LossParts {

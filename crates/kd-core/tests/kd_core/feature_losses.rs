@@ -158,3 +158,29 @@ fn feature_losses_name_their_layers_and_refuse_bad_values() {
     let message = parse(r#"{"loss": "rkd"}"#).build("distill").unwrap_err();
     assert!(message.to_string().contains("build_feature"), "{message}");
 }
+
+#[test]
+fn rkd_relates_a_batch_larger_than_a_block_block_by_block() {
+    // 300 rows: blocks of 256 and 44, each term their size-weighted mean.
+    let rkd = build("rkd");
+    let rows = 300;
+    let fs = pattern(&[rows, 3, 2, 2], 0.37, 0.1);
+    let ft = pattern(&[rows, 6, 2, 2], 0.21, 0.7);
+    let logits = pattern(&[rows, 4], 0.5, 0.0);
+    let labels = Tensor::zeros([rows], (Kind::Int64, Device::Cpu));
+    let terms = |start: i64, n: i64| {
+        let part = |t: &Tensor| t.narrow(0, start, n);
+        let out = rkd.loss(&part(&logits), &part(&fs), &part(&ft), &part(&labels));
+        [1, 2].map(|i| out.parts[i].1.double_value(&[]))
+    };
+    let whole = terms(0, rows);
+    let (first, rest) = (terms(0, 256), terms(256, 44));
+    for i in 0..2 {
+        let blocks = (first[i] * 256.0 + rest[i] * 44.0) / 300.0;
+        assert!(
+            close(whole[i], blocks, blocks),
+            "{whole:?} vs blocks {first:?} {rest:?}"
+        );
+    }
+    assert_eq!(kd_core::loss::rkd::RELATION_BLOCK, 256);
+}
