@@ -101,6 +101,9 @@ pub struct Row {
     pub test: Option<OverSeeds>,
     /// Its test accuracy minus the scratch student's, seed by seed.
     pub gain_over_scratch: Option<Paired>,
+    /// Its test accuracy minus the baseline configuration's (`tune.baseline`), seed by
+    /// seed; none for the baseline itself.
+    pub gain_over_baseline: Option<Paired>,
     /// Test results per seed (latency and size for the Pareto plot).
     #[serde(skip)]
     pub tested: Vec<Tested>,
@@ -127,6 +130,8 @@ pub struct Leaderboard {
     pub teacher: OverSeeds,
     /// The winner minus the runner-up on the test set (two finalists or more).
     pub winner_vs_runner_up: Option<Paired>,
+    /// The configuration the finalists are also compared with (`tune.baseline`).
+    pub baseline: Option<usize>,
     /// Whether every unit of the tune is done.
     pub complete: bool,
     /// Scratch students' test results per seed (for the Pareto plot).
@@ -153,6 +158,9 @@ pub fn leaderboard(tune: &Tune, dir: &TuneDir) -> Result<Leaderboard> {
             }
         }
     }
+    if let Some(b) = tune.section.baseline {
+        compare_with_baseline(&mut rows, b, seeds.len());
+    }
     let finalists: Vec<&[f64]> = rows
         .iter()
         .filter_map(|r| r.test.as_ref().map(|t| &t.values[..]))
@@ -178,12 +186,32 @@ pub fn leaderboard(tune: &Tune, dir: &TuneDir) -> Result<Leaderboard> {
         scratch: test_accuracy(&scratch),
         teacher: OverSeeds::of(teachers, Vec::new()),
         winner_vs_runner_up,
+        baseline: tune.section.baseline,
         complete,
         scratch_tested: scratch
             .iter()
             .filter_map(|(_, r)| r.tested.clone())
             .collect(),
     })
+}
+
+/// Each finalist's test accuracy minus that of configuration `baseline`, if it was tested
+/// at all `seeds` seeds.
+fn compare_with_baseline(rows: &mut [Row], baseline: usize, seeds: usize) {
+    let tested = |r: &Row| {
+        r.test
+            .as_ref()
+            .map(|t| t.values.clone())
+            .filter(|v| v.len() == seeds)
+    };
+    let Some(base) = rows.iter().find(|r| r.trial == baseline).and_then(tested) else {
+        return;
+    };
+    for row in rows.iter_mut().filter(|r| r.trial != baseline) {
+        if let Some(values) = tested(row) {
+            row.gain_over_baseline = Some(Paired::of(paired_difference(&values, &base)));
+        }
+    }
 }
 
 /// Configuration `trial`'s row, and its sort key: its place in the furthest finished rung's
@@ -220,6 +248,7 @@ fn row(
         rungs: cells.iter().map(|c| validation(c)).collect(),
         test: last.map(|c| test_accuracy(c)),
         gain_over_scratch: None,
+        gain_over_baseline: None,
         tested,
     };
     Ok((key, row))
@@ -282,4 +311,47 @@ fn per_seed_test(results: &[(u64, UnitResult)], seeds: usize) -> Option<Vec<f64>
         .filter_map(|(_, r)| r.tested.as_ref().map(|t| 100.0 * t.accuracy))
         .collect();
     (values.len() == seeds).then_some(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A finalist's row with test accuracies `test` (or a row that stopped earlier: empty).
+    fn row(trial: usize, test: &[f64]) -> Row {
+        Row {
+            trial,
+            label: format!("#{trial}"),
+            rungs: Vec::new(),
+            test: (!test.is_empty()).then(|| OverSeeds::of(test.to_vec(), Vec::new())),
+            gain_over_scratch: None,
+            gain_over_baseline: None,
+            tested: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn finalists_are_paired_with_the_baseline_seed_by_seed() {
+        let mut rows = vec![
+            row(2, &[91.0, 90.0, 92.5]),
+            row(0, &[90.0, 90.5, 91.0]),
+            row(1, &[]),
+            row(3, &[89.0, 90.0]),
+        ];
+        compare_with_baseline(&mut rows, 0, 3);
+        let gain = rows[0].gain_over_baseline.as_ref().unwrap();
+        // (1.0 - 0.5 + 1.5) / 3, ahead on seeds 1 and 3.
+        assert!((gain.mean - 2.0 / 3.0).abs() < 1e-12, "{}", gain.mean);
+        assert_eq!((gain.ahead, gain.seeds), (2, 3));
+        assert!(rows[1].gain_over_baseline.is_none(), "not against itself");
+        assert!(rows[2].gain_over_baseline.is_none(), "not a finalist");
+        assert!(
+            rows[3].gain_over_baseline.is_none(),
+            "tested at 2 of 3 seeds"
+        );
+        // A baseline that is not a finalist gives no comparison.
+        let mut rows = vec![row(2, &[91.0, 90.0, 92.5]), row(0, &[])];
+        compare_with_baseline(&mut rows, 0, 3);
+        assert!(rows[0].gain_over_baseline.is_none());
+    }
 }

@@ -61,6 +61,11 @@ pub struct TuneSection {
     /// the tune's identity when `"grouped"`, so tunes from before the key keep theirs.
     #[serde(default, skip_serializing_if = "is_grouped")]
     pub fuse_layout: Layout,
+    /// The configuration (its `#`, from 0 in the space's order) every other finalist is
+    /// also compared with on the test set, seed by seed (e.g. Hinton KD among the methods);
+    /// it only reports, so it is not part of the tune's identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<usize>,
 }
 
 /// One grid of keys and values.
@@ -205,6 +210,13 @@ impl Tune {
         let base = RunConfig::parse(&base_text, path)?;
         check_section(&section, path, more_than_max)?;
         let trials = trials(&section);
+        if let Some(b) = section.baseline.filter(|b| *b >= trials.len()) {
+            bail!(
+                "{}: tune.baseline: expected a configuration of the space (0 to {}), got {b}",
+                path.display(),
+                trials.len() - 1
+            );
+        }
         for trial in &trials {
             RunConfig::parse_with(&base_text, path, &trial.sets).with_context(|| {
                 format!(
@@ -259,7 +271,7 @@ impl Tune {
     /// folder is only ever continued or reported by its own tune.
     pub fn fingerprint(&self) -> Result<String> {
         let mut section = self.section.clone();
-        (section.workers, section.base) = (1, None);
+        (section.workers, section.base, section.baseline) = (1, None, None);
         let text = format!(
             "{}\n{}",
             crate::resolved::canonical_toml(&self.base)?,
@@ -463,6 +475,23 @@ mod tests {
             })
             .collect();
         assert_eq!(losses, kd_core::loss::config::LOSS_NAMES);
+    }
+
+    #[test]
+    fn the_baseline_names_a_configuration_and_is_not_part_of_the_identity() {
+        let section = "seeds = [1]\nrungs = [2]\nspace = { \"distill.alpha\" = [0.1, 0.5] }\n";
+        let plain = tune(section).unwrap();
+        let compared = tune(&format!("baseline = 1\n{section}")).unwrap();
+        assert_eq!(compared.section.baseline, Some(1));
+        assert_eq!(
+            plain.fingerprint().unwrap(),
+            compared.fingerprint().unwrap()
+        );
+        let err = error(&format!("baseline = 2\n{section}"));
+        assert!(
+            err.contains("tune.baseline: expected a configuration of the space (0 to 1), got 2"),
+            "{err}"
+        );
     }
 
     #[test]

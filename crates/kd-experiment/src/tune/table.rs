@@ -61,13 +61,17 @@ impl Leaderboard {
             .enumerate()
             .map(|(i, e)| format!("rung {} ({e} ep)", i + 1))
             .collect();
+        let (versus, versus_align) = match self.baseline {
+            Some(b) => (format!(" gain over #{b} (test) |"), "---|"),
+            None => (String::new(), ""),
+        };
         let _ = writeln!(
             out,
-            "| # | configuration | {} | test | gain over scratch (test) |",
+            "| # | configuration | {} | test | gain over scratch (test) |{versus}",
             rung_heads.join(" | ")
         );
         let aligns = vec!["---:"; self.rungs.len()].join("|");
-        let _ = writeln!(out, "|---:|---|{aligns}|---:|---|");
+        let _ = writeln!(out, "|---:|---|{aligns}|---:|---|{versus_align}");
         for row in &self.rows {
             let mut cells: Vec<String> = row.rungs.iter().map(|c| c.cell(n)).collect();
             cells.resize(self.rungs.len(), String::new());
@@ -76,20 +80,29 @@ impl Leaderboard {
                 .gain_over_scratch
                 .as_ref()
                 .map_or(String::new(), |g| g.text.clone());
+            let versus = match (self.baseline, &row.gain_over_baseline) {
+                (None, _) => String::new(),
+                (Some(_), g) => format!(" {} |", g.as_ref().map_or("", |g| &g.text)),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {test} | {gain} |",
+                "| {} | {} | {} | {test} | {gain} |{versus}",
                 row.trial,
                 row.label,
                 cells.join(" | ")
             );
         }
         let blank = vec![""; self.rungs.len()].join(" | ");
+        let end = if self.baseline.is_some() { " |" } else { "" };
         let _ = writeln!(
             out,
-            "| | scratch student (base config, labels only) | {blank} | {} | |",
+            "| | scratch student (base config, labels only) | {blank} | {} | |{end}",
             self.scratch.cell(n)
         );
-        let _ = writeln!(out, "| | teacher | {blank} | {} | |", self.teacher.cell(n));
+        let _ = writeln!(
+            out,
+            "| | teacher | {blank} | {} | |{end}",
+            self.teacher.cell(n)
+        );
     }
 }
