@@ -152,6 +152,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_repositorys_tunes_are_valid_tunes() {
+        let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut tunes = 0;
+        for entry in std::fs::read_dir(&configs).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().ends_with("-tune.toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                Tune::parse(&text, &path).unwrap_or_else(|e| panic!("{e:#}"));
+                tunes += 1;
+            }
+        }
+        assert!(tunes >= 3, "{tunes} tunes in {}", configs.display());
+    }
+
+    #[test]
     fn the_default_tune_section_is_a_valid_tune_and_documented() {
         let text = format!("{}\n{DEFAULT_TUNE}", crate::config::DEFAULT_CONFIG);
         let tune = Tune::parse(&text, std::path::Path::new("default")).unwrap();
