@@ -31,8 +31,8 @@ pub struct OutsideTeacher {
     /// The file, or each member's with its normalized weight.
     files: Vec<(PathBuf, f64)>,
     module: Module,
-    /// A single teacher's map onto the dataset's classes, with the teacher's own count.
-    class_map: Option<(ClassMap, usize)>,
+    /// A single teacher's map onto the dataset's classes.
+    class_map: Option<ClassMap>,
     /// What each class map does (an ensemble's members' prefixed by their file).
     class_notes: Vec<String>,
 }
@@ -64,7 +64,7 @@ impl OutsideTeacher {
             return Ok(Some(Self {
                 files: vec![(path.clone(), 1.0)],
                 module,
-                class_map: class_map.map(|m| (m, own)),
+                class_map,
                 class_notes,
             }));
         }
@@ -180,7 +180,7 @@ impl OutsideTeacher {
             }
         };
         match self.class_map {
-            Some((map, _)) => model.map_classes(map),
+            Some(map) => model.map_classes(map),
             None => model,
         }
     }
