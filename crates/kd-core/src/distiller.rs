@@ -11,7 +11,7 @@
 //!   ([`Distiller::cached`]): the same numbers as live on un-augmented images (the teacher is
 //!   frozen) for one teacher pass in total instead of one per epoch;
 //! - an intermediate feature, live ([`Distiller::features`]): a FitNets hint (Romero et al.
-//!   2015), attention transfer or relational KD ([`crate::loss::feature`]).
+//!   2015), attention transfer, relational KD or CRD ([`crate::loss::feature`]).
 //!
 //! The teacher always runs in inference mode under `no_grad`: no gradient reaches it and its
 //! dropout is off, whether or not its parameters were frozen.
@@ -73,8 +73,9 @@ impl std::fmt::Debug for TeacherLogits<'_> {
 
 /// Whether distillation steps on `device` launch only device work (what a CUDA graph can
 /// capture): no `mixup` (it draws its mixing weights on the host), a capturable logit loss
-/// ([`DistillLoss::capturable`]; `None` for a feature loss, which answers for itself), and the cached training logits,
-/// if any, kept on `device` (`cached_on`), not gathered from host memory. A built
+/// ([`DistillLoss::capturable`]; `None` for a feature loss, which answers for itself), and
+/// the cached training logits, if any, kept on `device` (`cached_on`), not gathered from
+/// host memory. A built
 /// [`Distiller`] answers it with [`Distiller::capturable_on`]; a run asks it of its config
 /// before anything trains, with the logits' place from [`LogitCache::placement`].
 pub fn steps_capturable(
@@ -149,7 +150,7 @@ impl<'a> Distiller<'a> {
         }
     }
 
-    /// A feature loss (FitNets, attention transfer, RKD) between `teacher`'s hinted layer
+    /// A feature loss (FitNets, attention transfer, RKD, CRD) between `teacher`'s hinted layer
     /// and the student's.
     pub fn features(teacher: &'a Model, hint: &'a dyn FeatureLoss) -> Self {
         Self {
@@ -190,7 +191,7 @@ impl<'a> Distiller<'a> {
     /// mixing per student. A logit loss against cached or live logits can.
     pub fn unfusable(&self) -> Option<&'static str> {
         match (self.method, self.mixup) {
-            (Method::Hint { .. }, _) => Some("a feature loss (fitnets, at, rkd)"),
+            (Method::Hint { .. }, _) => Some("a feature loss (fitnets, at, rkd, crd)"),
             (_, Some(_)) => Some("mixup"),
             _ => None,
         }
