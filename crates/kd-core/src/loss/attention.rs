@@ -19,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::feature::{check_layer, FeatureLoss};
+use super::feature::{check_layer, normalize, pooled_to_student, FeatureLoss};
 use super::{check_nonnegative, label_term, LossParts};
 use crate::error::{CoreError, Result};
 
@@ -88,8 +88,7 @@ impl AttentionTransfer {
             .pow_tensor_scalar(self.config.p)
             .mean_dim(1, false, Kind::Float)
             .reshape([b, -1]);
-        let norm = a.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
-        a / norm
+        normalize(&a, 1)
     }
 }
 
@@ -106,8 +105,7 @@ impl FeatureLoss for AttentionTransfer {
         teacher_feature: &Tensor,
         labels: &Tensor,
     ) -> LossParts {
-        let size = student_feature.size();
-        let target = teacher_feature.adaptive_avg_pool2d([size[2], size[3]]);
+        let target = pooled_to_student(teacher_feature, student_feature);
         let at = (self.map(student_feature) - self.map(&target))
             .square()
             .mean(Kind::Float);

@@ -28,7 +28,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
-use super::feature::{check_layer, FeatureLoss};
+use super::feature::{check_layer, normalize, FeatureLoss};
 use super::rkd::embedding;
 use super::{check_nonnegative, check_temperature, check_unit, label_term, LossParts};
 use crate::error::{CoreError, Result};
@@ -152,11 +152,6 @@ pub struct Crd {
     z_t: Tensor,
 }
 
-/// `v / |v|` per row (`F.normalize`, eps 1e-12).
-fn normalize(v: &Tensor) -> Tensor {
-    v / v.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
-}
-
 impl Crd {
     /// The bank rows each row contrasts with `[b, 1 + negatives]`: its own image first.
     fn contrast_rows(&self, rows: &Tensor) -> Tensor {
@@ -204,8 +199,8 @@ impl Crd {
         rows: &Tensor,
         contrast: &Tensor,
     ) -> Tensor {
-        let v_s = normalize(&nn::Module::forward(&self.head_s, &embedding(student)));
-        let v_t = normalize(&nn::Module::forward(&self.head_t, &embedding(teacher)));
+        let v_s = normalize(&nn::Module::forward(&self.head_s, &embedding(student)), 1);
+        let v_t = normalize(&nn::Module::forward(&self.head_t, &embedding(teacher)), 1);
         let p_t = self.scores(&self.bank_s, contrast, &v_t, &self.z_t);
         let p_s = self.scores(&self.bank_t, contrast, &v_s, &self.z_s);
         let loss = self.nce(&p_s) + self.nce(&p_t);
@@ -220,7 +215,7 @@ impl Crd {
             for (bank, v) in [(&self.bank_s, v_s), (&self.bank_t, v_t)] {
                 let rows = rows.to_device(bank.device());
                 let old = bank.index_select(0, &rows);
-                let new = normalize(&(old * m + v.detach() * (1.0 - m)));
+                let new = normalize(&(old * m + v.detach() * (1.0 - m)), 1);
                 let _ = bank.shallow_clone().index_copy_(0, &rows, &new);
             }
         });

@@ -55,3 +55,15 @@ pub(crate) fn check_layer(key: &str, field: &str, value: &str) -> crate::Result<
     }
     Ok(())
 }
+
+/// The teacher's feature map `[b, c_t, h', w']` average-pooled to the student's spatial size
+/// (`F.adaptive_avg_pool2d`), for losses that compare the two position by position.
+pub(crate) fn pooled_to_student(teacher: &Tensor, student: &Tensor) -> Tensor {
+    let size = student.size();
+    teacher.adaptive_avg_pool2d([size[2], size[3]])
+}
+
+/// `x / max(|x|, 1e-12)` along `dim` (PyTorch's `F.normalize`).
+pub(crate) fn normalize(x: &Tensor, dim: i64) -> Tensor {
+    x / x.norm_scalaropt_dim(2, [dim], true).clamp_min(1e-12)
+}

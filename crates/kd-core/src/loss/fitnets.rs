@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
-use super::feature::{check_layer, FeatureLoss};
+use super::feature::{check_layer, pooled_to_student, FeatureLoss};
 use super::{check_nonnegative, label_term, LossParts};
 use crate::error::Result;
 
@@ -108,8 +108,7 @@ impl FeatureLoss for FitNetsHint {
         teacher_feature: &Tensor,
         labels: &Tensor,
     ) -> LossParts {
-        let size = student_feature.size();
-        let target = teacher_feature.adaptive_avg_pool2d([size[2], size[3]]);
+        let target = pooled_to_student(teacher_feature, student_feature);
         let hint = nn::Module::forward(&self.regressor, student_feature)
             .mse_loss(&target, tch::Reduction::Mean)
             .to_kind(Kind::Float);

@@ -23,7 +23,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
-use super::feature::{check_layer, FeatureLoss};
+use super::feature::{check_layer, normalize, FeatureLoss};
 use super::{check_nonnegative, label_term, LossParts};
 use crate::error::Result;
 
@@ -97,8 +97,7 @@ pub fn normalized_distances(e: &Tensor) -> Tensor {
 /// The cosines `[b * b * b]` of the angles between `e_j - e_i` and `e_k - e_i`, at every `i`.
 pub fn triplet_angles(e: &Tensor) -> Tensor {
     let diff = e.unsqueeze(0) - e.unsqueeze(1);
-    let norm = diff.norm_scalaropt_dim(2, [2], true).clamp_min(1e-12);
-    let unit = diff / norm;
+    let unit = normalize(&diff, 2);
     unit.bmm(&unit.transpose(1, 2)).reshape([-1])
 }
 
