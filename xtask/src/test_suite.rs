@@ -40,6 +40,7 @@ pub const NUMERIC: &[&[&str]] = &[
         "keras_kd::",
         "relation_losses::",
         "feature_losses::",
+        "simkd::",
         "contrastive::",
         "distiller::",
         "vgg::",

@@ -191,7 +191,7 @@ impl<'a> Distiller<'a> {
     /// mixing per student. A logit loss against cached or live logits can.
     pub fn unfusable(&self) -> Option<&'static str> {
         match (self.method, self.mixup) {
-            (Method::Hint { .. }, _) => Some("a feature loss (fitnets, at, rkd, crd)"),
+            (Method::Hint { .. }, _) => Some("a feature loss (fitnets, at, rkd, crd, simkd)"),
             (_, Some(_)) => Some("mixup"),
             _ => None,
         }

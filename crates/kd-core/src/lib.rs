@@ -31,5 +31,5 @@ pub use loss::{
     label_term, AttentionConfig, AttentionTransfer, Crd, CrdConfig, Dist, DistConfig, DistillLoss,
     Dkd, DkdConfig, FeatureLoss, FitNetsConfig, FitNetsHint, HintonKd, HintonKdConfig, KerasKd,
     KerasKdConfig, LogitStandardKd, LogitStandardKdConfig, LossConfig, LossParts, Mlkd, MlkdConfig,
-    Rkd, RkdConfig, NO_LABEL,
+    Rkd, RkdConfig, SimKd, SimKdConfig, NO_LABEL,
 };

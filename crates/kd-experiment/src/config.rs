@@ -915,7 +915,7 @@ impl RunConfig {
         }
         if !self.caches_teacher_logits() {
             bail!(
-                "teacher.logits: the distilled student needs the teacher live (augmented batches, distill.teacher_views = \"same\", mixup, a feature loss (fitnets, at, rkd, crd) or teacher.cache.mode = \"never\"); a logits file teaches only from cached logits"
+                "teacher.logits: the distilled student needs the teacher live (augmented batches, distill.teacher_views = \"same\", mixup, a feature loss (fitnets, at, rkd, crd, simkd) or teacher.cache.mode = \"never\"); a logits file teaches only from cached logits"
             );
         }
         Ok(())

@@ -56,7 +56,7 @@ pub fn teach(config_path: &Path, overrides: &RunOverrides, out: &Path) -> Result
     }
     if !cfg.caches_teacher_logits() {
         bail!(
-            "{}: the distilled student needs the teacher live (augmented batches, distill.teacher_views = \"same\", mixup, a feature loss (fitnets, at, rkd, crd) or teacher.cache.mode = \"never\"): its logits cannot be written once",
+            "{}: the distilled student needs the teacher live (augmented batches, distill.teacher_views = \"same\", mixup, a feature loss (fitnets, at, rkd, crd, simkd) or teacher.cache.mode = \"never\"): its logits cannot be written once",
             config_path.display()
         );
     }

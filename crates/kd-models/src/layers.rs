@@ -23,6 +23,16 @@ impl fmt::Debug for Layer {
     }
 }
 
+/// A module run in inference mode whatever the caller's mode ([`Sequential::frozen`]).
+#[derive(Debug)]
+struct InferenceOnly(Box<dyn ModuleT>);
+
+impl ModuleT for InferenceOnly {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
+        self.0.forward_t(x, false)
+    }
+}
+
 /// Layers applied one after another.
 #[derive(Debug, Default)]
 pub struct Sequential {
@@ -72,6 +82,37 @@ impl Sequential {
     /// The layers in order.
     pub fn layers(&self) -> &[Layer] {
         &self.layers
+    }
+
+    /// Splits the network after the layer named `name`: `self` keeps the layers up to and
+    /// including it, the rest is returned; `None` (and nothing changed) if no layer has that
+    /// name.
+    pub fn split_after(&mut self, name: &str) -> Option<Sequential> {
+        let at = self.layers.iter().position(|l| l.name == name)?;
+        Some(Sequential {
+            layers: self.layers.split_off(at + 1),
+        })
+    }
+
+    /// Appends every layer of `other`, in order.
+    pub fn extend(&mut self, other: Sequential) {
+        self.layers.extend(other.layers);
+    }
+
+    /// The same layers renamed `{prefix}.{name}`, each always run in inference mode (batch
+    /// norm on its running statistics, no dropout) whatever it is asked: a frozen part of
+    /// another network.
+    pub fn frozen(self, prefix: &str) -> Sequential {
+        let layers = self
+            .layers
+            .into_iter()
+            .map(|l| Layer {
+                name: format!("{prefix}.{}", l.name),
+                kind: l.kind,
+                module: Box::new(InferenceOnly(l.module)),
+            })
+            .collect();
+        Sequential { layers }
     }
 
     /// Runs every layer on `x`.

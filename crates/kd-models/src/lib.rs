@@ -21,6 +21,8 @@
 //! - [`torchscript`]: a frozen teacher saved by PyTorch's `torch.jit.save`;
 //! - [`script_network`]: [`ScriptNetwork`], a TorchScript module as a trainable student (or
 //!   teacher), buffers included;
+//! - [`simkd`]: a SimKD student, a projector onto a teacher's feature and the teacher's
+//!   frozen head;
 //! - [`variables`]: copying named tensors into a model's variables;
 //! - [`model`]: [`Model`], a built architecture with safetensors save/load;
 //! - [`network`]: [`Network`], what training needs of a network (a [`Model`], or a user's tch
@@ -42,6 +44,7 @@ pub mod precision;
 pub mod pretrained;
 pub mod resnet;
 pub mod script_network;
+pub mod simkd;
 pub mod student;
 pub mod summary;
 pub mod teacher_input;
@@ -56,7 +59,7 @@ pub use cnn::CnnConfig;
 pub use ensemble::{Combine, Ensemble};
 pub use error::{ModelError, PrecisionCause, Result};
 pub use layers::Sequential;
-pub use model::{Model, ModelConfig};
+pub use model::{Model, ModelConfig, SimKdStudentConfig};
 pub use native_precision::{auto_precision, native_precision, NativePrecision};
 pub use network::{Network, TchNetwork};
 pub use precision::Precision;

@@ -14,6 +14,7 @@ use crate::layers::Sequential;
 use crate::precision::Precision;
 use crate::pretrained::{load_prefix, Loaded};
 use crate::resnet::{resnet, ResNetConfig};
+use crate::simkd::{compose, Joints, Part};
 use crate::student::{student, StudentConfig};
 use crate::torchscript::TorchScriptTeacher;
 use crate::vgg::{vgg, VggConfig};
@@ -38,6 +39,51 @@ pub enum ModelConfig {
     ResNet(ResNetConfig),
     /// A wide ResNet of the distillation benchmarks ([`WrnConfig`]).
     Wrn(WrnConfig),
+    /// A SimKD student: a student's layers, a projector, a teacher's head
+    /// ([`SimKdStudentConfig`]); kd writes it for `distill.loss = "simkd"`.
+    #[serde(rename = "simkd")]
+    SimKd(SimKdStudentConfig),
+}
+
+/// A SimKD student ([`crate::simkd`]): `student`'s layers up to `student_layer`, a projector,
+/// and `teacher`'s layers after `teacher_layer`, frozen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimKdStudentConfig {
+    /// The student's architecture.
+    pub student: Box<ModelConfig>,
+    /// The student layer the projector takes.
+    pub student_layer: String,
+    /// The teacher's architecture (without pretrained weights: its head's are copied from the
+    /// trained teacher, [`Model::adopt_teacher_head`]).
+    pub teacher: Box<ModelConfig>,
+    /// The teacher layer whose output the projector imitates; its head is every layer after.
+    pub teacher_layer: String,
+    /// The projector's bottleneck divides the teacher's channels by it.
+    pub factor: usize,
+}
+
+impl SimKdStudentConfig {
+    fn validate(&self, key: &str, input_hw: usize) -> Result<()> {
+        for (part, config) in [("student", &self.student), ("teacher", &self.teacher)] {
+            if let ModelConfig::SimKd(_) = **config {
+                return Err(crate::error::invalid(
+                    &format!("{key}.{part}"),
+                    "a plain architecture",
+                    "another SimKD student",
+                ));
+            }
+            config.validate(&format!("{key}.{part}"), input_hw)?;
+        }
+        if self.factor == 0 {
+            return Err(crate::error::invalid(
+                &format!("{key}.factor"),
+                "at least 1",
+                self.factor,
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl ModelConfig {
@@ -49,6 +95,7 @@ impl ModelConfig {
             Self::Vgg(c) => c.validate(key, input_hw),
             Self::ResNet(c) => c.validate(key, input_hw),
             Self::Wrn(c) => c.validate(key, input_hw),
+            Self::SimKd(c) => c.validate(key, input_hw),
         }
     }
 
@@ -86,6 +133,11 @@ impl ModelConfig {
             Self::Vgg(c) => format!("vgg{}", c.depth),
             Self::ResNet(c) => c.describe(),
             Self::Wrn(c) => c.describe(),
+            Self::SimKd(c) => format!(
+                "simkd {} to {} head",
+                c.student.describe(),
+                c.teacher.describe()
+            ),
         }
     }
 }
@@ -100,6 +152,41 @@ pub struct Model {
     pretrained: Option<Loaded>,
     precision: Precision,
     channels_last: bool,
+    /// Parameters of frozen layers that are part of the model (a SimKD student's teacher
+    /// head), counted with the trainable ones.
+    frozen_parameters: usize,
+}
+
+/// The layers of `config` under `root` and the parameter count of its frozen layers.
+fn build_layers(
+    root: &nn::Path,
+    config: &ModelConfig,
+    [in_channels, input_hw, classes]: [usize; 3],
+) -> Result<(Sequential, usize)> {
+    let net = match config {
+        ModelConfig::Student(c) => student(root, c, in_channels, classes),
+        ModelConfig::Cnn(c) => cnn(root, c, in_channels, input_hw, classes),
+        ModelConfig::Vgg(c) => vgg(root, c, in_channels, classes),
+        ModelConfig::ResNet(c) => resnet(root, c, in_channels, classes),
+        ModelConfig::Wrn(c) => wrn(root, c, in_channels, classes),
+        ModelConfig::SimKd(c) => {
+            let shape = [in_channels, input_hw, classes];
+            let part = |config: &ModelConfig| -> Result<Part> {
+                let vs = nn::VarStore::new(root.device());
+                let (net, _) = build_layers(&vs.root(), config, shape)?;
+                Ok(Part { vs, net })
+            };
+            let joints = Joints {
+                student_layer: &c.student_layer,
+                teacher_layer: &c.teacher_layer,
+                factor: c.factor,
+            };
+            let (hw, channels) = (input_hw as i64, in_channels as i64);
+            let (student, teacher) = (part(&c.student)?, part(&c.teacher)?);
+            return compose(root, student, teacher, &joints, [1, channels, hw, hw]);
+        }
+    };
+    Ok((net, 0))
 }
 
 impl Model {
@@ -115,14 +202,8 @@ impl Model {
     ) -> Result<Self> {
         config.validate("model", input_hw)?;
         let vs = nn::VarStore::new(device);
-        let root = vs.root();
-        let net = match config {
-            ModelConfig::Student(c) => student(&root, c, in_channels, classes),
-            ModelConfig::Cnn(c) => cnn(&root, c, in_channels, input_hw, classes),
-            ModelConfig::Vgg(c) => vgg(&root, c, in_channels, classes),
-            ModelConfig::ResNet(c) => resnet(&root, c, in_channels, classes),
-            ModelConfig::Wrn(c) => wrn(&root, c, in_channels, classes),
-        };
+        let (net, frozen_parameters) =
+            build_layers(&vs.root(), config, [in_channels, input_hw, classes])?;
         let pretrained = match config {
             ModelConfig::Vgg(VggConfig {
                 pretrained: Some(path),
@@ -146,6 +227,7 @@ impl Model {
             pretrained,
             precision: Precision::F32,
             channels_last: false,
+            frozen_parameters,
         })
     }
 
@@ -179,6 +261,7 @@ impl Model {
             pretrained: None,
             precision: Precision::F32,
             channels_last: false,
+            frozen_parameters: 0,
         }
     }
 
@@ -299,7 +382,8 @@ impl Model {
 
     /// Number of trainable parameters of the architecture (auxiliary training-only
     /// parameters under [`AUX_PREFIX`] not counted).
-    /// Frozen parameters still count; batch-norm statistics do not.
+    /// Frozen parameters still count (a frozen teacher's, a SimKD student's teacher head);
+    /// batch-norm statistics do not.
     pub fn trainable_parameters(&self) -> usize {
         let trainable: std::collections::HashSet<usize> = self
             .vs
@@ -314,7 +398,33 @@ impl Model {
                 !name.starts_with(AUX_PREFIX) && trainable.contains(&(t.data_ptr() as usize))
             })
             .map(|(_, t)| t.numel())
-            .sum()
+            .sum::<usize>()
+            + self.frozen_parameters
+    }
+
+    /// Copies into a SimKD student's frozen head (its variables `teacher.*`) the weights of
+    /// `teacher`'s variables of the same names; a model without a head is left as it is.
+    /// Fails, changing nothing, if `teacher` lacks one of them or has it in another shape.
+    pub fn adopt_teacher_head(&self, teacher: &Model) -> Result<()> {
+        let theirs = teacher.vs.variables();
+        let mut head = BTreeMap::new();
+        for name in self.vs.variables().into_keys() {
+            if let Some(own) = name.strip_prefix(crate::simkd::HEAD_PREFIX) {
+                let tensor = theirs.get(own).ok_or_else(|| ModelError::InvalidConfig {
+                    key: "teacher".into(),
+                    expected: format!(
+                        "a teacher with the variable {own:?} (SimKD reuses its head)"
+                    ),
+                    got: teacher.architecture.clone(),
+                })?;
+                head.insert(name, tensor.shallow_clone());
+            }
+        }
+        crate::variables::copy_named(&self.vs, &head).map_err(|detail| ModelError::InvalidConfig {
+            key: "teacher".into(),
+            expected: "the teacher whose head the SimKD student reuses".into(),
+            got: detail,
+        })
     }
 
     /// Stops gradients to every parameter (a frozen teacher).

@@ -29,26 +29,54 @@ pub(crate) fn copy_variables(
             Some(a) => format!("no tensor {name:?} (is it a {a} model file?)"),
             None => format!("no tensor {name:?} (is it this network's file?)"),
         })?;
-        if t.kind() != var.kind() {
-            return Err(format!(
-                "tensor {name:?} is {:?}, the model's is {:?}",
-                t.kind(),
-                var.kind()
-            ));
-        }
-        if t.size() != var.size() {
-            return Err(format!(
-                "tensor {name:?} has shape {:?}, the model's {:?} (another architecture?)",
-                t.size(),
-                var.size()
-            ));
-        }
+        check_same(name, t, var)?;
     }
     tch::no_grad(|| {
         for (name, mut var) in vars {
             var.copy_(&tensors[&name]);
         }
     });
+    Ok(())
+}
+
+/// Copies each of `tensors` into the variable of `vs` of the same name, after checking that
+/// every one is there with its shape and dtype; on a mismatch nothing is copied.
+pub(crate) fn copy_named(
+    vs: &nn::VarStore,
+    tensors: &BTreeMap<String, Tensor>,
+) -> std::result::Result<(), String> {
+    let vars = vs.variables();
+    for (name, t) in tensors {
+        let var = vars
+            .get(name)
+            .ok_or_else(|| format!("no variable {name:?}"))?;
+        check_same(name, t, var)?;
+    }
+    tch::no_grad(|| {
+        for (name, t) in tensors {
+            let mut var = vars[name].shallow_clone();
+            var.copy_(t);
+        }
+    });
+    Ok(())
+}
+
+/// Whether `t` can be copied into the variable `var` named `name`: same dtype and shape.
+fn check_same(name: &str, t: &Tensor, var: &Tensor) -> std::result::Result<(), String> {
+    if t.kind() != var.kind() {
+        return Err(format!(
+            "tensor {name:?} is {:?}, the model's is {:?}",
+            t.kind(),
+            var.kind()
+        ));
+    }
+    if t.size() != var.size() {
+        return Err(format!(
+            "tensor {name:?} has shape {:?}, the model's {:?} (another architecture?)",
+            t.size(),
+            var.size()
+        ));
+    }
     Ok(())
 }
 

@@ -124,6 +124,12 @@ pub fn lower(
         ModelConfig::Cnn(cnn) => cnn_graph(&mut g, &w, cnn)?,
         ModelConfig::ResNet(r) => resnet(&mut g, &w, r)?,
         ModelConfig::Wrn(r) => wrn(&mut g, &w, r)?,
+        ModelConfig::SimKd(_) => {
+            return Err(OnnxError::Unsupported(format!(
+                "ONNX export does not lower SimKD students (a {}) yet: use the safetensors model file with kd-cli eval and predict",
+                config.describe()
+            )))
+        }
     }
     Ok(g)
 }

@@ -585,7 +585,7 @@ fn a_loaded_teacher_is_not_retrained() {
 }
 
 /// Runs `kd-cli run` on `config` and returns its stderr, asserting a clean failure.
-fn run_fails(config: &str) -> String {
+pub(crate) fn run_fails(config: &str) -> String {
     let (dir, _) = workspace_with(config);
     let out = kd_cli(&["run", "run.toml", "--out", "out"], dir.path());
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();

@@ -17,6 +17,7 @@ mod population_bench;
 mod resource_faults;
 mod resume;
 mod seed_pipeline;
+mod simkd;
 mod teach;
 mod transfer_set;
 mod tune;

@@ -4,7 +4,7 @@
 //! ```toml
 //! [distill]
 //! loss = "dkd"        # keras-kd (default: the seed's), hinton, dkd, lskd, dist, mlkd,
-//!                     # and the feature losses fitnets, at, rkd, crd
+//!                     # and the feature losses fitnets, at, rkd, crd, simkd
 //! beta = 8.0
 //! ```
 //!
@@ -17,7 +17,7 @@ use tch::nn;
 
 use super::{
     AttentionConfig, CrdConfig, DistConfig, DistillLoss, DkdConfig, FeatureLoss, FitNetsConfig,
-    HintonKdConfig, KerasKdConfig, LogitStandardKdConfig, MlkdConfig, RkdConfig,
+    HintonKdConfig, KerasKdConfig, LogitStandardKdConfig, MlkdConfig, RkdConfig, SimKdConfig,
 };
 use crate::error::{CoreError, Result};
 
@@ -46,6 +46,10 @@ pub enum LossConfig {
     /// Contrastive representation distillation ([`CrdConfig`]); needs the models'
     /// features and the training images' indices.
     Crd(CrdConfig),
+    /// SimKD, the student reusing the teacher's head ([`SimKdConfig`]); needs the models'
+    /// features, and makes the distilled student a SimKD student
+    /// ([`kd_models::SimKdStudentConfig`]).
+    Simkd(SimKdConfig),
 }
 
 impl Default for LossConfig {
@@ -56,8 +60,8 @@ impl Default for LossConfig {
 }
 
 /// The names `loss` accepts.
-pub const LOSS_NAMES: [&str; 10] = [
-    "keras-kd", "hinton", "dkd", "lskd", "dist", "mlkd", "fitnets", "at", "rkd", "crd",
+pub const LOSS_NAMES: [&str; 11] = [
+    "keras-kd", "hinton", "dkd", "lskd", "dist", "mlkd", "fitnets", "at", "rkd", "crd", "simkd",
 ];
 
 impl LossConfig {
@@ -74,26 +78,29 @@ impl LossConfig {
             Self::At(_) => "at",
             Self::Rkd(_) => "rkd",
             Self::Crd(_) => "crd",
+            Self::Simkd(_) => "simkd",
         }
     }
 
-    /// Whether the loss compares the models' features (FitNets, AT, RKD, CRD): the teacher
+    /// Whether the loss compares the models' features (FitNets, AT, RKD, CRD, SimKD): the teacher
     /// then runs live on every batch, and kd's own teacher is needed.
     pub fn is_feature(&self) -> bool {
         matches!(
             self,
-            Self::Fitnets(_) | Self::At(_) | Self::Rkd(_) | Self::Crd(_)
+            Self::Fitnets(_) | Self::At(_) | Self::Rkd(_) | Self::Crd(_) | Self::Simkd(_)
         )
     }
 
     /// The student's and the teacher's layers a feature loss compares (`None`: a logit
-    /// loss).
+    /// loss). SimKD's student layer is the one its projector takes (the loss compares the
+    /// projector's output).
     pub fn feature_layers(&self) -> Option<[&str; 2]> {
         match self {
             Self::Fitnets(c) => Some([&c.student_layer, &c.teacher_layer]),
             Self::At(c) => Some([&c.student_layer, &c.teacher_layer]),
             Self::Rkd(c) => Some([&c.student_layer, &c.teacher_layer]),
             Self::Crd(c) => Some([&c.student_layer, &c.teacher_layer]),
+            Self::Simkd(c) => Some([&c.student_layer, &c.teacher_layer]),
             _ => None,
         }
     }
@@ -115,10 +122,11 @@ impl LossConfig {
             Self::At(c) => Box::new(c.build(key)?),
             Self::Rkd(c) => Box::new(c.build(key)?),
             Self::Crd(c) => Box::new(c.build(key, path, channels, images)?),
+            Self::Simkd(c) => Box::new(c.build(key)?),
             other => {
                 return Err(CoreError::InvalidConfig {
                     key: format!("{key}.loss"),
-                    expected: "a feature loss here (fitnets, at, rkd or crd)".into(),
+                    expected: "a feature loss here (fitnets, at, rkd, crd or simkd)".into(),
                     got: other.name().into(),
                 })
             }
@@ -136,7 +144,7 @@ impl LossConfig {
             Self::Lskd(c) => Some(c.temperature),
             Self::Dist(c) => Some(c.temperature),
             Self::Mlkd(c) => Some(c.central_temperature()),
-            Self::Fitnets(_) | Self::At(_) | Self::Rkd(_) | Self::Crd(_) => None,
+            Self::Fitnets(_) | Self::At(_) | Self::Rkd(_) | Self::Crd(_) | Self::Simkd(_) => None,
         }
     }
 
@@ -150,7 +158,11 @@ impl LossConfig {
             Self::Lskd(c) => Box::new(c.build(key)?),
             Self::Dist(c) => Box::new(c.build(key)?),
             Self::Mlkd(c) => Box::new(c.build(key)?),
-            feature @ (Self::Fitnets(_) | Self::At(_) | Self::Rkd(_) | Self::Crd(_)) => {
+            feature @ (Self::Fitnets(_)
+            | Self::At(_)
+            | Self::Rkd(_)
+            | Self::Crd(_)
+            | Self::Simkd(_)) => {
                 return Err(CoreError::InvalidConfig {
                     key: format!("{key}.loss"),
                     expected: "a logit loss here (a feature loss needs the models' features: LossConfig::build_feature)".into(),
@@ -167,6 +179,7 @@ impl LossConfig {
             Self::At(c) => c.build(key).map(|_| ()),
             Self::Rkd(c) => c.build(key).map(|_| ()),
             Self::Crd(c) => c.validate(key),
+            Self::Simkd(c) => c.validate(key),
             other => other.build(key).map(|_| ()),
         }
     }
@@ -197,6 +210,7 @@ impl<'de> Deserialize<'de> for LossConfig {
             "at" => serde_json::from_value(rest).map(Self::At),
             "rkd" => serde_json::from_value(rest).map(Self::Rkd),
             "crd" => serde_json::from_value(rest).map(Self::Crd),
+            "simkd" => serde_json::from_value(rest).map(Self::Simkd),
             other => {
                 return Err(D::Error::custom(format!(
                     "loss: expected one of {LOSS_NAMES:?}, got {other:?}"

@@ -14,6 +14,7 @@ pub mod keras_kd;
 pub mod lskd;
 pub mod mlkd;
 pub mod rkd;
+pub mod simkd;
 
 use tch::{Kind, Tensor};
 
@@ -29,6 +30,7 @@ pub use keras_kd::{KerasKd, KerasKdConfig};
 pub use lskd::{LogitStandardKd, LogitStandardKdConfig};
 pub use mlkd::{Mlkd, MlkdConfig};
 pub use rkd::{Rkd, RkdConfig};
+pub use simkd::{SimKd, SimKdConfig};
 
 use crate::error::{CoreError, Result};
 

@@ -43,6 +43,21 @@
 //!     v = pattern((5, 3, 4, 4), 1.3, 0.5)
 //!     print(name, [x.item() for x in out], (fs.grad * v).sum().item(), fs.grad.norm().item())
 //! ```
+//!
+//! SimKD's loss on the projector's output (6 channels, as the teacher's) with the paper's
+//! weights (feature 1, CE 0) and with others:
+//!
+//! ```python
+//! for ce_w, f_w in [(0.0, 1.0), (0.5, 2.0)]:
+//!     p = pattern((5, 6, 4, 4), 0.37, 0.1).requires_grad_()
+//!     ft = pattern((5, 6, 8, 8), 0.21, 0.7)
+//!     s = pattern((5, 4), 0.5, 0.0).requires_grad_()
+//!     f = F.mse_loss(p, F.adaptive_avg_pool2d(ft, (4, 4))); c = ce(s, y)
+//!     total = f_w * f + ce_w * c
+//!     total.backward()
+//!     v = pattern((5, 6, 4, 4), 1.3, 0.5)
+//!     print(ce_w, f_w, [total.item(), c.item(), f.item()], (p.grad * v).sum().item(), p.grad.norm().item())
+//! ```
 
 use kd_core::{FeatureLoss, LossConfig, NO_LABEL};
 use tch::{Device, Kind, Tensor};
@@ -61,7 +76,17 @@ fn close(got: f64, want: f64, scale: f64) -> bool {
 
 /// Runs `loss` on the Python's features and compares with `(terms, dot, norm)`.
 fn check(name: &str, loss: &dyn FeatureLoss, (expected, dot, norm): (&[f64], f64, f64)) {
-    let fs = pattern(&[5, 3, 4, 4], 0.37, 0.1).set_requires_grad(true);
+    check_with(name, loss, 3, (expected, dot, norm));
+}
+
+/// [`check`] with a student feature of `channels` channels.
+fn check_with(
+    name: &str,
+    loss: &dyn FeatureLoss,
+    channels: i64,
+    (expected, dot, norm): (&[f64], f64, f64),
+) {
+    let fs = pattern(&[5, channels, 4, 4], 0.37, 0.1).set_requires_grad(true);
     let ft = pattern(&[5, 6, 8, 8], 0.21, 0.7);
     let logits = pattern(&[5, 4], 0.5, 0.0).set_requires_grad(true);
     let labels = Tensor::from_slice(&[1i64, NO_LABEL, 3, 0, NO_LABEL]);
@@ -78,7 +103,7 @@ fn check(name: &str, loss: &dyn FeatureLoss, (expected, dot, norm): (&[f64], f64
         );
     }
     let grad = fs.grad().to_kind(Kind::Double);
-    let v = pattern(&[5, 3, 4, 4], 1.3, 0.5).to_kind(Kind::Double);
+    let v = pattern(&[5, channels, 4, 4], 1.3, 0.5).to_kind(Kind::Double);
     let got_dot = (&grad * v).sum(Kind::Double).double_value(&[]);
     assert!(
         close(got_dot, dot, norm),
@@ -129,6 +154,30 @@ fn rkd_matches_pytorch_and_is_not_captured_in_a_cuda_graph() {
         "its normalizing mean has a data-dependent shape"
     );
     assert!(build("at").capturable());
+}
+
+#[test]
+fn simkd_matches_pytorch_with_the_papers_weights_and_others() {
+    let parse = |json: &str| serde_json::from_str::<LossConfig>(json).unwrap();
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let build = |config: LossConfig| config.build_feature("distill", &vs.root(), [6, 6], 100);
+    let paper = build(parse(r#"{"loss": "simkd"}"#)).unwrap();
+    assert_eq!(paper.layers(), ["projector", "features.35"]);
+    let terms = [0.7174121654305615, 0.9904606872745401, 0.7174121654305615];
+    let grad = (-0.001161737876378386, 0.07732033828121386);
+    check_with("simkd", paper.as_ref(), 6, (&terms, grad.0, grad.1));
+    let weighted = r#"{"loss": "simkd", "ce_weight": 0.5, "feature_weight": 2.0}"#;
+    let weighted = build(parse(weighted)).unwrap();
+    let terms = [1.930054674498393, 0.9904606872745401, 0.7174121654305615];
+    let grad = (-0.002323475752756772, 0.15464067656242772);
+    check_with(
+        "simkd weighted",
+        weighted.as_ref(),
+        6,
+        (&terms, grad.0, grad.1),
+    );
+    let err = build(parse(r#"{"loss": "simkd", "factor": 0}"#)).unwrap_err();
+    assert!(err.to_string().contains("distill.factor"), "{err}");
 }
 
 #[test]

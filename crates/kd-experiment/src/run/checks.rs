@@ -13,6 +13,7 @@ use tch::Device;
 use super::build::build_model;
 use super::data::RunData;
 use super::hint::feature_loss;
+use super::simkd_student::distilled_model;
 use crate::config::RunConfig;
 use crate::outside_teacher::OutsideTeacher;
 use crate::saved_model::ModelInfo;
@@ -72,7 +73,7 @@ pub(super) fn check_feature_loss(
     let [c, h, _] = shape;
     seeds::enter(Stream::Plan, cfg.seed);
     let teacher = build_model(cfg, &cfg.teacher.model.without_pretrained(), shape, device)?;
-    let student = build_model(cfg, &cfg.student.model, shape, device)?;
+    let student = build_model(cfg, &distilled_model(cfg), shape, device).with_context(invalid)?;
     let built = feature_loss(loss, &teacher, &student, [c, h, h], images).with_context(invalid)?;
     Ok(built.capturable())
 }

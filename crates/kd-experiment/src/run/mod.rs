@@ -37,6 +37,7 @@ mod outputs;
 mod outside_report;
 mod piecewise;
 mod plan;
+mod simkd_student;
 mod students;
 mod teacher;
 mod test_eval;

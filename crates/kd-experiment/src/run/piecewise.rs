@@ -161,11 +161,14 @@ impl Plan {
     pub(crate) fn test_student(&self, student: Student, mut fitted: Fitted) -> Result<ModelReport> {
         let mut quiet = NoProgress;
         let mut ctx = self.context(&mut quiet, None);
-        let model = &self.cfg.student.model;
+        let model = match student {
+            Student::Distilled => super::simkd_student::distilled_model(&self.cfg),
+            Student::Scratch => self.cfg.student.model.clone(),
+        };
         let (report, _) = ctx.finish(
             student.role(),
             &mut fitted.model,
-            Built::Kd(model),
+            Built::Kd(&model),
             None,
             fitted.objective,
             Some(&fitted.outcome),

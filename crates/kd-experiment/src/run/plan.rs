@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use kd_core::DistillLoss;
 use kd_data::ImageDataset;
 use kd_models::Model;
@@ -221,6 +221,9 @@ impl Plan {
             ("teacher.model", &cfg.teacher.model),
             ("student.model", &cfg.student.model),
         ] {
+            if let kd_models::ModelConfig::SimKd(_) = model {
+                bail!("{}: {key}.kind: expected an architecture; kind = \"simkd\" is what kd records for a SimKD student (set distill.loss = \"simkd\")", config_path.display());
+            }
             model.validate(key, h).with_context(invalid)?;
         }
         prepare_device(self.device);

@@ -12,6 +12,7 @@ use kd_train::{FitOutcome, Objective};
 use super::cache::Caches;
 use super::context::{cross_entropy, Built, Finished, RunContext};
 use super::hint::feature_loss;
+use super::simkd_student::{adopt_head, distilled_model};
 use crate::seeds::{self, Data, Stream};
 
 /// The two students' results.
@@ -34,7 +35,7 @@ pub(super) fn students(
     let mut distilled_result = ctx.finish(
         "distilled",
         &mut distilled,
-        Built::Kd(model),
+        Built::Kd(&distilled_model(ctx.cfg)),
         None,
         described,
         Some(&outcome),
@@ -67,8 +68,8 @@ pub(super) fn student_loader<'a>(ctx: &RunContext, images: &'a ImageDataset) -> 
         .augmented(s.augment.clone())
 }
 
-/// Builds the distilled student and fits it from the teacher — its cached logits, the live
-/// teacher, or a FitNets hint; returns it with its fit and the description of its objective.
+/// Builds the distilled student (a SimKD student for that loss) and fits it from the
+/// teacher — its cached logits, the live teacher, or a feature loss; returns it with its fit and the description of its objective.
 /// `teacher` is `None` where the logits come from a file: then they are cached.
 pub(super) fn fit_distilled(
     ctx: &mut RunContext,
@@ -80,8 +81,10 @@ pub(super) fn fit_distilled(
     let train = student_loader(ctx, &p.distill_train);
     let val = ctx.validation_loader();
     seeds::enter(Stream::Student, cfg.seed);
-    let build = || ctx.build(&cfg.student.model);
+    let model = &distilled_model(cfg);
+    let build = || ctx.build(model);
     let distilled = ctx.guard("building the distilled student", build)?;
+    adopt_head(&distilled, teacher)?;
     let live = || {
         teacher.context("the distilled student needs the teacher live, and teacher.logits gives only its logits")
     };
@@ -109,7 +112,7 @@ pub(super) fn fit_distilled(
     .with_mixup(cfg.distill.mixup, "distill.mixup")?;
     let described = described_objective(cfg, caches.is_some())?;
     let objective = Objective::Distill(distiller);
-    let (model, s) = (&cfg.student.model, &cfg.student.train);
+    let s = &cfg.student.train;
     let outcome = ctx.fit(
         "distilled",
         &distilled,

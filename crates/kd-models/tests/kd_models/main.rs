@@ -9,4 +9,5 @@ mod ensemble;
 mod fuzz_corpus;
 mod population;
 mod resnets;
+mod simkd;
 mod vgg;

@@ -23,13 +23,17 @@ pub(crate) fn quadrants(n: usize, salt: usize) -> ImageDataset {
 /// A batch-normalized CNN with dropout: buffers and random numbers both matter.
 pub(crate) fn model(seed: i64) -> Model {
     tch::manual_seed(seed);
-    let config = ModelConfig::Cnn(CnnConfig {
+    Model::new(&cnn(), 1, 8, 4, Device::Cpu).unwrap()
+}
+
+/// [`model`]'s architecture: `features.2` is 8 x 8 x 8, `features.6` 16 x 4 x 4.
+pub(crate) fn cnn() -> ModelConfig {
+    ModelConfig::Cnn(CnnConfig {
         channels: vec![8, 16],
         convs_per_stage: 1,
         hidden: 16,
         dropout: 0.3,
-    });
-    Model::new(&config, 1, 8, 4, Device::Cpu).unwrap()
+    })
 }
 
 /// Every callback and the per-step schedule in play.
