@@ -174,6 +174,9 @@ fn build_layers(
             let part = |config: &ModelConfig| -> Result<Part> {
                 let vs = nn::VarStore::new(root.device());
                 let (net, _) = build_layers(&vs.root(), config, shape)?;
+                if let Some(path) = config.pretrained() {
+                    load_prefix(&vs, path, "features.")?;
+                }
                 Ok(Part { vs, net })
             };
             let joints = Joints {
