@@ -101,8 +101,8 @@ impl Sequential {
 
     /// The same layers renamed `{prefix}.{name}`, each always run in inference mode (batch
     /// norm on its running statistics, no dropout) whatever it is asked: a frozen part of
-    /// another network.
-    pub fn frozen(self, prefix: &str) -> Sequential {
+    /// another network (its variables' gradients are the caller's to turn off).
+    pub fn inference_only(self, prefix: &str) -> Sequential {
         let layers = self
             .layers
             .into_iter()

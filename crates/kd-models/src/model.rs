@@ -114,12 +114,18 @@ impl ModelConfig {
         serde_json::from_str(meta.get(crate::metadata::MODEL_KEY)?).ok()
     }
 
-    /// The same architecture without pretrained weights (random initialization).
+    /// The same architecture without pretrained weights (random initialization), a SimKD
+    /// student's parts included.
     pub fn without_pretrained(&self) -> Self {
         match self {
             Self::Vgg(v) => Self::Vgg(VggConfig {
                 pretrained: None,
                 ..v.clone()
+            }),
+            Self::SimKd(c) => Self::SimKd(SimKdStudentConfig {
+                student: Box::new(c.student.without_pretrained()),
+                teacher: Box::new(c.teacher.without_pretrained()),
+                ..c.clone()
             }),
             other => other.clone(),
         }

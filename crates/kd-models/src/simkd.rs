@@ -101,7 +101,7 @@ pub(crate) fn compose(
         .expect("probed above");
     let head_name = HEAD_PREFIX.trim_end_matches('.');
     let frozen = adopt(&teacher.vs, &(root / head_name), &head, false);
-    net.extend(head.frozen(head_name));
+    net.extend(head.inference_only(head_name));
     Ok((net, frozen))
 }
 

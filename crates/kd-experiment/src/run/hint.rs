@@ -1,4 +1,4 @@
-//! The feature loss of a run (a FitNets hint, attention transfer, relational KD): the
+//! The feature loss of a run (a FitNets hint, attention transfer, relational KD, CRD, SimKD): the
 //! teacher and student layers `distill.teacher_layer`/`student_layer` name, probed for their
 //! channels (FitNets joins them by a regressor). The plan builds one to check the layers
 //! before anything trains; the students phase builds the one that trains.

@@ -1,7 +1,9 @@
 //! The students phase: the same student architecture trained twice from the same initial
 //! weights on the same batches — once distilled from the teacher through kd-core's
-//! [`Distiller`] (cached or live logits, or a FitNets hint), once from the labels alone as
-//! the baseline — each saved and tested.
+//! [`Distiller`] (cached or live logits, or a feature loss on hinted layers), once from the
+//! labels alone as the baseline — each saved and tested. With SimKD the distilled student
+//! is another architecture: the student's layers up to the hinted one, a projector and the
+//! teacher's head ([`super::simkd_student`]).
 
 use anyhow::{Context, Result};
 use kd_core::Distiller;

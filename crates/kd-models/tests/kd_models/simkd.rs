@@ -45,7 +45,7 @@
 //! ```
 
 use kd_models::simkd::PROJECTOR_LAYER;
-use kd_models::{CnnConfig, Model, ModelConfig, SimKdStudentConfig, StudentConfig};
+use kd_models::{CnnConfig, Model, ModelConfig, SimKdStudentConfig, StudentConfig, VggConfig};
 use tch::{Device, Kind, Tensor};
 
 const EVAL: [f64; 6] = [
@@ -72,8 +72,13 @@ fn pattern(shape: &[i64], a: f64, b: f64) -> Tensor {
     Tensor::from_slice(&v).reshape(shape)
 }
 
-/// A 1-block student (features.1: 4 x 8 x 8) on a 2-stage CNN teacher (features.6: 6 x 4 x 4).
+/// A 2-block student hinted after its first conv (features.1: 4 x 8 x 8) on a 2-stage CNN
+/// teacher hinted after its second stage's ReLU (features.6: 6 x 4 x 4).
 fn config(student_layer: &str) -> ModelConfig {
+    config_at(student_layer, "features.6")
+}
+
+fn config_at(student_layer: &str, teacher_layer: &str) -> ModelConfig {
     ModelConfig::SimKd(SimKdStudentConfig {
         student: Box::new(ModelConfig::Student(StudentConfig {
             blocks: 2,
@@ -87,7 +92,7 @@ fn config(student_layer: &str) -> ModelConfig {
             hidden: 5,
             dropout: 0.3,
         })),
-        teacher_layer: "features.6".into(),
+        teacher_layer: teacher_layer.into(),
         factor: 2,
     })
 }
@@ -208,4 +213,43 @@ fn a_simkd_student_takes_its_head_from_the_trained_teacher_and_saves_it() {
     let other = Model::new(&c.student, 1, 8, 3, Device::Cpu).unwrap();
     let err = model.adopt_teacher_head(&other).unwrap_err();
     assert!(err.to_string().contains("SimKD reuses its head"), "{err}");
+}
+
+#[test]
+fn a_frozen_head_keeps_its_batch_norm_statistics_in_training_mode() {
+    // The head from the teacher's second batch norm on: features.5 (BN), 6, 7, classifier.
+    let model = Model::new(&config_at("features.1", "features.4"), 1, 8, 3, Device::Cpu).unwrap();
+    let vars = model.var_store().variables();
+    let stats = [
+        "teacher.features.5.running_mean",
+        "projector.1.running_mean",
+    ];
+    let before = stats.map(|name| vars[name].copy());
+    let x = pattern(&[4, 1, 8, 8], 0.3, 0.2);
+    let _ = model.forward_t(&x, true);
+    assert!(
+        vars[stats[0]].equal(&before[0]),
+        "the head's statistics moved"
+    );
+    assert!(!vars[stats[1]].equal(&before[1]), "the projector's did not");
+}
+
+#[test]
+fn a_simkd_config_without_pretrained_weights_has_none_in_its_parts() {
+    let vgg = |pretrained: Option<&str>| {
+        Box::new(ModelConfig::Vgg(VggConfig {
+            depth: 11,
+            pretrained: pretrained.map(Into::into),
+        }))
+    };
+    let ModelConfig::SimKd(mut c) = config("features.1") else {
+        unreachable!()
+    };
+    (c.student, c.teacher) = (
+        vgg(Some("student.safetensors")),
+        vgg(Some("teacher.safetensors")),
+    );
+    let stripped = ModelConfig::SimKd(c.clone()).without_pretrained();
+    (c.student, c.teacher) = (vgg(None), vgg(None));
+    assert_eq!(stripped, ModelConfig::SimKd(c));
 }
